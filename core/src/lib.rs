@@ -1,0 +1,22 @@
+//! Sluice's core: every decision about mail, as pure deterministic state machines.
+//!
+//! Nothing here performs I/O, reads a clock or draws OS randomness. Drivers in
+//! `sluice-net` (tokio, real sockets and disks) and `sluice-sim` (the seeded
+//! simulator) feed machines their inputs and carry out their outputs; see
+//! [`machine`] for the contract every machine follows.
+//!
+//! Modules:
+//! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
+//! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
+//! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
+//! - [`fuzzing`]: the bodies of the fuzz targets, shared with the corpus regression tests.
+//!
+//! Planned by later issues: the filter pipeline, router, queue, SMTP client
+//! session, delivery-path selector, replica, mailbox model, IMAP and POP3 sessions.
+
+#![forbid(unsafe_code)]
+
+pub mod fuzzing;
+pub mod machine;
+pub mod smtp;
+pub mod time;

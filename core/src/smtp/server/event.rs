@@ -1,0 +1,58 @@
+//! The session's event stream: what happened, for logs and metrics. Events never
+//! carry secrets (no passwords, no message content).
+
+use crate::smtp::address::{ForwardPath, Host, ReversePath};
+use crate::smtp::reply::ReplyCode;
+
+/// One thing worth logging or counting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The greeting was sent.
+    Connected,
+    /// EHLO or HELO accepted.
+    Helo { host: Host, esmtp: bool },
+    /// TLS became active through STARTTLS.
+    TlsStarted,
+    AuthSucceeded { mechanism: &'static str, identity: String },
+    /// A failed AUTH attempt; `username` is what the client claimed, if it got that far.
+    AuthFailed { mechanism: String, username: Option<String> },
+    RecipientRejected { recipient: ForwardPath, code: ReplyCode },
+    /// A message was made durable and acknowledged with 250.
+    TransactionAccepted { queue_id: String, reverse_path: ReversePath, recipients: usize, size: u64 },
+    /// A transaction ended without acceptance (after DATA or BDAT LAST), and why.
+    TransactionRejected { code: ReplyCode, reason: RejectReason },
+    /// A command was refused (syntax, sequence, policy).
+    CommandRejected { verb: String, code: ReplyCode },
+    /// A limit was reached or a deadline passed, and the session is closing.
+    Disconnected { reason: DisconnectReason },
+}
+
+/// Why a transaction was refused at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    MessageTooBig,
+    TextLineTooLong,
+    /// A bare CR or LF in message data (the SMTP smuggling class).
+    BareLineEnding,
+    NoValidRecipients,
+    StoreFailed,
+    StoreTimedOut,
+}
+
+/// Why the session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    Quit,
+    PeerClosed,
+    Timeout,
+    TooManyBadCommands,
+    TooManyAuthFailures,
+    TooManyTransactions,
+    /// Bytes pipelined after STARTTLS, or plaintext after the TLS switch.
+    StartTlsInjection,
+    TlsFailed,
+    /// A command of another protocol (HTTP) was sent.
+    ForeignProtocol,
+    /// The client sent more than the input buffer bound while the session waited.
+    InputOverflow,
+}

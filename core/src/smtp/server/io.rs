@@ -1,0 +1,134 @@
+//! The inputs a server session accepts and the outputs it asks its driver to carry out.
+
+use crate::machine::Token;
+use crate::smtp::address::{ForwardPath, Host, ReversePath};
+use crate::smtp::params::{MailParameters, RcptParameters};
+use crate::smtp::server::event::SessionEvent;
+
+/// Something that happened to the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Bytes read from the client, in order. Any split is allowed.
+    Bytes(Vec<u8>),
+    /// The TLS handshake requested by [`Output::StartTls`] completed.
+    TlsEstablished,
+    /// The TLS handshake failed; the session closes.
+    TlsFailed,
+    /// The answer to [`Output::CheckCredentials`].
+    CredentialsChecked { token: Token, outcome: CredentialOutcome },
+    /// The answer to [`Output::CheckRecipient`].
+    RecipientChecked { token: Token, verdict: RecipientVerdict },
+    /// The answer to [`Output::StoreMessage`]: whether the message and its queue record are durable.
+    MessageStored { token: Token, outcome: StoreOutcome },
+    /// The deadline from `next_deadline` was reached.
+    Tick,
+    /// The client closed the connection or it broke.
+    PeerClosed,
+}
+
+/// Something the session wants done, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Write these bytes to the client.
+    Send(Vec<u8>),
+    /// Begin the TLS handshake now (the 220 reply has been sent before this). Answer
+    /// with [`Input::TlsEstablished`] or [`Input::TlsFailed`]; no plaintext byte read
+    /// after this point may be given to the session.
+    StartTls,
+    /// Check a username and password (already decoded from AUTH PLAIN or LOGIN).
+    CheckCredentials { token: Token, credentials: Credentials },
+    /// May this recipient be accepted in this transaction?
+    CheckRecipient { token: Token, check: RecipientCheck },
+    /// Make this message durable (body and queue record), then answer with the token.
+    StoreMessage { token: Token, message: AcceptedMessage },
+    /// Close the connection (after writing everything sent before).
+    Close,
+    /// Something worth logging or counting happened.
+    Event(SessionEvent),
+}
+
+/// Credentials presented with AUTH.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `PLAIN` or `LOGIN`.
+    pub mechanism: &'static str,
+    /// The authorization identity of PLAIN, if given and different from the username.
+    pub authorization_id: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism)
+            .field("authorization_id", &self.authorization_id)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The answer to a credential check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialOutcome {
+    /// Valid; the session is now authenticated as this identity.
+    Valid { identity: String },
+    Invalid,
+    /// The user database could not be asked (454 4.7.0).
+    TemporaryFailure,
+}
+
+/// What the driver needs to decide on a recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientCheck {
+    pub reverse_path: ReversePath,
+    pub recipient: ForwardPath,
+    /// The authenticated identity, if the client authenticated.
+    pub authenticated: Option<String>,
+}
+
+/// The decision on one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecipientVerdict {
+    Accept,
+    /// No such local user (550 5.1.1).
+    UnknownUser,
+    /// An external domain and a client not allowed to relay (554 5.7.1).
+    RelayDenied,
+    /// The recipient cannot take mail now (450 4.2.1 / 452 4.2.2 style; 451 4.3.0 here).
+    TemporaryFailure,
+}
+
+/// The answer to a store request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Durable, under this queue id.
+    Stored { queue_id: String },
+    /// Not stored (a failed write); nothing was kept (451 4.3.0).
+    Failed,
+}
+
+/// One accepted recipient and its DSN parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeRecipient {
+    pub path: ForwardPath,
+    pub params: RcptParameters,
+}
+
+/// The envelope and content of a message the session wants stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedMessage {
+    /// The EHLO/HELO argument.
+    pub helo: Host,
+    /// Whether the client said EHLO (ESMTP) rather than HELO.
+    pub esmtp: bool,
+    pub tls: bool,
+    pub authenticated: Option<String>,
+    pub reverse_path: ReversePath,
+    pub mail_params: MailParameters,
+    pub recipients: Vec<EnvelopeRecipient>,
+    /// The message as received: dot-unstuffed DATA or concatenated BDAT chunks, CRLF lines.
+    pub data: Vec<u8>,
+}
