@@ -8,7 +8,8 @@ use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::command::Command;
 use sluice_core::smtp::reply::{EnhancedStatus, Reply};
 use sluice_core::smtp::server::{
-    Input, Limits, ListenerKind, Output, RecipientVerdict, ServerSession, SessionConfig, StoreOutcome, TlsMode,
+    Input, Limits, ListenerKind, Output, RecipientVerdict, ServerSession, SessionConfig,
+    StoreOutcome, TlsMode,
 };
 use sluice_core::time::Instant;
 use std::hint::black_box;
@@ -36,18 +37,27 @@ fn parse_commands(c: &mut Criterion) {
 }
 
 fn serialise_replies(c: &mut Criterion) {
-    let reply = Reply::new(250, EnhancedStatus::new(2, 0, 0), "ok: queued as 01J5ZQ3XK9R2B7");
+    let reply = Reply::new(
+        250,
+        EnhancedStatus::new(2, 0, 0),
+        "ok: queued as 01J5ZQ3XK9R2B7",
+    );
     let mut group = c.benchmark_group("smtp_reply_serialise");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("single_line", |b| b.iter(|| black_box(black_box(&reply).to_bytes())));
+    group.bench_function("single_line", |b| {
+        b.iter(|| black_box(black_box(&reply).to_bytes()))
+    });
     group.finish();
 }
 
 /// A 5 KB message as a client sends it after DATA, dot-stuffed and terminated.
 fn five_kilobyte_message() -> Vec<u8> {
-    let mut message = b"From: alice@example.org\r\nTo: bob@sluice.test\r\nSubject: benchmark\r\n\r\n".to_vec();
+    let mut message =
+        b"From: alice@example.org\r\nTo: bob@sluice.test\r\nSubject: benchmark\r\n\r\n".to_vec();
     while message.len() < 5 * 1024 {
-        message.extend_from_slice(b".A line of body text that is seventy-odd characters long, more or less.\r\n");
+        message.extend_from_slice(
+            b".A line of body text that is seventy-odd characters long, more or less.\r\n",
+        );
     }
     message.extend_from_slice(b".\r\n");
     message
@@ -59,7 +69,9 @@ fn run_transaction(config: &SessionConfig, message: &[u8]) -> usize {
     let mut session = ServerSession::new(now, config.clone());
     let mut sent = 0;
     let mut inputs = vec![
-        Input::Bytes(b"EHLO client.example.org\r\nMAIL FROM:<alice@example.org> SIZE=5200\r\n".to_vec()),
+        Input::Bytes(
+            b"EHLO client.example.org\r\nMAIL FROM:<alice@example.org> SIZE=5200\r\n".to_vec(),
+        ),
         Input::Bytes(b"RCPT TO:<bob@sluice.test>\r\nDATA\r\n".to_vec()),
         Input::Bytes(message.to_vec()),
         Input::Bytes(b"QUIT\r\n".to_vec()),
@@ -70,14 +82,23 @@ fn run_transaction(config: &SessionConfig, message: &[u8]) -> usize {
         while let Some(output) = session.poll() {
             match output {
                 Output::Send(bytes) => sent += bytes.len(),
-                Output::CheckRecipient { token, .. } => {
-                    session.handle(now, Input::RecipientChecked { token, verdict: RecipientVerdict::Accept })
-                }
+                Output::CheckRecipient { token, .. } => session.handle(
+                    now,
+                    Input::RecipientChecked {
+                        token,
+                        verdict: RecipientVerdict::Accept,
+                    },
+                ),
                 Output::StoreMessage { token, message } => {
                     sent += message.data.len();
                     session.handle(
                         now,
-                        Input::MessageStored { token, outcome: StoreOutcome::Stored { queue_id: "Q1".into() } },
+                        Input::MessageStored {
+                            token,
+                            outcome: StoreOutcome::Stored {
+                                queue_id: "Q1".into(),
+                            },
+                        },
                     )
                 }
                 _ => {}
@@ -88,7 +109,9 @@ fn run_transaction(config: &SessionConfig, message: &[u8]) -> usize {
 }
 
 fn session_transaction(c: &mut Criterion) {
-    let Ok(hostname) = Domain::parse("mx.sluice.test") else { panic!("host name must parse") };
+    let Ok(hostname) = Domain::parse("mx.sluice.test") else {
+        panic!("host name must parse")
+    };
     let config = SessionConfig {
         kind: ListenerKind::Mx,
         hostname,
@@ -105,5 +128,10 @@ fn session_transaction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse_commands, serialise_replies, session_transaction);
+criterion_group!(
+    benches,
+    parse_commands,
+    serialise_replies,
+    session_transaction
+);
 criterion_main!(benches);

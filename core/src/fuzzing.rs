@@ -10,8 +10,8 @@ use crate::smtp::address::Domain;
 use crate::smtp::command::Command;
 use crate::smtp::reply::Reply;
 use crate::smtp::server::{
-    CredentialOutcome, Input, Limits, ListenerKind, Output, RecipientVerdict, ServerSession, SessionConfig,
-    StoreOutcome, TlsMode,
+    CredentialOutcome, Input, Limits, ListenerKind, Output, RecipientVerdict, ServerSession,
+    SessionConfig, StoreOutcome, TlsMode,
 };
 use crate::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
@@ -89,7 +89,9 @@ impl CannedLine {
             CannedLine::Helo => b"HELO client.example\r\n",
             CannedLine::Mail => b"MAIL FROM:<alice@example.org> SIZE=100 BODY=8BITMIME\r\n",
             CannedLine::MailUtf8 => "MAIL FROM:<jos\u{e9}@example.org> SMTPUTF8\r\n".as_bytes(),
-            CannedLine::Rcpt => b"RCPT TO:<bob@sluice.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob@sluice.test\r\n",
+            CannedLine::Rcpt => {
+                b"RCPT TO:<bob@sluice.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob@sluice.test\r\n"
+            }
             CannedLine::Data => b"DATA\r\n",
             CannedLine::Dot => b"Subject: hi\r\n\r\n..body\r\n.\r\n",
             CannedLine::Bdat => b"BDAT 5\r\nhello",
@@ -124,7 +126,12 @@ pub fn smtp_session(data: &[u8]) {
     } else {
         ListenerKind::Mx
     };
-    let limits = Limits { recipients: 3, message_size: 4096, pipeline_buffer: 2048, ..Limits::default() };
+    let limits = Limits {
+        recipients: 3,
+        message_size: 4096,
+        pipeline_buffer: 2048,
+        ..Limits::default()
+    };
     let Ok(hostname) = Domain::parse("mx.sluice.test") else {
         panic!("the fuzz host name must parse");
     };
@@ -190,7 +197,9 @@ impl SessionHarness {
             Pending::Credentials(token) => Input::CredentialsChecked {
                 token,
                 outcome: match answer {
-                    Answer::Positive => CredentialOutcome::Valid { identity: "alice@sluice.test".into() },
+                    Answer::Positive => CredentialOutcome::Valid {
+                        identity: "alice@sluice.test".into(),
+                    },
                     Answer::Negative => CredentialOutcome::Invalid,
                     Answer::Temporary => CredentialOutcome::TemporaryFailure,
                 },
@@ -206,7 +215,9 @@ impl SessionHarness {
             Pending::Store(token) => {
                 let outcome = if matches!(answer, Answer::Positive) {
                     self.stored.push(token);
-                    StoreOutcome::Stored { queue_id: format!("Q{}", token.0) }
+                    StoreOutcome::Stored {
+                        queue_id: format!("Q{}", token.0),
+                    }
                 } else {
                     StoreOutcome::Failed
                 };
@@ -223,11 +234,21 @@ impl SessionHarness {
                     self.unparsed.extend_from_slice(&bytes);
                     self.check_replies();
                 }
-                Output::CheckCredentials { token, .. } => self.pending.push(Pending::Credentials(token)),
-                Output::CheckRecipient { token, .. } => self.pending.push(Pending::Recipient(token)),
+                Output::CheckCredentials { token, .. } => {
+                    self.pending.push(Pending::Credentials(token))
+                }
+                Output::CheckRecipient { token, .. } => {
+                    self.pending.push(Pending::Recipient(token))
+                }
                 Output::StoreMessage { token, message } => {
-                    assert!(message.data.len() <= 4096, "stored a message above the size limit");
-                    assert!(!message.recipients.is_empty(), "stored a message without recipients");
+                    assert!(
+                        message.data.len() <= 4096,
+                        "stored a message above the size limit"
+                    );
+                    assert!(
+                        !message.recipients.is_empty(),
+                        "stored a message without recipients"
+                    );
                     self.pending.push(Pending::Store(token));
                 }
                 Output::StartTls | Output::Event(_) => {}
@@ -244,12 +265,18 @@ impl SessionHarness {
                     self.unparsed.drain(..consumed);
                     let text = reply.lines.join(" ");
                     if reply.code.0 == 250 && text.contains("queued as") {
-                        assert!(!self.stored.is_empty(), "250 queued without a durable store: {text}");
+                        assert!(
+                            !self.stored.is_empty(),
+                            "250 queued without a durable store: {text}"
+                        );
                         self.stored.remove(0);
                     }
                 }
                 Ok(None) => return,
-                Err(error) => panic!("session sent a malformed reply {:?}: {error}", self.unparsed),
+                Err(error) => panic!(
+                    "session sent a malformed reply {:?}: {error}",
+                    self.unparsed
+                ),
             }
         }
     }

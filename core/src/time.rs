@@ -85,9 +85,9 @@ impl fmt::Display for Instant {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 60_000 == 0 && self.0 > 0 {
+        if self.0.is_multiple_of(60_000) && self.0 > 0 {
             write!(f, "{}min", self.0 / 60_000)
-        } else if self.0 % 1000 == 0 && self.0 > 0 {
+        } else if self.0.is_multiple_of(1000) && self.0 > 0 {
             write!(f, "{}s", self.0 / 1000)
         } else {
             write!(f, "{}ms", self.0)
@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {
         let late = Instant::from_millis(u64::MAX - 1);
-        assert_eq!(late + Duration::from_mins(5), Instant::from_millis(u64::MAX));
+        assert_eq!(
+            late + Duration::from_mins(5),
+            Instant::from_millis(u64::MAX)
+        );
         assert_eq!(Instant::EPOCH - Duration::from_secs(1), Instant::EPOCH);
         assert_eq!(
             Instant::from_millis(10).saturating_since(Instant::from_millis(25)),

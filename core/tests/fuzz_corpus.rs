@@ -5,7 +5,9 @@ use std::fs;
 use std::path::PathBuf;
 
 fn corpus_files(target: &str) -> Vec<PathBuf> {
-    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut files: Vec<PathBuf> = fs::read_dir(&folder)
         .unwrap_or_else(|error| panic!("cannot read corpus {}: {error}", folder.display()))
         .map(|entry| entry.expect("corpus entry").path())
@@ -20,7 +22,11 @@ fn replay(target: &str, run: fn(&[u8])) {
     for file in corpus_files(target) {
         let data = fs::read(&file).expect("read corpus file");
         let outcome = std::panic::catch_unwind(|| run(&data));
-        assert!(outcome.is_ok(), "corpus file {} fails target {target}", file.display());
+        assert!(
+            outcome.is_ok(),
+            "corpus file {} fails target {target}",
+            file.display()
+        );
     }
 }
 

@@ -13,6 +13,9 @@ struct Cli {}
 
 fn main() -> anyhow::Result<()> {
     let _cli = Cli::parse();
-    println!("sluice {}: no subcommands yet; see README.md for the status", env!("CARGO_PKG_VERSION"));
+    println!(
+        "sluice {}: no subcommands yet; see README.md for the status",
+        env!("CARGO_PKG_VERSION")
+    );
     Ok(())
 }

@@ -9,6 +9,9 @@ struct Cli {}
 
 fn main() -> anyhow::Result<()> {
     let _cli = Cli::parse();
-    println!("sluice-sim {}: not built yet; see README.md for the status", env!("CARGO_PKG_VERSION"));
+    println!(
+        "sluice-sim {}: not built yet; see README.md for the status",
+        env!("CARGO_PKG_VERSION")
+    );
     Ok(())
 }

@@ -54,7 +54,9 @@ pub fn unescape(text: &str) -> Result<Vec<u8>, EscapeError> {
             '{' => {
                 let rest = &text[at + 1..];
                 let close = rest.find('}').ok_or(EscapeError::BadRepeat)?;
-                let (count, piece) = rest[..close].split_once('*').ok_or(EscapeError::BadRepeat)?;
+                let (count, piece) = rest[..close]
+                    .split_once('*')
+                    .ok_or(EscapeError::BadRepeat)?;
                 let count: usize = count.trim().parse().map_err(|_| EscapeError::BadRepeat)?;
                 if piece.is_empty() || count.saturating_mul(piece.len()) > MAX_REPEAT_BYTES {
                     return Err(EscapeError::BadRepeat);
@@ -88,7 +90,12 @@ pub fn escape(bytes: &[u8]) -> String {
     while i < bytes.len() {
         let byte = bytes[i];
         let run = bytes[i..].iter().take_while(|&&b| b == byte).count();
-        if run >= RUN_THRESHOLD && byte.is_ascii_graphic() && byte != b'\\' && byte != b'}' && byte != b'"' {
+        if run >= RUN_THRESHOLD
+            && byte.is_ascii_graphic()
+            && byte != b'\\'
+            && byte != b'}'
+            && byte != b'"'
+        {
             out.push_str(&format!("\\{{{run}*{}}}", byte as char));
             i += run;
             continue;
@@ -158,7 +165,12 @@ mod tests {
             b"}}}}}}}}}}}}}}}}}}}}}}}}}",
         ];
         for sample in samples {
-            assert_eq!(unescape(&escape(sample)).unwrap(), sample, "{}", escape(sample));
+            assert_eq!(
+                unescape(&escape(sample)).unwrap(),
+                sample,
+                "{}",
+                escape(sample)
+            );
         }
         assert_eq!(escape(&[b'x'; 20]), "\\{20*x}");
     }

@@ -1,1 +1,21 @@
-//! placeholder
+//! Sluice's conformance reference: SMTP dialogues written as vector files under
+//! `spec/vectors/`, each tagged with the RFC requirement it proves, and the runner
+//! that replays them against the server session on a virtual clock.
+//!
+//! - [`vector`]: the file format and its parser (spec/README.md documents it).
+//! - [`runner`]: the replay, its strict matching and the byte-exact transcript.
+//! - [`escape`]: the byte escapes shared by vectors and transcripts.
+
+pub mod escape;
+pub mod runner;
+pub mod vector;
+
+pub use runner::{Failure, HOSTNAME, Outcome, run};
+pub use vector::{Feed, LoadError, ParseError, Split, Vector, load_dir};
+
+use std::path::PathBuf;
+
+/// Where the vectors live in the source tree.
+pub fn default_vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors")
+}

@@ -25,6 +25,10 @@ pub struct Vector {
     /// The `set:` lines as written, for the transcript header.
     pub settings: Vec<String>,
     pub split: Split,
+    /// Set when the session is known to disagree with this vector (and the vector is
+    /// right): the reason, naming the rule the session breaks. The test suite then
+    /// expects the replay to fail, and fails once it passes, so the mark is removed.
+    pub known_discrepancy: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -153,7 +157,10 @@ pub enum Check {
     /// An event reported after the previously matched one (contains, or glob with `*`).
     Event(String),
     /// A field of the latest message handed to the store, compared exactly.
-    Message { field: MessageField, expected: String },
+    Message {
+        field: MessageField,
+        expected: String,
+    },
     /// The latest credential check: `MECH user=U password=P [authzid=A]`, exactly.
     Credentials(String),
     /// The latest recipient check: `<rcpt> from=<sender> auth=ID|none`, exactly.
@@ -187,8 +194,11 @@ pub struct ParseError {
 /// Why a directory of vectors could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Parse(#[from] ParseError),
     #[error("no .vector files in {}", .0.display())]
@@ -198,7 +208,10 @@ pub enum LoadError {
 impl Vector {
     /// The file name, which is the vector's name.
     pub fn name(&self) -> String {
-        self.path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Parses a vector from its text; `path` is used in error messages only.
@@ -218,15 +231,20 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Vector>, LoadError> {
     files
         .into_iter()
         .map(|path| {
-            let text =
-                std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
             Ok(Vector::parse(&path, &text)?)
         })
         .collect()
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io { path: dir.to_path_buf(), source };
+    let io = |source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.is_dir() {
@@ -249,7 +267,11 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&self, message: impl Into<String>) -> ParseError {
-        ParseError { path: self.path.to_path_buf(), line: self.line, message: message.into() }
+        ParseError {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            message: message.into(),
+        }
     }
 
     fn parse(mut self, text: &str) -> Result<Vector, ParseError> {
@@ -264,6 +286,7 @@ impl<'a> Parser<'a> {
             limits: Limits::default(),
             settings: Vec::new(),
             split: Split::Any,
+            known_discrepancy: None,
             steps: Vec::new(),
         };
         let mut listener_seen = false;
@@ -288,8 +311,11 @@ impl<'a> Parser<'a> {
                 }
                 continue;
             }
-            let (key, value) = split_directive(line)
-                .ok_or_else(|| self.error(format!("expected `KEY: value` or a `#` comment, found `{line}`")))?;
+            let (key, value) = split_directive(line).ok_or_else(|| {
+                self.error(format!(
+                    "expected `KEY: value` or a `#` comment, found `{line}`"
+                ))
+            })?;
 
             let is_send = matches!(key, "C" | "C+" | "R" | "R+");
             if open_continuation.is_some() && !is_send {
@@ -298,15 +324,22 @@ impl<'a> Parser<'a> {
                 )));
             }
 
-            let header = matches!(key, "proves" | "listener" | "set" | "split");
+            let header = matches!(
+                key,
+                "proves" | "listener" | "set" | "split" | "known-discrepancy"
+            );
             if header && !vector.steps.is_empty() {
-                return Err(self.error(format!("`{key}:` belongs in the header, before the dialogue")));
+                return Err(self.error(format!(
+                    "`{key}:` belongs in the header, before the dialogue"
+                )));
             }
 
             match key {
                 "proves" => {
                     if value.is_empty() {
-                        return Err(self.error("`proves:` needs the requirement, e.g. `RFC 5321 §4.5.2`"));
+                        return Err(
+                            self.error("`proves:` needs the requirement, e.g. `RFC 5321 §4.5.2`")
+                        );
                     }
                     vector.proves.push(value.to_string());
                 }
@@ -330,6 +363,13 @@ impl<'a> Parser<'a> {
                     self.apply_setting(value, &mut vector, &mut tls_override)?;
                     vector.settings.push(value.to_string());
                 }
+                "known-discrepancy" => {
+                    if value.is_empty() {
+                        return Err(self
+                            .error("`known-discrepancy:` needs the reason the session is wrong"));
+                    }
+                    vector.known_discrepancy = Some(value.to_string());
+                }
                 "split" => {
                     vector.split = match value {
                         "any" => Split::Any,
@@ -350,7 +390,8 @@ impl<'a> Parser<'a> {
                     self.push(&mut vector, Action::Send { bytes, flush });
                 }
                 "R" | "R+" => {
-                    let bytes = unescape(value).map_err(|e: EscapeError| self.error(e.to_string()))?;
+                    let bytes =
+                        unescape(value).map_err(|e: EscapeError| self.error(e.to_string()))?;
                     if bytes.is_empty() {
                         return Err(self.error("`R:` needs at least one byte"));
                     }
@@ -368,7 +409,9 @@ impl<'a> Parser<'a> {
                 }
                 "T" => {
                     let amount = value.strip_prefix('+').ok_or_else(|| {
-                        self.error("`T:` takes a positive advance such as `+5min`, `+30s` or `+4min59s`")
+                        self.error(
+                            "`T:` takes a positive advance such as `+5min`, `+30s` or `+4min59s`",
+                        )
                     })?;
                     let duration = parse_duration(amount).map_err(|message| self.error(message))?;
                     self.push(&mut vector, Action::Advance(duration));
@@ -379,7 +422,7 @@ impl<'a> Parser<'a> {
                 }
                 other => {
                     return Err(self.error(format!(
-                        "unknown directive `{other}:` (known: proves listener set split C C+ R R+ S D T E)"
+                        "unknown directive `{other}:` (known: proves listener set split known-discrepancy C C+ R R+ S D T E)"
                     )));
                 }
             }
@@ -387,14 +430,17 @@ impl<'a> Parser<'a> {
 
         if let Some(line) = open_continuation {
             self.line = line;
-            return Err(self.error("the file ends after a `C+:`/`R+:` line; end the chunk with `C:` or `R:`"));
+            return Err(self
+                .error("the file ends after a `C+:`/`R+:` line; end the chunk with `C:` or `R:`"));
         }
         self.line = 1;
         if vector.title.is_empty() {
             return Err(self.error("a vector starts with a `#` comment saying what it shows"));
         }
         if vector.proves.is_empty() {
-            return Err(self.error("a vector needs at least one `proves:` line naming the requirement"));
+            return Err(
+                self.error("a vector needs at least one `proves:` line naming the requirement")
+            );
         }
         if vector.steps.is_empty() {
             return Err(self.error("a vector needs a dialogue (S:, C:, ... lines)"));
@@ -408,7 +454,10 @@ impl<'a> Parser<'a> {
     }
 
     fn push(&self, vector: &mut Vector, action: Action) {
-        vector.steps.push(Step { line: self.line, action });
+        vector.steps.push(Step {
+            line: self.line,
+            action,
+        });
     }
 
     fn apply_setting(
@@ -417,8 +466,9 @@ impl<'a> Parser<'a> {
         vector: &mut Vector,
         tls: &mut Option<TlsMode>,
     ) -> Result<(), ParseError> {
-        let (key, value) =
-            setting.split_once('=').ok_or_else(|| self.error(format!("`set:` takes `key = value`, found `{setting}`")))?;
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| self.error(format!("`set:` takes `key = value`, found `{setting}`")))?;
         let (key, value) = (key.trim(), value.trim());
         let limits = &mut vector.limits;
         match key {
@@ -438,7 +488,10 @@ impl<'a> Parser<'a> {
                 vector.auth_requires_tls = match value {
                     "true" => true,
                     "false" => false,
-                    other => return Err(self.error(format!("auth_requires_tls is true or false, not `{other}`"))),
+                    other => {
+                        return Err(self
+                            .error(format!("auth_requires_tls is true or false, not `{other}`")));
+                    }
                 }
             }
             "limits.command_line" => limits.command_line = self.number(key, value)?,
@@ -463,7 +516,9 @@ impl<'a> Parser<'a> {
     }
 
     fn number<T: std::str::FromStr>(&self, key: &str, value: &str) -> Result<T, ParseError> {
-        value.parse().map_err(|_| self.error(format!("`{key}` takes a whole number, not `{value}`")))
+        value
+            .parse()
+            .map_err(|_| self.error(format!("`{key}` takes a whole number, not `{value}`")))
     }
 
     fn duration(&self, value: &str) -> Result<Duration, ParseError> {
@@ -482,7 +537,11 @@ impl<'a> Parser<'a> {
                 "unknown marker `{value}` (expected <starttls>, <close> or <nothing>)"
             )));
         }
-        let bad = || self.error(format!("`S:` takes `CODE[-] [x.y.z] [text]` or a marker, found `{value}`"));
+        let bad = || {
+            self.error(format!(
+                "`S:` takes `CODE[-] [x.y.z] [text]` or a marker, found `{value}`"
+            ))
+        };
         let code_text = value.get(..3).ok_or_else(bad)?;
         if !code_text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
@@ -499,17 +558,26 @@ impl<'a> Parser<'a> {
         };
         let rest = rest.trim_start();
         let (status, text) = match rest.split_once(' ') {
-            Some((first, text)) if is_enhanced_status(first) => (Some(first.to_string()), text.trim_start()),
+            Some((first, text)) if is_enhanced_status(first) => {
+                (Some(first.to_string()), text.trim_start())
+            }
             None if is_enhanced_status(rest) => (Some(rest.to_string()), ""),
             _ => (None, rest),
         };
         if let Some(status) = &status
             && !status.starts_with(&code_text[..1])
         {
-            return Err(self.error(format!("enhanced status {status} does not match the class of {code}")));
+            return Err(self.error(format!(
+                "enhanced status {status} does not match the class of {code}"
+            )));
         }
         let text = (!text.is_empty()).then(|| text.to_string());
-        Ok(Expect::Reply(ReplyPattern { code, continued, status, text }))
+        Ok(Expect::Reply(ReplyPattern {
+            code,
+            continued,
+            status,
+            text,
+        }))
     }
 
     fn parse_driver(&self, value: &str) -> Result<DriverInput, ParseError> {
@@ -528,12 +596,20 @@ impl<'a> Parser<'a> {
                 }
             }),
             ["credentials", "valid", identity] => {
-                DriverInput::Credentials(Answer::Give(CredentialAnswer::Valid { identity: identity.to_string() }))
+                DriverInput::Credentials(Answer::Give(CredentialAnswer::Valid {
+                    identity: identity.to_string(),
+                }))
             }
-            ["credentials", "invalid"] => DriverInput::Credentials(Answer::Give(CredentialAnswer::Invalid)),
-            ["credentials", "tempfail"] => DriverInput::Credentials(Answer::Give(CredentialAnswer::TempFail)),
+            ["credentials", "invalid"] => {
+                DriverInput::Credentials(Answer::Give(CredentialAnswer::Invalid))
+            }
+            ["credentials", "tempfail"] => {
+                DriverInput::Credentials(Answer::Give(CredentialAnswer::TempFail))
+            }
             ["credentials", "ignore"] => DriverInput::Credentials(Answer::Ignore),
-            ["stored", queue_id] => DriverInput::Store(Answer::Give(StoreAnswer::Stored { queue_id: queue_id.to_string() })),
+            ["stored", queue_id] => DriverInput::Store(Answer::Give(StoreAnswer::Stored {
+                queue_id: queue_id.to_string(),
+            })),
             ["store", "failed"] => DriverInput::Store(Answer::Give(StoreAnswer::Failed)),
             ["store", "ignore"] => DriverInput::Store(Answer::Ignore),
             ["tls", "established"] => DriverInput::TlsEstablished,
@@ -584,7 +660,9 @@ impl<'a> Parser<'a> {
                     let inner = expected
                         .strip_prefix('"')
                         .and_then(|s| s.strip_suffix('"'))
-                        .ok_or_else(|| self.error("`E: message data` takes a quoted, escaped string"))?;
+                        .ok_or_else(|| {
+                            self.error("`E: message data` takes a quoted, escaped string")
+                        })?;
                     // Validated now so that a typo is a parse error, not a runtime failure.
                     unescape(inner).map_err(|e| self.error(e.to_string()))?;
                     inner.to_string()
@@ -603,14 +681,21 @@ impl<'a> Parser<'a> {
 /// `KEY: value`, where KEY is a word or a letter with an optional `+`.
 fn split_directive(line: &str) -> Option<(&str, &str)> {
     let (key, value) = line.split_once(':')?;
-    let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'_');
+    let valid = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'_' || b == b'-');
     if !valid {
         return None;
     }
     // One space after the colon is the separator; everything after it is the value,
     // so that `C:` lines keep meaningful trailing or doubled spaces.
     let value = value.strip_prefix(' ').unwrap_or(value);
-    let value = if matches!(key, "C" | "C+" | "R" | "R+") { value } else { value.trim() };
+    let value = if matches!(key, "C" | "C+" | "R" | "R+") {
+        value
+    } else {
+        value.trim()
+    };
     Some((key, value))
 }
 
@@ -618,7 +703,9 @@ fn is_enhanced_status(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 3
         && matches!(parts[0], "2" | "4" | "5")
-        && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[1..]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `5min`, `30s`, `1500ms`, or a sum such as `4min59s`.
@@ -738,10 +825,27 @@ mod tests {
         let actions: Vec<Action> = vector.steps.into_iter().map(|s| s.action).collect();
         assert_eq!(
             actions[0],
-            Action::Expect(Expect::Reply(ReplyPattern { code: 220, continued: false, status: None, text: None }))
+            Action::Expect(Expect::Reply(ReplyPattern {
+                code: 220,
+                continued: false,
+                status: None,
+                text: None
+            }))
         );
-        assert_eq!(actions[1], Action::Send { bytes: b"EHLO a.example\r\n".to_vec(), flush: false });
-        assert_eq!(actions[2], Action::Send { bytes: b"NOOP\r\n".to_vec(), flush: true });
+        assert_eq!(
+            actions[1],
+            Action::Send {
+                bytes: b"EHLO a.example\r\n".to_vec(),
+                flush: false
+            }
+        );
+        assert_eq!(
+            actions[2],
+            Action::Send {
+                bytes: b"NOOP\r\n".to_vec(),
+                flush: true
+            }
+        );
         assert_eq!(
             actions[3],
             Action::Expect(Expect::Reply(ReplyPattern {
@@ -770,15 +874,25 @@ mod tests {
             }))
         );
         assert_eq!(actions[6], Action::Expect(Expect::Close));
-        assert_eq!(actions[7], Action::Driver(DriverInput::Recipient(Answer::Give(RecipientAnswer::RelayDenied))));
+        assert_eq!(
+            actions[7],
+            Action::Driver(DriverInput::Recipient(Answer::Give(
+                RecipientAnswer::RelayDenied
+            )))
+        );
         assert_eq!(
             actions[8],
-            Action::Driver(DriverInput::Store(Answer::Give(StoreAnswer::Stored { queue_id: "Q1".into() })))
+            Action::Driver(DriverInput::Store(Answer::Give(StoreAnswer::Stored {
+                queue_id: "Q1".into()
+            })))
         );
         assert_eq!(actions[10], Action::Advance(Duration::from_millis(299_000)));
         assert_eq!(
             actions[11],
-            Action::Check(Check::Message { field: MessageField::Data, expected: "a\\r\\n".into() })
+            Action::Check(Check::Message {
+                field: MessageField::Data,
+                expected: "a\\r\\n".into()
+            })
         );
     }
 
@@ -787,29 +901,66 @@ mod tests {
         let vector = parse(&format!("{HEADER}listener: submissions\nS: 220\n")).unwrap();
         assert_eq!(vector.tls, TlsMode::Implicit);
         let vector = parse(&format!("{HEADER}S: 220\n")).unwrap();
-        assert_eq!((vector.listener, vector.tls), (Listener::Mx, TlsMode::StartTlsOffered));
+        assert_eq!(
+            (vector.listener, vector.tls),
+            (Listener::Mx, TlsMode::StartTlsOffered)
+        );
     }
 
     #[test]
     fn malformed_vectors_name_the_line() {
-        assert_eq!(error(&format!("{HEADER}S: 220\nQ: what\n")), "t.vector:4: unknown directive `Q:` (known: proves listener set split C C+ R R+ S D T E)");
+        assert_eq!(
+            error(&format!("{HEADER}S: 220\nQ: what\n")),
+            "t.vector:4: unknown directive `Q:` (known: proves listener set split known-discrepancy C C+ R R+ S D T E)"
+        );
         assert!(error(&format!("{HEADER}S: twenty\n")).starts_with("t.vector:3: `S:` takes"));
         assert!(error(&format!("{HEADER}S: 250 4.1.0 x\n")).contains("does not match the class"));
-        assert!(error(&format!("{HEADER}S: 220\nR: \\q\n")).starts_with("t.vector:4: unknown escape"));
-        assert!(error(&format!("{HEADER}S: 220\nC+: NOOP\nS: 250\n")).starts_with("t.vector:5: `S:` follows an unsent"));
-        assert!(error(&format!("{HEADER}S: 220\nC+: NOOP\n")).starts_with("t.vector:4: the file ends after"));
-        assert!(error(&format!("{HEADER}S: 220\nproves: RFC 1\n")).starts_with("t.vector:4: `proves:` belongs"));
-        assert!(error(&format!("{HEADER}set: limits.nonsense = 3\nS: 220\n")).contains("unknown setting `limits.nonsense`"));
-        assert!(error(&format!("{HEADER}set: limits.recipients = many\nS: 220\n")).contains("whole number"));
-        assert!(error(&format!("{HEADER}listener: pop3\nS: 220\n")).contains("unknown listener `pop3`"));
-        assert!(error(&format!("{HEADER}S: 220\nD: recipient maybe\n")).contains("unknown recipient verdict"));
+        assert!(
+            error(&format!("{HEADER}S: 220\nR: \\q\n")).starts_with("t.vector:4: unknown escape")
+        );
+        assert!(
+            error(&format!("{HEADER}S: 220\nC+: NOOP\nS: 250\n"))
+                .starts_with("t.vector:5: `S:` follows an unsent")
+        );
+        assert!(
+            error(&format!("{HEADER}S: 220\nC+: NOOP\n"))
+                .starts_with("t.vector:4: the file ends after")
+        );
+        assert!(
+            error(&format!("{HEADER}S: 220\nproves: RFC 1\n"))
+                .starts_with("t.vector:4: `proves:` belongs")
+        );
+        assert!(
+            error(&format!("{HEADER}set: limits.nonsense = 3\nS: 220\n"))
+                .contains("unknown setting `limits.nonsense`")
+        );
+        assert!(
+            error(&format!("{HEADER}set: limits.recipients = many\nS: 220\n"))
+                .contains("whole number")
+        );
+        assert!(
+            error(&format!("{HEADER}listener: pop3\nS: 220\n")).contains("unknown listener `pop3`")
+        );
+        assert!(
+            error(&format!("{HEADER}S: 220\nD: recipient maybe\n"))
+                .contains("unknown recipient verdict")
+        );
         assert!(error(&format!("{HEADER}S: 220\nT: 5min\n")).contains("positive advance"));
         assert!(error(&format!("{HEADER}S: 220\nT: +5 fortnights\n")).contains("not a duration"));
         assert!(error(&format!("{HEADER}S: 220\nE: message data unquoted\n")).contains("quoted"));
-        assert!(error(&format!("{HEADER}S: 220\nE: message colour red\n")).contains("unknown message field"));
+        assert!(
+            error(&format!("{HEADER}S: 220\nE: message colour red\n"))
+                .contains("unknown message field")
+        );
         assert!(error(&format!("{HEADER}S: <maybe>\n")).contains("unknown marker"));
-        assert!(error(&format!("{HEADER}this line has no directive\n")).starts_with("t.vector:3: expected `KEY: value`"));
-        assert!(error("proves: RFC 5321\nS: 220\n").starts_with("t.vector:1: a vector starts with a `#` comment"));
+        assert!(
+            error(&format!("{HEADER}this line has no directive\n"))
+                .starts_with("t.vector:3: expected `KEY: value`")
+        );
+        assert!(
+            error("proves: RFC 5321\nS: 220\n")
+                .starts_with("t.vector:1: a vector starts with a `#` comment")
+        );
         assert!(error("# Title\nS: 220\n").contains("at least one `proves:`"));
         assert!(error(HEADER).contains("needs a dialogue"));
     }

@@ -1,122 +1,181 @@
-//! Decoding the client's side of AUTH PLAIN (RFC 4616) and AUTH LOGIN: base64
-//! responses into an authorization identity, a username and a password.
+//! The AUTH dialogue (RFC 4954): when AUTH may start, the PLAIN and LOGIN
+//! exchanges, the credential request and its outcome.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use super::sasl;
+use super::{
+    AuthStep, CredentialOutcome, Credentials, DisconnectReason, ListenerKind, Mode, Output,
+    ServerSession, SessionEvent, Wait, capabilities, replies,
+};
+use crate::smtp::command::InitialResponse;
+use crate::smtp::reply::Reply;
+use crate::time::Instant;
 
-/// The SASL mechanisms offered, as advertised.
-pub(super) const PLAIN: &str = "PLAIN";
-pub(super) const LOGIN: &str = "LOGIN";
+/// The grammar's reason for an AUTH initial response that is not base64.
+pub(super) const NOT_BASE64: &str = "initial response is not base64";
 
-/// The LOGIN prompts, already base64: "Username:" and "Password:".
-pub(super) const LOGIN_USERNAME_PROMPT: &str = "VXNlcm5hbWU6";
-pub(super) const LOGIN_PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6";
-
-/// The mechanism name as a static string, if offered.
-pub(super) fn mechanism(name: &str) -> Option<&'static str> {
-    if name.eq_ignore_ascii_case(PLAIN) {
-        Some(PLAIN)
-    } else if name.eq_ignore_ascii_case(LOGIN) {
-        Some(LOGIN)
-    } else {
-        None
-    }
-}
-
-/// A response that is not base64, not UTF-8, or not a well-formed PLAIN message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Undecodable;
-
-/// What a PLAIN message holds.
-#[derive(Clone, PartialEq, Eq)]
-pub(super) struct PlainMessage {
-    pub(super) authorization_id: Option<String>,
-    pub(super) username: String,
-    pub(super) password: String,
-}
-
-impl core::fmt::Debug for PlainMessage {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PlainMessage").field("username", &self.username).finish_non_exhaustive()
-    }
-}
-
-/// Whether a response line is the client's `*` cancellation (RFC 4954 §4).
-pub(super) fn is_cancel(line: &[u8]) -> bool {
-    line == b"*"
-}
-
-/// Decodes base64 text into UTF-8 (a LOGIN username or password). Empty is refused:
-/// neither may be empty.
-pub(super) fn decode_text(base64: &[u8]) -> Result<String, Undecodable> {
-    let octets = STANDARD.decode(base64).map_err(|_| Undecodable)?;
-    let text = String::from_utf8(octets).map_err(|_| Undecodable)?;
-    if text.is_empty() || text.contains('\0') { Err(Undecodable) } else { Ok(text) }
-}
-
-/// Decodes `[authzid] NUL authcid NUL passwd` (RFC 4616 §2) from base64.
-pub(super) fn decode_plain(base64: &[u8]) -> Result<PlainMessage, Undecodable> {
-    let octets = STANDARD.decode(base64).map_err(|_| Undecodable)?;
-    let text = String::from_utf8(octets).map_err(|_| Undecodable)?;
-    let mut parts = text.split('\0');
-    let (Some(authorization_id), Some(username), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Undecodable);
-    };
-    if username.is_empty() || password.is_empty() {
-        return Err(Undecodable);
-    }
-    let authorization_id =
-        (!authorization_id.is_empty() && authorization_id != username).then(|| authorization_id.to_owned());
-    Ok(PlainMessage { authorization_id, username: username.to_owned(), password: password.to_owned() })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn encode(raw: &[u8]) -> Vec<u8> {
-        STANDARD.encode(raw).into_bytes()
-    }
-
-    #[test]
-    fn plain_with_and_without_authzid() {
-        let message = decode_plain(&encode(b"\0alice\0secret")).unwrap();
-        assert_eq!(message.authorization_id, None);
-        assert_eq!(message.username, "alice");
-        assert_eq!(message.password, "secret");
-        let message = decode_plain(&encode(b"admin\0alice\0secret")).unwrap();
-        assert_eq!(message.authorization_id.as_deref(), Some("admin"));
-        let message = decode_plain(&encode(b"alice\0alice\0secret")).unwrap();
-        assert_eq!(message.authorization_id, None);
-    }
-
-    #[test]
-    fn malformed_plain() {
-        for raw in [&b"alice\0secret"[..], b"\0\0secret", b"\0alice\0", b"a\0b\0c\0d", b"\0al\xffice\0x"] {
-            assert_eq!(decode_plain(&encode(raw)), Err(Undecodable), "{raw:?}");
+impl ServerSession {
+    /// Why AUTH with this mechanism cannot start now, as the reply and whether it
+    /// counts as a client error; `Ok` with the mechanism if it can.
+    fn auth_precondition(&self, mechanism: &str) -> Result<&'static str, (Reply, bool)> {
+        if self.config.kind == ListenerKind::Mx {
+            return Err((replies::auth_unavailable(), true));
         }
-        assert_eq!(decode_plain(b"not base64!"), Err(Undecodable));
+        if !capabilities::auth_offered(&self.config, self.tls_active) {
+            return Err((replies::auth_requires_encryption(), false));
+        }
+        if !self.helo.as_ref().is_some_and(|(_, esmtp)| *esmtp) {
+            return Err((replies::auth_needs_ehlo(), true));
+        }
+        if self.authenticated.is_some() {
+            return Err((replies::already_authenticated(), true));
+        }
+        if self.transaction.is_some() {
+            return Err((replies::auth_in_transaction(), true));
+        }
+        sasl::mechanism(mechanism).ok_or((replies::unknown_mechanism(), true))
     }
 
-    #[test]
-    fn login_text() {
-        assert_eq!(decode_text(&encode(b"alice")), Ok("alice".to_owned()));
-        assert_eq!(decode_text(b""), Err(Undecodable));
-        assert_eq!(decode_text(b"%%%"), Err(Undecodable));
+    fn refuse_auth(&mut self, (reply, bad): (Reply, bool)) {
+        if bad {
+            self.refuse_bad("AUTH", reply);
+        } else {
+            self.refuse("AUTH", reply);
+        }
     }
 
-    #[test]
-    fn debug_hides_password() {
-        let message = decode_plain(&encode(b"\0alice\0hunter2")).unwrap();
-        assert!(!format!("{message:?}").contains("hunter2"));
+    /// AUTH whose initial response the grammar found not to be base64: refused like
+    /// any other AUTH if AUTH cannot start, else as an undecodable response.
+    pub(super) fn on_auth_not_base64(&mut self, line: &[u8]) {
+        let mechanism = line.split(|&byte| byte == b' ').nth(1).unwrap_or_default();
+        match self.auth_precondition(&String::from_utf8_lossy(mechanism)) {
+            Ok(mechanism) => self.auth_undecodable(mechanism),
+            Err(refusal) => self.refuse_auth(refusal),
+        }
     }
 
-    #[test]
-    fn mechanisms() {
-        assert_eq!(mechanism("plain"), Some(PLAIN));
-        assert_eq!(mechanism("LOGIN"), Some(LOGIN));
-        assert_eq!(mechanism("CRAM-MD5"), None);
+    pub(super) fn on_auth(
+        &mut self,
+        now: Instant,
+        mechanism: &str,
+        initial_response: Option<InitialResponse>,
+    ) {
+        let mechanism = match self.auth_precondition(mechanism) {
+            Ok(mechanism) => mechanism,
+            Err(refusal) => return self.refuse_auth(refusal),
+        };
+        let response = match &initial_response {
+            None => None,
+            Some(InitialResponse::Empty) => Some(&b""[..]),
+            Some(InitialResponse::Base64(text)) => Some(text.as_bytes()),
+        };
+        match (mechanism, response) {
+            (sasl::PLAIN, None) => {
+                self.send(&replies::auth_challenge(""));
+                self.mode = Mode::AuthResponse(AuthStep::Plain);
+            }
+            (sasl::PLAIN, Some(response)) => self.on_auth_response(now, AuthStep::Plain, response),
+            (_, None) => {
+                self.send(&replies::auth_challenge(sasl::LOGIN_USERNAME_PROMPT));
+                self.mode = Mode::AuthResponse(AuthStep::LoginUsername);
+            }
+            (_, Some(response)) => self.on_auth_response(now, AuthStep::LoginUsername, response),
+        }
+    }
+
+    pub(super) fn on_auth_response(&mut self, now: Instant, step: AuthStep, response: &[u8]) {
+        if sasl::is_cancel(response) {
+            return self.refuse("AUTH", replies::auth_cancelled());
+        }
+        match step {
+            AuthStep::Plain => match sasl::decode_plain(response) {
+                Ok(message) => self.check_credentials(
+                    now,
+                    Credentials {
+                        mechanism: sasl::PLAIN,
+                        authorization_id: message.authorization_id,
+                        username: message.username,
+                        password: message.password,
+                    },
+                ),
+                Err(sasl::Undecodable) => self.auth_undecodable(sasl::PLAIN),
+            },
+            AuthStep::LoginUsername => match sasl::decode_text(response) {
+                Ok(username) => {
+                    self.send(&replies::auth_challenge(sasl::LOGIN_PASSWORD_PROMPT));
+                    self.mode = Mode::AuthResponse(AuthStep::LoginPassword { username });
+                }
+                Err(sasl::Undecodable) => self.auth_undecodable(sasl::LOGIN),
+            },
+            AuthStep::LoginPassword { username } => match sasl::decode_text(response) {
+                Ok(password) => self.check_credentials(
+                    now,
+                    Credentials {
+                        mechanism: sasl::LOGIN,
+                        authorization_id: None,
+                        username,
+                        password,
+                    },
+                ),
+                Err(sasl::Undecodable) => self.auth_undecodable(sasl::LOGIN),
+            },
+        }
+    }
+
+    fn auth_undecodable(&mut self, mechanism: &'static str) {
+        self.event(SessionEvent::AuthFailed {
+            mechanism: mechanism.to_owned(),
+            username: None,
+        });
+        self.refuse_bad("AUTH", replies::auth_undecodable());
+    }
+
+    fn check_credentials(&mut self, now: Instant, credentials: Credentials) {
+        let token = self.tokens.next();
+        let (mechanism, username) = (credentials.mechanism, credentials.username.clone());
+        self.outputs
+            .push_back(Output::CheckCredentials { token, credentials });
+        self.mode = Mode::Waiting(Wait::Credentials {
+            token,
+            mechanism,
+            username,
+            deadline: now + self.config.limits.lookup_timeout,
+        });
+    }
+
+    /// Answers AUTH with the driver's outcome; `None` when the check timed out.
+    pub(super) fn on_credential_outcome(&mut self, wait: Wait, outcome: Option<CredentialOutcome>) {
+        let Wait::Credentials {
+            mechanism,
+            username,
+            ..
+        } = wait
+        else {
+            return;
+        };
+        match outcome {
+            Some(CredentialOutcome::Valid { identity }) => {
+                self.authenticated = Some(identity.clone());
+                self.send(&replies::auth_succeeded());
+                self.event(SessionEvent::AuthSucceeded {
+                    mechanism,
+                    identity,
+                });
+            }
+            Some(CredentialOutcome::Invalid) => {
+                self.refuse("AUTH", replies::auth_invalid());
+                self.event(SessionEvent::AuthFailed {
+                    mechanism: mechanism.to_owned(),
+                    username: Some(username),
+                });
+                self.auth_failures = self.auth_failures.saturating_add(1);
+                if self.auth_failures >= self.config.limits.auth_failures {
+                    let reply = replies::too_many_auth_failures(&self.config.hostname);
+                    self.close(Some(reply), DisconnectReason::TooManyAuthFailures);
+                }
+            }
+            Some(CredentialOutcome::TemporaryFailure) | None => {
+                self.refuse("AUTH", replies::auth_temporary_failure());
+            }
+        }
     }
 }

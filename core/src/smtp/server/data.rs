@@ -51,7 +51,7 @@ pub(super) struct BodyReader {
     body: Vec<u8>,
     /// Octets of body seen, stored or not.
     size: u64,
-    /// Wire octets of the current line so far, CRLF included.
+    /// Octets of the current line so far, CRLF included, a stuffed dot excluded.
     line_length: usize,
     max_line: usize,
     max_size: u64,
@@ -95,10 +95,6 @@ impl BodyReader {
         }
     }
 
-    pub(super) fn framing(&self) -> Framing {
-        self.framing
-    }
-
     /// Bytes of body held in memory (never more than `message_size`).
     pub(super) fn buffered(&self) -> usize {
         self.body.len()
@@ -108,10 +104,16 @@ impl BodyReader {
     pub(super) fn feed(&mut self, bytes: &[u8]) -> Fed {
         for (index, &byte) in bytes.iter().enumerate() {
             if self.step(byte) {
-                return Fed { consumed: index + 1, ended: true };
+                return Fed {
+                    consumed: index + 1,
+                    ended: true,
+                };
             }
         }
-        Fed { consumed: bytes.len(), ended: false }
+        Fed {
+            consumed: bytes.len(),
+            ended: false,
+        }
     }
 
     /// Ends the body (after the terminator, or at BDAT LAST) and judges it. A bare
@@ -128,13 +130,20 @@ impl BodyReader {
         } else if self.long_line {
             Err(RejectReason::TextLineTooLong)
         } else {
-            Ok(Body { data: self.body, size: self.size })
+            Ok(Body {
+                data: self.body,
+                size: self.size,
+            })
         }
     }
 
     /// Consumes one wire byte; true when it completed the DATA terminator.
     fn step(&mut self, byte: u8) -> bool {
-        self.count_line_octet();
+        // The dot added for transparency is not part of the text line (RFC 5321 §4.5.2),
+        // so a line at the limit stays within it once stuffed.
+        if !(self.position == Position::LineStart && byte == b'.') {
+            self.count_line_octet();
+        }
         match self.position {
             Position::LineStart => match byte {
                 b'.' => self.position = Position::Dot,
@@ -241,13 +250,20 @@ mod tests {
     fn data_result(wire: &[u8]) -> Result<Vec<u8>, RejectReason> {
         let (fed, reader) = read_data(wire);
         assert!(fed.ended, "no end of data in {wire:?}");
-        assert_eq!(fed.consumed, wire.len(), "terminator must be the last bytes");
+        assert_eq!(
+            fed.consumed,
+            wire.len(),
+            "terminator must be the last bytes"
+        );
         reader.finish().map(|body| body.data)
     }
 
     #[test]
     fn plain_message_and_terminator() {
-        assert_eq!(data_result(b"Subject: x\r\n\r\nhello\r\n.\r\n"), Ok(b"Subject: x\r\n\r\nhello\r\n".to_vec()));
+        assert_eq!(
+            data_result(b"Subject: x\r\n\r\nhello\r\n.\r\n"),
+            Ok(b"Subject: x\r\n\r\nhello\r\n".to_vec())
+        );
     }
 
     #[test]
@@ -257,13 +273,22 @@ mod tests {
 
     #[test]
     fn dot_unstuffing() {
-        assert_eq!(data_result(b"..leading\r\n.x\r\n...\r\n.\r\n"), Ok(b".leading\r\nx\r\n..\r\n".to_vec()));
+        assert_eq!(
+            data_result(b"..leading\r\n.x\r\n...\r\n.\r\n"),
+            Ok(b".leading\r\nx\r\n..\r\n".to_vec())
+        );
     }
 
     #[test]
     fn stops_right_after_terminator() {
         let (fed, _) = read_data(b"a\r\n.\r\nQUIT\r\n");
-        assert_eq!(fed, Fed { consumed: 6, ended: true });
+        assert_eq!(
+            fed,
+            Fed {
+                consumed: 6,
+                ended: true
+            }
+        );
     }
 
     #[test]
@@ -277,30 +302,64 @@ mod tests {
             assert_eq!(ended, index == wire.len() - 1);
         }
         assert!(ended);
-        assert_eq!(reader.finish().map(|b| b.data), Ok(b"a\r\n.b\r\n\r\n".to_vec()));
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Ok(b"a\r\n.b\r\n\r\n".to_vec())
+        );
     }
 
     #[test]
     fn smuggling_variants_never_end_data_and_mark_it_bad() {
-        for fake_end in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r", b".\n", b".\r"] {
+        for fake_end in [
+            &b"\n.\n"[..],
+            b"\r.\r",
+            b"\n.\r\n",
+            b"\r\n.\n",
+            b"\r.\r\n",
+            b"\n.\r",
+            b".\n",
+            b".\r",
+        ] {
             let mut wire = b"Subject: x\r\n\r\nbody".to_vec();
             wire.extend_from_slice(fake_end);
             wire.extend_from_slice(b"MAIL FROM:<evil@example.com>\r\n");
             let (fed, _) = read_data(&wire);
             assert!(!fed.ended, "{fake_end:?} ended the data");
             wire.extend_from_slice(b"\r\n.\r\n");
-            assert_eq!(data_result(&wire), Err(RejectReason::BareLineEnding), "{fake_end:?}");
+            assert_eq!(
+                data_result(&wire),
+                Err(RejectReason::BareLineEnding),
+                "{fake_end:?}"
+            );
         }
     }
 
     #[test]
     fn bare_lf_or_cr_in_headers_and_body() {
-        assert_eq!(data_result(b"Subject: x\nTo: y\r\n\r\nbody\r\n.\r\n"), Err(RejectReason::BareLineEnding));
-        assert_eq!(data_result(b"Subject: x\rTo: y\r\n\r\nbody\r\n.\r\n"), Err(RejectReason::BareLineEnding));
-        assert_eq!(data_result(b"Subject: x\r\n\r\nbo\ndy\r\n.\r\n"), Err(RejectReason::BareLineEnding));
-        assert_eq!(data_result(b"Subject: x\r\n\r\nbo\rdy\r\n.\r\n"), Err(RejectReason::BareLineEnding));
-        assert_eq!(data_result(b"a\r\r\n.\r\n"), Err(RejectReason::BareLineEnding));
-        assert_eq!(data_result(b".\r.\r\n.\r\n"), Err(RejectReason::BareLineEnding));
+        assert_eq!(
+            data_result(b"Subject: x\nTo: y\r\n\r\nbody\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
+        assert_eq!(
+            data_result(b"Subject: x\rTo: y\r\n\r\nbody\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
+        assert_eq!(
+            data_result(b"Subject: x\r\n\r\nbo\ndy\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
+        assert_eq!(
+            data_result(b"Subject: x\r\n\r\nbo\rdy\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
+        assert_eq!(
+            data_result(b"a\r\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
+        assert_eq!(
+            data_result(b".\r.\r\n.\r\n"),
+            Err(RejectReason::BareLineEnding)
+        );
     }
 
     #[test]
@@ -310,7 +369,26 @@ mod tests {
         assert!(reader.finish().is_ok());
         let mut reader = BodyReader::new(Framing::Dot, 10, 1 << 20);
         assert!(reader.feed(b"123456789\r\n.\r\n").ended);
-        assert_eq!(reader.finish().map(|b| b.data), Err(RejectReason::TextLineTooLong));
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Err(RejectReason::TextLineTooLong)
+        );
+    }
+
+    #[test]
+    fn text_line_limit_excludes_the_stuffed_dot() {
+        let mut reader = BodyReader::new(Framing::Dot, 10, 1 << 20);
+        assert!(reader.feed(b"..2345678\r\n.\r\n").ended);
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Ok(b".2345678\r\n".to_vec())
+        );
+        let mut reader = BodyReader::new(Framing::Dot, 10, 1 << 20);
+        assert!(reader.feed(b"..23456789\r\n.\r\n").ended);
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Err(RejectReason::TextLineTooLong)
+        );
     }
 
     #[test]
@@ -323,7 +401,10 @@ mod tests {
         assert!(!fed.ended);
         assert_eq!(reader.buffered(), 0);
         assert!(reader.feed(b".\r\n").ended);
-        assert_eq!(reader.finish().map(|b| b.data), Err(RejectReason::MessageTooBig));
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Err(RejectReason::MessageTooBig)
+        );
     }
 
     #[test]
@@ -338,7 +419,10 @@ mod tests {
         let mut reader = BodyReader::new(Framing::Chunked, 1000, 1 << 20);
         assert!(!reader.feed(b".a\r").ended);
         assert!(!reader.feed(b"\n\r\n.\r\n").ended);
-        assert_eq!(reader.finish().map(|b| b.data), Ok(b".a\r\n\r\n.\r\n".to_vec()));
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Ok(b".a\r\n\r\n.\r\n".to_vec())
+        );
     }
 
     #[test]
@@ -346,7 +430,11 @@ mod tests {
         for content in [&b"a\nb\r\n"[..], b"a\rb\r\n", b"a\r\n\r", b"\n.\n"] {
             let mut reader = BodyReader::new(Framing::Chunked, 1000, 1 << 20);
             reader.feed(content);
-            assert_eq!(reader.finish().map(|b| b.data), Err(RejectReason::BareLineEnding), "{content:?}");
+            assert_eq!(
+                reader.finish().map(|b| b.data),
+                Err(RejectReason::BareLineEnding),
+                "{content:?}"
+            );
         }
     }
 
@@ -355,6 +443,9 @@ mod tests {
         let mut reader = BodyReader::new(Framing::Chunked, 6, 1 << 20);
         reader.feed(b"abc");
         reader.feed(b"de\r\n");
-        assert_eq!(reader.finish().map(|b| b.data), Err(RejectReason::TextLineTooLong));
+        assert_eq!(
+            reader.finish().map(|b| b.data),
+            Err(RejectReason::TextLineTooLong)
+        );
     }
 }

@@ -13,15 +13,35 @@ pub enum SessionEvent {
     Helo { host: Host, esmtp: bool },
     /// TLS became active through STARTTLS.
     TlsStarted,
-    AuthSucceeded { mechanism: &'static str, identity: String },
+    AuthSucceeded {
+        mechanism: &'static str,
+        identity: String,
+    },
     /// A failed AUTH attempt; `username` is what the client claimed, if it got that far.
-    AuthFailed { mechanism: String, username: Option<String> },
-    RecipientRejected { recipient: ForwardPath, code: ReplyCode },
+    AuthFailed {
+        mechanism: String,
+        username: Option<String>,
+    },
+    RecipientRejected {
+        recipient: ForwardPath,
+        code: ReplyCode,
+    },
     /// A message was made durable and acknowledged with 250.
-    TransactionAccepted { queue_id: String, reverse_path: ReversePath, recipients: usize, size: u64 },
-    /// A transaction ended without acceptance (after DATA or BDAT LAST), and why.
-    TransactionRejected { code: ReplyCode, reason: RejectReason },
-    /// A command was refused (syntax, sequence, policy).
+    TransactionAccepted {
+        queue_id: String,
+        reverse_path: ReversePath,
+        recipients: usize,
+        size: u64,
+    },
+    /// A transaction ended without acceptance (at DATA's end or BDAT LAST, or DATA
+    /// refused for want of recipients), and why.
+    TransactionRejected {
+        code: ReplyCode,
+        reason: RejectReason,
+    },
+    /// A command was answered 4xx/5xx (syntax, sequence, policy, a driver verdict, a
+    /// 421 that closes). Sent beside the more specific events (`RecipientRejected`,
+    /// `AuthFailed`); the verdict on a whole message is `TransactionRejected` instead.
     CommandRejected { verb: String, code: ReplyCode },
     /// A limit was reached or a deadline passed, and the session is closing.
     Disconnected { reason: DisconnectReason },
@@ -55,4 +75,6 @@ pub enum DisconnectReason {
     ForeignProtocol,
     /// The client sent more than the input buffer bound while the session waited.
     InputOverflow,
+    /// A BDAT command whose chunk size could not be read: the stream cannot be resynchronised.
+    MalformedBdat,
 }

@@ -15,9 +15,15 @@ pub enum Input {
     /// The TLS handshake failed; the session closes.
     TlsFailed,
     /// The answer to [`Output::CheckCredentials`].
-    CredentialsChecked { token: Token, outcome: CredentialOutcome },
+    CredentialsChecked {
+        token: Token,
+        outcome: CredentialOutcome,
+    },
     /// The answer to [`Output::CheckRecipient`].
-    RecipientChecked { token: Token, verdict: RecipientVerdict },
+    RecipientChecked {
+        token: Token,
+        verdict: RecipientVerdict,
+    },
     /// The answer to [`Output::StoreMessage`]: whether the message and its queue record are durable.
     MessageStored { token: Token, outcome: StoreOutcome },
     /// The deadline from `next_deadline` was reached.
@@ -36,11 +42,17 @@ pub enum Output {
     /// after this point may be given to the session.
     StartTls,
     /// Check a username and password (already decoded from AUTH PLAIN or LOGIN).
-    CheckCredentials { token: Token, credentials: Credentials },
+    CheckCredentials {
+        token: Token,
+        credentials: Credentials,
+    },
     /// May this recipient be accepted in this transaction?
     CheckRecipient { token: Token, check: RecipientCheck },
     /// Make this message durable (body and queue record), then answer with the token.
-    StoreMessage { token: Token, message: AcceptedMessage },
+    StoreMessage {
+        token: Token,
+        message: AcceptedMessage,
+    },
     /// Close the connection (after writing everything sent before).
     Close,
     /// Something worth logging or counting happened.
@@ -74,7 +86,9 @@ impl std::fmt::Debug for Credentials {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredentialOutcome {
     /// Valid; the session is now authenticated as this identity.
-    Valid { identity: String },
+    Valid {
+        identity: String,
+    },
     Invalid,
     /// The user database could not be asked (454 4.7.0).
     TemporaryFailure,

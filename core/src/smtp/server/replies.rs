@@ -5,6 +5,14 @@
 use crate::smtp::address::{Domain, ForwardPath};
 use crate::smtp::reply::{EnhancedStatus, Reply, ReplyCode};
 
+/// Client- or driver-supplied text placed in a reply: control characters would
+/// break the reply's framing, so they become `?`.
+pub(super) fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 const fn status(class: u8, subject: u16, detail: u16) -> EnhancedStatus {
     EnhancedStatus::new(class, subject, detail)
 }
@@ -12,7 +20,11 @@ const fn status(class: u8, subject: u16, detail: u16) -> EnhancedStatus {
 /// A reply without an enhanced status code: RFC 2034 §4 exempts the greeting and
 /// the EHLO/HELO replies, and 3xx replies are intermediate.
 fn plain(code: u16, lines: Vec<String>) -> Reply {
-    Reply { code: ReplyCode(code), status: None, lines }
+    Reply {
+        code: ReplyCode(code),
+        status: None,
+        lines,
+    }
 }
 
 // Connection.
@@ -26,27 +38,51 @@ pub(super) fn closing(host: &Domain) -> Reply {
 }
 
 pub(super) fn timeout(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 4, 2), format!("{host} timeout; closing connection"))
+    Reply::new(
+        421,
+        status(4, 4, 2),
+        format!("{host} timeout; closing connection"),
+    )
 }
 
 pub(super) fn too_many_errors(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} too many errors; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} too many errors; closing connection"),
+    )
 }
 
 pub(super) fn too_many_transactions(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} too many messages in this session; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} too many messages in this session; closing connection"),
+    )
 }
 
 pub(super) fn foreign_protocol(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} this is an SMTP server; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} this is an SMTP server; closing connection"),
+    )
 }
 
 pub(super) fn input_overflow(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} too much pipelined input; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} too much pipelined input; closing connection"),
+    )
 }
 
 pub(super) fn too_many_auth_failures(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} too many authentication failures; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} too many authentication failures; closing connection"),
+    )
 }
 
 // Greeting and extensions.
@@ -54,7 +90,7 @@ pub(super) fn too_many_auth_failures(host: &Domain) -> Reply {
 /// The EHLO reply: the greeting line, then one capability per line.
 pub(super) fn ehlo(host: &Domain, client: &str, capabilities: Vec<String>) -> Reply {
     let mut lines = Vec::with_capacity(capabilities.len() + 1);
-    lines.push(format!("{host} greets {client}"));
+    lines.push(format!("{host} greets {}", sanitize(client)));
     lines.extend(capabilities);
     plain(250, lines)
 }
@@ -102,11 +138,19 @@ pub(super) fn bad_recipient() -> Reply {
 }
 
 pub(super) fn unsupported_parameter(keyword: &str) -> Reply {
-    Reply::new(555, status(5, 5, 4), format!("unsupported parameter {keyword}"))
+    Reply::new(
+        555,
+        status(5, 5, 4),
+        format!("unsupported parameter {}", sanitize(keyword)),
+    )
 }
 
 pub(super) fn invalid_parameter(detail: &str) -> Reply {
-    Reply::new(501, status(5, 5, 4), format!("invalid parameter: {detail}"))
+    Reply::new(
+        501,
+        status(5, 5, 4),
+        format!("invalid parameter: {}", sanitize(detail)),
+    )
 }
 
 pub(super) fn malformed_bdat() -> Reply {
@@ -128,7 +172,11 @@ pub(super) fn authentication_required() -> Reply {
 }
 
 pub(super) fn message_too_big() -> Reply {
-    Reply::new(552, status(5, 3, 4), "message size exceeds fixed maximum message size")
+    Reply::new(
+        552,
+        status(5, 3, 4),
+        "message size exceeds fixed maximum message size",
+    )
 }
 
 pub(super) fn needs_smtputf8() -> Reply {
@@ -152,15 +200,30 @@ pub(super) fn recipient_ok() -> Reply {
 }
 
 pub(super) fn user_unknown(recipient: &ForwardPath) -> Reply {
-    Reply::new(550, status(5, 1, 1), format!("{recipient}: user unknown"))
+    Reply::new(
+        550,
+        status(5, 1, 1),
+        format!("{}: user unknown", sanitize(&recipient.to_string())),
+    )
 }
 
 pub(super) fn relay_denied(recipient: &ForwardPath) -> Reply {
-    Reply::new(554, status(5, 7, 1), format!("{recipient}: relay access denied"))
+    Reply::new(
+        554,
+        status(5, 7, 1),
+        format!("{}: relay access denied", sanitize(&recipient.to_string())),
+    )
 }
 
 pub(super) fn recipient_lookup_failed(recipient: &ForwardPath) -> Reply {
-    Reply::new(451, status(4, 3, 0), format!("{recipient}: temporary lookup failure"))
+    Reply::new(
+        451,
+        status(4, 3, 0),
+        format!(
+            "{}: temporary lookup failure",
+            sanitize(&recipient.to_string())
+        ),
+    )
 }
 
 pub(super) fn mail_first_for_data() -> Reply {
@@ -188,7 +251,11 @@ pub(super) fn ok() -> Reply {
 }
 
 pub(super) fn cannot_vrfy() -> Reply {
-    Reply::new(252, status(2, 5, 0), "cannot VRFY user, but will accept message and attempt delivery")
+    Reply::new(
+        252,
+        status(2, 5, 0),
+        "cannot VRFY user, but will accept message and attempt delivery",
+    )
 }
 
 pub(super) fn expn_unavailable() -> Reply {
@@ -206,7 +273,11 @@ pub(super) fn help() -> Reply {
 // End of data.
 
 pub(super) fn queued(queue_id: &str) -> Reply {
-    Reply::new(250, status(2, 0, 0), format!("ok: queued as {queue_id}"))
+    Reply::new(
+        250,
+        status(2, 0, 0),
+        format!("ok: queued as {}", sanitize(queue_id)),
+    )
 }
 
 pub(super) fn not_stored() -> Reply {
@@ -214,11 +285,19 @@ pub(super) fn not_stored() -> Reply {
 }
 
 pub(super) fn text_line_too_long(limit: usize) -> Reply {
-    Reply::new(554, status(5, 6, 0), format!("message has a line longer than {limit} octets"))
+    Reply::new(
+        554,
+        status(5, 6, 0),
+        format!("message has a line longer than {limit} octets"),
+    )
 }
 
 pub(super) fn bare_line_ending_in_data() -> Reply {
-    Reply::new(554, status(5, 6, 0), "message contains a bare CR or LF; lines must end with CRLF")
+    Reply::new(
+        554,
+        status(5, 6, 0),
+        "message contains a bare CR or LF; lines must end with CRLF",
+    )
 }
 
 pub(super) fn chunk_received(octets: u64) -> Reply {
@@ -232,7 +311,11 @@ pub(super) fn ready_for_tls() -> Reply {
 }
 
 pub(super) fn starttls_injection(host: &Domain) -> Reply {
-    Reply::new(421, status(4, 7, 0), format!("{host} data pipelined after STARTTLS; closing connection"))
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} data pipelined after STARTTLS; closing connection"),
+    )
 }
 
 pub(super) fn starttls_unavailable() -> Reply {
@@ -244,7 +327,11 @@ pub(super) fn tls_already_active() -> Reply {
 }
 
 pub(super) fn starttls_in_transaction() -> Reply {
-    Reply::new(503, status(5, 5, 1), "STARTTLS not allowed during a mail transaction")
+    Reply::new(
+        503,
+        status(5, 5, 1),
+        "STARTTLS not allowed during a mail transaction",
+    )
 }
 
 // AUTH.
@@ -254,7 +341,11 @@ pub(super) fn auth_unavailable() -> Reply {
 }
 
 pub(super) fn auth_requires_encryption() -> Reply {
-    Reply::new(538, status(5, 7, 11), "encryption required for requested authentication mechanism")
+    Reply::new(
+        538,
+        status(5, 7, 11),
+        "encryption required for requested authentication mechanism",
+    )
 }
 
 pub(super) fn unknown_mechanism() -> Reply {
@@ -270,7 +361,11 @@ pub(super) fn already_authenticated() -> Reply {
 }
 
 pub(super) fn auth_in_transaction() -> Reply {
-    Reply::new(503, status(5, 5, 1), "AUTH not allowed during a mail transaction")
+    Reply::new(
+        503,
+        status(5, 5, 1),
+        "AUTH not allowed during a mail transaction",
+    )
 }
 
 /// A 334 challenge; `text` is already base64 (empty for PLAIN's empty challenge).

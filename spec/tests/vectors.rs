@@ -1,0 +1,158 @@
+//! Replays every conformance vector against the real server session, as written and
+//! byte at a time, and snapshots each full transcript.
+
+use sluice_spec::{Feed, Vector, default_vectors_dir, load_dir, run};
+
+fn vectors() -> Vec<Vector> {
+    load_dir(&default_vectors_dir()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn replay_all(feed: Feed) {
+    let vectors = vectors();
+    let mut failures = Vec::new();
+    for vector in &vectors {
+        let outcome = run(vector, feed);
+        match (&vector.known_discrepancy, outcome.passed()) {
+            (None, _) => failures.extend(
+                outcome
+                    .failures
+                    .iter()
+                    .map(|f| format!("{}:{}: {}", vector.path.display(), f.line, f.message)),
+            ),
+            // The mark must not outlive the bug, or it would hide a regression later.
+            (Some(reason), true) => failures.push(format!(
+                "{}: passes now; remove its `known-discrepancy: {reason}`",
+                vector.path.display()
+            )),
+            (Some(_), false) => {}
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed ({feed:?}):\n{}",
+        failures.len(),
+        vectors.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_vector_passes() {
+    replay_all(Feed::AsWritten);
+}
+
+/// TCP may cut the stream anywhere; the session's answers must not depend on where.
+#[test]
+fn every_vector_passes_byte_at_a_time() {
+    replay_all(Feed::ByteAtATime);
+}
+
+#[test]
+fn there_are_enough_vectors_and_each_proves_something() {
+    let vectors = vectors();
+    assert!(vectors.len() >= 40, "only {} vectors", vectors.len());
+    for vector in &vectors {
+        assert!(
+            vector
+                .proves
+                .iter()
+                .all(|proves| proves.starts_with("RFC ") || proves.starts_with("Sluice ")),
+            "{}: `proves:` should name an RFC section or a Sluice requirement",
+            vector.path.display()
+        );
+    }
+}
+
+/// The README's list is the table of contents of the textbook; it must not fall behind.
+#[test]
+fn the_readme_lists_every_vector() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let missing: Vec<String> = vectors()
+        .iter()
+        .map(|v| v.name())
+        .filter(|name| !readme.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "spec/README.md does not list: {missing:?}"
+    );
+}
+
+/// Every reply REPLIES.md lists is sent in some vector, with its code, enhanced status
+/// code and fixed text: the catalogue and the vectors cannot drift apart.
+#[test]
+fn every_reply_in_the_catalogue_is_exercised() {
+    let catalogue =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/REPLIES.md")).unwrap();
+    let sent: Vec<String> = vectors()
+        .iter()
+        .flat_map(|vector| {
+            run(vector, Feed::AsWritten)
+                .transcript
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| line.strip_prefix("S: ").map(str::to_owned))
+        .collect();
+    let mut missing = Vec::new();
+    for row in catalogue.lines().filter(|line| line.starts_with('|')) {
+        for reply in row.split('`').skip(1).step_by(2) {
+            let is_reply = reply.len() >= 3
+                && reply.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+                && matches!(reply.as_bytes().get(3), None | Some(b' ' | b'-'));
+            if !is_reply {
+                continue;
+            }
+            let pattern = reply_pattern(reply);
+            if !sent.iter().any(|line| glob(&pattern, line)) {
+                missing.push(format!("`{reply}` (as {pattern:?})"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "replies in REPLIES.md that no vector makes the session send:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// A catalogue reply as a glob over a transcript line: the host name filled in, other
+/// placeholders (`<addr>`, `<id>`, ...) and a trailing `...` matching anything.
+fn reply_pattern(reply: &str) -> String {
+    let mut pattern = reply.replace("<host>", sluice_spec::HOSTNAME);
+    for placeholder in ["<client>", "<addr>", "<id>", "<n>", "<KEYWORD>"] {
+        pattern = pattern.replace(placeholder, "*");
+    }
+    if let Some(open) = pattern.strip_suffix("...") {
+        pattern = format!("{}*", open.trim_end());
+    }
+    // `334 ` is written with its significant trailing space, which the transcript keeps.
+    pattern
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head)
+                && (0..=text.len() - head.len())
+                    .filter(|&skip| text.is_char_boundary(head.len() + skip))
+                    .any(|skip| glob(rest, &text[head.len() + skip..]))
+        }
+    }
+}
+
+#[test]
+fn transcripts_match_snapshots() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    for vector in vectors() {
+        let outcome = run(&vector, Feed::AsWritten);
+        settings.set_description(format!("{} ({})", vector.title, vector.proves.join("; ")));
+        settings.bind(|| insta::assert_snapshot!(vector.name(), outcome.transcript));
+    }
+}
