@@ -73,6 +73,10 @@ pub enum CommandError {
     /// Wrong arguments for a known verb (501 5.5.4).
     #[error("syntax error in arguments: {0}")]
     Syntax(&'static str),
+    /// AUTH with a well-formed mechanism but an initial response that is not base64
+    /// (501 5.5.2: the mechanism's exchange cannot be decoded).
+    #[error("AUTH {mechanism} initial response is not base64")]
+    InitialResponseNotBase64 { mechanism: String },
     /// A malformed reverse-path (501 5.1.7).
     #[error("bad sender address: {0}")]
     BadSender(AddressError),
@@ -213,7 +217,7 @@ fn parse_auth(argument: &str) -> Result<Command, CommandError> {
         None => None,
         Some("=") => Some(InitialResponse::Empty),
         Some(response) if is_base64(response) => Some(InitialResponse::Base64(response.to_owned())),
-        Some(_) => return Err(CommandError::Syntax("initial response is not base64")),
+        Some(_) => return Err(CommandError::InitialResponseNotBase64 { mechanism }),
     };
     if words.next().is_some() {
         return Err(CommandError::Syntax("too many arguments to AUTH"));
@@ -575,13 +579,23 @@ mod tests {
         );
         assert_eq!(ok("AUTH LOGIN dXNlcg=").to_string(), "AUTH LOGIN dXNlcg=");
         for line in [
-            "AUTH",
-            "AUTH PL@IN",
-            "AUTH ABCDEFGHIJKLMNOPQRSTU",
             "AUTH PLAIN not*base64",
             "AUTH PLAIN ===",
             "AUTH PLAIN a===",
             "AUTH PLAIN a=b",
+        ] {
+            assert_eq!(
+                parse(line),
+                Err(CommandError::InitialResponseNotBase64 {
+                    mechanism: "PLAIN".into()
+                }),
+                "{line}"
+            );
+        }
+        for line in [
+            "AUTH",
+            "AUTH PL@IN",
+            "AUTH ABCDEFGHIJKLMNOPQRSTU",
             "AUTH PLAIN abc def",
         ] {
             assert!(

@@ -10,9 +10,6 @@ use crate::smtp::command::InitialResponse;
 use crate::smtp::reply::Reply;
 use crate::time::Instant;
 
-/// The grammar's reason for an AUTH initial response that is not base64.
-pub(super) const NOT_BASE64: &str = "initial response is not base64";
-
 impl ServerSession {
     /// Why AUTH with this mechanism cannot start now, as the reply and whether it
     /// counts as a client error; `Ok` with the mechanism if it can.
@@ -45,9 +42,8 @@ impl ServerSession {
 
     /// AUTH whose initial response the grammar found not to be base64: refused like
     /// any other AUTH if AUTH cannot start, else as an undecodable response.
-    pub(super) fn on_auth_not_base64(&mut self, line: &[u8]) {
-        let mechanism = line.split(|&byte| byte == b' ').nth(1).unwrap_or_default();
-        match self.auth_precondition(&String::from_utf8_lossy(mechanism)) {
+    pub(super) fn on_auth_not_base64(&mut self, mechanism: &str) {
+        match self.auth_precondition(mechanism) {
             Ok(mechanism) => self.auth_undecodable(mechanism),
             Err(refusal) => self.refuse_auth(refusal),
         }

@@ -450,9 +450,6 @@ impl ServerSession {
         self.idle_deadline = now + self.config.limits.command_timeout;
         match Command::parse(line) {
             Ok(command) => self.on_command(now, command),
-            Err(CommandError::Syntax(auth::NOT_BASE64)) if verb_of(line) == "AUTH" => {
-                self.on_auth_not_base64(line)
-            }
             Err(error) => self.on_parse_error(&verb_of(line), error),
         }
     }
@@ -471,6 +468,10 @@ impl ServerSession {
             CommandError::ForeignProtocol => {
                 let reply = replies::foreign_protocol(&self.config.hostname);
                 self.close_refusing(verb, reply, DisconnectReason::ForeignProtocol);
+                return;
+            }
+            CommandError::InitialResponseNotBase64 { mechanism } => {
+                self.on_auth_not_base64(&mechanism);
                 return;
             }
             CommandError::InvalidUtf8 => replies::invalid_utf8(),
