@@ -8,6 +8,7 @@
 //! Modules:
 //! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
 //! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
+//! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
 //! - [`fuzzing`]: the bodies of the fuzz targets, shared with the corpus regression tests.
 //!
@@ -16,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod directory;
 pub mod fuzzing;
 pub mod machine;
 pub mod smtp;

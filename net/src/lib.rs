@@ -2,13 +2,11 @@
 //! tokio, real sockets and real disks. Drivers decide nothing about mail; they
 //! carry bytes, perform the I/O a machine asks for and report back.
 //!
-//! Module plan (filled by later issues):
-//! - `listener`: MX, submission and submissions listeners; PROXY protocol; per-IP limits.
-//! - `tls`: rustls configuration, certificate loading and self-signed generation.
-//! - `smtp_driver`: pumps a socket (generic over the stream type) through a server session.
-//! - `store`: sqlx stores (SQLite, PostgreSQL, MySQL/MariaDB) and the content-addressed blob folder.
-//! - `config`: the TOML configuration with precise errors.
-//! - `cli`: the `sluice` command line.
+//! Modules:
+//! - [`store`]: sqlx stores (SQLite, PostgreSQL, MySQL/MariaDB) and the content-addressed blob folder.
 //!
-//! Today the crate holds only the binary's entry point; `sluice serve` arrives with
-//! the issue that builds the production listeners.
+//! Planned: `config` (the TOML file), `tls` (rustls, self-signed certificates),
+//! `smtp_driver` (a socket pumped through a server session, generic over the stream),
+//! `listener` (MX, submission, submissions; PROXY protocol; per-IP limits), `cli`.
+
+pub mod store;
