@@ -55,6 +55,8 @@ enum Step {
     Wait(u16),
     /// The client goes away.
     Hangup,
+    /// The server begins shutting down.
+    Shutdown,
 }
 
 #[derive(Debug, Arbitrary, Clone, Copy)]
@@ -175,6 +177,7 @@ pub fn smtp_session(data: &[u8]) {
                 Input::Tick
             }
             Step::Hangup => Input::PeerClosed,
+            Step::Shutdown => Input::Shutdown,
         };
         session.handle(now, input);
         harness.drain(&mut session);

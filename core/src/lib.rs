@@ -9,16 +9,22 @@
 //! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
 //! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
 //! - [`directory`]: what the user directory answers to the router's lookups.
+//! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
+//! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
+//! - [`proxy`]: the HAProxy PROXY protocol v1 and v2 header parser for listeners behind a load balancer.
 //! - [`fuzzing`]: the bodies of the fuzz targets, shared with the corpus regression tests.
 //!
-//! Planned by later issues: the filter pipeline, router, queue, SMTP client
-//! session, delivery-path selector, replica, mailbox model, IMAP and POP3 sessions.
+//! Planned by later issues: the filter pipeline, queue, SMTP client session,
+//! delivery-path selector, replica, IMAP and POP3 sessions.
 
 #![forbid(unsafe_code)]
 
 pub mod directory;
 pub mod fuzzing;
 pub mod machine;
+pub mod mailbox;
+pub mod proxy;
+pub mod router;
 pub mod smtp;
 pub mod time;

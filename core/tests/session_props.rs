@@ -64,6 +64,7 @@ enum Step {
     TlsEstablished,
     TlsFailed,
     PeerClosed,
+    Shutdown,
 }
 
 fn command_line() -> impl Strategy<Value = String> {
@@ -215,7 +216,7 @@ fn step() -> impl Strategy<Value = Step> {
                 .prop_map(|millis| Step::Tick { millis }),
             1 => Just(Step::TickAtDeadline),
         ],
-        1 => prop_oneof![8 => Just(Step::TlsEstablished), 1 => Just(Step::TlsFailed), 1 => Just(Step::PeerClosed)],
+        1 => prop_oneof![8 => Just(Step::TlsEstablished), 1 => Just(Step::TlsFailed), 1 => Just(Step::PeerClosed), 1 => Just(Step::Shutdown)],
     ]
 }
 
@@ -337,6 +338,7 @@ fn run(config: SessionConfig, steps: &[Step]) -> Result<Vec<Output>, TestCaseErr
             Step::TlsEstablished => inputs.push(Input::TlsEstablished),
             Step::TlsFailed => inputs.push(Input::TlsFailed),
             Step::PeerClosed => inputs.push(Input::PeerClosed),
+            Step::Shutdown => inputs.push(Input::Shutdown),
         }
         for input in inputs.drain(..) {
             if let Input::MessageStored {

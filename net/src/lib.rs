@@ -4,9 +4,28 @@
 //!
 //! Modules:
 //! - [`store`]: sqlx stores (SQLite, PostgreSQL, MySQL/MariaDB) and the content-addressed blob folder.
-//!
-//! Planned: `config` (the TOML file), `tls` (rustls, self-signed certificates),
-//! `smtp_driver` (a socket pumped through a server session, generic over the stream),
-//! `listener` (MX, submission, submissions; PROXY protocol; per-IP limits), `cli`.
+//! - [`config`]: the TOML configuration file, its defaults and its errors.
+//! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
+//! - [`listener`]: one SMTP listener: connection limits, PROXY header, implicit TLS.
+//! - [`smtp_driver`]: one connection pumped through a core server session, generic over the stream.
+//! - [`routing`]: core's router run for one recipient check against the backend.
+//! - [`incoming`]: an accepted message with its routes, as the store records it.
+//! - [`backend`]: what the driver needs from storage, as a trait.
+//! - [`tls`]: rustls configuration and the self-signed certificate.
+//! - [`maybe_tls`], [`proxy_header`], [`clock`], [`queue_id`], [`logging`], [`cli`]: small helpers.
 
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod incoming;
+pub mod listener;
+pub mod logging;
+pub mod maybe_tls;
+pub mod node;
+pub mod proxy_header;
+pub mod queue_id;
+pub mod routing;
+pub mod smtp_driver;
 pub mod store;
+pub mod tls;

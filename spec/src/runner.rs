@@ -64,7 +64,11 @@ impl fmt::Display for Failure {
 /// vector pins its split.
 pub fn run(vector: &Vector, feed: Feed) -> Outcome {
     run_with(vector, feed, |now, vector| {
-        Ok(ServerSession::new(now, session_config(vector)?))
+        let config = session_config(vector)?;
+        Ok(match vector.admission {
+            None => ServerSession::new(now, config),
+            Some(refusal) => ServerSession::refusing(now, config, refusal),
+        })
     })
 }
 
@@ -587,6 +591,11 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                 self.ensure_drained("this driver input")?;
                 self.note("D: peer closed");
                 self.handle(Input::PeerClosed);
+            }
+            DriverInput::Shutdown => {
+                self.ensure_drained("this driver input")?;
+                self.note("D: shutdown");
+                self.handle(Input::Shutdown);
             }
         }
         Ok(())

@@ -3,7 +3,7 @@
 //! spec/README.md is the reference for the format; this module is its grammar.
 
 use crate::escape::{EscapeError, unescape};
-use sluice_core::smtp::server::{Limits, TlsMode};
+use sluice_core::smtp::server::{ConnectionRefusal, Limits, TlsMode};
 use sluice_core::time::Duration;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ pub struct Vector {
     pub tls: TlsMode,
     pub auth_requires_tls: bool,
     pub limits: Limits,
+    /// `set: admission = …`: the connection is refused before its greeting.
+    pub admission: Option<ConnectionRefusal>,
     /// The `set:` lines as written, for the transcript header.
     pub settings: Vec<String>,
     pub split: Split,
@@ -122,6 +124,8 @@ pub enum DriverInput {
     TlsEstablished,
     TlsFailed,
     PeerClosed,
+    /// The server begins shutting down (`Input::Shutdown`).
+    Shutdown,
 }
 
 /// An answer, or a deliberate silence (to let a deadline pass).
@@ -287,6 +291,7 @@ impl<'a> Parser<'a> {
             settings: Vec::new(),
             split: Split::Any,
             known_discrepancy: None,
+            admission: None,
             steps: Vec::new(),
         };
         let mut listener_seen = false;
@@ -472,6 +477,18 @@ impl<'a> Parser<'a> {
         let (key, value) = (key.trim(), value.trim());
         let limits = &mut vector.limits;
         match key {
+            "admission" => {
+                vector.admission = match value {
+                    "accept" => None,
+                    "too-many-connections" => Some(ConnectionRefusal::TooManyConnections),
+                    "shutting-down" => Some(ConnectionRefusal::ShuttingDown),
+                    other => {
+                        return Err(self.error(format!(
+                            "unknown admission `{other}` (expected accept, too-many-connections or shutting-down)"
+                        )));
+                    }
+                }
+            }
             "tls" => {
                 *tls = Some(match value {
                     "unavailable" => TlsMode::Unavailable,
@@ -615,11 +632,12 @@ impl<'a> Parser<'a> {
             ["tls", "established"] => DriverInput::TlsEstablished,
             ["tls", "failed"] => DriverInput::TlsFailed,
             ["peer", "closed"] => DriverInput::PeerClosed,
+            ["shutdown"] => DriverInput::Shutdown,
             _ => {
                 return Err(self.error(format!(
                     "unknown driver input `{value}` (recipient VERDICT | credentials valid ID | credentials \
                      invalid|tempfail|ignore | stored QUEUE-ID | store failed|ignore | tls established|failed | \
-                     peer closed)"
+                     peer closed | shutdown)"
                 )));
             }
         };

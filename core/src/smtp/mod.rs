@@ -5,6 +5,7 @@
 //! - [`params`]: MAIL and RCPT parameters: SIZE, BODY, SMTPUTF8, DSN, AUTH=.
 //! - [`command`]: parsing and serialising command lines (RFC 5321 §4.1).
 //! - [`reply`]: replies, multi-line replies and enhanced status codes (RFC 5321 §4.2, RFC 2034, RFC 3463).
+//! - [`received`]: the Received trace header field of an accepted message (RFC 5321 §4.4, RFC 3848).
 //! - [`server`]: the server session machine (MX and submission listeners).
 //!
 //! Parsers take raw bytes and never panic; serialisers produce the normalised form,
@@ -13,6 +14,7 @@
 pub mod address;
 pub mod command;
 pub mod params;
+pub mod received;
 pub mod reply;
 pub mod server;
 pub mod xtext;

@@ -5,9 +5,35 @@
 //! The one promise this module keeps for everybody else: when [`Store::accept`]
 //! returns `Ok`, the body is fsynced in the blob folder and the message's records
 //! are committed, so the session may answer 250.
+//!
+//! Blob reference counts live in SQL (`blobs.refcount`: mailbox entries plus
+//! `pending` queue records). Bodies whose count reached zero, and files left
+//! without a row by a crash between the blob write and the commit, are harmless
+//! garbage; removing them is a later cleanup step, not built yet.
+//!
+//! Modules: `sql` (the pool and SQL dialects), `migrate` (embedded schemas),
+//! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
+//! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
+//! `sluice_core::mailbox`), `queue` (accept and its group commit).
 
+mod blob;
+mod directory;
+mod mailbox;
+mod migrate;
+mod password;
+mod queue;
+mod sql;
+
+pub use sql::Backend;
+
+use blob::BlobStore;
+use directory::Kind;
+use queue::Committer;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
-use std::path::Path;
+use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
+use sql::Db;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why a store operation failed. Names the thing that was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +55,12 @@ pub enum StoreError {
     AlreadyExists(String),
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
+    /// A mailbox operation the mailbox model refuses (no such folder, …).
+    #[error("{0}")]
+    Mailbox(#[from] MailboxError),
+    /// The store's background committer is gone (the runtime is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
 }
 
 /// A message the SMTP side accepted, routed, ready to be made durable.
@@ -78,40 +110,78 @@ pub struct QueueEntry {
     pub received_at_ms: i64,
 }
 
-/// The store: a connection pool and the blob folder.
+/// The store: a connection pool, the blob folder and the group-commit task.
+/// Cloning is cheap and shares all three.
 #[derive(Debug, Clone)]
-pub struct Store {}
+pub struct Store {
+    db: Db,
+    blobs: Arc<BlobStore>,
+    committer: Committer,
+}
+
+/// Runs argon2 off the async worker threads.
+async fn hash_password(password: &str) -> Result<String, StoreError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|error| error.to_string())
+        .and_then(|hashed| hashed)
+        .map_err(|reason| StoreError::Invalid {
+            what: "password",
+            reason,
+        })
+}
+
+/// Seconds since the Unix epoch: the UIDVALIDITY base of a new user, so that a
+/// user removed and created again does not reuse old UIDVALIDITY values.
+fn uidvalidity_base_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX / 2))
+        .unwrap_or(1)
+}
 
 impl Store {
     /// Connects to `database_url` (`sqlite:PATH?mode=rwc`, `postgres://…`, `mysql://…`),
     /// runs the migrations for that backend, and opens the blob folder.
+    /// Must be called inside a tokio runtime (it starts the group-commit task).
     pub async fn open(database_url: &str, blob_dir: &Path) -> Result<Store, StoreError> {
-        let _ = (database_url, blob_dir);
-        todo!("store")
+        let blobs = BlobStore::open(blob_dir)?;
+        let db = Db::connect(database_url).await?;
+        migrate::run(&db).await?;
+        Ok(Store {
+            committer: Committer::spawn(db.clone()),
+            db,
+            blobs: Arc::new(blobs),
+        })
+    }
+
+    /// Which SQL engine this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.db.backend
     }
 
     /// Answers one router lookup.
     pub async fn query(&self, query: &DirectoryQuery) -> Result<DirectoryAnswer, StoreError> {
-        let _ = query;
-        todo!("store")
+        self.db.query(query).await
     }
 
     /// Checks a password; the user's canonical address if it is right.
+    /// The username matches ASCII-case-insensitively (local part and domain).
     pub async fn verify_credentials(
         &self,
         username: &str,
         password: &str,
     ) -> Result<Option<String>, StoreError> {
-        let _ = (username, password);
-        todo!("store")
+        self.db.verify_credentials(username, password).await
     }
 
     /// Makes a message durable: body to the blob folder (fsynced), then in one
     /// transaction the queue records and, for local recipients, the mailbox entries.
     /// Idempotent per (queue id, recipient): a retried call never duplicates.
+    /// Concurrent calls share transactions (group commit); each gets its own result.
     pub async fn accept(&self, message: &IncomingMessage) -> Result<(), StoreError> {
-        let _ = message;
-        todo!("store")
+        queue::accept(&self.blobs, &self.committer, message).await
     }
 
     /// The messages in one folder of a user, by UID.
@@ -120,33 +190,122 @@ impl Store {
         user: &str,
         folder: &str,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let _ = (user, folder);
-        todo!("store")
+        self.db.folder_messages(user, folder).await
     }
 
     /// A body by its blob name.
     pub async fn read_blob(&self, blob: &str) -> Result<Vec<u8>, StoreError> {
-        let _ = blob;
-        todo!("store")
+        let blobs = Arc::clone(&self.blobs);
+        let blob = blob.to_owned();
+        tokio::task::spawn_blocking(move || blobs.get(&blob))
+            .await
+            .map_err(|error| StoreError::Blob {
+                path: "(blob reader)".to_owned(),
+                source: std::io::Error::other(error.to_string()),
+            })?
+    }
+
+    /// Where a blob's file is (None for a malformed name).
+    pub fn blob_path(&self, blob: &str) -> Option<PathBuf> {
+        self.blobs.path(blob)
+    }
+
+    /// A blob's reference count (mailbox entries plus pending queue records), if known.
+    pub async fn blob_refcount(&self, blob: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            &self
+                .db
+                .sql("SELECT refcount FROM blobs WHERE blob_sha256 = ?"),
+        )
+        .bind(blob)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(sql::int(&row, "refcount")?)),
+            None => Ok(None),
+        }
     }
 
     /// Every queue record, oldest first.
     pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        todo!("store")
+        self.db.queue_entries().await
+    }
+
+    // Mailboxes: the operations of `sluice_core::mailbox`, with the model's results.
+
+    /// Applies one mailbox operation in its own transaction. A refusal
+    /// ([`StoreError::Mailbox`]) changes nothing. `AddUser` creates a user
+    /// without a password (it cannot log in until [`Store::set_password`]).
+    pub async fn apply(&self, operation: &Operation) -> Result<Outcome, StoreError> {
+        if let Operation::AddUser {
+            user,
+            uidvalidity_base,
+        } = operation
+        {
+            return match self
+                .db
+                .add_user_with_hash(user, None, *uidvalidity_base)
+                .await
+            {
+                Ok(_) => Ok(Outcome::UserAdded),
+                Err(StoreError::AlreadyExists(_)) => {
+                    Err(MailboxError::UserExists(user.clone()).into())
+                }
+                Err(error) => Err(error),
+            };
+        }
+        // A deadlock or a concurrent duplicate on PostgreSQL/MySQL: try again
+        // from scratch, as the accept path does.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.apply_once(operation).await {
+                Err(error) if attempt < 5 && sql::is_retryable(&error) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_once(&self, operation: &Operation) -> Result<Outcome, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        match mailbox::apply(&self.db, &mut tx, operation).await? {
+            Ok(outcome) => {
+                tx.commit().await?;
+                Ok(outcome)
+            }
+            // Dropping the transaction rolls it back.
+            Err(refusal) => Err(refusal.into()),
+        }
+    }
+
+    /// One user's folders and messages, in the model's canonical form.
+    pub async fn observe_user(&self, user: &str) -> Result<UserObservation, StoreError> {
+        self.db.observe_user(user).await
+    }
+
+    /// Every user's folders and messages, keyed by canonical address.
+    pub async fn observe(&self) -> Result<Observation, StoreError> {
+        let mut observation = Observation::default();
+        for user in self.db.list_kind(Kind::User).await? {
+            let folders = self.db.observe_user(&user).await?;
+            observation.users.insert(user, folders);
+        }
+        Ok(observation)
     }
 
     // Administration: domains, users, aliases, groups.
 
     pub async fn add_domain(&self, name: &str) -> Result<(), StoreError> {
-        let _ = name;
-        todo!("store")
+        self.db.add_domain(name).await
     }
+    /// Refuses (Invalid) while the domain still has users, aliases or groups.
     pub async fn remove_domain(&self, name: &str) -> Result<(), StoreError> {
-        let _ = name;
-        todo!("store")
+        self.db.remove_domain(name).await
     }
     pub async fn list_domains(&self) -> Result<Vec<String>, StoreError> {
-        todo!("store")
+        self.db.list_domains().await
     }
     /// Sets the catch-all target of a domain (None removes it).
     pub async fn set_catch_all(
@@ -154,55 +313,63 @@ impl Store {
         domain: &str,
         target: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _ = (domain, target);
-        todo!("store")
+        self.db.set_catch_all(domain, target).await
     }
     /// Creates a user (argon2id hash) with INBOX, Sent, Drafts, Junk, Trash and Archive.
     pub async fn add_user(&self, address: &str, password: &str) -> Result<(), StoreError> {
-        let _ = (address, password);
-        todo!("store")
+        let hash = hash_password(password).await?;
+        self.add_user_with_hash(address, &hash).await
+    }
+    /// Creates a user from an existing argon2 PHC string (imports, or tests that
+    /// create many users without paying for a hash each).
+    pub async fn add_user_with_hash(
+        &self,
+        address: &str,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.db
+            .add_user_with_hash(address, Some(password_hash), uidvalidity_base_now())
+            .await
+            .map(|_| ())
+    }
+    /// The argon2id PHC string of a password, as `add_user_with_hash` expects it.
+    pub async fn hash_password(password: &str) -> Result<String, StoreError> {
+        hash_password(password).await
     }
     pub async fn set_password(&self, address: &str, password: &str) -> Result<(), StoreError> {
-        let _ = (address, password);
-        todo!("store")
+        let hash = hash_password(password).await?;
+        self.db.set_password_hash(address, &hash).await
     }
     pub async fn remove_user(&self, address: &str) -> Result<(), StoreError> {
-        let _ = address;
-        todo!("store")
+        self.db.remove_user(address).await
     }
     pub async fn list_users(&self) -> Result<Vec<String>, StoreError> {
-        todo!("store")
+        self.db.list_kind(Kind::User).await
     }
     pub async fn add_alias(&self, alias: &str, targets: &[String]) -> Result<(), StoreError> {
-        let _ = (alias, targets);
-        todo!("store")
+        self.db.add_with_targets(alias, targets, Kind::Alias).await
     }
     pub async fn remove_alias(&self, alias: &str) -> Result<(), StoreError> {
-        let _ = alias;
-        todo!("store")
+        self.db.remove_with_targets(alias, Kind::Alias).await
     }
     /// Every alias with its targets.
     pub async fn list_aliases(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        todo!("store")
+        self.db.list_with_targets(Kind::Alias).await
     }
     pub async fn add_group(&self, group: &str, members: &[String]) -> Result<(), StoreError> {
-        let _ = (group, members);
-        todo!("store")
+        self.db.add_with_targets(group, members, Kind::Group).await
     }
     pub async fn add_group_member(&self, group: &str, member: &str) -> Result<(), StoreError> {
-        let _ = (group, member);
-        todo!("store")
+        self.db.add_group_member(group, member).await
     }
     pub async fn remove_group_member(&self, group: &str, member: &str) -> Result<(), StoreError> {
-        let _ = (group, member);
-        todo!("store")
+        self.db.remove_group_member(group, member).await
     }
     pub async fn remove_group(&self, group: &str) -> Result<(), StoreError> {
-        let _ = group;
-        todo!("store")
+        self.db.remove_with_targets(group, Kind::Group).await
     }
     /// Every group with its members.
     pub async fn list_groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        todo!("store")
+        self.db.list_with_targets(Kind::Group).await
     }
 }

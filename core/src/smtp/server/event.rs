@@ -65,6 +65,10 @@ pub enum DisconnectReason {
     Quit,
     PeerClosed,
     Timeout,
+    /// The server is shutting down (after the current transaction, if any).
+    Shutdown,
+    /// The connection was refused at once: the client has too many open connections.
+    TooManyConnections,
     TooManyBadCommands,
     TooManyAuthFailures,
     TooManyTransactions,

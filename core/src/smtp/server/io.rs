@@ -30,6 +30,9 @@ pub enum Input {
     Tick,
     /// The client closed the connection or it broke.
     PeerClosed,
+    /// The server is shutting down: close now if idle, else once the transaction in
+    /// progress has its final reply; refuse any new MAIL.
+    Shutdown,
 }
 
 /// Something the session wants done, in order.

@@ -73,6 +73,17 @@ pub struct ServerSession {
     auth_failures: u32,
     /// MAIL commands accepted on this connection.
     transactions: u32,
+    /// Set by `Input::Shutdown`: close as soon as no transaction is in progress.
+    shutting_down: bool,
+}
+
+/// Why a connection is refused before its greeting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionRefusal {
+    /// The client already holds its share of connections.
+    TooManyConnections,
+    /// The server is shutting down and takes no new sessions.
+    ShuttingDown,
 }
 
 /// What the session is reading, or waiting for.
@@ -188,10 +199,34 @@ impl ServerSession {
             bad_commands: 0,
             auth_failures: 0,
             transactions: 0,
+            shutting_down: false,
         };
         let greeting = replies::greeting(&session.config.hostname);
         session.send(&greeting);
         session.event(SessionEvent::Connected);
+        session
+    }
+
+    /// A session that refuses the connection instead of greeting it: a 421 reply
+    /// (RFC 5321 §3.1 allows 421 in place of the greeting), then `Output::Close`.
+    pub fn refusing(
+        now: Instant,
+        config: SessionConfig,
+        refusal: ConnectionRefusal,
+    ) -> ServerSession {
+        let mut session = ServerSession::new(now, config);
+        session.outputs.clear();
+        let host = &session.config.hostname;
+        let (reply, reason) = match refusal {
+            ConnectionRefusal::TooManyConnections => (
+                replies::too_many_connections(host),
+                DisconnectReason::TooManyConnections,
+            ),
+            ConnectionRefusal::ShuttingDown => {
+                (replies::shutting_down(host), DisconnectReason::Shutdown)
+            }
+        };
+        session.close(Some(reply), reason);
         session
     }
 
@@ -540,6 +575,15 @@ impl ServerSession {
         self.helo = Some((host, esmtp));
     }
 
+    /// With a shutdown pending, an idle session (no transaction, nothing being read or
+    /// awaited) says 421 and closes; a transaction in progress gets its final reply first.
+    fn close_if_shutting_down_and_idle(&mut self) {
+        if self.shutting_down && matches!(self.mode, Mode::Command) && self.transaction.is_none() {
+            let reply = replies::shutting_down(&self.config.hostname);
+            self.close(Some(reply), DisconnectReason::Shutdown);
+        }
+    }
+
     // Answers and time.
 
     /// Takes the wait if `token` is the one the session waits for; stale tokens are ignored.
@@ -652,7 +696,9 @@ impl Machine for ServerSession {
             | Input::MessageStored { token, .. } => self.on_answer(now, token, input),
             Input::Tick => self.on_tick(now),
             Input::PeerClosed => self.close(None, DisconnectReason::PeerClosed),
+            Input::Shutdown => self.shutting_down = true,
         }
+        self.close_if_shutting_down_and_idle();
     }
 
     fn poll(&mut self) -> Option<Output> {

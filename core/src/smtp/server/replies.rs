@@ -45,6 +45,22 @@ pub(super) fn timeout(host: &Domain) -> Reply {
     )
 }
 
+pub(super) fn shutting_down(host: &Domain) -> Reply {
+    Reply::new(
+        421,
+        status(4, 3, 2),
+        format!("{host} service shutting down; closing connection"),
+    )
+}
+
+pub(super) fn too_many_connections(host: &Domain) -> Reply {
+    Reply::new(
+        421,
+        status(4, 7, 0),
+        format!("{host} too many connections from your address; try again later"),
+    )
+}
+
 pub(super) fn too_many_errors(host: &Domain) -> Reply {
     Reply::new(
         421,

@@ -23,6 +23,12 @@ impl ServerSession {
         if self.config.kind == ListenerKind::Submission && self.authenticated.is_none() {
             return self.refuse(VERB, replies::authentication_required());
         }
+        if self.shutting_down {
+            // Only reachable when this MAIL was pipelined behind the transaction that
+            // the shutdown waited for.
+            let reply = replies::shutting_down(&self.config.hostname);
+            return self.close_refusing(VERB, reply, DisconnectReason::Shutdown);
+        }
         if self.transactions >= self.config.limits.transactions {
             let reply = replies::too_many_transactions(&self.config.hostname);
             return self.close_refusing(VERB, reply, DisconnectReason::TooManyTransactions);

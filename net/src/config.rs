@@ -1,0 +1,498 @@
+//! The configuration file: one TOML document, every key with a default, so that no
+//! file at all is a working setup on high loopback ports. Unknown keys and bad values
+//! are errors that name the file, the line and the key path.
+
+use serde::Deserialize;
+use sluice_core::smtp::address::Domain;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration, after defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub tls: TlsSection,
+    pub smtp: SmtpSection,
+    pub listeners: ListenersSection,
+    pub log: LogSection,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub hostname: String,
+    /// Whose postmaster `RCPT TO:<Postmaster>` reaches; None: the hostname.
+    pub primary_domain: Option<String>,
+    pub data_dir: PathBuf,
+    /// Connections open at once over all listeners.
+    pub max_connections: usize,
+    /// Seconds live sessions get to finish after SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            hostname: "localhost".to_owned(),
+            primary_domain: None,
+            data_dir: PathBuf::from("sluice-data"),
+            max_connections: 1000,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// None: a SQLite file in the data folder.
+    pub url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSection {
+    pub auth_requires_tls: bool,
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            auth_requires_tls: true,
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenersSection {
+    pub mx: ListenerSection,
+    pub submission: ListenerSection,
+    pub submissions: ListenerSection,
+}
+
+/// One listener. The address has no serde default because it differs per listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerSection {
+    pub enabled: bool,
+    pub address: Option<SocketAddr>,
+    pub proxy_protocol: bool,
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for ListenerSection {
+    fn default() -> Self {
+        ListenerSection {
+            enabled: true,
+            address: None,
+            proxy_protocol: false,
+            max_connections_per_ip: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive, e.g. `info` or `sluice_net=debug`.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Human,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The three SMTP listeners, by their configuration names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ListenerName {
+    Mx,
+    Submission,
+    Submissions,
+}
+
+impl ListenerName {
+    pub const ALL: [ListenerName; 3] = [
+        ListenerName::Mx,
+        ListenerName::Submission,
+        ListenerName::Submissions,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerName::Mx => "mx",
+            ListenerName::Submission => "submission",
+            ListenerName::Submissions => "submissions",
+        }
+    }
+
+    /// High loopback ports, so that an unprivileged first run works.
+    fn default_address(self) -> SocketAddr {
+        let port = match self {
+            ListenerName::Mx => 2525,
+            ListenerName::Submission => 2587,
+            ListenerName::Submissions => 2465,
+        };
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+}
+
+impl fmt::Display for ListenerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Config {
+    /// The file at `path`, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Ok(Config::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+                    file: path.to_path_buf(),
+                    line: None,
+                    key: None,
+                    message: format!("cannot read: {error}"),
+                })?;
+                Config::parse(&text, path)
+            }
+        }
+    }
+
+    /// Parses and validates `text`; `file` only names the source in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let span = error.span();
+            let key = span.as_ref().and_then(|span| key_at(text, span));
+            ConfigError {
+                file: file.to_path_buf(),
+                line: span.map(|span| line_of(text, span.start)),
+                key,
+                message: error.message().trim().to_owned(),
+            }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: file.to_path_buf(),
+            line: line_of_key(text, key),
+            key: Some(key.to_owned()),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that serde cannot express: relations between keys and value grammars.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.hostname()
+            .map_err(|message| ("server.hostname", message))?;
+        if let Some(domain) = &self.server.primary_domain
+            && let Err(error) = Domain::parse(domain)
+        {
+            return Err((
+                "server.primary_domain",
+                format!("{domain:?} is not a domain: {error}"),
+            ));
+        }
+        match (&self.tls.certificate, &self.tls.private_key) {
+            (Some(_), None) => {
+                return Err((
+                    "tls.certificate",
+                    "tls.private_key must be set with it".to_owned(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "tls.private_key",
+                    "tls.certificate must be set with it".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        if self.smtp.max_recipients == 0 {
+            return Err(("smtp.max_recipients", "must be at least 1".to_owned()));
+        }
+        if self.smtp.max_message_size == 0 {
+            return Err(("smtp.max_message_size", "must be at least 1".to_owned()));
+        }
+        if self.server.max_connections == 0 {
+            return Err(("server.max_connections", "must be at least 1".to_owned()));
+        }
+        for name in ListenerName::ALL {
+            if self.listener(name).max_connections_per_ip == 0 {
+                let key = match name {
+                    ListenerName::Mx => "listeners.mx.max_connections_per_ip",
+                    ListenerName::Submission => "listeners.submission.max_connections_per_ip",
+                    ListenerName::Submissions => "listeners.submissions.max_connections_per_ip",
+                };
+                return Err((key, "must be at least 1".to_owned()));
+            }
+        }
+        if let Some(url) = &self.database.url
+            && !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+        {
+            return Err((
+                "database.url",
+                "must start with sqlite:, postgres:// or mysql://".to_owned(),
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(("log.level", format!("not a filter: {:?}", self.log.level)));
+        }
+        Ok(())
+    }
+
+    /// The server's name as the sessions announce it.
+    pub fn hostname(&self) -> Result<Domain, String> {
+        Domain::parse(&self.server.hostname)
+            .map_err(|error| format!("{:?} is not a domain: {error}", self.server.hostname))
+    }
+
+    pub fn listener(&self, name: ListenerName) -> &ListenerSection {
+        match name {
+            ListenerName::Mx => &self.listeners.mx,
+            ListenerName::Submission => &self.listeners.submission,
+            ListenerName::Submissions => &self.listeners.submissions,
+        }
+    }
+
+    pub fn listener_address(&self, name: ListenerName) -> SocketAddr {
+        self.listener(name)
+            .address
+            .unwrap_or_else(|| name.default_address())
+    }
+
+    /// The database URL; a SQLite file is created when missing, as the default does.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) if url.starts_with("sqlite:") && !url.contains("mode=") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite:{}?mode=rwc",
+                self.server.data_dir.join("sluice.db").display()
+            ),
+        }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.server.data_dir.join("blobs")
+    }
+}
+
+/// A configuration error, displayed as `file:line: key: message`.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// The dotted key path, e.g. `listeners.mx.address`.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted path of the deepest key whose name or value covers `span`.
+fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    find_key(document.get_ref(), span.start, &mut path).then(|| path.join("."))
+}
+
+fn find_key(table: &toml::de::DeTable<'_>, offset: usize, path: &mut Vec<String>) -> bool {
+    for (key, value) in table.iter() {
+        path.push(key.get_ref().to_string());
+        // Tables opened by a `[header]` do not span their keys, so look inside first.
+        if let Some(inner) = value.get_ref().as_table()
+            && find_key(inner, offset, path)
+        {
+            return true;
+        }
+        if key.span().contains(&offset) || value.span().contains(&offset) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// The line of the key at `dotted`, if the file sets it.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (key, value) = table.iter().find(|(key, _)| key.get_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(line_of(text, key.span().start));
+        }
+        table = value.get_ref().as_table()?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> ConfigError {
+        match Config::parse(text, Path::new("sluice.toml")) {
+            Ok(config) => panic!("accepted: {config:?}"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn no_file_means_every_default() {
+        let config = Config::load(None).unwrap();
+        assert_eq!(config.server.hostname, "localhost");
+        assert_eq!(
+            config.listener_address(ListenerName::Mx).to_string(),
+            "127.0.0.1:2525"
+        );
+        assert_eq!(
+            config.database_url(),
+            "sqlite:sluice-data/sluice.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn a_sqlite_file_is_created_unless_the_url_says_otherwise() {
+        let parse = |text: &str| Config::parse(text, Path::new("x.toml")).unwrap();
+        let url = parse("[database]\nurl = \"sqlite:d/s.db\"\n").database_url();
+        assert_eq!(url, "sqlite:d/s.db?mode=rwc");
+        let url = parse("[database]\nurl = \"sqlite:d/s.db?mode=ro\"\n").database_url();
+        assert_eq!(url, "sqlite:d/s.db?mode=ro");
+        let url = parse("[database]\nurl = \"postgres://u@h/db\"\n").database_url();
+        assert_eq!(url, "postgres://u@h/db");
+    }
+
+    #[test]
+    fn a_partial_listener_keeps_its_own_default_address() {
+        let config = Config::parse(
+            "[listeners.submissions]\nproxy_protocol = true\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert!(config.listeners.submissions.proxy_protocol);
+        assert_eq!(
+            config
+                .listener_address(ListenerName::Submissions)
+                .to_string(),
+            "127.0.0.1:2465"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let error = error_of("[server]\nhostname = \"mx.test\"\n\n[listeners.mx]\nport = 25\n");
+        assert_eq!(error.line, Some(5));
+        assert_eq!(error.key.as_deref(), Some("listeners.mx.port"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("sluice.toml:5: listeners.mx.port: ")
+        );
+        assert!(error.message.contains("unknown field"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let error = error_of("[listeners.submission]\naddress = \"nowhere\"\n");
+        assert_eq!(error.line, Some(2));
+        assert_eq!(error.key.as_deref(), Some("listeners.submission.address"));
+        let error = error_of("[log]\nformat = \"xml\"\n");
+        assert_eq!(error.key.as_deref(), Some("log.format"));
+        let error = error_of("[smtp]\nmax_recipients = \"many\"\n");
+        assert_eq!(error.key.as_deref(), Some("smtp.max_recipients"));
+    }
+
+    #[test]
+    fn validation_errors_name_the_line_of_their_key() {
+        let error = error_of("# comment\n[server]\n\nhostname = \"not a host!\"\n");
+        assert_eq!(error.line, Some(4));
+        assert_eq!(error.key.as_deref(), Some("server.hostname"));
+        let error = error_of("[tls]\ncertificate = \"/c.pem\"\n");
+        assert_eq!(error.key.as_deref(), Some("tls.certificate"));
+        assert_eq!(error.line, Some(2));
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_documents_every_key() {
+        let text = include_str!("../sluice.example.toml");
+        Config::parse(text, Path::new("sluice.example.toml")).unwrap();
+        for key in [
+            "hostname",
+            "primary_domain",
+            "data_dir",
+            "max_connections",
+            "shutdown_grace_seconds",
+            "url",
+            "certificate",
+            "private_key",
+            "auth_requires_tls",
+            "max_message_size",
+            "max_recipients",
+            "enabled",
+            "address",
+            "proxy_protocol",
+            "max_connections_per_ip",
+            "format",
+            "level",
+        ] {
+            assert!(text.contains(&format!("{key} =")), "{key} undocumented");
+        }
+    }
+}

@@ -1,0 +1,643 @@
+//! Mailboxes in SQL: folders with UIDVALIDITY/UIDNEXT, messages with flags, the
+//! delivery keys that make delivery idempotent, and blob reference counting —
+//! the same operations, with the same results, as `sluice_core::mailbox`'s model.
+
+use super::directory::lookup_key;
+use super::sql::{Db, WriteTx, int};
+use super::{StoreError, StoredMessage};
+use sluice_core::mailbox::{
+    FolderObservation, INBOX, MailboxError, MessageObservation, Operation, Outcome,
+    STANDARD_FOLDERS, SpecialUse, UserObservation, changed_flags, normalise_flag,
+    normalise_folder_name,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A folder row.
+#[derive(Clone, Debug)]
+struct Folder {
+    id: i64,
+    uidnext: i64,
+}
+
+/// A message row as the operations need it.
+#[derive(Clone, Debug)]
+struct MessageRow {
+    id: i64,
+    uid: i64,
+    blob: String,
+    size: i64,
+    flags: Vec<String>,
+    internal_date_ms: i64,
+    queue_id: String,
+}
+
+fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Invalid {
+        what: "stored value",
+        reason: format!("{what} {value} is out of range"),
+    })
+}
+
+fn split_flags(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|flag| !flag.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn join_flags(flags: &[String]) -> String {
+    flags.join(" ")
+}
+
+fn message_row(row: &AnyRow) -> Result<MessageRow, StoreError> {
+    Ok(MessageRow {
+        id: int(row, "id")?,
+        uid: int(row, "uid")?,
+        blob: row.try_get("blob_sha256")?,
+        size: int(row, "size")?,
+        flags: split_flags(&row.try_get::<String, _>("flags")?),
+        internal_date_ms: int(row, "internal_date_ms")?,
+        queue_id: row.try_get("queue_id")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, uid, blob_sha256, size, flags, internal_date_ms, queue_id";
+
+/// Takes the next UIDVALIDITY of a user.
+async fn take_uidvalidity(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<u32, StoreError> {
+    sqlx::query(
+        &db.sql(
+            "UPDATE addresses SET next_uidvalidity = next_uidvalidity + 1 WHERE address_key = ?",
+        ),
+    )
+    .bind(user_key)
+    .execute(&mut *tx.tx)
+    .await?;
+    let row = sqlx::query(&db.sql("SELECT next_uidvalidity FROM addresses WHERE address_key = ?"))
+        .bind(user_key)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+    let taken = int(&row, "next_uidvalidity")? - 1;
+    u32::try_from(taken)
+        .map_err(|_| StoreError::Mailbox(MailboxError::UidValidityExhausted(user_key.to_owned())))
+}
+
+async fn insert_folder(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    name: &str,
+    special_use: Option<SpecialUse>,
+) -> Result<u32, StoreError> {
+    let uidvalidity = take_uidvalidity(db, tx, user_key).await?;
+    sqlx::query(&db.sql(
+        "INSERT INTO folders (user_key, name, special_use, uidvalidity, uidnext) \
+         VALUES (?, ?, ?, ?, 1)",
+    ))
+    .bind(user_key)
+    .bind(name)
+    .bind(special_use.map(SpecialUse::attribute))
+    .bind(i64::from(uidvalidity))
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(uidvalidity)
+}
+
+/// INBOX and the special-use folders of a new user, in the model's order.
+pub(crate) async fn create_standard_folders(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+) -> Result<(), StoreError> {
+    insert_folder(db, tx, user_key, INBOX, None).await?;
+    for special in STANDARD_FOLDERS {
+        insert_folder(db, tx, user_key, special.folder_name(), Some(special)).await?;
+    }
+    Ok(())
+}
+
+/// Ensures the blob row exists, so message rows may reference it.
+pub(crate) async fn ensure_blob(
+    db: &Db,
+    tx: &mut WriteTx,
+    blob: &str,
+    size: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(&db.insert_ignore("blobs (blob_sha256, size, refcount) VALUES (?, ?, 0)"))
+        .bind(blob)
+        .bind(size)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds (or, negative, drops) references to a blob.
+pub(crate) async fn change_blob_refs(
+    db: &Db,
+    tx: &mut WriteTx,
+    blob: &str,
+    delta: i64,
+) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    sqlx::query(&db.sql("UPDATE blobs SET refcount = refcount + ? WHERE blob_sha256 = ?"))
+        .bind(delta)
+        .bind(blob)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+/// Drops the references held by a set of message rows.
+async fn release_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<(), StoreError> {
+    let mut counts: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for row in rows {
+        *counts.entry(row.blob.as_str()).or_default() += 1;
+    }
+    for (blob, count) in counts {
+        change_blob_refs(db, tx, blob, -count).await?;
+    }
+    Ok(())
+}
+
+/// Drops the blob references of every message of a user about to be removed.
+pub(crate) async fn release_user_blobs(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query(&db.sql(
+        "SELECT m.blob_sha256 AS blob_sha256, COUNT(*) AS n FROM messages m \
+         JOIN folders f ON m.folder_id = f.id WHERE f.user_key = ? GROUP BY m.blob_sha256",
+    ))
+    .bind(user_key)
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    for row in rows {
+        let blob: String = row.try_get("blob_sha256")?;
+        change_blob_refs(db, tx, &blob, -int(&row, "n")?).await?;
+    }
+    Ok(())
+}
+
+async fn user_exists(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        &db.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
+    )
+    .bind(user_key)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
+    Ok(row.is_some())
+}
+
+async fn find_folder(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    name: &str,
+) -> Result<Option<Folder>, StoreError> {
+    let row =
+        sqlx::query(&db.sql("SELECT id, uidnext FROM folders WHERE user_key = ? AND name = ?"))
+            .bind(user_key)
+            .bind(name)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+    match row {
+        Some(row) => Ok(Some(Folder {
+            id: int(&row, "id")?,
+            uidnext: int(&row, "uidnext")?,
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Reserves `count` consecutive UIDs in a folder; the first one.
+/// The increment is a single UPDATE, which row-locks the folder on PostgreSQL and
+/// MySQL until commit, so concurrent deliveries to one folder serialise there.
+async fn allocate_uids(
+    db: &Db,
+    tx: &mut WriteTx,
+    folder: &Folder,
+    folder_name: &str,
+    count: i64,
+) -> Result<Result<u32, MailboxError>, StoreError> {
+    if folder.uidnext + count > i64::from(u32::MAX) {
+        return Ok(Err(MailboxError::UidsExhausted(folder_name.to_owned())));
+    }
+    sqlx::query(&db.sql("UPDATE folders SET uidnext = uidnext + ? WHERE id = ?"))
+        .bind(count)
+        .bind(folder.id)
+        .execute(&mut *tx.tx)
+        .await?;
+    let row = sqlx::query(&db.sql("SELECT uidnext FROM folders WHERE id = ?"))
+        .bind(folder.id)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+    let uidnext = int(&row, "uidnext")?;
+    if uidnext > i64::from(u32::MAX) {
+        return Ok(Err(MailboxError::UidsExhausted(folder_name.to_owned())));
+    }
+    Ok(Ok(to_u32(uidnext - count, "uid")?))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_message(
+    db: &Db,
+    tx: &mut WriteTx,
+    folder_id: i64,
+    uid: u32,
+    blob: &str,
+    size: i64,
+    flags: &[String],
+    internal_date_ms: i64,
+    queue_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(&db.sql(
+        "INSERT INTO messages (folder_id, uid, blob_sha256, size, flags, internal_date_ms, \
+         queue_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(folder_id)
+    .bind(i64::from(uid))
+    .bind(blob)
+    .bind(size)
+    .bind(join_flags(flags))
+    .bind(internal_date_ms)
+    .bind(queue_id)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// One message into a user's INBOX, unless its delivery key was seen before.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn deliver(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    delivery_key: &str,
+    blob: &str,
+    size: i64,
+    internal_date_ms: i64,
+    queue_id: &str,
+) -> Result<Result<Outcome, MailboxError>, StoreError> {
+    if !user_exists(db, tx, user_key).await? {
+        return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned())));
+    }
+    let seen = sqlx::query(
+        &db.sql("SELECT delivery_key FROM deliveries WHERE user_key = ? AND delivery_key = ?"),
+    )
+    .bind(user_key)
+    .bind(delivery_key)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
+    if seen.is_some() {
+        return Ok(Ok(Outcome::AlreadyDelivered));
+    }
+    let Some(inbox) = find_folder(db, tx, user_key, INBOX).await? else {
+        return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
+    };
+    let uid = match allocate_uids(db, tx, &inbox, INBOX, 1).await? {
+        Ok(uid) => uid,
+        Err(error) => return Ok(Err(error)),
+    };
+    sqlx::query(&db.sql("INSERT INTO deliveries (user_key, delivery_key) VALUES (?, ?)"))
+        .bind(user_key)
+        .bind(delivery_key)
+        .execute(&mut *tx.tx)
+        .await?;
+    ensure_blob(db, tx, blob, size).await?;
+    insert_message(
+        db,
+        tx,
+        inbox.id,
+        uid,
+        blob,
+        size,
+        &[],
+        internal_date_ms,
+        queue_id,
+    )
+    .await?;
+    change_blob_refs(db, tx, blob, 1).await?;
+    Ok(Ok(Outcome::Delivered { uid }))
+}
+
+async fn folder_rows(
+    db: &Db,
+    tx: &mut WriteTx,
+    folder_id: i64,
+) -> Result<Vec<MessageRow>, StoreError> {
+    let rows = sqlx::query(&db.sql(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder_id = ? ORDER BY uid"
+    )))
+    .bind(folder_id)
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    rows.iter().map(message_row).collect()
+}
+
+async fn delete_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<(), StoreError> {
+    for row in rows {
+        sqlx::query(&db.sql("DELETE FROM messages WHERE id = ?"))
+            .bind(row.id)
+            .execute(&mut *tx.tx)
+            .await?;
+    }
+    release_rows(db, tx, rows).await
+}
+
+/// Resolves user and folder for an operation, or the model's error.
+async fn resolve(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    user: &str,
+    folder: &str,
+) -> Result<Result<(String, Folder), MailboxError>, StoreError> {
+    if !user_exists(db, tx, user_key).await? {
+        return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
+    }
+    let name = match normalise_folder_name(folder) {
+        Ok(name) => name,
+        Err(error) => return Ok(Err(error)),
+    };
+    match find_folder(db, tx, user_key, &name).await? {
+        Some(found) => Ok(Ok((name, found))),
+        None => Ok(Err(MailboxError::NoSuchFolder(name))),
+    }
+}
+
+/// Applies one mailbox operation inside `tx`. The outer `Result` is a storage
+/// failure; the inner one is the model's refusal (the caller rolls back then).
+pub(crate) async fn apply(
+    db: &Db,
+    tx: &mut WriteTx,
+    operation: &Operation,
+) -> Result<Result<Outcome, MailboxError>, StoreError> {
+    let user = operation.user();
+    let user_key = lookup_key(user);
+    macro_rules! attempt {
+        ($expr:expr) => {
+            match $expr {
+                Ok(value) => value,
+                Err(error) => return Ok(Err(error)),
+            }
+        };
+    }
+    match operation {
+        Operation::AddUser { .. } => Err(StoreError::Invalid {
+            what: "mailbox operation",
+            reason: "users are created with Store::add_user".to_owned(),
+        }),
+        Operation::Deliver {
+            delivery_key,
+            blob,
+            size,
+            internal_date_ms,
+            ..
+        } => {
+            if !user_exists(db, tx, &user_key).await? {
+                return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
+            }
+            let size = i64::try_from(*size).map_err(|_| StoreError::Invalid {
+                what: "message size",
+                reason: size.to_string(),
+            })?;
+            deliver(
+                db,
+                tx,
+                &user_key,
+                delivery_key,
+                blob,
+                size,
+                *internal_date_ms,
+                delivery_key,
+            )
+            .await
+        }
+        Operation::StoreFlags {
+            folder,
+            uids,
+            mode,
+            flags,
+            ..
+        } => {
+            let (_, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
+            let mut normalised = Vec::with_capacity(flags.len());
+            for flag in flags {
+                normalised.push(attempt!(normalise_flag(flag)));
+            }
+            // Every new flag set first: a refusal for one message changes none.
+            let mut changes = Vec::new();
+            for row in folder_rows(db, tx, found.id).await? {
+                let Ok(uid) = u32::try_from(row.uid) else {
+                    continue;
+                };
+                if uids.contains(&uid) {
+                    let new_flags = attempt!(changed_flags(&row.flags, *mode, &normalised));
+                    changes.push((uid, row, new_flags));
+                }
+            }
+            let mut touched = Vec::with_capacity(changes.len());
+            for (uid, row, new_flags) in changes {
+                if new_flags != row.flags {
+                    sqlx::query(&db.sql("UPDATE messages SET flags = ? WHERE id = ?"))
+                        .bind(join_flags(&new_flags))
+                        .bind(row.id)
+                        .execute(&mut *tx.tx)
+                        .await?;
+                }
+                touched.push(uid);
+            }
+            Ok(Ok(Outcome::FlagsStored { uids: touched }))
+        }
+        Operation::Expunge { folder, .. } => {
+            let (_, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
+            let doomed: Vec<MessageRow> = folder_rows(db, tx, found.id)
+                .await?
+                .into_iter()
+                .filter(|row| row.flags.iter().any(|flag| flag == "\\Deleted"))
+                .collect();
+            delete_rows(db, tx, &doomed).await?;
+            let mut uids = Vec::with_capacity(doomed.len());
+            for row in &doomed {
+                uids.push(to_u32(row.uid, "uid")?);
+            }
+            Ok(Ok(Outcome::Expunged { uids }))
+        }
+        Operation::Copy { from, to, uids, .. } | Operation::Move { from, to, uids, .. } => {
+            let moving = matches!(operation, Operation::Move { .. });
+            let (source_name, source) = attempt!(resolve(db, tx, &user_key, user, from).await?);
+            let (target_name, target) = attempt!(resolve(db, tx, &user_key, user, to).await?);
+            if moving && source.id == target.id {
+                return Ok(Err(MailboxError::SameFolder));
+            }
+            let _ = source_name;
+            let chosen: Vec<MessageRow> = folder_rows(db, tx, source.id)
+                .await?
+                .into_iter()
+                .filter(|row| u32::try_from(row.uid).is_ok_and(|uid| uids.contains(&uid)))
+                .collect();
+            let mut pairs = Vec::with_capacity(chosen.len());
+            if !chosen.is_empty() {
+                let first = attempt!(
+                    allocate_uids(db, tx, &target, &target_name, chosen.len() as i64).await?
+                );
+                for (offset, row) in chosen.iter().enumerate() {
+                    let new_uid = first + offset as u32;
+                    insert_message(
+                        db,
+                        tx,
+                        target.id,
+                        new_uid,
+                        &row.blob,
+                        row.size,
+                        &row.flags,
+                        row.internal_date_ms,
+                        &row.queue_id,
+                    )
+                    .await?;
+                    change_blob_refs(db, tx, &row.blob, 1).await?;
+                    pairs.push((to_u32(row.uid, "uid")?, new_uid));
+                }
+                if moving {
+                    delete_rows(db, tx, &chosen).await?;
+                }
+            }
+            if moving {
+                Ok(Ok(Outcome::Moved { uids: pairs }))
+            } else {
+                Ok(Ok(Outcome::Copied { uids: pairs }))
+            }
+        }
+        Operation::CreateFolder { name, .. } => {
+            if !user_exists(db, tx, &user_key).await? {
+                return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
+            }
+            let name = attempt!(normalise_folder_name(name));
+            if find_folder(db, tx, &user_key, &name).await?.is_some() {
+                return Ok(Err(MailboxError::FolderExists(name)));
+            }
+            let uidvalidity = insert_folder(db, tx, &user_key, &name, None).await?;
+            Ok(Ok(Outcome::FolderCreated { uidvalidity }))
+        }
+        Operation::DeleteFolder { name, .. } => {
+            let (name, found) = attempt!(resolve(db, tx, &user_key, user, name).await?);
+            if name == INBOX {
+                return Ok(Err(MailboxError::InboxIsPermanent));
+            }
+            let rows = folder_rows(db, tx, found.id).await?;
+            delete_rows(db, tx, &rows).await?;
+            sqlx::query(&db.sql("DELETE FROM folders WHERE id = ?"))
+                .bind(found.id)
+                .execute(&mut *tx.tx)
+                .await?;
+            Ok(Ok(Outcome::FolderDeleted))
+        }
+        Operation::RenameFolder { from, to, .. } => {
+            let (from_name, found) = attempt!(resolve(db, tx, &user_key, user, from).await?);
+            if from_name == INBOX {
+                return Ok(Err(MailboxError::InboxIsPermanent));
+            }
+            let to_name = attempt!(normalise_folder_name(to));
+            if find_folder(db, tx, &user_key, &to_name).await?.is_some() {
+                return Ok(Err(MailboxError::FolderExists(to_name)));
+            }
+            sqlx::query(&db.sql("UPDATE folders SET name = ? WHERE id = ?"))
+                .bind(&to_name)
+                .bind(found.id)
+                .execute(&mut *tx.tx)
+                .await?;
+            Ok(Ok(Outcome::FolderRenamed))
+        }
+    }
+}
+
+impl Db {
+    /// One user's folders and messages, canonically.
+    pub(crate) async fn observe_user(&self, user: &str) -> Result<UserObservation, StoreError> {
+        let user_key = lookup_key(user);
+        let folders = sqlx::query(&self.sql(
+            "SELECT id, name, special_use, uidvalidity, uidnext FROM folders \
+             WHERE user_key = ? ORDER BY name",
+        ))
+        .bind(&user_key)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut observation = UserObservation::default();
+        for folder in folders {
+            let id = int(&folder, "id")?;
+            let rows = sqlx::query(&self.sql(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder_id = ? ORDER BY uid"
+            )))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let row = message_row(row)?;
+                messages.push(MessageObservation {
+                    uid: to_u32(row.uid, "uid")?,
+                    flags: row.flags,
+                    size: u64::try_from(row.size).unwrap_or_default(),
+                    blob: row.blob,
+                    internal_date_ms: row.internal_date_ms,
+                });
+            }
+            let special_use: Option<String> = folder.try_get("special_use")?;
+            observation.folders.insert(
+                folder.try_get("name")?,
+                FolderObservation {
+                    uidvalidity: to_u32(int(&folder, "uidvalidity")?, "uidvalidity")?,
+                    uidnext: to_u32(int(&folder, "uidnext")?, "uidnext")?,
+                    special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
+                    messages,
+                },
+            );
+        }
+        Ok(observation)
+    }
+
+    pub(crate) async fn folder_messages(
+        &self,
+        user: &str,
+        folder: &str,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let user_key = lookup_key(user);
+        let name = normalise_folder_name(folder)?;
+        let found =
+            sqlx::query(&self.sql("SELECT id FROM folders WHERE user_key = ? AND name = ?"))
+                .bind(&user_key)
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(found) = found else {
+            return Err(StoreError::NotFound(format!(
+                "folder {name} of {}",
+                user.trim()
+            )));
+        };
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder_id = ? ORDER BY uid"
+        )))
+        .bind(int(&found, "id")?)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let row = message_row(row)?;
+            out.push(StoredMessage {
+                uid: to_u32(row.uid, "uid")?,
+                folder: name.clone(),
+                queue_id: row.queue_id,
+                blob: row.blob,
+                size: u64::try_from(row.size).unwrap_or_default(),
+                flags: row.flags,
+                internal_date_ms: row.internal_date_ms,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,184 @@
+//! The database handle shared by the store's modules: one sqlx `AnyPool` plus the
+//! backend it talks to, so that one SQL text (written with `?` placeholders) serves
+//! all three backends and the few dialect differences are spelled out in one place.
+
+use super::StoreError;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// Which SQL engine a URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Backend {
+    /// The backend a database URL names, if Sluice supports it.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            "mysql" | "mariadb" => Some(Backend::Mysql),
+            _ => None,
+        }
+    }
+}
+
+/// A pool and its dialect.
+#[derive(Clone, Debug)]
+pub(crate) struct Db {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    /// SQLite has a single writer; queueing writers here instead of in SQLite's
+    /// busy handler (which sleeps and polls) keeps concurrent accepts fast and
+    /// rules out `database is locked` errors under load.
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// A write transaction; on SQLite it also holds the process-wide writer slot.
+pub(crate) struct WriteTx {
+    pub(crate) tx: Transaction<'static, Any>,
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteTx")
+    }
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {
+        let backend =
+            Backend::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        sqlx::any::install_default_drivers();
+        let url = match backend {
+            // sqlx's Any driver knows MySQL only by its own scheme.
+            Backend::Mysql if url.starts_with("mariadb:") => {
+                format!("mysql:{}", &url["mariadb:".len()..])
+            }
+            _ => url.to_owned(),
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
+            // Each connection to an in-memory SQLite is its own empty database:
+            // keep exactly one, forever (the store never nests a pool query
+            // inside its own write transaction, so one connection cannot deadlock).
+            options = options
+                .min_connections(1)
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    // synchronous=FULL: a committed transaction survives power loss,
+                    // which is what the 250 after DATA promises.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        connection.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        Ok(Db {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Rewrites `?` placeholders into the backend's form (`$1`, `$2`… on PostgreSQL).
+    /// No SQL in the store has a `?` inside a string literal, so a plain scan suffices.
+    pub(crate) fn sql(&self, text: &str) -> String {
+        if self.backend != Backend::Postgres {
+            return text.to_owned();
+        }
+        let mut out = String::with_capacity(text.len() + 8);
+        let mut number = 0;
+        for character in text.chars() {
+            if character == '?' {
+                number += 1;
+                out.push('$');
+                out.push_str(&number.to_string());
+            } else {
+                out.push(character);
+            }
+        }
+        out
+    }
+
+    /// `INSERT … ` that silently skips rows whose key exists, in each dialect.
+    /// `rest` is everything after `INSERT INTO`.
+    pub(crate) fn insert_ignore(&self, rest: &str) -> String {
+        match self.backend {
+            Backend::Mysql => format!("INSERT IGNORE INTO {rest}"),
+            Backend::Sqlite | Backend::Postgres => {
+                self.sql(&format!("INSERT INTO {rest} ON CONFLICT DO NOTHING"))
+            }
+        }
+    }
+
+    /// Starts a write transaction. On SQLite: waits for the writer slot and takes
+    /// the database write lock at once (`BEGIN IMMEDIATE`), so a transaction never
+    /// fails half-way on lock upgrade.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        if self.backend == Backend::Sqlite {
+            let writer = Arc::clone(&self.write_lock).lock_owned().await;
+            let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+            Ok(WriteTx {
+                tx,
+                _writer: Some(writer),
+            })
+        } else {
+            let tx = self.pool.begin().await?;
+            Ok(WriteTx { tx, _writer: None })
+        }
+    }
+}
+
+/// Reads an integer column as i64 whatever width the backend reports.
+pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+/// Whether a failed transaction may simply be tried again: deadlocks and
+/// serialization failures, and unique-key races with a concurrent writer of the
+/// same delivery (the retry then finds the row and skips it).
+pub(crate) fn is_retryable(error: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(database)) = error else {
+        return false;
+    };
+    let code = database.code().unwrap_or_default();
+    matches!(
+        code.as_ref(),
+        // PostgreSQL: serialization failure, deadlock, unique violation.
+        "40001" | "40P01" | "23505"
+        // MySQL/MariaDB report SQLSTATEs: deadlock (40001 above), duplicate key.
+        | "23000"
+        // SQLite extended codes: busy, busy snapshot, unique, primary key.
+        | "5" | "517" | "2067" | "1555"
+    )
+}
