@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Sluice against Postfix (and smtp-sink as a ceiling) in the same run, on this machine:
+# 5 KB messages at 1, 10 and 50 concurrent sessions, connections reused, measured by
+# sluice-bench. Postfix is a private, loopback-only instance in a temporary folder
+# (its own config and queue folders, chroot off, accept-and-discard for bench.test,
+# fsync before its 250, like Sluice); nothing is left running afterwards.
+#
+# Usage: tests/scripts/bench-vs-postfix.sh   (needs tests/install-peers.sh first)
+# Environment: MESSAGES (per run, default 4000), SIZE (default 5120),
+#              SESSIONS (default "1 10 50"), BENCH_FLAGS (extra sluice-bench flags),
+#              KEEP=1 keeps the temporary folder; SLUICE_BIN and BENCH_BIN (both)
+#              use prebuilt binaries instead of a release build.
+# The disk's fsync rate swings from run to run: compare the ratio, not the absolutes.
+set -euo pipefail
+
+MESSAGES=${MESSAGES:-4000}
+SIZE=${SIZE:-5120}
+SESSIONS=${SESSIONS:-"1 10 50"}
+BENCH_FLAGS=${BENCH_FLAGS:-}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+for tool in postfix smtp-sink postconf; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: run tests/install-peers.sh" >&2; exit 1; }
+done
+
+if [ -n "${SLUICE_BIN:-}" ] && [ -n "${BENCH_BIN:-}" ]; then
+  SLUICE=$SLUICE_BIN
+  BENCH=$BENCH_BIN
+else
+  echo "== building sluice and sluice-bench (release)"
+  (cd "$ROOT" && cargo build --release --quiet -p sluice-net --bin sluice -p sluice-tests --bin sluice-bench)
+  SLUICE=$ROOT/target/release/sluice
+  BENCH=$ROOT/target/release/sluice-bench
+fi
+
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+chmod 755 "$WORK"
+SLUICE_PID=""
+SINK_PID=""
+cleanup() {
+  set +e
+  [ -n "$SLUICE_PID" ] && kill "$SLUICE_PID" 2>/dev/null && wait "$SLUICE_PID" 2>/dev/null
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
+  [ -f "$WORK/postfix/etc/main.cf" ] && postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# A free loopback port: bind port 0, read it back, release it.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+echo "== Postfix $(postconf -d -h mail_version): private instance in $WORK/postfix"
+POSTFIX_PORT=$(free_port)
+PF=$WORK/postfix
+mkdir -p "$PF/etc" "$PF/queue" "$PF/data"
+# Postfix's daemons run as the postfix user and write their locks there.
+chown postfix:postfix "$PF/data"
+cat >"$PF/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = postfix.bench.test
+mydomain = bench.test
+myorigin = bench.test
+mydestination = bench.test
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+# Accept any local part of bench.test, and discard after the queue file is fsynced.
+local_recipient_maps =
+local_transport = discard:
+default_transport = discard:
+relay_transport = discard:
+alias_maps =
+alias_database =
+biff = no
+# 50 sessions from one address must not hit the per-client limits.
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+default_process_limit = 200
+maillog_file_prefixes = /var, /dev/stdout, $WORK
+maillog_file = $WORK/postfix.log
+EOF
+cat >"$PF/etc/master.cf" <<EOF
+127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd
+pickup    unix  n - n 60 1 pickup
+cleanup   unix  n - n -  0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n -  - trivial-rewrite
+bounce    unix  - - n -  0 bounce
+defer     unix  - - n -  0 bounce
+trace     unix  - - n -  0 bounce
+verify    unix  - - n -  1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -  - proxymap
+showq     unix  n - n -  - showq
+error     unix  - - n -  - error
+retry     unix  - - n -  - error
+discard   unix  - - n -  - discard
+smtp      unix  - - n -  - smtp
+relay     unix  - - n -  - smtp
+local     unix  - n n -  - local
+anvil     unix  - - n -  1 anvil
+scache    unix  - - n -  1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+if ! postfix -c "$PF/etc" check || ! postfix -c "$PF/etc" start; then
+  echo "postfix did not start; its log:" >&2
+  cat "$WORK/postfix.log" >&2 2>/dev/null || true
+  exit 1
+fi
+wait_for_port "$POSTFIX_PORT"
+
+echo "== smtp-sink (accept and discard, no disk): the ceiling"
+SINK_PORT=$(free_port)
+smtp-sink -u postfix "127.0.0.1:$SINK_PORT" 256 >/dev/null 2>&1 &
+SINK_PID=$!
+wait_for_port "$SINK_PORT"
+
+echo "== Sluice: $WORK/sluice"
+mkdir -p "$WORK/sluice/data"
+cat >"$WORK/sluice/sluice.toml" <<EOF
+[server]
+hostname = "mx.bench.test"
+data_dir = "$WORK/sluice/data"
+[listeners.mx]
+address = "127.0.0.1:0"
+max_connections_per_ip = 200
+[listeners.submission]
+address = "127.0.0.1:0"
+[listeners.submissions]
+address = "127.0.0.1:0"
+[log]
+level = "warn"
+EOF
+"$SLUICE" domain add bench.test --config "$WORK/sluice/sluice.toml" >/dev/null
+"$SLUICE" user add bench@bench.test --password bench --config "$WORK/sluice/sluice.toml" >/dev/null
+"$SLUICE" serve --config "$WORK/sluice/sluice.toml" >"$WORK/sluice/stdout" 2>"$WORK/sluice/stderr" &
+SLUICE_PID=$!
+for _ in $(seq 1 100); do grep -q '^ready$' "$WORK/sluice/stdout" && break; sleep 0.1; done
+SLUICE_ADDRESS=$(awk '$1 == "listening" && $2 == "mx" {print $3}' "$WORK/sluice/stdout")
+[ -n "$SLUICE_ADDRESS" ] || { cat "$WORK/sluice/stderr" >&2; exit 1; }
+
+declare -A RATE P50 P99 ERRORS
+run_bench() { # label address sessions
+  local line
+  # shellcheck disable=SC2086
+  line=$("$BENCH" --server "$2" --sessions "$3" --messages "$MESSAGES" --size "$SIZE" \
+    --to bench@bench.test --label "$1" $BENCH_FLAGS | tee -a "$WORK/bench.log" | grep '^RESULT ')
+  local key="$1/$3"
+  RATE[$key]=$(sed -n 's/.* rate=\([^ ]*\).*/\1/p' <<<"$line")
+  P50[$key]=$(sed -n 's/.* p50_ms=\([^ ]*\).*/\1/p' <<<"$line")
+  P99[$key]=$(sed -n 's/.* p99_ms=\([^ ]*\).*/\1/p' <<<"$line")
+  ERRORS[$key]=$(sed -n 's/.* errors=\([^ ]*\).*/\1/p' <<<"$line")
+  echo "  $1 at $3 sessions: ${RATE[$key]} messages/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms, ${ERRORS[$key]} errors"
+}
+
+echo "== runs: $MESSAGES messages of $SIZE bytes per run, connections reused $BENCH_FLAGS"
+for sessions in $SESSIONS; do
+  # Interleaved per concurrency level, so a drift in the disk's speed hits both.
+  run_bench postfix "127.0.0.1:$POSTFIX_PORT" "$sessions"
+  run_bench sluice "$SLUICE_ADDRESS" "$sessions"
+  run_bench smtp-sink "127.0.0.1:$SINK_PORT" "$sessions"
+done
+
+echo
+printf '%-9s | %-26s | %-26s | %-26s | %s\n' sessions \
+  "Sluice msg/s (p50/p99 ms)" "Postfix msg/s (p50/p99 ms)" "smtp-sink msg/s (p50/p99)" "Sluice/Postfix"
+printf '%s\n' "----------|----------------------------|----------------------------|----------------------------|---------------"
+for sessions in $SESSIONS; do
+  s="sluice/$sessions" p="postfix/$sessions" k="smtp-sink/$sessions"
+  ratio=$(python3 -c "print(f'{${RATE[$s]}/${RATE[$p]}:.2f}' if ${RATE[$p]} else 'n/a')")
+  printf '%-9s | %8s (%6s/%7s) | %8s (%6s/%7s) | %8s (%6s/%7s) | %s\n' "$sessions" \
+    "${RATE[$s]}" "${P50[$s]}" "${P99[$s]}" "${RATE[$p]}" "${P50[$p]}" "${P99[$p]}" \
+    "${RATE[$k]}" "${P50[$k]}" "${P99[$k]}" "$ratio"
+done
+total_errors=0
+for key in "${!ERRORS[@]}"; do total_errors=$((total_errors + ERRORS[$key])); done
+echo "errors over all runs: $total_errors"
