@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real peers the end-to-end tests and the benchmark drive: Python 3
-# (smtplib, sqlite3), swaks, curl, and Postfix (for smtp-source/smtp-sink and a
-# private benchmark instance). Idempotent; run as root. Postfix is installed without
-# configuration and is never left running as a system service: the benchmark starts
-# its own loopback-only instance from a temporary folder.
+# (smtplib, sqlite3), swaks, curl, Postfix (for smtp-source/smtp-sink and a
+# private benchmark instance) and HAProxy (tests/tests/haproxy.rs). Idempotent; run as
+# root. Postfix is installed without configuration and is never left running as a
+# system service: the benchmark starts its own loopback-only instance from a temporary
+# folder. Likewise HAProxy: the test runs its own foreground `haproxy -db` per test.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v swaks >/dev/null 2>&1 && perl -MNet::SSLeay -e1 2>/dev/null || need+=(swaks)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
+# Debian puts haproxy in /usr/sbin, which may be missing from PATH.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-peers: installing ${need[*]}"
@@ -20,7 +23,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" libnet-ssleay-perl
 else
-  echo "install-peers: python3, swaks, curl and postfix already installed"
+  echo "install-peers: python3, swaks, curl, postfix and haproxy already installed"
 fi
 
 # The system instance must not run: it would hold port 25 and a queue of its own.
@@ -34,7 +37,20 @@ if command -v update-rc.d >/dev/null 2>&1; then
   update-rc.d postfix disable >/dev/null 2>&1 || true
 fi
 
+# Nor may the system HAProxy: Debian's package enables and starts it. The tests start
+# their own from a temporary configuration and need no service.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
+if [ -x /etc/init.d/haproxy ]; then
+  /etc/init.d/haproxy stop >/dev/null 2>&1 || true
+fi
+if command -v update-rc.d >/dev/null 2>&1; then
+  update-rc.d haproxy disable >/dev/null 2>&1 || true
+fi
+
 python3 -c 'import smtplib, ssl, sqlite3' 
 swaks --support 2>&1 | grep -q "TLS supported"
 curl --version | grep -qw smtp
+PATH="$PATH:/usr/sbin" haproxy -v | grep -q "HAProxy version"
 echo "install-peers: ok"

@@ -10,6 +10,7 @@
 //! - [`rng`]: a seeded generator, so that random kill schedules replay.
 
 pub mod clients;
+pub mod haproxy;
 pub mod rng;
 pub mod server;
 pub mod smtp;
