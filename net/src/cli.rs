@@ -7,6 +7,7 @@ use crate::node::Node;
 use crate::store::{Store, StoreError};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_core::smtp::received::rfc5322_date;
 use std::io::BufRead as _;
 use std::path::PathBuf;
 
@@ -166,13 +167,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Group(command) => group(&open_store(&config).await?, command).await,
         Command::Queue(QueueCommand::List) => {
             for entry in open_store(&config).await?.queue_entries().await? {
+                let received = rfc5322_date(entry.received_at_ms.div_euclid(1000), 0);
                 println!(
-                    "{} {} {} {} {}",
-                    entry.queue_id,
-                    entry.state,
-                    entry.received_at_ms,
-                    entry.reverse_path,
-                    entry.recipient
+                    "{}  {:<9}  {}  from {}  to {}",
+                    entry.queue_id, entry.state, received, entry.reverse_path, entry.recipient
                 );
             }
             Ok(())

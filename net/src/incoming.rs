@@ -1,9 +1,9 @@
-//! Glue between the session's accepted message and the store: the routes decided at
-//! RCPT time become the stored recipients, and the message gets its Received header
-//! and queue id. Nothing here decides where mail goes; the routes already say.
+//! Glue between the session's accepted message and the store: core merges the routes
+//! decided at RCPT time into the copies to make, and the message gets its Received
+//! header and queue id. Nothing here decides where mail goes.
 
 use crate::store::{IncomingMessage, RoutedRecipient};
-use sluice_core::router::Route;
+use sluice_core::router::{Route, delivery_set};
 use sluice_core::smtp::address::{Domain, ForwardPath};
 use sluice_core::smtp::received::ReceivedFields;
 use sluice_core::smtp::server::AcceptedMessage;
@@ -26,40 +26,27 @@ pub fn build(
     hostname: &Domain,
     received_at_ms: i64,
 ) -> Option<IncomingMessage> {
-    let mut recipients = Vec::new();
-    for recipient in &message.recipients {
-        let Some(Route::Deliver {
-            local_mailboxes,
-            external,
-        }) = routes.get(&recipient.path)
-        else {
-            return None;
-        };
-        let original = bare(&recipient.path);
-        for user in local_mailboxes {
-            // Two RCPTs reaching one mailbox (an alias and its user) make one copy.
-            let already = recipients.iter().any(
-                |existing| matches!(existing, RoutedRecipient::Local { user: known, .. } if known == user),
-            );
-            if !already {
-                recipients.push(RoutedRecipient::Local {
-                    user: user.clone(),
-                    original: original.clone(),
-                });
-            }
-        }
-        for address in external {
-            let already = recipients.iter().any(
-                |existing| matches!(existing, RoutedRecipient::External { address: known, .. } if known == address),
-            );
-            if !already {
-                recipients.push(RoutedRecipient::External {
-                    address: address.clone(),
-                    original: original.clone(),
-                });
-            }
-        }
-    }
+    let deliveries = delivery_set(
+        message
+            .recipients
+            .iter()
+            .map(|recipient| (&recipient.path, routes.get(&recipient.path))),
+    )?;
+    let local = deliveries
+        .local
+        .into_iter()
+        .map(|delivery| RoutedRecipient::Local {
+            user: delivery.address,
+            original: bare(&delivery.original),
+        });
+    let external = deliveries
+        .external
+        .into_iter()
+        .map(|delivery| RoutedRecipient::External {
+            address: delivery.address,
+            original: bare(&delivery.original),
+        });
+    let recipients = local.chain(external).collect();
     let header = received_header(message, client, hostname, &queue_id, received_at_ms);
     let mut data = Vec::with_capacity(header.len() + message.data.len());
     data.extend_from_slice(header.as_bytes());

@@ -11,7 +11,8 @@
 //! 2. Drain [`Router::poll`]: answer every `Lookup { token, query }` from the store
 //!    with `LookupAnswered { token, answer }` (an error is `DirectoryAnswer::Unavailable`).
 //! 3. On `Routed { job, route, .. }`, answer the session with `route.verdict()` and
-//!    keep the route: it says which mailboxes and external addresses get the message.
+//!    keep the route; when the message is stored, [`delivery_set`] merges the routes
+//!    of its recipients into the copies to make.
 //! 4. Wake the router with [`Input::Tick`] at [`Router::next_deadline`]; send
 //!    [`Input::Cancel`] for jobs nobody waits for any more (the session closed).
 //!
@@ -26,6 +27,7 @@
 //! silently lost.
 
 mod config;
+mod delivery;
 mod job;
 mod route;
 mod target;
@@ -34,6 +36,7 @@ mod target;
 mod tests;
 
 pub use config::{RouterConfig, RouterLimits};
+pub use delivery::{Delivery, DeliverySet, delivery_set};
 pub use job::RouteContext;
 pub use route::{Refusal, Route, RouteStats, TemporaryReason};
 
