@@ -66,6 +66,8 @@ pub struct SmtpSection {
     pub auth_requires_tls: bool,
     pub max_message_size: u64,
     pub max_recipients: usize,
+    /// Messages (MAIL commands) one connection may carry before the session says 421.
+    pub max_messages_per_connection: u32,
 }
 
 impl Default for SmtpSection {
@@ -74,6 +76,7 @@ impl Default for SmtpSection {
             auth_requires_tls: true,
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
+            max_messages_per_connection: 100,
         }
     }
 }
@@ -239,6 +242,12 @@ impl Config {
         }
         if self.smtp.max_recipients == 0 {
             return Err(("smtp.max_recipients", "must be at least 1".to_owned()));
+        }
+        if self.smtp.max_messages_per_connection == 0 {
+            return Err((
+                "smtp.max_messages_per_connection",
+                "must be at least 1".to_owned(),
+            ));
         }
         if self.smtp.max_message_size == 0 {
             return Err(("smtp.max_message_size", "must be at least 1".to_owned()));
@@ -467,6 +476,12 @@ mod tests {
         let error = error_of("[tls]\ncertificate = \"/c.pem\"\n");
         assert_eq!(error.key.as_deref(), Some("tls.certificate"));
         assert_eq!(error.line, Some(2));
+        let error = error_of("[smtp]\nmax_recipients = 5\nmax_messages_per_connection = 0\n");
+        assert_eq!(
+            error.key.as_deref(),
+            Some("smtp.max_messages_per_connection")
+        );
+        assert_eq!(error.line, Some(3));
     }
 
     #[test]
@@ -485,6 +500,7 @@ mod tests {
             "auth_requires_tls",
             "max_message_size",
             "max_recipients",
+            "max_messages_per_connection",
             "enabled",
             "address",
             "proxy_protocol",

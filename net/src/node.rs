@@ -77,6 +77,7 @@ impl Node {
         let limits = Limits {
             recipients: config.smtp.max_recipients,
             message_size: config.smtp.max_message_size,
+            transactions: config.smtp.max_messages_per_connection,
             ..Limits::default()
         };
         let (shutdown, watcher) = watch::channel(false);
