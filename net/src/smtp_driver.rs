@@ -243,20 +243,15 @@ where
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingAnswer {
         let backend = self.context.backend.clone();
         Box::pin(async move {
-            let outcome = if credentials.authorization_id.is_some() {
-                // Acting for another identity needs a policy core does not have yet.
-                CredentialOutcome::Invalid
-            } else {
-                match backend
-                    .verify_credentials(credentials.username, credentials.password)
-                    .await
-                {
-                    Ok(Some(identity)) => CredentialOutcome::Valid { identity },
-                    Ok(None) => CredentialOutcome::Invalid,
-                    Err(error) => {
-                        tracing::warn!(%error, "credential check failed");
-                        CredentialOutcome::TemporaryFailure
-                    }
+            let outcome = match backend
+                .verify_credentials(credentials.username, credentials.password)
+                .await
+            {
+                Ok(Some(identity)) => CredentialOutcome::Valid { identity },
+                Ok(None) => CredentialOutcome::Invalid,
+                Err(error) => {
+                    tracing::warn!(%error, "credential check failed");
+                    CredentialOutcome::TemporaryFailure
                 }
             };
             Answer::Session(Input::CredentialsChecked { token, outcome })

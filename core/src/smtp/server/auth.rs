@@ -128,12 +128,14 @@ impl ServerSession {
     fn check_credentials(&mut self, now: Instant, credentials: Credentials) {
         let token = self.tokens.next();
         let (mechanism, username) = (credentials.mechanism, credentials.username.clone());
+        let authorization_id = credentials.authorization_id.clone();
         self.outputs
             .push_back(Output::CheckCredentials { token, credentials });
         self.mode = Mode::Waiting(Wait::Credentials {
             token,
             mechanism,
             username,
+            authorization_id,
             deadline: now + self.config.limits.lookup_timeout,
         });
     }
@@ -143,12 +145,23 @@ impl ServerSession {
         let Wait::Credentials {
             mechanism,
             username,
+            authorization_id,
             ..
         } = wait
         else {
             return;
         };
         match outcome {
+            // RFC 4616 §2: the server must check that the user may act as the
+            // authorization identity. Sluice grants no one that right, so valid
+            // credentials asking for another identity fail like a wrong password.
+            Some(CredentialOutcome::Valid { identity })
+                if authorization_id
+                    .as_deref()
+                    .is_some_and(|wanted| !wanted.eq_ignore_ascii_case(&identity)) =>
+            {
+                self.auth_rejected(mechanism, username);
+            }
             Some(CredentialOutcome::Valid { identity }) => {
                 self.authenticated = Some(identity.clone());
                 self.send(&replies::auth_succeeded());
@@ -157,21 +170,24 @@ impl ServerSession {
                     identity,
                 });
             }
-            Some(CredentialOutcome::Invalid) => {
-                self.refuse("AUTH", replies::auth_invalid());
-                self.event(SessionEvent::AuthFailed {
-                    mechanism: mechanism.to_owned(),
-                    username: Some(username),
-                });
-                self.auth_failures = self.auth_failures.saturating_add(1);
-                if self.auth_failures >= self.config.limits.auth_failures {
-                    let reply = replies::too_many_auth_failures(&self.config.hostname);
-                    self.close(Some(reply), DisconnectReason::TooManyAuthFailures);
-                }
-            }
+            Some(CredentialOutcome::Invalid) => self.auth_rejected(mechanism, username),
             Some(CredentialOutcome::TemporaryFailure) | None => {
                 self.refuse("AUTH", replies::auth_temporary_failure());
             }
+        }
+    }
+
+    /// 535, counted toward `Limits::auth_failures`; the last allowed failure closes.
+    fn auth_rejected(&mut self, mechanism: &'static str, username: String) {
+        self.refuse("AUTH", replies::auth_invalid());
+        self.event(SessionEvent::AuthFailed {
+            mechanism: mechanism.to_owned(),
+            username: Some(username),
+        });
+        self.auth_failures = self.auth_failures.saturating_add(1);
+        if self.auth_failures >= self.config.limits.auth_failures {
+            let reply = replies::too_many_auth_failures(&self.config.hostname);
+            self.close(Some(reply), DisconnectReason::TooManyAuthFailures);
         }
     }
 }

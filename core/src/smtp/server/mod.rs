@@ -134,6 +134,8 @@ enum Wait {
         token: Token,
         mechanism: &'static str,
         username: String,
+        /// The PLAIN authorization identity, when it differs from the username.
+        authorization_id: Option<String>,
         deadline: Instant,
     },
     Recipient {

@@ -989,10 +989,15 @@ fn authenticated_submission() -> Harness {
 #[test]
 fn auth_plain_with_initial_response() {
     let mut harness = authenticated_submission();
-    let out = harness.feed(format!("AUTH PLAIN {}\r\n", b64(b"admin\0alice\0secret")).as_bytes());
+    // An authorization identity naming the user itself (in any case) is no proxying.
+    let response = b64(b"ALICE@example.com\0alice\0secret");
+    let out = harness.feed(format!("AUTH PLAIN {response}\r\n").as_bytes());
     let (token, credentials) = credential_requests(&out).pop().unwrap();
     assert_eq!(credentials.mechanism, "PLAIN");
-    assert_eq!(credentials.authorization_id.as_deref(), Some("admin"));
+    assert_eq!(
+        credentials.authorization_id.as_deref(),
+        Some("ALICE@example.com")
+    );
     assert_eq!(
         (credentials.username.as_str(), credentials.password.as_str()),
         ("alice", "secret")
@@ -1014,6 +1019,25 @@ fn auth_plain_with_initial_response() {
     assert_replies(
         &harness.feed(b"AUTH PLAIN\r\n"),
         &["503 5.5.1 already authenticated"],
+    );
+}
+
+#[test]
+fn valid_credentials_asking_to_act_as_someone_else_are_refused() {
+    let mut harness = authenticated_submission();
+    let response = b64(b"admin@example.com\0alice\0secret");
+    let out = harness.feed(format!("AUTH PLAIN {response}\r\n").as_bytes());
+    let (token, _) = credential_requests(&out).pop().unwrap();
+    let out = harness.input(Input::CredentialsChecked {
+        token,
+        outcome: CredentialOutcome::Valid {
+            identity: "alice@example.com".to_owned(),
+        },
+    });
+    assert_replies(&out, &["535 5.7.8"]);
+    assert_replies(
+        &harness.feed(b"MAIL FROM:<alice@example.com>\r\n"),
+        &["530 5.7.0"],
     );
 }
 
