@@ -8,6 +8,9 @@
 //! Modules:
 //! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
 //! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
+//! - [`delivery`]: delivery paths and destinations, and what an attempt learned per recipient.
+//! - [`queue`]: the queue machine: per-recipient state, retries, expiry, notices to send.
+//! - [`notice`]: delivery status notifications (RFC 3464, RFC 3461).
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
@@ -20,11 +23,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod directory;
 pub mod fuzzing;
 pub mod machine;
 pub mod mailbox;
+pub mod notice;
 pub mod proxy;
+pub mod queue;
 pub mod router;
 pub mod smtp;
 pub mod time;

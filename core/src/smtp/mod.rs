@@ -12,6 +12,7 @@
 //! so that `serialize(parse(x))` is `x` normalised and `parse(serialize(v)) == v`.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod params;
 pub mod received;

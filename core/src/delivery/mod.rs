@@ -1,0 +1,99 @@
+//! Delivery: what happens to an accepted copy once it leaves the receiving session —
+//! the path it takes (a domain's MX hosts, a relay, a backend's LMTP service, or this
+//! node's own mailboxes) and what one attempt on that path learned per recipient.
+//!
+//! These types are the contract between the queue (which schedules attempts and
+//! keeps per-recipient state), the SMTP/LMTP client session (which makes one attempt)
+//! and the notice builder (which tells the sender). Submodules:
+//! - `path`: the delivery policy, domain patterns to [`Destination`]s (the router's
+//!   decision for external recipients);
+//! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505).
+
+pub mod mx;
+pub mod path;
+
+pub use path::{DeliveryPolicy, PolicyRule};
+
+use crate::smtp::reply::{EnhancedStatus, Reply};
+
+/// How a path is reached: the transport and, for the network ones, where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeliveryPath {
+    /// Straight to the MX hosts of `domain` (ASCII, lower case; A-labels for IDNs).
+    Mx { domain: String },
+    /// Through a configured relay (smarthost); `host` is a name or an address literal.
+    Relay { host: String, port: u16 },
+    /// Final delivery to a backend's LMTP service (RFC 2033).
+    Lmtp { host: String, port: u16 },
+    /// Final delivery into this node's own mailboxes, in-process (role `all`).
+    Local,
+}
+
+/// What the client demands of TLS on a path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsPolicy {
+    /// STARTTLS when the server offers it, without certificate verification; plain
+    /// text otherwise, and plain text again after a failed handshake (RFC 3207 §4.1
+    /// leaves this to the client; it is what the established MTAs do by default).
+    #[default]
+    Opportunistic,
+    /// STARTTLS must succeed and the certificate must verify for the host name;
+    /// otherwise the attempt is a temporary failure (4.7.5).
+    Required,
+    /// Never STARTTLS (for peers known to have broken TLS).
+    Disabled,
+}
+
+/// Where a recipient's copy goes: the queue's unit of grouping, concurrency and
+/// rate limits.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    pub path: DeliveryPath,
+    pub tls: TlsPolicy,
+}
+
+impl Destination {
+    /// The default: the domain's MX hosts, opportunistic TLS.
+    pub fn mx(domain: &str) -> Destination {
+        Destination {
+            path: DeliveryPath::Mx {
+                domain: domain.to_ascii_lowercase(),
+            },
+            tls: TlsPolicy::Opportunistic,
+        }
+    }
+}
+
+/// Why a recipient was not delivered on an attempt (RFC 3464's per-recipient fields).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Failure {
+    /// The RFC 3463 status reported in the notice's `Status:` field.
+    pub status: EnhancedStatus,
+    /// The host that answered, for `Remote-MTA:` (`dns; name`), if one did.
+    pub remote_mta: Option<String>,
+    pub diagnostic: Diagnostic,
+}
+
+/// What went wrong, as a notice and the queue listing show it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Diagnostic {
+    /// The remote server's reply: becomes `Diagnostic-Code: smtp; <code> <text>`.
+    Reply(Reply),
+    /// A failure on our side of the conversation (no MX, connection refused, TLS
+    /// required but failed, timeout, loop detected): for humans only.
+    Local(String),
+}
+
+/// What one attempt learned about one recipient.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RecipientResult {
+    /// The remote took responsibility (2xx after the data, or LMTP's per-recipient 2xx).
+    Delivered {
+        remote_mta: Option<String>,
+        reply: Reply,
+    },
+    /// Try again later: 4xx, connection or TLS failure, timeout, DNS failure.
+    Temporary(Failure),
+    /// Never going to work: 5xx, null MX, a UTF-8 envelope to a server without SMTPUTF8.
+    Permanent(Failure),
+}

@@ -1,0 +1,2 @@
+//! Delivery status notifications (RFC 3464 multipart/report, RFC 3461 semantics).
+//! To be written (issue 4).
