@@ -91,6 +91,11 @@ pub enum RecipientResult {
     Delivered {
         remote_mta: Option<String>,
         reply: Reply,
+        /// The remote offered DSN and got this recipient's NOTIFY/ORCPT (and the
+        /// message's RET/ENVID): notices are its job from here (RFC 3461 §5.2.2).
+        /// False for final delivery (LMTP, local) and for servers without DSN, where a
+        /// requested success notice is ours to send ("delivered" or "relayed").
+        notify_passed_on: bool,
     },
     /// Try again later: 4xx, connection or TLS failure, timeout, DNS failure.
     Temporary(Failure),
