@@ -102,3 +102,41 @@ pub enum RecipientResult {
     /// Never going to work: 5xx, null MX, a UTF-8 envelope to a server without SMTPUTF8.
     Permanent(Failure),
 }
+
+impl Failure {
+    /// No connection could be made to `host` (refused, unreachable, timed out): a
+    /// temporary failure, RFC 3463 4.4.1 "no answer from host".
+    pub fn no_connection(host: &str, reason: &str) -> Failure {
+        Failure {
+            status: EnhancedStatus::new(4, 4, 1),
+            remote_mta: None,
+            diagnostic: Diagnostic::Local(format!("cannot connect to {host}: {reason}")),
+        }
+    }
+
+    /// Our own side failed before any server was asked (the message could not be
+    /// read, say): temporary, RFC 3463 4.3.0 "other or undefined mail system status".
+    pub fn local_error(reason: &str) -> Failure {
+        Failure {
+            status: EnhancedStatus::new(4, 3, 0),
+            remote_mta: None,
+            diagnostic: Diagnostic::Local(reason.to_owned()),
+        }
+    }
+
+    /// Whether the failure is for good (class 5).
+    pub fn is_permanent(&self) -> bool {
+        self.status.class == 5
+    }
+}
+
+impl RecipientResult {
+    /// A failure as the result it is: permanent for class 5, else temporary.
+    pub fn from_failure(failure: Failure) -> RecipientResult {
+        if failure.is_permanent() {
+            RecipientResult::Permanent(failure)
+        } else {
+            RecipientResult::Temporary(failure)
+        }
+    }
+}
