@@ -432,3 +432,16 @@ fn local_diagnostics_read_as_such() {
     );
     assert_eq!(field(&groups[1], "Remote-MTA"), None);
 }
+
+#[test]
+fn an_original_holding_the_boundary_gets_another() {
+    let mut original = original();
+    original.extend_from_slice(b"--sluice-report-0000000000\r\n--sluice-report-0000000000--\r\n");
+    let notice = build(&failure_request(), &original, &context()).unwrap();
+    let text = String::from_utf8(notice.data.clone()).unwrap();
+    assert!(text.contains("boundary=\"sluice-report-0000000001\""));
+    let message = parse(&notice.data);
+    let parts = top_parts(&message);
+    assert_eq!(parts.len(), 3);
+    assert!(raw_body(&notice.data, parts[2]).starts_with(&original));
+}

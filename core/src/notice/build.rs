@@ -131,9 +131,8 @@ pub fn build(
         )
         .transfer_encoding("7bit"),
     ];
-    let eight_bit = returned.eight_bit;
     if let Some(content_type) = returned.content_type() {
-        let encoding = if eight_bit { "8bit" } else { "7bit" };
+        let encoding = if returned.eight_bit { "8bit" } else { "7bit" };
         parts.push(
             MimePart::new(content_type, BodyPart::Binary(returned.data.into()))
                 .transfer_encoding(encoding),
@@ -169,8 +168,9 @@ pub fn build(
 
     Ok(Notice {
         recipient: request.notify.clone(),
+        // The returned original, or a UTF-8 To: field.
+        eight_bit: !data.is_ascii(),
         data,
-        eight_bit,
         smtputf8: !request.notify.is_ascii(),
     })
 }

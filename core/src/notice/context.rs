@@ -81,8 +81,8 @@ pub struct Notice {
     pub recipient: String,
     /// The whole message, CRLF line endings, no line over 998 octets.
     pub data: Vec<u8>,
-    /// The message holds 8-bit octets (a returned original): send it with
-    /// BODY=8BITMIME (RFC 6152).
+    /// The message holds 8-bit octets (a returned original, or a UTF-8 address in
+    /// To:): send it with BODY=8BITMIME (RFC 6152).
     pub eight_bit: bool,
     /// The recipient address is not ASCII: send it with SMTPUTF8 (RFC 6531).
     pub smtputf8: bool,

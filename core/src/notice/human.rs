@@ -144,11 +144,16 @@ fn returned_note(returned: &Returned, return_limit: usize) -> String {
             "The start of the header section of your original message is attached:\n\
              the section is larger than the {return_limit} octets a notice returns."
         ),
-        (Shape::Headers, Some(Shortfall::NoHeaders)) | (Shape::Nothing, _) => {
+        (Shape::Headers, Some(Shortfall::NoHeaders))
+        | (Shape::Nothing, None | Some(Shortfall::NoHeaders | Shortfall::NotIntact)) => {
             "Nothing of your original message is attached: no header section\n\
              could be read in it."
                 .to_owned()
         }
+        (Shape::Nothing, Some(Shortfall::TooLarge | Shortfall::HeadersTruncated)) => format!(
+            "Nothing of your original message is attached: even its first\n\
+             header line is larger than the {return_limit} octets a notice returns."
+        ),
     }
 }
 
@@ -310,7 +315,12 @@ mod tests {
             (
                 Shape::Nothing,
                 Some(Shortfall::NoHeaders),
-                "Nothing of your",
+                "no header section",
+            ),
+            (
+                Shape::Nothing,
+                Some(Shortfall::HeadersTruncated),
+                "even its first",
             ),
         ];
         for (shape, shortfall, expected) in notes {

@@ -210,7 +210,11 @@ pub(super) fn prepare(original: &[u8], wanted: Wanted, limit: usize) -> Returned
                 data: Vec::new(),
                 global: false,
                 eight_bit: false,
-                shortfall: Some(Shortfall::NoHeaders),
+                shortfall: Some(if headers.truncated {
+                    Shortfall::HeadersTruncated
+                } else {
+                    Shortfall::NoHeaders
+                }),
             };
         }
         Returned {
@@ -377,6 +381,10 @@ mod tests {
         let original = format!("From: a@b\r\nX: {}", "y".repeat(10_000));
         let returned = prepare(original.as_bytes(), Wanted::Headers, 100);
         assert_eq!(returned.data, b"From: a@b\r\n");
+        assert_eq!(returned.shortfall, Some(Shortfall::HeadersTruncated));
+        // Not even the first line fits: nothing, and the reason is the size.
+        let returned = prepare(b"From: a@b\r\n\r\n", Wanted::Message, 5);
+        assert_eq!(returned.shape, Shape::Nothing);
         assert_eq!(returned.shortfall, Some(Shortfall::HeadersTruncated));
     }
 
