@@ -128,7 +128,7 @@ fn pieces(word: &str, longest: usize) -> impl Iterator<Item = &str> {
             // `longest` is shorter than the first character: it goes whole.
             cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
-        let (piece, tail) = rest.split_at(cut);
+        let (piece, tail) = rest.split_at_checked(cut).unwrap_or((rest, ""));
         rest = tail;
         Some(piece)
     })
