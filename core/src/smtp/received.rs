@@ -1,6 +1,7 @@
 //! The Received header field a server adds to every message it accepts (RFC 5321
 //! §4.4, RFC 5322 §3.6.7), with the RFC 3848 / RFC 6531 protocol names and an
-//! RFC 5322 date computed from a Unix timestamp, since core has no clock.
+//! RFC 5322 date computed from a Unix timestamp, since core has no clock; and the
+//! count of Received fields a message already carries, for loop detection.
 
 use crate::smtp::address::{Domain, ForwardPath, Host};
 use core::net::IpAddr;
@@ -165,6 +166,37 @@ fn fold(name: &str, clauses: &[Vec<String>]) -> String {
     }
     header.push_str("\r\n");
     header
+}
+
+/// How many `Received:` fields the header section of `message` holds: the hop count
+/// that loop detection compares with its limit (RFC 5321 §6.3).
+///
+/// The header section ends at the first empty line (RFC 5322 §2.1), so a body line
+/// that starts with `Received:` is not counted. Field names compare case-insensitively
+/// and may be followed by white space before the colon (RFC 5322 §4.5.2 obsolete
+/// syntax, still seen in the wild); a line starting with white space continues the
+/// field before it (§2.2.3) and is never a field of its own. Lines may end in CRLF or a
+/// bare LF. The work is one pass over the header section, without allocation.
+pub fn count_received(message: &[u8]) -> usize {
+    message
+        .split(|&byte| byte == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter(|line| is_received_field(line))
+        .count()
+}
+
+/// Whether a header line starts a `Received` field: the name, optional white space, a colon.
+fn is_received_field(line: &[u8]) -> bool {
+    const NAME: &[u8] = b"received";
+    let Some((name, rest)) = line.split_at_checked(NAME.len()) else {
+        return false;
+    };
+    name.eq_ignore_ascii_case(NAME)
+        && rest
+            .iter()
+            .find(|&&byte| byte != b' ' && byte != b'\t')
+            .is_some_and(|&byte| byte == b':')
 }
 
 /// The earliest and latest instants RFC 5322 can write with a four-digit year:
@@ -408,6 +440,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn counts_received_fields_of_the_header_section() {
+        let message = b"Received: from a by b; Tue, 14 Nov 2023 22:13:20 +0000\r\n\
+            Subject: hello\r\n\
+            RECEIVED: from c\r\n\
+            \tby d; Tue, 14 Nov 2023 22:13:20 +0000\r\n\
+            received : from e by f\r\n\
+            X-Received: not a trace field\r\n\
+            Received-SPF: pass\r\n\
+            \r\n\
+            Received: from a body line\r\n";
+        assert_eq!(count_received(message), 3);
+    }
+
+    #[test]
+    fn folded_continuations_are_not_fields() {
+        let message = b"Received: from a\r\n Received: by b\r\n\tReceived: x\r\n\r\n";
+        assert_eq!(count_received(message), 1);
+    }
+
+    #[test]
+    fn bare_line_feeds_and_missing_bodies() {
+        assert_eq!(
+            count_received(b"Received: a\nReceived: b\n\nReceived: c\n"),
+            2
+        );
+        assert_eq!(count_received(b"Received: a\r\nReceived: b"), 2);
+        assert_eq!(count_received(b""), 0);
+        assert_eq!(count_received(b"\r\nReceived: a\r\n"), 0);
+        assert_eq!(count_received(b"Received"), 0);
+        assert_eq!(count_received(b"Received x: a\r\n"), 0);
+        assert_eq!(count_received(b"Receivedx: a\r\n"), 0);
+    }
+
     /// Days since 1970-01-01 of a calendar date, by counting: the slow, obvious inverse.
     fn days_from_civil(year: i64, month: usize, day: i64) -> i64 {
         let mut days = 0;
@@ -430,6 +496,33 @@ mod tests {
             prop_assert!((1..=12).contains(&month));
             prop_assert!(day >= 1 && day <= month_lengths(year)[month - 1]);
             prop_assert_eq!(days_from_civil(year, month, day), days);
+        }
+
+        #[test]
+        fn received_counts_only_header_lines(
+            header in proptest::collection::vec(
+                prop_oneof![
+                    Just("Received: from x".to_owned()),
+                    Just("received:y".to_owned()),
+                    Just(" Received: folded".to_owned()),
+                    "[A-Za-z-]{1,12}: [ -~]{0,20}",
+                ],
+                0..20,
+            ),
+            body in proptest::collection::vec("(Received: )?[ -~]{0,20}", 0..10),
+            crlf in any::<bool>(),
+        ) {
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let expected = header
+                .iter()
+                .filter(|line| line.to_ascii_lowercase().starts_with("received:"))
+                .count();
+            let mut message = String::new();
+            for line in header.iter().chain([&String::new()]).chain(&body) {
+                message.push_str(line);
+                message.push_str(newline);
+            }
+            prop_assert_eq!(count_received(message.as_bytes()), expected);
         }
 
         #[test]
