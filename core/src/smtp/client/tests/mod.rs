@@ -350,7 +350,6 @@ fn failed_kind(scripted: &Scripted) -> Option<SessionFailureKind> {
     }
 }
 
-#[allow(dead_code)]
 fn minutes(count: u64) -> Duration {
     Duration::from_mins(count)
 }
