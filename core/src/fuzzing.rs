@@ -284,3 +284,242 @@ impl SessionHarness {
         }
     }
 }
+
+/// Target `smtp_client`: a whole client session fed arbitrary server bytes, canned
+/// replies, driver inputs and ticks, with messages given along the way.
+///
+/// Checks that the session never panics, never writes a bare CR or LF, closes at most
+/// once and says nothing after closing but reports, and reports every message given
+/// exactly once with one outcome per recipient.
+pub fn smtp_client(data: &[u8]) {
+    smtp_client_run(data);
+}
+
+/// One step of a fuzzed client session.
+#[derive(Debug, Arbitrary)]
+enum ClientStep {
+    /// The server sends these bytes.
+    Bytes(Vec<u8>),
+    /// The server sends one of a few well-formed replies, to get deeper quickly.
+    Reply(CannedReply),
+    /// The driver gives a message with this many recipients (0..=3).
+    Message {
+        recipients: u8,
+        eight_bit: bool,
+        chunk: bool,
+    },
+    Written,
+    Tls {
+        ok: bool,
+    },
+    Finish,
+    /// Time passes by this many seconds, then the timer fires.
+    Wait(u16),
+    Hangup,
+}
+
+#[derive(Debug, Arbitrary, Clone, Copy)]
+enum CannedReply {
+    Greeting,
+    EhloAll,
+    EhloPlain,
+    Ok,
+    StartData,
+    Ready,
+    Temporary,
+    Permanent,
+    Closing,
+}
+
+impl CannedReply {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            CannedReply::Greeting => b"220 mx.sluice.test ESMTP\r\n",
+            CannedReply::EhloAll => b"250-mx.sluice.test\r\n250-PIPELINING\r\n250-SIZE 5000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n250 STARTTLS\r\n",
+            CannedReply::EhloPlain => b"250 mx.sluice.test\r\n",
+            CannedReply::Ok => b"250 2.0.0 ok\r\n",
+            CannedReply::StartData => b"354 go ahead\r\n",
+            CannedReply::Ready => b"220 2.0.0 ready\r\n",
+            CannedReply::Temporary => b"451 4.3.0 later\r\n",
+            CannedReply::Permanent => b"550 5.1.1 no\r\n",
+            CannedReply::Closing => b"421 4.3.2 bye\r\n",
+        }
+    }
+}
+
+/// What a fuzzed client session did, for the property tests that reuse the target.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct ClientRun {
+    /// Every byte the client sent, in order.
+    pub sent: Vec<u8>,
+    /// Per message given, in order: its recipient count and how many reports it got.
+    pub messages: Vec<(usize, usize)>,
+    pub closes: usize,
+}
+
+/// The body of [`smtp_client`], returning what happened.
+#[doc(hidden)]
+pub fn smtp_client_run(data: &[u8]) -> ClientRun {
+    use crate::delivery::TlsPolicy;
+    use crate::smtp::client::{
+        ClientConfig, ClientSession, Input as ClientInput, Limits as ClientLimits, OutgoingMessage,
+        OutgoingRecipient, Output as ClientOutput, Protocol,
+    };
+    use std::sync::Arc;
+
+    let mut unstructured = Unstructured::new(data);
+    let protocol = if unstructured.arbitrary::<bool>().unwrap_or(false) {
+        Protocol::Lmtp
+    } else {
+        Protocol::Smtp
+    };
+    let tls = match unstructured.int_in_range(0..=2u8).unwrap_or(0) {
+        0 => TlsPolicy::Opportunistic,
+        1 => TlsPolicy::Required,
+        _ => TlsPolicy::Disabled,
+    };
+    let Ok(hostname) = Domain::parse("client.sluice.test") else {
+        panic!("the fuzz host name must parse");
+    };
+    let config = ClientConfig {
+        hostname,
+        protocol,
+        tls,
+        remote_host: "mx.sluice.test".to_owned(),
+        limits: ClientLimits {
+            reply_line: 128,
+            reply_lines: 12,
+            recipients: 2,
+            data_block: 16,
+            ..ClientLimits::default()
+        },
+    };
+    let mut now = Instant::EPOCH;
+    let mut client = ClientSession::new(now, config);
+    let mut run = ClientRun::default();
+    let mut closed = false;
+    let mut queue_ids: Vec<String> = Vec::new();
+
+    let mut drain = |client: &mut ClientSession, run: &mut ClientRun, queue_ids: &[String]| {
+        while let Some(output) = client.poll() {
+            match output {
+                ClientOutput::Send(bytes) => {
+                    assert!(!closed, "sent bytes after Close");
+                    run.sent.extend_from_slice(&bytes);
+                }
+                ClientOutput::Report(report) => {
+                    let index = queue_ids
+                        .iter()
+                        .position(|id| *id == report.queue_id)
+                        .unwrap_or_else(|| panic!("report for unknown {}", report.queue_id));
+                    let Some(entry) = run.messages.get_mut(index) else {
+                        panic!("no entry for message {index}");
+                    };
+                    assert_eq!(entry.0, report.recipients.len(), "outcomes per recipient");
+                    entry.1 += 1;
+                }
+                ClientOutput::Close(_) => {
+                    assert!(!closed, "closed twice");
+                    closed = true;
+                    run.closes += 1;
+                }
+                ClientOutput::StartTls { .. } | ClientOutput::Ready => {
+                    assert!(!closed, "output after Close");
+                }
+                // A message given after Close is still reported, with its event.
+                ClientOutput::Event(_) => {}
+            }
+        }
+        assert!(
+            client.buffered_bytes() <= 12 * 130 + 130,
+            "reply buffer over its bound"
+        );
+    };
+
+    let mut steps = 0;
+    while let Ok(step) = unstructured.arbitrary::<ClientStep>() {
+        steps += 1;
+        if steps > 300 {
+            break;
+        }
+        let input = match step {
+            ClientStep::Bytes(bytes) => ClientInput::Bytes(bytes),
+            ClientStep::Reply(reply) => ClientInput::Bytes(reply.bytes().to_vec()),
+            ClientStep::Message {
+                recipients,
+                eight_bit,
+                chunk,
+            } => {
+                let queue_id = format!("Q{}", queue_ids.len());
+                let addresses = ["a@x.test", "b\r\n@x.test", "c\u{e9}@x.test", "d@x.test"];
+                let recipients: Vec<OutgoingRecipient> = addresses
+                    .iter()
+                    .take(usize::from(recipients % 4))
+                    .map(|address| OutgoingRecipient {
+                        address: (*address).to_owned(),
+                        notify: None,
+                        orcpt: None,
+                    })
+                    .collect();
+                let body: &[u8] = if chunk {
+                    b".dot\nbare LF\rbare CR\r\n..\r\n.\r\nno final line end"
+                } else {
+                    "caf\u{e9}\r\n".as_bytes()
+                };
+                run.messages.push((recipients.len(), 0));
+                queue_ids.push(queue_id.clone());
+                ClientInput::Message(OutgoingMessage {
+                    queue_id,
+                    reverse_path: Some("s@y.test".to_owned()),
+                    recipients,
+                    ret: None,
+                    envid: None,
+                    body: Arc::from(body),
+                    eight_bit,
+                    smtputf8: false,
+                })
+            }
+            ClientStep::Written => ClientInput::Written,
+            ClientStep::Tls { ok } => {
+                if ok {
+                    ClientInput::TlsEstablished
+                } else {
+                    ClientInput::TlsFailed
+                }
+            }
+            ClientStep::Finish => ClientInput::Finish,
+            ClientStep::Wait(seconds) => {
+                now = now + Duration::from_secs(u64::from(seconds));
+                ClientInput::Tick
+            }
+            ClientStep::Hangup => ClientInput::PeerClosed,
+        };
+        client.handle(now, input);
+        drain(&mut client, &mut run, &queue_ids);
+    }
+    // However it went, a lost connection settles every message.
+    client.handle(now, ClientInput::PeerClosed);
+    drain(&mut client, &mut run, &queue_ids);
+    for (index, (_, reports)) in run.messages.iter().enumerate() {
+        assert_eq!(*reports, 1, "message {index} reported {reports} times");
+    }
+    assert_eq!(run.closes, 1, "the session must close exactly once");
+    assert_bare_line_endings_absent(&run.sent);
+    run
+}
+
+/// Panics if `bytes` holds a CR not followed by LF or an LF not preceded by CR.
+fn assert_bare_line_endings_absent(bytes: &[u8]) {
+    for (index, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'\r' => assert_eq!(bytes.get(index + 1), Some(&b'\n'), "bare CR at {index}"),
+            b'\n' => assert_eq!(
+                index.checked_sub(1).and_then(|before| bytes.get(before)),
+                Some(&b'\r'),
+                "bare LF at {index}"
+            ),
+            _ => {}
+        }
+    }
+}
