@@ -1000,19 +1000,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             vector.steps[1].action,
-            Action::Driver(DriverInput::Store(Answer::Give(StoreAnswer::PerRecipient {
-                queue_id: "Q7".into(),
-                outcomes: vec![
-                    RecipientStoreAnswer::Stored,
-                    RecipientStoreAnswer::TempFail,
-                    RecipientStoreAnswer::MailboxFull,
-                    RecipientStoreAnswer::UnknownUser,
-                ],
-            })))
+            Action::Driver(DriverInput::Store(Answer::Give(
+                StoreAnswer::PerRecipient {
+                    queue_id: "Q7".into(),
+                    outcomes: vec![
+                        RecipientStoreAnswer::Stored,
+                        RecipientStoreAnswer::TempFail,
+                        RecipientStoreAnswer::MailboxFull,
+                        RecipientStoreAnswer::UnknownUser,
+                    ],
+                }
+            )))
         );
         assert!(
-            error(&format!("{HEADER}S: 220\nD: per-recipient Q7 stored lost\n"))
-                .contains("t.vector:4: unknown recipient store outcome `lost`")
+            error(&format!(
+                "{HEADER}S: 220\nD: per-recipient Q7 stored lost\n"
+            ))
+            .contains("t.vector:4: unknown recipient store outcome `lost`")
         );
         assert!(
             error(&format!("{HEADER}S: 220\nD: per-recipient Q7\n"))

@@ -752,8 +752,8 @@ impl Machine for ServerSession {
 /// Verbs named in events; anything else is reported as `UNKNOWN`, so that a stray
 /// AUTH response (base64 credentials) read as a command never reaches the logs.
 const KNOWN_VERBS: [&str; 21] = [
-    "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
-    "STARTTLS", "AUTH", "GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS",
+    "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+    "HELP", "STARTTLS", "AUTH", "GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS",
 ];
 
 /// The verb of a line, upper case, for events and for choosing a reply.

@@ -5,8 +5,8 @@
 use super::data::{BodyReader, Framing};
 use super::{
     AcceptedMessage, Chunk, DisconnectReason, EnvelopeRecipient, ListenerKind, Mode, Output,
-    RecipientCheck, RecipientStoreOutcome, RecipientVerdict, Refusal, RejectReason,
-    ServerSession, SessionEvent, StoreOutcome, Transaction, Wait, capabilities, replies,
+    RecipientCheck, RecipientStoreOutcome, RecipientVerdict, Refusal, RejectReason, ServerSession,
+    SessionEvent, StoreOutcome, Transaction, Wait, capabilities, replies,
 };
 use crate::smtp::address::{ForwardPath, ReversePath};
 use crate::smtp::params::{BodyType, MailParameters, RcptParameters};
