@@ -311,6 +311,7 @@ impl ServerSession {
             }) if outcomes.len() >= recipients.len()
                 && outcomes
                     .iter()
+                    .take(recipients.len())
                     .all(|outcome| *outcome == RecipientStoreOutcome::Stored) =>
             {
                 Some(queue_id)

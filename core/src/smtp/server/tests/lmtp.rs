@@ -179,6 +179,15 @@ fn smtp_promises_only_when_every_recipient_was_stored() {
             vec![RecipientStoreOutcome::Stored],
             "451 4.3.0 message not stored",
         ),
+        // Entries beyond the recipients are ignored.
+        (
+            vec![
+                RecipientStoreOutcome::Stored,
+                RecipientStoreOutcome::Stored,
+                RecipientStoreOutcome::MailboxFull,
+            ],
+            "250 2.0.0 ok: queued as Q1",
+        ),
     ] {
         let mut harness = Harness::started(mx(), Driver::Manual);
         harness.open_transaction();
