@@ -357,6 +357,7 @@ fn log_event(event: &SessionEvent) {
             reverse_path,
             recipients,
             size,
+            ..
         } => tracing::info!(
             queue_id,
             from = %reverse_path,

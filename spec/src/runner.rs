@@ -11,13 +11,14 @@
 use crate::escape::{escape, quoted, unescape};
 use crate::vector::{
     Action, Answer, Check, CredentialAnswer, DriverInput, Expect, Feed, Listener, MessageField,
-    RecipientAnswer, ReplyPattern, Split, StoreAnswer, Vector,
+    RecipientAnswer, RecipientStoreAnswer, ReplyPattern, Split, StoreAnswer, Vector,
 };
 use sluice_core::machine::{Machine, Token};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
     AcceptedMessage, CredentialOutcome, Credentials, Input, ListenerKind, Output, RecipientCheck,
-    RecipientVerdict, ServerSession, SessionConfig, SessionEvent, StoreOutcome,
+    RecipientStoreOutcome, RecipientVerdict, ServerSession, SessionConfig, SessionEvent,
+    StoreOutcome,
 };
 use sluice_core::time::{Duration, Instant};
 use std::collections::VecDeque;
@@ -79,6 +80,7 @@ pub fn session_config(vector: &Vector) -> Result<SessionConfig, String> {
     let kind = match vector.listener {
         Listener::Mx => ListenerKind::Mx,
         Listener::Submission | Listener::Submissions => ListenerKind::Submission,
+        Listener::Lmtp => ListenerKind::Lmtp,
     };
     Ok(SessionConfig {
         kind,
@@ -560,6 +562,10 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     Answer::Give(StoreAnswer::Failed) | Answer::Ignore => {
                         "store failed".to_string()
                     }
+                    Answer::Give(StoreAnswer::PerRecipient { queue_id, outcomes }) => {
+                        let words: Vec<String> = outcomes.iter().map(ToString::to_string).collect();
+                        format!("per-recipient {queue_id} {}", words.join(" "))
+                    }
                 };
                 if let (Some(token), Answer::Give(outcome)) =
                     (self.answer(RequestKind::Store, answer, &describe)?, answer)
@@ -569,6 +575,28 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                             queue_id: queue_id.clone(),
                         },
                         StoreAnswer::Failed => StoreOutcome::Failed,
+                        StoreAnswer::PerRecipient { queue_id, outcomes } => {
+                            StoreOutcome::PerRecipient {
+                                queue_id: queue_id.clone(),
+                                recipients: outcomes
+                                    .iter()
+                                    .map(|outcome| match outcome {
+                                        RecipientStoreAnswer::Stored => {
+                                            RecipientStoreOutcome::Stored
+                                        }
+                                        RecipientStoreAnswer::TempFail => {
+                                            RecipientStoreOutcome::TemporaryFailure
+                                        }
+                                        RecipientStoreAnswer::MailboxFull => {
+                                            RecipientStoreOutcome::MailboxFull
+                                        }
+                                        RecipientStoreAnswer::UnknownUser => {
+                                            RecipientStoreOutcome::UnknownUser
+                                        }
+                                    })
+                                    .collect(),
+                            }
+                        }
                     };
                     self.handle(Input::MessageStored { token, outcome });
                 }
@@ -945,11 +973,18 @@ pub fn render_event(event: &SessionEvent) -> String {
             queue_id,
             reverse_path,
             recipients,
+            stored,
             size,
         } => {
-            format!(
+            let mut text = format!(
                 "transaction accepted {queue_id} from={reverse_path} recipients={recipients} size={size}"
-            )
+            );
+            // Only LMTP stores for some recipients and not others; then it says which.
+            if stored.len() < *recipients {
+                let stored: Vec<String> = stored.iter().map(ToString::to_string).collect();
+                text.push_str(&format!(" stored={}", stored.join(",")));
+            }
+            text
         }
         SessionEvent::TransactionRejected { code, reason } => {
             format!("transaction rejected {code} {reason:?}")

@@ -43,6 +43,8 @@ pub enum Listener {
     Submission,
     /// Port 465: TLS from the first byte (RFC 8314).
     Submissions,
+    /// LMTP (RFC 2033): final delivery, no TLS.
+    Lmtp,
 }
 
 /// How client bytes are cut into `Input::Bytes` values.
@@ -152,8 +154,47 @@ pub enum CredentialAnswer {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreAnswer {
-    Stored { queue_id: String },
+    Stored {
+        queue_id: String,
+    },
     Failed,
+    /// LMTP's answer recipient by recipient (`StoreOutcome::PerRecipient`).
+    PerRecipient {
+        queue_id: String,
+        outcomes: Vec<RecipientStoreAnswer>,
+    },
+}
+
+/// What became of one recipient's copy, as `D: per-recipient` writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientStoreAnswer {
+    Stored,
+    TempFail,
+    MailboxFull,
+    UnknownUser,
+}
+
+impl RecipientStoreAnswer {
+    fn parse(word: &str) -> Option<RecipientStoreAnswer> {
+        match word {
+            "stored" => Some(RecipientStoreAnswer::Stored),
+            "tempfail" => Some(RecipientStoreAnswer::TempFail),
+            "mailbox-full" => Some(RecipientStoreAnswer::MailboxFull),
+            "unknown-user" => Some(RecipientStoreAnswer::UnknownUser),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RecipientStoreAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecipientStoreAnswer::Stored => "stored",
+            RecipientStoreAnswer::TempFail => "tempfail",
+            RecipientStoreAnswer::MailboxFull => "mailbox-full",
+            RecipientStoreAnswer::UnknownUser => "unknown-user",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,9 +398,10 @@ impl<'a> Parser<'a> {
                         "mx" => Listener::Mx,
                         "submission" => Listener::Submission,
                         "submissions" => Listener::Submissions,
+                        "lmtp" => Listener::Lmtp,
                         other => {
                             return Err(self.error(format!(
-                                "unknown listener `{other}` (expected mx, submission or submissions)"
+                                "unknown listener `{other}` (expected mx, submission, submissions or lmtp)"
                             )));
                         }
                     };
@@ -454,6 +496,8 @@ impl<'a> Parser<'a> {
             (Some(tls), _) => tls,
             (None, Listener::Submissions) => TlsMode::Implicit,
             (None, Listener::Mx | Listener::Submission) => TlsMode::StartTlsOffered,
+            // LMTP runs on a trusted network or loopback, without TLS.
+            (None, Listener::Lmtp) => TlsMode::Unavailable,
         };
         Ok(vector)
     }
@@ -628,6 +672,22 @@ impl<'a> Parser<'a> {
                 queue_id: queue_id.to_string(),
             })),
             ["store", "failed"] => DriverInput::Store(Answer::Give(StoreAnswer::Failed)),
+            ["per-recipient", queue_id, outcomes @ ..] if !outcomes.is_empty() => {
+                let outcomes = outcomes
+                    .iter()
+                    .map(|word| {
+                        RecipientStoreAnswer::parse(word).ok_or_else(|| {
+                            self.error(format!(
+                                "unknown recipient store outcome `{word}` (stored, tempfail, mailbox-full, unknown-user)"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                DriverInput::Store(Answer::Give(StoreAnswer::PerRecipient {
+                    queue_id: queue_id.to_string(),
+                    outcomes,
+                }))
+            }
             ["store", "ignore"] => DriverInput::Store(Answer::Ignore),
             ["tls", "established"] => DriverInput::TlsEstablished,
             ["tls", "failed"] => DriverInput::TlsFailed,
@@ -636,7 +696,8 @@ impl<'a> Parser<'a> {
             _ => {
                 return Err(self.error(format!(
                     "unknown driver input `{value}` (recipient VERDICT | credentials valid ID | credentials \
-                     invalid|tempfail|ignore | stored QUEUE-ID | store failed|ignore | tls established|failed | \
+                     invalid|tempfail|ignore | stored QUEUE-ID | store failed|ignore | per-recipient QUEUE-ID OUTCOME... | \
+                     tls established|failed | \
                      peer closed | shutdown)"
                 )));
             }
@@ -760,6 +821,7 @@ impl fmt::Display for Listener {
             Listener::Mx => "mx",
             Listener::Submission => "submission",
             Listener::Submissions => "submissions",
+            Listener::Lmtp => "lmtp",
         })
     }
 }
@@ -918,10 +980,47 @@ mod tests {
     fn listener_defaults_decide_tls() {
         let vector = parse(&format!("{HEADER}listener: submissions\nS: 220\n")).unwrap();
         assert_eq!(vector.tls, TlsMode::Implicit);
+        let vector = parse(&format!("{HEADER}listener: lmtp\nS: 220\n")).unwrap();
+        assert_eq!(
+            (vector.listener, vector.tls),
+            (Listener::Lmtp, TlsMode::Unavailable)
+        );
         let vector = parse(&format!("{HEADER}S: 220\n")).unwrap();
         assert_eq!(
             (vector.listener, vector.tls),
             (Listener::Mx, TlsMode::StartTlsOffered)
+        );
+    }
+
+    #[test]
+    fn per_recipient_store_answers_parse() {
+        let vector = parse(&format!(
+            "{HEADER}listener: lmtp\nS: 220\nD: per-recipient Q7 stored tempfail mailbox-full unknown-user\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            vector.steps[1].action,
+            Action::Driver(DriverInput::Store(Answer::Give(
+                StoreAnswer::PerRecipient {
+                    queue_id: "Q7".into(),
+                    outcomes: vec![
+                        RecipientStoreAnswer::Stored,
+                        RecipientStoreAnswer::TempFail,
+                        RecipientStoreAnswer::MailboxFull,
+                        RecipientStoreAnswer::UnknownUser,
+                    ],
+                }
+            )))
+        );
+        assert!(
+            error(&format!(
+                "{HEADER}S: 220\nD: per-recipient Q7 stored lost\n"
+            ))
+            .contains("t.vector:4: unknown recipient store outcome `lost`")
+        );
+        assert!(
+            error(&format!("{HEADER}S: 220\nD: per-recipient Q7\n"))
+                .contains("unknown driver input")
         );
     }
 

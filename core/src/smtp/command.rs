@@ -15,6 +15,8 @@ pub enum Command {
     Ehlo(Host),
     /// HELO with a domain (an address literal is accepted too, as real clients send one).
     Helo(Host),
+    /// LHLO, LMTP's only hello (RFC 2033 §4.1): EHLO's syntax under another verb.
+    Lhlo(Host),
     Mail {
         from: ReversePath,
         params: MailParameters,
@@ -247,6 +249,7 @@ impl Command {
         match verb.to_ascii_uppercase().as_str() {
             "EHLO" => parse_helo(argument).map(Command::Ehlo),
             "HELO" => parse_helo(argument).map(Command::Helo),
+            "LHLO" => parse_helo(argument).map(Command::Lhlo),
             "MAIL" => parse_mail(argument),
             "RCPT" => parse_rcpt(argument),
             "DATA" => no_argument(argument, Command::Data),
@@ -269,6 +272,7 @@ impl Command {
         match self {
             Command::Ehlo(_) => "EHLO",
             Command::Helo(_) => "HELO",
+            Command::Lhlo(_) => "LHLO",
             Command::Mail { .. } => "MAIL",
             Command::Rcpt { .. } => "RCPT",
             Command::Data => "DATA",
@@ -290,7 +294,9 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.verb())?;
         match self {
-            Command::Ehlo(host) | Command::Helo(host) => write!(f, " {host}"),
+            Command::Ehlo(host) | Command::Helo(host) | Command::Lhlo(host) => {
+                write!(f, " {host}")
+            }
             Command::Mail { from, params } => {
                 write!(f, " FROM:{from}")?;
                 if params.is_empty() {
@@ -392,6 +398,17 @@ mod tests {
             parse("EHLO a.example b.example"),
             Err(CommandError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn lhlo_has_the_syntax_of_ehlo() {
+        normalises("lhlo mail.example.com", "LHLO mail.example.com");
+        normalises("LHLO [192.0.2.1]", "LHLO [192.0.2.1]");
+        assert_eq!(ok("LHLO a.example").verb(), "LHLO");
+        assert_eq!(
+            parse("LHLO"),
+            Err(CommandError::BadHelo(AddressError::Empty))
+        );
     }
 
     #[test]

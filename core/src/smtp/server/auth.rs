@@ -14,7 +14,7 @@ impl ServerSession {
     /// Why AUTH with this mechanism cannot start now, as the reply and whether it
     /// counts as a client error; `Ok` with the mechanism if it can.
     fn auth_precondition(&self, mechanism: &str) -> Result<&'static str, (Reply, bool)> {
-        if self.config.kind == ListenerKind::Mx {
+        if self.config.kind != ListenerKind::Submission {
             return Err((replies::auth_unavailable(), true));
         }
         if !capabilities::auth_offered(&self.config, self.tls_active) {

@@ -4,14 +4,21 @@
 use crate::smtp::address::Domain;
 use crate::time::Duration;
 
-/// Which listener accepted the connection; it decides the capability list and
-/// whether MAIL requires authentication.
+/// Which listener accepted the connection; it decides the protocol (SMTP or LMTP),
+/// the capability list and whether MAIL requires authentication.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerKind {
     /// Port 25: mail from other MTAs. No AUTH offered; relay is decided per recipient.
     Mx,
     /// Port 587 (STARTTLS) or 465 (implicit TLS): users submitting mail. MAIL requires AUTH.
     Submission,
+    /// LMTP (RFC 2033): final delivery into this node's mailboxes from a gateway. LHLO
+    /// replaces EHLO/HELO, and the end of data gets one reply per accepted recipient.
+    /// Neither STARTTLS nor AUTH is offered, whatever `TlsMode` says: LMTP runs on a
+    /// trusted network or loopback (RFC 2033 §1 — only by prior arrangement, never on
+    /// port 25), where the gateway is the only client and the router already refuses
+    /// every recipient that is not local.
+    Lmtp,
 }
 
 /// The TLS situation of the connection when the session starts.

@@ -9,7 +9,7 @@ use crate::smtp::reply::ReplyCode;
 pub enum SessionEvent {
     /// The greeting was sent.
     Connected,
-    /// EHLO or HELO accepted.
+    /// EHLO, HELO or LHLO accepted (`esmtp` for EHLO and LHLO).
     Helo { host: Host, esmtp: bool },
     /// TLS became active through STARTTLS.
     TlsStarted,
@@ -22,19 +22,27 @@ pub enum SessionEvent {
         mechanism: String,
         username: Option<String>,
     },
+    /// A recipient refused at RCPT, or (LMTP) not stored at the end of data.
     RecipientRejected {
         recipient: ForwardPath,
         code: ReplyCode,
     },
-    /// A message was made durable and acknowledged with 250.
+    /// A message was made durable and acknowledged with 250: for all its recipients
+    /// (SMTP), or for those in `stored` (LMTP, where the others got a 4xx/5xx reply and
+    /// a `RecipientRejected` event each).
     TransactionAccepted {
         queue_id: String,
         reverse_path: ReversePath,
+        /// The recipients of the transaction (accepted at RCPT).
         recipients: usize,
+        /// The recipients the message was stored for, in RCPT order.
+        stored: Vec<ForwardPath>,
         size: u64,
     },
     /// A transaction ended without acceptance (at DATA's end or BDAT LAST, or DATA
-    /// refused for want of recipients), and why.
+    /// refused for want of recipients), and why. On LMTP, `code` is the first
+    /// recipient's reply; a BDAT LAST without recipients is answered with no reply at
+    /// all (RFC 2033 §4.3) and reports the 503 that DATA would have had.
     TransactionRejected {
         code: ReplyCode,
         reason: RejectReason,

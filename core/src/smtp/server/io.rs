@@ -119,12 +119,42 @@ pub enum RecipientVerdict {
 }
 
 /// The answer to a store request.
+///
+/// On an SMTP listener the message gets one reply: `Stored` is the 250, anything
+/// else 451 4.3.0. On an LMTP listener (RFC 2033 §4.2) every accepted recipient gets
+/// its own reply, in RCPT order: `Stored` stands for every recipient stored, `Failed`
+/// for none, and `PerRecipient` says it one by one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {
-    /// Durable, under this queue id.
+    /// Durable for every recipient, under this queue id.
     Stored { queue_id: String },
     /// Not stored (a failed write); nothing was kept (451 4.3.0).
     Failed,
+    /// The message is kept under `queue_id`, and `recipients` says what became of
+    /// each recipient's copy, in the order of [`AcceptedMessage::recipients`]. A
+    /// missing entry counts as a temporary failure (no promise is made for it), and
+    /// entries beyond the recipients are ignored. On an SMTP listener, which has one
+    /// reply for all, anything but every recipient stored is answered 451 4.3.0: the
+    /// client then sends again, and a duplicate copy is allowed where a lost one is not.
+    PerRecipient {
+        queue_id: String,
+        recipients: Vec<RecipientStoreOutcome>,
+    },
+}
+
+/// What became of one recipient's copy of a message (LMTP's per-recipient answer).
+/// The driver says what happened; the session chooses the reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientStoreOutcome {
+    /// Durable in the recipient's mailbox (250 2.0.0).
+    Stored,
+    /// Not stored now; may succeed later: a failed write, a locked mailbox (451 4.3.0).
+    TemporaryFailure,
+    /// The mailbox is over its quota (552 5.2.2: RFC 5321 §4.2.2's "exceeded storage
+    /// allocation", RFC 3463 X.2.2).
+    MailboxFull,
+    /// The recipient disappeared after RCPT was accepted (550 5.1.1).
+    UnknownUser,
 }
 
 /// One accepted recipient and its DSN parameters.
@@ -139,7 +169,7 @@ pub struct EnvelopeRecipient {
 pub struct AcceptedMessage {
     /// The EHLO/HELO argument.
     pub helo: Host,
-    /// Whether the client said EHLO (ESMTP) rather than HELO.
+    /// Whether the client said EHLO or LHLO (extensions in use) rather than HELO.
     pub esmtp: bool,
     pub tls: bool,
     pub authenticated: Option<String>,

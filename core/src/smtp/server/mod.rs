@@ -1,6 +1,8 @@
 //! The SMTP server session machine: the whole RFC 5321 dialogue for one connection
 //! on an MX or submission listener, with PIPELINING, STARTTLS, AUTH, CHUNKING, DSN,
-//! SMTPUTF8, 8BITMIME, SIZE and ENHANCEDSTATUSCODES.
+//! SMTPUTF8, 8BITMIME, SIZE and ENHANCEDSTATUSCODES — and its LMTP variant (RFC 2033)
+//! for final delivery, where LHLO replaces EHLO and the end of data gets one reply
+//! per accepted recipient.
 //!
 //! The session decides every reply. What it cannot know — are these credentials
 //! valid, is this recipient acceptable, is the message durable — it asks its driver
@@ -21,8 +23,9 @@
 //! documented in the `data` module.
 //!
 //! Inside: `line` (the input buffer and CRLF lines), `data` (DATA and BDAT bodies),
-//! `transaction` (MAIL to end of data), `auth` and `sasl` (the AUTH dialogue and its
-//! decoding), `starttls`, `capabilities` (the EHLO list) and `replies` (every reply).
+//! `transaction` (MAIL to end of data), `lmtp` (what LMTP does differently), `auth`
+//! and `sasl` (the AUTH dialogue and its decoding), `starttls`, `capabilities` (the
+//! EHLO list) and `replies` (every reply).
 
 pub mod config;
 pub mod event;
@@ -32,6 +35,7 @@ mod auth;
 mod capabilities;
 mod data;
 mod line;
+mod lmtp;
 mod replies;
 mod sasl;
 mod starttls;
@@ -41,11 +45,11 @@ pub use config::{Limits, ListenerKind, SessionConfig, TlsMode};
 pub use event::{DisconnectReason, RejectReason, SessionEvent};
 pub use io::{
     AcceptedMessage, CredentialOutcome, Credentials, EnvelopeRecipient, Input, Output,
-    RecipientCheck, RecipientVerdict, StoreOutcome,
+    RecipientCheck, RecipientStoreOutcome, RecipientVerdict, StoreOutcome,
 };
 
 use crate::machine::{Machine, Token, TokenSource};
-use crate::smtp::address::{Host, ReversePath};
+use crate::smtp::address::{ForwardPath, Host, ReversePath};
 use crate::smtp::command::{Command, CommandError};
 use crate::smtp::params::{MailParameters, ParamError};
 use crate::smtp::reply::Reply;
@@ -65,7 +69,7 @@ pub struct ServerSession {
     /// When the client must have sent its next command or data block.
     idle_deadline: Instant,
     tls_active: bool,
-    /// The EHLO/HELO argument and whether it was EHLO.
+    /// The EHLO/HELO/LHLO argument and whether extensions are in use (EHLO or LHLO).
     helo: Option<(Host, bool)>,
     authenticated: Option<String>,
     transaction: Option<Transaction>,
@@ -125,6 +129,9 @@ struct Refusal {
     reply: Reply,
     /// Whether it counts toward `Limits::bad_commands`.
     bad: bool,
+    /// LMTP's BDAT LAST without an accepted recipient: the reply is not sent, since
+    /// the client expects one reply per accepted recipient, here none (RFC 2033 §4.3).
+    silent: bool,
 }
 
 /// A request the session waits on; nothing after it is processed until it is answered.
@@ -146,7 +153,8 @@ enum Wait {
     Store {
         token: Token,
         reverse_path: ReversePath,
-        recipients: usize,
+        /// The accepted recipients, in RCPT order: LMTP answers each of them.
+        recipients: Vec<ForwardPath>,
         size: u64,
         deadline: Instant,
     },
@@ -203,7 +211,11 @@ impl ServerSession {
             transactions: 0,
             shutting_down: false,
         };
-        let greeting = replies::greeting(&session.config.hostname);
+        let greeting = if session.config.kind == ListenerKind::Lmtp {
+            replies::lmtp_greeting(&session.config.hostname)
+        } else {
+            replies::greeting(&session.config.hostname)
+        };
         session.send(&greeting);
         session.event(SessionEvent::Connected);
         session
@@ -492,6 +504,15 @@ impl ServerSession {
     }
 
     fn on_parse_error(&mut self, verb: &str, error: CommandError) {
+        let lmtp = self.config.kind == ListenerKind::Lmtp;
+        if verb == "LHLO" && !lmtp {
+            // LHLO is no SMTP command: whatever its argument, it is unknown here.
+            return self.refuse_bad("UNKNOWN", replies::unknown_command());
+        }
+        if lmtp && (verb == "EHLO" || verb == "HELO") {
+            // RFC 2033 §4.1: the command does not exist in LMTP, however well written.
+            return self.refuse_bad(verb, replies::lhlo_required());
+        }
         if verb == "BDAT" {
             // Without a valid size the chunk cannot be skipped: its content would be
             // read as commands, so the stream cannot be resynchronised.
@@ -514,7 +535,9 @@ impl ServerSession {
             CommandError::InvalidUtf8 => replies::invalid_utf8(),
             CommandError::ControlCharacter => replies::bare_line_ending_in_command(),
             CommandError::Syntax(_) if verb == "STARTTLS" => replies::syntax_error_no_parameters(),
-            CommandError::Syntax(_) if verb == "EHLO" || verb == "HELO" => replies::bad_helo(),
+            CommandError::Syntax(_) if matches!(verb, "EHLO" | "HELO" | "LHLO") => {
+                replies::bad_helo()
+            }
             CommandError::Syntax(_) => replies::syntax_error(),
             CommandError::BadSender(_) => replies::bad_sender(),
             CommandError::BadRecipient(_) => replies::bad_recipient(),
@@ -529,8 +552,15 @@ impl ServerSession {
 
     fn on_command(&mut self, now: Instant, command: Command) {
         match command {
+            Command::Ehlo(_) | Command::Helo(_) if self.config.kind == ListenerKind::Lmtp => {
+                self.refuse_bad(command.verb(), replies::lhlo_required());
+            }
             Command::Ehlo(host) => self.on_helo(host, true),
             Command::Helo(host) => self.on_helo(host, false),
+            Command::Lhlo(host) if self.config.kind == ListenerKind::Lmtp => {
+                self.on_helo(host, true);
+            }
+            Command::Lhlo(_) => self.refuse_bad("UNKNOWN", replies::unknown_command()),
             Command::Mail { from, params } => self.on_mail(from, params),
             Command::Rcpt { to, params } => self.on_rcpt(now, to, params),
             Command::Data => self.on_data(now),
@@ -548,6 +578,9 @@ impl ServerSession {
             Command::Vrfy(_) => self.send(&replies::cannot_vrfy()),
             // Not counted as an error: EXPN is a legitimate, merely unavailable, command.
             Command::Expn(_) => self.refuse("EXPN", replies::expn_unavailable()),
+            Command::Help(_) if self.config.kind == ListenerKind::Lmtp => {
+                self.send(&replies::lmtp_help());
+            }
             Command::Help(_) => self.send(&replies::help()),
             Command::StartTls => self.on_starttls(now),
             Command::Auth {
@@ -718,9 +751,9 @@ impl Machine for ServerSession {
 
 /// Verbs named in events; anything else is reported as `UNKNOWN`, so that a stray
 /// AUTH response (base64 credentials) read as a command never reaches the logs.
-const KNOWN_VERBS: [&str; 20] = [
-    "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",
-    "STARTTLS", "AUTH", "GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS",
+const KNOWN_VERBS: [&str; 21] = [
+    "EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+    "HELP", "STARTTLS", "AUTH", "GET", "POST", "HEAD", "PUT", "CONNECT", "OPTIONS",
 ];
 
 /// The verb of a line, upper case, for events and for choosing a reply.

@@ -33,6 +33,12 @@ pub(super) fn greeting(host: &Domain) -> Reply {
     plain(220, vec![format!("{host} ESMTP Sluice")])
 }
 
+/// RFC 2033 §4 keeps SMTP's greeting; naming the protocol tells a client that reached
+/// the wrong port at once.
+pub(super) fn lmtp_greeting(host: &Domain) -> Reply {
+    plain(220, vec![format!("{host} LMTP Sluice")])
+}
+
 pub(super) fn closing(host: &Domain) -> Reply {
     Reply::new(221, status(2, 0, 0), format!("{host} closing connection"))
 }
@@ -278,6 +284,14 @@ pub(super) fn expn_unavailable() -> Reply {
     Reply::new(502, status(5, 5, 1), "EXPN not available")
 }
 
+pub(super) fn lmtp_help() -> Reply {
+    Reply::new(
+        214,
+        status(2, 0, 0),
+        "commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
+    )
+}
+
 pub(super) fn help() -> Reply {
     Reply::new(
         214,
@@ -407,4 +421,53 @@ pub(super) fn auth_invalid() -> Reply {
 
 pub(super) fn auth_temporary_failure() -> Reply {
     Reply::new(454, status(4, 7, 0), "temporary authentication failure")
+}
+
+// LMTP (RFC 2033).
+
+/// EHLO or HELO on the LMTP listener: RFC 2033 §4.1 forbids a positive reply and
+/// recommends 500; X.5.1 is "invalid command" (RFC 3463).
+pub(super) fn lhlo_required() -> Reply {
+    Reply::new(500, status(5, 5, 1), "this is an LMTP server; use LHLO")
+}
+
+pub(super) fn lhlo_first() -> Reply {
+    Reply::new(503, status(5, 5, 1), "send LHLO first")
+}
+
+/// DATA (or a BDAT chunk that is not LAST) with no accepted recipient: RFC 2033 §4.2
+/// requires 503 where SMTP says 554.
+pub(super) fn lmtp_no_valid_recipients() -> Reply {
+    Reply::new(503, status(5, 5, 1), "no valid recipients")
+}
+
+pub(super) fn recipient_stored(recipient: &ForwardPath, queue_id: &str) -> Reply {
+    Reply::new(
+        250,
+        status(2, 0, 0),
+        format!(
+            "{}: ok, stored as {}",
+            sanitize(&recipient.to_string()),
+            sanitize(queue_id)
+        ),
+    )
+}
+
+pub(super) fn recipient_not_stored(recipient: &ForwardPath) -> Reply {
+    Reply::new(
+        451,
+        status(4, 3, 0),
+        format!(
+            "{}: not stored; try again later",
+            sanitize(&recipient.to_string())
+        ),
+    )
+}
+
+pub(super) fn mailbox_full(recipient: &ForwardPath) -> Reply {
+    Reply::new(
+        552,
+        status(5, 2, 2),
+        format!("{}: mailbox full", sanitize(&recipient.to_string())),
+    )
 }

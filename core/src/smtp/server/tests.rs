@@ -1578,3 +1578,5 @@ fn bdat_pipelined_behind_a_recipient_check() {
     assert_replies(&out, &["250 2.0.0 ok: queued as Q"]);
     assert!(!closed(&out));
 }
+
+mod lmtp;

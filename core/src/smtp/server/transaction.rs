@@ -1,11 +1,12 @@
 //! The mail transaction: MAIL, RCPT, DATA and BDAT, the recipient and store
-//! requests, and the verdict on a complete message.
+//! requests, and the verdict on a complete message. Where LMTP differs (the replies
+//! at the end of data), the `lmtp` module takes over.
 
 use super::data::{BodyReader, Framing};
 use super::{
     AcceptedMessage, Chunk, DisconnectReason, EnvelopeRecipient, ListenerKind, Mode, Output,
-    RecipientCheck, RecipientVerdict, Refusal, RejectReason, ServerSession, SessionEvent,
-    StoreOutcome, Transaction, Wait, capabilities, replies,
+    RecipientCheck, RecipientStoreOutcome, RecipientVerdict, Refusal, RejectReason, ServerSession,
+    SessionEvent, StoreOutcome, Transaction, Wait, capabilities, replies,
 };
 use crate::smtp::address::{ForwardPath, ReversePath};
 use crate::smtp::params::{BodyType, MailParameters, RcptParameters};
@@ -15,7 +16,12 @@ impl ServerSession {
     pub(super) fn on_mail(&mut self, from: ReversePath, params: MailParameters) {
         const VERB: &str = "MAIL";
         let Some((helo, esmtp)) = self.helo.clone() else {
-            return self.refuse_bad(VERB, replies::helo_first());
+            let reply = if self.config.kind == ListenerKind::Lmtp {
+                replies::lhlo_first()
+            } else {
+                replies::helo_first()
+            };
+            return self.refuse_bad(VERB, reply);
         };
         if self.transaction.is_some() {
             return self.refuse_bad(VERB, replies::nested_mail());
@@ -123,6 +129,7 @@ impl ServerSession {
 
     pub(super) fn on_data(&mut self, now: Instant) {
         const VERB: &str = "DATA";
+        let lmtp = self.config.kind == ListenerKind::Lmtp;
         let limits = &self.config.limits;
         let (max_line, max_size) = (limits.text_line, limits.message_size);
         let Some(transaction) = self.transaction.as_mut() else {
@@ -132,8 +139,13 @@ impl ServerSession {
             return self.refuse_bad(VERB, replies::data_after_bdat());
         }
         if transaction.recipients.is_empty() {
-            // Expected with PIPELINING when every RCPT failed (RFC 2920 §3.1): not a client error.
-            let reply = replies::no_valid_recipients();
+            // Expected with PIPELINING when every RCPT failed (RFC 2920 §3.1): not a client
+            // error. LMTP requires 503 here (RFC 2033 §4.2).
+            let reply = if lmtp {
+                replies::lmtp_no_valid_recipients()
+            } else {
+                replies::no_valid_recipients()
+            };
             let code = reply.code;
             self.refuse(VERB, reply);
             return self.event(SessionEvent::TransactionRejected {
@@ -148,18 +160,29 @@ impl ServerSession {
     }
 
     pub(super) fn on_bdat(&mut self, now: Instant, size: u64, last: bool) {
+        let lmtp = self.config.kind == ListenerKind::Lmtp;
         let limits = &self.config.limits;
         let (max_line, max_size) = (limits.text_line, limits.message_size);
+        // RFC 2033 §4.3: an LMTP client expects one reply to BDAT LAST per accepted
+        // recipient; with none accepted it expects none, and a reply would put every
+        // later pipelined reply out of step.
+        let silent = lmtp && last;
         let refusal = if self.helo.as_ref().is_some_and(|(_, esmtp)| !esmtp) {
             Some(Refusal {
                 reply: replies::bdat_requires_ehlo(),
                 bad: true,
+                silent: false,
             })
         } else if let Some(transaction) = self.transaction.as_mut() {
             if transaction.recipients.is_empty() {
                 Some(Refusal {
-                    reply: replies::no_valid_recipients(),
+                    reply: if lmtp {
+                        replies::lmtp_no_valid_recipients()
+                    } else {
+                        replies::no_valid_recipients()
+                    },
                     bad: false,
+                    silent,
                 })
             } else {
                 transaction
@@ -170,7 +193,8 @@ impl ServerSession {
         } else {
             Some(Refusal {
                 reply: replies::mail_first_for_data(),
-                bad: true,
+                bad: !silent,
+                silent,
             })
         };
         self.mode = Mode::Chunk(Chunk {
@@ -188,8 +212,17 @@ impl ServerSession {
         };
         self.idle_deadline = now + self.config.limits.command_timeout;
         match chunk.refusal {
-            Some(Refusal { reply, bad: true }) => self.refuse_bad("BDAT", reply),
-            Some(Refusal { reply, bad: false }) => self.refuse("BDAT", reply),
+            Some(Refusal {
+                reply,
+                silent: true,
+                ..
+            }) => self.end_without_recipients(&reply),
+            Some(Refusal {
+                reply, bad: true, ..
+            }) => self.refuse_bad("BDAT", reply),
+            Some(Refusal {
+                reply, bad: false, ..
+            }) => self.refuse("BDAT", reply),
             None if chunk.last => self.end_of_message(now),
             None => self.send(&replies::chunk_received(chunk.size)),
         }
@@ -219,7 +252,7 @@ impl ServerSession {
                     | RejectReason::StoreFailed
                     | RejectReason::StoreTimedOut => replies::not_stored(),
                 };
-                self.send(&reply);
+                self.send_end_of_data_reply(&reply, transaction.recipients.len());
                 return self.event(SessionEvent::TransactionRejected {
                     code: reply.code,
                     reason,
@@ -227,7 +260,11 @@ impl ServerSession {
             }
         };
         let token = self.tokens.next();
-        let recipients = transaction.recipients.len();
+        let recipients = transaction
+            .recipients
+            .iter()
+            .map(|recipient| recipient.path.clone())
+            .collect();
         let reverse_path = transaction.reverse_path.clone();
         let message = AcceptedMessage {
             helo: transaction.helo,
@@ -260,20 +297,42 @@ impl ServerSession {
         else {
             return;
         };
-        match outcome {
-            Some(StoreOutcome::Stored { queue_id }) => {
+        if self.config.kind == ListenerKind::Lmtp {
+            return self.answer_each_recipient(reverse_path, recipients, size, outcome);
+        }
+        let outcome_given = outcome.is_some();
+        let queue_id = match outcome {
+            Some(StoreOutcome::Stored { queue_id }) => Some(queue_id),
+            // One reply speaks for every recipient, so it may promise only if each
+            // copy is durable.
+            Some(StoreOutcome::PerRecipient {
+                queue_id,
+                recipients: outcomes,
+            }) if outcomes.len() >= recipients.len()
+                && outcomes
+                    .iter()
+                    .take(recipients.len())
+                    .all(|outcome| *outcome == RecipientStoreOutcome::Stored) =>
+            {
+                Some(queue_id)
+            }
+            Some(StoreOutcome::Failed | StoreOutcome::PerRecipient { .. }) | None => None,
+        };
+        match queue_id {
+            Some(queue_id) => {
                 self.send(&replies::queued(&queue_id));
                 self.event(SessionEvent::TransactionAccepted {
                     queue_id,
                     reverse_path,
-                    recipients,
+                    recipients: recipients.len(),
+                    stored: recipients,
                     size,
                 });
             }
-            Some(StoreOutcome::Failed) | None => {
+            None => {
                 let reply = replies::not_stored();
                 self.send(&reply);
-                let reason = if outcome.is_some() {
+                let reason = if outcome_given {
                     RejectReason::StoreFailed
                 } else {
                     RejectReason::StoreTimedOut
