@@ -9,7 +9,7 @@
 //! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
 //! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
 //! - [`delivery`]: delivery paths and destinations, and what an attempt learned per recipient.
-//! - [`queue`]: the queue machine: per-recipient state, retries, expiry, notices to send.
+//! - [`queue`]: the queue machine: durable per-recipient state, the retry schedule, expiry, delay/failure/success notices due.
 //! - [`notice`]: delivery status notifications (RFC 3464, RFC 3461).
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
@@ -18,7 +18,7 @@
 //! - [`proxy`]: the HAProxy PROXY protocol v1 and v2 header parser for listeners behind a load balancer.
 //! - [`fuzzing`]: the bodies of the fuzz targets, shared with the corpus regression tests.
 //!
-//! Planned by later issues: the filter pipeline, queue, SMTP client session,
+//! Planned by later issues: the filter pipeline, SMTP client session,
 //! delivery-path selector, replica, IMAP and POP3 sessions.
 
 #![forbid(unsafe_code)]
