@@ -12,7 +12,7 @@
 pub mod mx;
 pub mod path;
 
-pub use path::{DeliveryPolicy, PolicyRule};
+pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
 
 use crate::smtp::reply::{EnhancedStatus, Reply};
 
