@@ -29,6 +29,7 @@
 mod config;
 mod delivery;
 mod job;
+mod placement;
 mod route;
 mod target;
 
@@ -38,6 +39,7 @@ mod tests;
 pub use config::{RouterConfig, RouterLimits};
 pub use delivery::{Delivery, DeliverySet, delivery_set};
 pub use job::RouteContext;
+pub use placement::{MailboxAccess, Placement, place};
 pub use route::{Refusal, Route, RouteStats, TemporaryReason};
 
 use crate::directory::{DirectoryAnswer, DirectoryQuery};
