@@ -11,8 +11,10 @@
 
 pub mod mx;
 pub mod path;
+mod text;
 
 pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
+pub use text::DestinationTextError;
 
 use crate::smtp::reply::{EnhancedStatus, Reply};
 
