@@ -719,7 +719,7 @@ fn run(rate: bool, seed: u64, initial: &[MessageSpec], steps: &[Step]) -> Stats 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn the_queue_keeps_its_promises_under_a_random_driver(

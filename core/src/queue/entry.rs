@@ -28,7 +28,9 @@ pub(super) struct Entry {
     /// Per recipient (same index): the attempt it is part of, if any. Memory only.
     pub(super) in_flight: Vec<Option<Token>>,
     /// Writes not yet acknowledged, in the order they were decided; only the first
-    /// is with the driver, so the driver applies them in that order.
+    /// is with the driver, so the driver applies them in that order. Bounded: while one
+    /// is outstanding the message starts no attempts, so more come only from attempts
+    /// already running, from one expiry, and from one delay notice per recipient.
     pub(super) persists: VecDeque<PendingPersist>,
     /// This message's key in the machine's wake index.
     pub(super) wake: Option<Instant>,
