@@ -28,7 +28,9 @@ pub(super) struct Entry {
     /// Per recipient (same index): the attempt it is part of, if any. Memory only.
     pub(super) in_flight: Vec<Option<Token>>,
     /// Writes not yet acknowledged, in the order they were decided; only the first
-    /// is with the driver, so the driver applies them in that order.
+    /// is with the driver, so the driver applies them in that order. Bounded: while one
+    /// is outstanding the message starts no attempts, so more come only from attempts
+    /// already running, from one expiry, and from one delay notice per recipient.
     pub(super) persists: VecDeque<PendingPersist>,
     /// This message's key in the machine's wake index.
     pub(super) wake: Option<Instant>,
@@ -145,6 +147,17 @@ impl Entry {
                 .recipients
                 .iter()
                 .all(|recipient| recipient.state.is_final())
+    }
+
+    /// Whether recipient `index` could be attempted at `now`: waiting, due, and the
+    /// message not expired (an attempt only ever starts strictly before expiry).
+    fn is_due(&self, index: usize, now: Instant, expiry: Instant) -> bool {
+        now < expiry
+            && self.is_waiting(index)
+            && self.message.recipients[index]
+                .state
+                .due_at(self.message.arrival)
+                .is_some_and(|due| due <= now)
     }
 
     fn is_waiting(&self, index: usize) -> bool {
@@ -460,7 +473,7 @@ impl Entry {
             } else {
                 // Ready, but perhaps held back by limits: still expire on time.
                 later(expiry);
-                if !writing {
+                if !writing && self.is_due(index, now, expiry) {
                     ready
                         .entry(recipient.destination.clone())
                         .and_modify(|earliest| *earliest = (*earliest).min(due))
@@ -486,20 +499,13 @@ impl Entry {
         destination: &Destination,
         max: usize,
     ) -> Vec<usize> {
-        let arrival = self.message.arrival;
-        if now >= schedule.expires_at(arrival) || !self.persists.is_empty() {
+        let expiry = schedule.expires_at(self.message.arrival);
+        if !self.persists.is_empty() {
             return Vec::new();
         }
         (0..self.message.recipients.len())
-            .filter(|&index| self.is_waiting(index))
-            .filter(|&index| {
-                let recipient = &self.message.recipients[index];
-                recipient.destination == *destination
-                    && recipient
-                        .state
-                        .due_at(arrival)
-                        .is_some_and(|due| due <= now)
-            })
+            .filter(|&index| self.is_due(index, now, expiry))
+            .filter(|&index| self.message.recipients[index].destination == *destination)
             .take(max)
             .collect()
     }

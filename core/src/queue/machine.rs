@@ -404,9 +404,12 @@ impl Queue {
         };
         let load = self.destinations.entry(destination.clone()).or_default();
         if recipients.is_empty() {
-            // A stale ready key: drop it so that dispatch makes progress.
+            // A stale ready key (never expected): drop it without re-planning, so that
+            // dispatch always makes progress.
             load.ready.retain(|(_, id)| id != queue_id);
-            self.refresh(now, queue_id);
+            if let Some(entry) = self.entries.get_mut(queue_id) {
+                entry.ready.retain(|(ready, _)| *ready != destination);
+            }
             return;
         }
         if let Some(rate) = limits.destination_rate {
