@@ -5,6 +5,9 @@
 # root. Postfix is installed without configuration and is never left running as a
 # system service: the benchmark starts its own loopback-only instance from a temporary
 # folder. Likewise HAProxy: the test runs its own foreground `haproxy -db` per test.
+# dnsmasq (net/tests/dns_dnsmasq.rs) comes as Debian's dnsmasq-base: the binary
+# without the system service, which would hold port 53; each test runs its own.
+# dkimpy with PyNaCl (net/tests/dkim_*.rs) is the independent DKIM verifier, from PyPI.
 set -euo pipefail
 
 need=()
@@ -14,6 +17,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 # Debian puts haproxy in /usr/sbin, which may be missing from PATH.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-peers: installing ${need[*]}"
@@ -23,7 +27,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" libnet-ssleay-perl
 else
-  echo "install-peers: python3, swaks, curl, postfix and haproxy already installed"
+  echo "install-peers: python3, swaks, curl, postfix, haproxy and dnsmasq already installed"
 fi
 
 # The system instance must not run: it would hold port 25 and a queue of its own.
@@ -49,7 +53,25 @@ if command -v update-rc.d >/dev/null 2>&1; then
   update-rc.d haproxy disable >/dev/null 2>&1 || true
 fi
 
+# If the full dnsmasq package was installed by someone else, its service must not run
+# either: it would answer on port 53 with the system's upstream servers.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now dnsmasq >/dev/null 2>&1 || true
+fi
+if [ -x /etc/init.d/dnsmasq ]; then
+  /etc/init.d/dnsmasq stop >/dev/null 2>&1 || true
+fi
+
+if ! python3 -c 'import dkim, nacl' >/dev/null 2>&1; then
+  echo "install-peers: installing dkimpy (PyPI)"
+  # Debian's own python3 refuses pip installs without the flag (PEP 668).
+  python3 -m pip install -q 'dkimpy[ed25519]==1.1.8' \
+    || python3 -m pip install -q --break-system-packages 'dkimpy[ed25519]==1.1.8'
+fi
+
 python3 -c 'import smtplib, ssl, sqlite3' 
+python3 -c 'import dkim, nacl'
+PATH="$PATH:/usr/sbin" dnsmasq --version | grep -q "Dnsmasq version"
 swaks --support 2>&1 | grep -q "TLS supported"
 curl --version | grep -qw smtp
 PATH="$PATH:/usr/sbin" haproxy -v | grep -q "HAProxy version"

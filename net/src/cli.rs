@@ -74,6 +74,22 @@ pub enum Command {
     /// Inspect the queue of accepted messages.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// DKIM keys for signing outgoing mail.
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCommand {
+    /// Generate a key into <data_dir>/dkim/<domain>.<selector>.key (never overwriting
+    /// one) and print its path and the TXT record to publish.
+    Generate {
+        domain: String,
+        #[arg(long, default_value = "sluice")]
+        selector: String,
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: crate::dkim::DkimAlgorithm,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +181,21 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Domain(command) => domain(&open_store(&config).await?, command).await,
         Command::Alias(command) => alias(&open_store(&config).await?, command).await,
         Command::Group(command) => group(&open_store(&config).await?, command).await,
+        Command::Dkim(DkimCommand::Generate {
+            domain,
+            selector,
+            algorithm,
+        }) => {
+            let (path, record) = crate::dkim::generate_key_file(
+                &config.server.data_dir,
+                &domain,
+                &selector,
+                algorithm,
+            )?;
+            println!("key {}", path.display());
+            println!("{}", record.zone_line());
+            Ok(())
+        }
         Command::Queue(QueueCommand::List) => {
             for entry in open_store(&config).await?.queue_entries().await? {
                 let received = rfc5322_date(entry.received_at_ms.div_euclid(1000), 0);

@@ -12,12 +12,16 @@
 //! - [`incoming`]: an accepted message with its routes, as the store records it.
 //! - [`backend`]: what the driver needs from storage, as a trait.
 //! - [`tls`]: rustls configuration and the self-signed certificate.
+//! - [`dns`]: MX, address and PTR lookups on hickory, behind the configured override table.
+//! - [`dkim`]: DKIM signing of outgoing mail per sending domain, and key generation.
 //! - [`maybe_tls`], [`proxy_header`], [`clock`], [`queue_id`], [`logging`], [`cli`]: small helpers.
 
 pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dkim;
+pub mod dns;
 pub mod incoming;
 pub mod listener;
 pub mod logging;
