@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub server: ServerSection,
     pub database: DatabaseSection,
+    pub storage: StorageSection,
     pub tls: TlsSection,
     pub smtp: SmtpSection,
     pub listeners: ListenersSection,
@@ -51,6 +52,29 @@ impl Default for ServerSection {
 pub struct DatabaseSection {
     /// None: a SQLite file in the data folder.
     pub url: Option<String>,
+}
+
+/// How message bodies are kept and cleaned up.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Bodies up to this many octets go into the database with their records
+    /// (one commit); larger ones are files in the blob folder. 0: all files.
+    pub inline_body_limit: usize,
+    /// Seconds between garbage collections of unreferenced bodies (also run at start).
+    pub garbage_interval_seconds: u64,
+    /// A file without a row is removed only once this many seconds old.
+    pub garbage_grace_seconds: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            inline_body_limit: crate::store::DEFAULT_INLINE_BODY_LIMIT,
+            garbage_interval_seconds: 3600,
+            garbage_grace_seconds: 3600,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -251,6 +275,18 @@ impl Config {
         }
         if self.smtp.max_message_size == 0 {
             return Err(("smtp.max_message_size", "must be at least 1".to_owned()));
+        }
+        if self.storage.inline_body_limit > crate::store::MAX_INLINE_BODY_LIMIT {
+            return Err((
+                "storage.inline_body_limit",
+                format!("must be at most {}", crate::store::MAX_INLINE_BODY_LIMIT),
+            ));
+        }
+        if self.storage.garbage_interval_seconds == 0 {
+            return Err((
+                "storage.garbage_interval_seconds",
+                "must be at least 1".to_owned(),
+            ));
         }
         if self.server.max_connections == 0 {
             return Err(("server.max_connections", "must be at least 1".to_owned()));
@@ -485,6 +521,26 @@ mod tests {
     }
 
     #[test]
+    fn storage_keys_have_defaults_and_bounds() {
+        let parse = |text: &str| Config::parse(text, Path::new("x.toml")).unwrap();
+        let config = parse("");
+        assert_eq!(config.storage.inline_body_limit, 64 * 1024);
+        assert_eq!(config.storage.garbage_interval_seconds, 3600);
+        assert_eq!(config.storage.garbage_grace_seconds, 3600);
+        let config = parse("[storage]\ninline_body_limit = 0\ngarbage_grace_seconds = 0\n");
+        assert_eq!(config.storage.inline_body_limit, 0);
+        assert_eq!(config.storage.garbage_grace_seconds, 0);
+        let error = error_of("[storage]\n\ninline_body_limit = 1048577\n");
+        assert_eq!(error.key.as_deref(), Some("storage.inline_body_limit"));
+        assert_eq!(error.line, Some(3));
+        let error = error_of("[storage]\ngarbage_interval_seconds = 0\n");
+        assert_eq!(
+            error.key.as_deref(),
+            Some("storage.garbage_interval_seconds")
+        );
+    }
+
+    #[test]
     fn the_example_file_is_valid_and_documents_every_key() {
         let text = include_str!("../sluice.example.toml");
         Config::parse(text, Path::new("sluice.example.toml")).unwrap();
@@ -495,6 +551,9 @@ mod tests {
             "max_connections",
             "shutdown_grace_seconds",
             "url",
+            "inline_body_limit",
+            "garbage_interval_seconds",
+            "garbage_grace_seconds",
             "certificate",
             "private_key",
             "auth_requires_tls",

@@ -3,10 +3,10 @@
 //! graceful shutdown and to wait for it.
 
 use crate::backend::Backend;
-use crate::config::{Config, ListenerName};
+use crate::config::{Config, ListenerName, StorageSection};
 use crate::listener::{self, ListenerSpec, Shared};
 use crate::smtp_driver::DriverContext;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 use crate::tls;
 use anyhow::Context as _;
 use sluice_core::router::RouterConfig;
@@ -18,6 +18,32 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+
+/// Removes unreferenced bodies now and then every `garbage_interval_seconds`,
+/// until shutdown. A failed run is logged and tried again at the next interval.
+async fn collect_garbage_periodically(
+    store: Store,
+    storage: StorageSection,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let grace = Duration::from_secs(storage.garbage_grace_seconds);
+    let interval = Duration::from_secs(storage.garbage_interval_seconds);
+    loop {
+        match store.collect_garbage(grace).await {
+            Ok(report) => tracing::info!(
+                rows = report.rows,
+                files = report.files,
+                bytes = report.bytes,
+                "garbage collection"
+            ),
+            Err(error) => tracing::warn!(%error, "garbage collection failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}
 
 /// A started node. Dropping it does not stop it; call [`Node::shutdown`].
 #[derive(Debug)]
@@ -34,10 +60,18 @@ impl Node {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
-        let store = Store::open(&config.database_url(), &config.blob_dir())
+        let options = StoreOptions {
+            inline_body_limit: config.storage.inline_body_limit,
+        };
+        let store = Store::open_with(&config.database_url(), &config.blob_dir(), options)
             .await
             .context("cannot open the store")?;
         let node = Node::start_with(config, store.clone()).await?;
+        tokio::spawn(collect_garbage_periodically(
+            store.clone(),
+            config.storage.clone(),
+            node.shutdown.subscribe(),
+        ));
         Ok((node, store))
     }
 

@@ -1,18 +1,23 @@
 //! Model-based test of the SQL store: random sequences of mailbox operations go
 //! to `sluice_core::mailbox::MailboxModel` and to the store; every outcome and
-//! every observation must be identical. SQLite always; PostgreSQL and
-//! MariaDB/MySQL when their test URLs are set.
+//! every observation must be identical. Some deliveries go through the real
+//! accept path with real bodies (inline or file, by size and placement), which
+//! must read back; a final garbage collection must remove exactly the bodies the
+//! model no longer uses. SQLite always; PostgreSQL and MariaDB/MySQL when their
+//! test URLs are set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{Engine, TestDatabase};
+use common::{Engine, Placement, TestDatabase};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sluice_core::mailbox::{FlagMode, MailboxError, MailboxModel, Operation, Outcome};
-use sluice_net::store::{Store, StoreError};
+use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 const USERS: [&str; 2] = ["u0@example.org", "u1@example.org"];
 /// Includes a differently-cased spelling of a user and an unknown one.
@@ -52,6 +57,60 @@ const BLOBS: [(&str, u64); 3] = [
         35_000,
     ),
 ];
+
+/// Real bodies for accepted messages: under the default inline limit, and one
+/// over it (a file even with the default options).
+static BODIES: LazyLock<Vec<(String, Vec<u8>)>> = LazyLock::new(|| {
+    [10_usize, 2_000, 35_000, 70_000]
+        .iter()
+        .enumerate()
+        .map(|(n, size)| {
+            let body: Vec<u8> = (0..*size)
+                .map(|index| b"abcdefghij"[(index + n) % 10])
+                .collect();
+            (sha256_hex(&body), body)
+        })
+        .collect()
+});
+
+fn sha256_hex(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
+/// One step: a mailbox operation, or a message through `Store::accept` to one
+/// local user, which the model sees as the `Deliver` it amounts to.
+#[derive(Clone, Debug)]
+enum Step {
+    Mailbox(Operation),
+    Accept {
+        user: String,
+        queue_id: String,
+        body: usize,
+        received_at_ms: i64,
+    },
+}
+
+impl Step {
+    /// What the model applies for this step.
+    fn model_operation(&self) -> Operation {
+        match self {
+            Step::Mailbox(operation) => operation.clone(),
+            Step::Accept {
+                user,
+                queue_id,
+                body,
+                received_at_ms,
+            } => Operation::Deliver {
+                user: user.clone(),
+                delivery_key: queue_id.clone(),
+                blob: BODIES[*body].0.clone(),
+                size: BODIES[*body].1.len() as u64,
+                internal_date_ms: *received_at_ms,
+            },
+        }
+    }
+}
 
 fn user() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -119,6 +178,21 @@ fn operation() -> impl Strategy<Value = Operation> {
     ]
 }
 
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => operation().prop_map(Step::Mailbox),
+        2 => (user(), 0..6_u32, 0..BODIES.len(), 0..1_000_i64).prop_map(
+            |(user, key, body, date)| Step::Accept {
+                user,
+                // Shares the key space of `Deliver`: both are delivery keys.
+                queue_id: format!("d{key}"),
+                body,
+                received_at_ms: 1_700_000_000_000 + date,
+            }
+        ),
+    ]
+}
+
 fn store_result(result: Result<Outcome, StoreError>) -> Result<Outcome, MailboxError> {
     match result {
         Ok(outcome) => Ok(outcome),
@@ -127,8 +201,41 @@ fn store_result(result: Result<Outcome, StoreError>) -> Result<Outcome, MailboxE
     }
 }
 
+/// Runs one step on the store and checks it against the model's outcome.
+async fn apply_step(store: &Store, step: &Step, expected: &Result<Outcome, MailboxError>) {
+    let (user, queue_id, body, received_at_ms) = match step {
+        Step::Mailbox(operation) => {
+            let actual = store_result(store.apply(operation).await);
+            assert_eq!(&actual, expected, "{operation:?}");
+            return;
+        }
+        Step::Accept {
+            user,
+            queue_id,
+            body,
+            received_at_ms,
+        } => (user, queue_id, body, received_at_ms),
+    };
+    let incoming = IncomingMessage {
+        queue_id: queue_id.clone(),
+        reverse_path: "<sender@remote.test>".to_owned(),
+        received_at_ms: *received_at_ms,
+        recipients: vec![RoutedRecipient::Local {
+            user: user.clone(),
+            original: user.clone(),
+        }],
+        data: BODIES[*body].1.clone(),
+    };
+    let actual = store.accept(&incoming).await;
+    match (expected, &actual) {
+        (Ok(_), Ok(())) => {}
+        (Err(MailboxError::NoSuchUser(_)), Err(StoreError::NotFound(_))) => {}
+        _ => panic!("accept {step:?}: model {expected:?}, store {actual:?}"),
+    }
+}
+
 /// Applies one sequence to a fresh store and a fresh model, comparing as it goes.
-async fn run_sequence(database: &TestDatabase, operations: &[Operation]) {
+async fn run_sequence(database: &TestDatabase, steps: &[Step]) {
     let store = database.open().await;
     store.add_domain("example.org").await.unwrap();
     let mut model = MailboxModel::new();
@@ -140,18 +247,28 @@ async fn run_sequence(database: &TestDatabase, operations: &[Operation]) {
             uidvalidity_base: 1 + 1_000 * n as u32,
         })
         .collect();
-    for (step, operation) in setup.iter().chain(operations).enumerate() {
-        let expected = model.apply(operation);
-        let actual = store_result(store.apply(operation).await);
-        assert_eq!(actual, expected, "step {step}: {operation:?}");
+    let steps: Vec<Step> = setup
+        .into_iter()
+        .map(Step::Mailbox)
+        .chain(steps.iter().cloned())
+        .collect();
+    for (number, step) in steps.iter().enumerate() {
+        let expected = model.apply(&step.model_operation());
+        apply_step(&store, step, &expected).await;
         let observed = store.observe().await.unwrap();
-        assert_eq!(observed, model.observe(), "step {step}: {operation:?}");
+        assert_eq!(observed, model.observe(), "step {number}: {step:?}");
     }
-    check_refcounts(&store, &model).await;
+    check_refcounts(&store, &model, false).await;
+    check_bodies(database, &store, &model, false).await;
+    // Garbage collection removes exactly what the model no longer uses.
+    store.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(store.observe().await.unwrap(), model.observe());
+    check_refcounts(&store, &model, true).await;
+    check_bodies(database, &store, &model, true).await;
 }
 
-/// Every blob's reference count equals the number of messages that use it.
-async fn check_refcounts(store: &Store, model: &MailboxModel) {
+/// How many messages use each blob, by the model.
+fn uses(model: &MailboxModel) -> BTreeMap<String, i64> {
     let mut uses: BTreeMap<String, i64> = BTreeMap::new();
     for user in model.observe().users.values() {
         for folder in user.folders.values() {
@@ -160,18 +277,61 @@ async fn check_refcounts(store: &Store, model: &MailboxModel) {
             }
         }
     }
-    for (blob, _) in BLOBS {
-        let expected = uses.get(blob).copied();
-        let actual = store.blob_refcount(blob).await.unwrap();
-        assert_eq!(
-            actual.filter(|count| *count != 0),
-            expected,
-            "refcount of {blob}"
-        );
+    uses
+}
+
+/// Every blob's reference count equals the number of messages that use it;
+/// after garbage collection (`collected`) an unused blob has no row at all.
+async fn check_refcounts(store: &Store, model: &MailboxModel, collected: bool) {
+    let uses = uses(model);
+    let names = BLOBS
+        .iter()
+        .map(|(blob, _)| (*blob).to_owned())
+        .chain(BODIES.iter().map(|(blob, _)| blob.clone()));
+    for blob in names {
+        let expected = uses.get(&blob).copied();
+        let actual = store.blob_refcount(&blob).await.unwrap();
+        let actual = if collected {
+            actual
+        } else {
+            actual.filter(|count| *count != 0)
+        };
+        assert_eq!(actual, expected, "refcount of {blob}");
     }
 }
 
-fn model_test(engine: Engine, cases: u32) {
+/// Every real body in use reads back, from the row or from its file as the
+/// placement says; after garbage collection (`collected`) an unused one is gone
+/// (before it, a refused accept may have left its file).
+async fn check_bodies(
+    database: &TestDatabase,
+    store: &Store,
+    model: &MailboxModel,
+    collected: bool,
+) {
+    let uses = uses(model);
+    let limit = database.placement.options().inline_body_limit;
+    for (blob, body) in BODIES.iter() {
+        let inline = limit > 0 && body.len() <= limit;
+        if uses.contains_key(blob) {
+            assert_eq!(&store.read_blob(blob).await.unwrap(), body, "body {blob}");
+            assert_eq!(
+                store.blob_is_inline(blob).await.unwrap(),
+                Some(inline),
+                "placement of {blob}"
+            );
+            assert_eq!(store.blob_path(blob).unwrap().is_file(), !inline);
+        } else if collected {
+            assert!(!store.blob_path(blob).unwrap().exists(), "file of {blob}");
+            assert!(matches!(
+                store.read_blob(blob).await,
+                Err(StoreError::NotFound(_))
+            ));
+        }
+    }
+}
+
+fn model_test(engine: Engine, placement: Placement, cases: u32) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -186,12 +346,15 @@ fn model_test(engine: Engine, cases: u32) {
         failure_persistence: None,
         ..Config::default()
     });
-    let strategy = proptest::collection::vec(operation(), 20..40);
+    let strategy = proptest::collection::vec(step(), 20..40);
     runner
-        .run(&strategy, |operations| {
+        .run(&strategy, |steps| {
             runtime.block_on(async {
-                let database = TestDatabase::create(engine).await.unwrap();
-                run_sequence(&database, &operations).await;
+                let database = TestDatabase::create(engine)
+                    .await
+                    .unwrap()
+                    .with_placement(placement);
+                run_sequence(&database, &steps).await;
             });
             Ok(())
         })
@@ -200,17 +363,32 @@ fn model_test(engine: Engine, cases: u32) {
 
 #[test]
 fn sqlite_store_matches_the_model() {
-    model_test(Engine::Sqlite, 32);
+    model_test(Engine::Sqlite, Placement::Inline, 32);
+}
+
+#[test]
+fn sqlite_store_matches_the_model_with_file_bodies() {
+    model_test(Engine::Sqlite, Placement::File, 16);
 }
 
 #[test]
 fn postgres_store_matches_the_model() {
-    model_test(Engine::Postgres, 32);
+    model_test(Engine::Postgres, Placement::Inline, 32);
+}
+
+#[test]
+fn postgres_store_matches_the_model_with_file_bodies() {
+    model_test(Engine::Postgres, Placement::File, 16);
 }
 
 #[test]
 fn mysql_store_matches_the_model() {
-    model_test(Engine::Mysql, 32);
+    model_test(Engine::Mysql, Placement::Inline, 32);
+}
+
+#[test]
+fn mysql_store_matches_the_model_with_file_bodies() {
+    model_test(Engine::Mysql, Placement::File, 16);
 }
 
 /// A fixed sequence at the flag bound: the longest allowed flag column fits every
@@ -237,7 +415,7 @@ fn flag_bound_test(engine: Engine) {
             mode,
             flags,
         };
-        let operations = vec![
+        let operations: Vec<Step> = [
             Operation::Deliver {
                 user: USERS[0].to_owned(),
                 delivery_key: "d".to_owned(),
@@ -249,7 +427,10 @@ fn flag_bound_test(engine: Engine) {
             store_flags(FlagMode::Add, keywords('b', 1)),
             store_flags(FlagMode::Remove, keywords('a', 1)),
             store_flags(FlagMode::Add, keywords('b', 1)),
-        ];
+        ]
+        .into_iter()
+        .map(Step::Mailbox)
+        .collect();
         run_sequence(&database, &operations).await;
     });
 }

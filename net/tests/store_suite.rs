@@ -1,14 +1,20 @@
 //! The store test suite: the same tests on SQLite always, and on PostgreSQL and
-//! MariaDB/MySQL when `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` are set.
+//! MariaDB/MySQL when `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` are set;
+//! tests about bodies once with bodies inline in the database and once as files.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::TestDatabase;
+use common::{Placement, TestDatabase};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
-use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError};
+use sluice_net::store::{Garbage, GarbageReport};
+use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError, StoreOptions};
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 per_backend!(
     open_and_migrate_twice,
@@ -18,15 +24,27 @@ per_backend!(
     catch_all,
     verify_credentials,
     query_answers,
+    failed_blob_write_leaves_no_records,
+    an_inline_body_needs_no_blob_folder,
+    placement_follows_the_inline_limit,
+    a_body_keeps_its_placement_when_the_limit_changes,
+    garbage_collection_removes_only_old_crash_leftovers,
+    an_orphan_file_used_again_after_the_scan_survives,
+);
+
+per_backend_and_placement!(
     accept_local_and_external,
     one_body_for_a_hundred_recipients,
     accept_twice_stores_nothing_new,
-    failed_blob_write_leaves_no_records,
     unknown_local_user_fails_whole_message,
     concurrent_accepts_get_distinct_uids,
     concurrent_accepts_from_two_stores,
     removing_a_user_releases_its_blob_references,
     a_bad_message_does_not_fail_its_neighbours,
+    garbage_collection_removes_unreferenced_bodies,
+    garbage_collection_keeps_bodies_in_use,
+    a_body_referenced_again_after_the_scan_survives,
+    garbage_collection_races_accepts_safely,
 );
 
 fn local(user: &str) -> RoutedRecipient {
@@ -53,7 +71,15 @@ fn message(queue_id: &str, recipients: Vec<RoutedRecipient>, body: &str) -> Inco
     }
 }
 
-/// Every file under the blob folder that is a finished blob (not a temp file).
+/// Blob files one stored body leaves in the test's placement.
+fn files_per_body(database: &TestDatabase) -> usize {
+    match database.placement {
+        Placement::Inline => 0,
+        Placement::File => 1,
+    }
+}
+
+/// Every file under the blob folder.
 fn blob_files(database: &TestDatabase) -> Vec<std::path::PathBuf> {
     fn walk(path: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(path) else {
@@ -423,7 +449,12 @@ async fn accept_local_and_external(database: TestDatabase) {
         && entry.reverse_path == "<sender@remote.test>"
         && entry.received_at_ms == incoming.received_at_ms));
     assert_eq!(store.blob_refcount(&inbox[0].blob).await.unwrap(), Some(2));
-    assert!(store.blob_path(&inbox[0].blob).unwrap().is_file());
+    let inline = database.placement == Placement::Inline;
+    assert_eq!(
+        store.blob_is_inline(&inbox[0].blob).await.unwrap(),
+        Some(inline)
+    );
+    assert_eq!(store.blob_path(&inbox[0].blob).unwrap().is_file(), !inline);
     assert!(matches!(
         store.read_blob("../../etc/passwd").await,
         Err(StoreError::Invalid { .. })
@@ -444,7 +475,7 @@ async fn one_body_for_a_hundred_recipients(database: TestDatabase) {
         .await
         .unwrap();
     let files = blob_files(&database);
-    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files.len(), files_per_body(&database), "{files:?}");
     let first = store
         .folder_messages("user0@example.org", "INBOX")
         .await
@@ -489,10 +520,15 @@ async fn accept_twice_stores_nothing_new(database: TestDatabase) {
         .unwrap();
     assert_eq!(inbox.len(), 1);
     assert_eq!(store.blob_refcount(&inbox[0].blob).await.unwrap(), Some(2));
-    assert_eq!(blob_files(&database).len(), 1);
+    assert_eq!(blob_files(&database).len(), files_per_body(&database));
+    assert_eq!(
+        store.read_blob(&inbox[0].blob).await.unwrap(),
+        incoming.data
+    );
 }
 
 async fn failed_blob_write_leaves_no_records(database: TestDatabase) {
+    let database = database.with_placement(Placement::File);
     let store = store_with_domain(&database).await;
     store.add_user("alice@example.org", "pw").await.unwrap();
     // Tests run as root, where permissions stop nothing: make the blob folder a
@@ -515,6 +551,108 @@ async fn failed_blob_write_leaves_no_records(database: TestDatabase) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A small body goes to the database only: a broken blob folder does not stop it.
+async fn an_inline_body_needs_no_blob_folder(database: TestDatabase) {
+    let database = database.with_placement(Placement::Inline);
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    std::fs::remove_dir_all(database.blob_dir()).unwrap();
+    std::fs::write(database.blob_dir(), b"not a folder").unwrap();
+    let incoming = message("Q3i", vec![local("alice@example.org")], "small\r\n");
+    store.accept(&incoming).await.unwrap();
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.read_blob(&inbox[0].blob).await.unwrap(),
+        incoming.data
+    );
+}
+
+/// Bodies up to the limit are inline, one octet more is a file; both read back.
+async fn placement_follows_the_inline_limit(database: TestDatabase) {
+    let store = database
+        .open_with(StoreOptions {
+            inline_body_limit: 100,
+        })
+        .await;
+    store.add_domain("example.org").await.unwrap();
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    let at_limit = "a".repeat(98) + "\r\n";
+    let over_limit = "b".repeat(99) + "\r\n";
+    for (queue_id, body) in [("L1", &at_limit), ("L2", &over_limit)] {
+        store
+            .accept(&message(queue_id, vec![local("alice@example.org")], body))
+            .await
+            .unwrap();
+    }
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2);
+    assert_eq!(
+        store.blob_is_inline(&inbox[0].blob).await.unwrap(),
+        Some(true)
+    );
+    assert!(!store.blob_path(&inbox[0].blob).unwrap().exists());
+    assert_eq!(
+        store.blob_is_inline(&inbox[1].blob).await.unwrap(),
+        Some(false)
+    );
+    assert!(store.blob_path(&inbox[1].blob).unwrap().is_file());
+    assert_eq!(
+        store.read_blob(&inbox[0].blob).await.unwrap(),
+        at_limit.as_bytes()
+    );
+    assert_eq!(
+        store.read_blob(&inbox[1].blob).await.unwrap(),
+        over_limit.as_bytes()
+    );
+    let too_large = StoreOptions {
+        inline_body_limit: sluice_net::store::MAX_INLINE_BODY_LIMIT + 1,
+    };
+    assert!(matches!(
+        Store::open_with(&database.url, &database.blob_dir(), too_large).await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+/// The same body accepted under a different limit (a changed configuration)
+/// shares one row and reads back whichever way it was stored first.
+async fn a_body_keeps_its_placement_when_the_limit_changes(database: TestDatabase) {
+    let file_store = database.open_with(Placement::File.options()).await;
+    file_store.add_domain("example.org").await.unwrap();
+    file_store
+        .add_user("alice@example.org", "pw")
+        .await
+        .unwrap();
+    let body = "changed limits\r\n";
+    file_store
+        .accept(&message("P1", vec![local("alice@example.org")], body))
+        .await
+        .unwrap();
+    let inline_store = database.open_with(Placement::Inline.options()).await;
+    inline_store
+        .accept(&message("P2", vec![local("alice@example.org")], body))
+        .await
+        .unwrap();
+    let inbox = inline_store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2);
+    assert_eq!(inbox[0].blob, inbox[1].blob);
+    let blob = &inbox[0].blob;
+    assert_eq!(inline_store.blob_refcount(blob).await.unwrap(), Some(2));
+    // The later inline accept stored the body in the row as well: it no longer
+    // depends on the file.
+    assert_eq!(inline_store.blob_is_inline(blob).await.unwrap(), Some(true));
+    std::fs::remove_file(inline_store.blob_path(blob).unwrap()).unwrap();
+    assert_eq!(file_store.read_blob(blob).await.unwrap(), body.as_bytes());
 }
 
 async fn unknown_local_user_fails_whole_message(database: TestDatabase) {
@@ -711,5 +849,297 @@ async fn sqlite_in_memory_keeps_its_data() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// Sets a file's modification time `age` into the past.
+fn age_file(path: &Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+/// Writes a file into the blob folder as a crash would leave it: `name` under its
+/// shard folders, `age` old.
+fn leave_file(
+    database: &TestDatabase,
+    shard_of: &str,
+    name: &str,
+    body: &[u8],
+    age: Duration,
+) -> PathBuf {
+    let folder = database
+        .blob_dir()
+        .join(&shard_of[0..2])
+        .join(&shard_of[2..4]);
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join(name);
+    std::fs::write(&path, body).unwrap();
+    age_file(&path, age);
+    path
+}
+
+fn sha256_hex(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
+/// Rows at zero go with their bodies, whatever their age; rows in use stay.
+async fn garbage_collection_removes_unreferenced_bodies(database: TestDatabase) {
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    store.add_user("bob@example.org", "pw").await.unwrap();
+    let released = message(
+        "G1",
+        vec![local("alice@example.org"), local("bob@example.org")],
+        "released soon\r\n",
+    );
+    store.accept(&released).await.unwrap();
+    store
+        .accept(&message(
+            "G2",
+            vec![external("x@remote.test")],
+            "pending\r\n",
+        ))
+        .await
+        .unwrap();
+    let blob = sha256_hex(&released.data);
+    store.remove_user("alice@example.org").await.unwrap();
+    assert_eq!(
+        store.collect_garbage(HOUR).await.unwrap(),
+        GarbageReport::default()
+    );
+    store.remove_user("bob@example.org").await.unwrap();
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(0));
+    let report = store.collect_garbage(HOUR).await.unwrap();
+    let size = released.data.len() as u64;
+    assert_eq!(
+        report,
+        GarbageReport {
+            rows: 1,
+            files: files_per_body(&database) as u64,
+            bytes: size,
+        }
+    );
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), None);
+    assert!(!store.blob_path(&blob).unwrap().exists());
+    assert!(matches!(
+        store.read_blob(&blob).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The pending body is untouched and a second run finds nothing.
+    let pending = sha256_hex(b"pending\r\n");
+    assert_eq!(store.blob_refcount(&pending).await.unwrap(), Some(1));
+    assert_eq!(store.read_blob(&pending).await.unwrap(), b"pending\r\n");
+    assert_eq!(blob_files(&database).len(), files_per_body(&database));
+    assert_eq!(
+        store.collect_garbage(Duration::ZERO).await.unwrap(),
+        GarbageReport::default()
+    );
+}
+
+/// Files of bodies in use are kept however old they are.
+async fn garbage_collection_keeps_bodies_in_use(database: TestDatabase) {
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    let incoming = message("K1", vec![local("alice@example.org")], "kept\r\n");
+    store.accept(&incoming).await.unwrap();
+    for path in blob_files(&database) {
+        age_file(&path, 24 * HOUR);
+    }
+    assert_eq!(
+        store.collect_garbage(Duration::ZERO).await.unwrap(),
+        GarbageReport::default()
+    );
+    assert_eq!(blob_files(&database).len(), files_per_body(&database));
+    let blob = sha256_hex(&incoming.data);
+    assert_eq!(store.read_blob(&blob).await.unwrap(), incoming.data);
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(1));
+}
+
+/// Crash leftovers (a body file without a row, a temp file) go once older than
+/// the grace period; young ones, and files that are not the store's, stay.
+async fn garbage_collection_removes_only_old_crash_leftovers(database: TestDatabase) {
+    let store = store_with_domain(&database).await;
+    let old_body = b"left by a crash\r\n";
+    let old_blob = sha256_hex(old_body);
+    let young_body = b"being accepted right now\r\n";
+    let young_blob = sha256_hex(young_body);
+    let old_file = leave_file(&database, &old_blob, &old_blob, old_body, 2 * HOUR);
+    let temp_name = format!(".tmp-{}-1-1", &old_blob[..16]);
+    let temp_file = leave_file(&database, &old_blob, &temp_name, b"half", 2 * HOUR);
+    let young_file = leave_file(
+        &database,
+        &young_blob,
+        &young_blob,
+        young_body,
+        Duration::ZERO,
+    );
+    let foreign = leave_file(&database, &old_blob, "README", b"not ours", 2 * HOUR);
+    let found = store.find_garbage(HOUR, 100).await.unwrap();
+    assert_eq!(
+        found,
+        vec![
+            Garbage::OrphanFile {
+                blob: old_blob.clone(),
+                bytes: old_body.len() as u64
+            },
+            Garbage::TempFile {
+                path: temp_file.clone(),
+                bytes: 4
+            },
+        ]
+    );
+    let report = store.collect_garbage(HOUR).await.unwrap();
+    assert_eq!(
+        report,
+        GarbageReport {
+            rows: 0,
+            files: 2,
+            bytes: old_body.len() as u64 + 4,
+        }
+    );
+    assert!(!old_file.exists());
+    assert!(!temp_file.exists());
+    assert!(young_file.exists());
+    assert!(foreign.exists());
+    // Claiming the name left no row behind.
+    assert_eq!(store.blob_refcount(&old_blob).await.unwrap(), None);
+    // Once old enough, the other leftover goes too.
+    let report = store.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.files, 1);
+    assert!(!young_file.exists());
+    assert!(foreign.exists());
+}
+
+/// A body whose row is at zero when the collector scans, and that a new message
+/// uses before the collector removes it, survives with its file.
+async fn a_body_referenced_again_after_the_scan_survives(database: TestDatabase) {
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    store.add_user("bob@example.org", "pw").await.unwrap();
+    let first = message("R1", vec![local("alice@example.org")], "again\r\n");
+    store.accept(&first).await.unwrap();
+    store.remove_user("alice@example.org").await.unwrap();
+    let blob = sha256_hex(&first.data);
+    let found = store.find_garbage(HOUR, 100).await.unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|garbage| matches!(garbage, Garbage::UnreferencedRow { blob: name, .. } if *name == blob)),
+        "{found:?}"
+    );
+    store
+        .accept(&message("R2", vec![local("bob@example.org")], "again\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_garbage(&found).await.unwrap(),
+        GarbageReport::default()
+    );
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(1));
+    assert_eq!(store.read_blob(&blob).await.unwrap(), first.data);
+    assert_eq!(blob_files(&database).len(), files_per_body(&database));
+}
+
+/// An old orphan file that an accept adopts between the scan and the removal
+/// (the accept finds the file in place and does not rewrite it) is kept.
+async fn an_orphan_file_used_again_after_the_scan_survives(database: TestDatabase) {
+    let database = database.with_placement(Placement::File);
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    let body = b"orphan adopted\r\n";
+    let blob = sha256_hex(body);
+    let file = leave_file(&database, &blob, &blob, body, 2 * HOUR);
+    let found = store.find_garbage(HOUR, 100).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    store
+        .accept(&message(
+            "O1",
+            vec![local("alice@example.org")],
+            std::str::from_utf8(body).unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_garbage(&found).await.unwrap(),
+        GarbageReport::default()
+    );
+    assert!(file.is_file());
+    assert_eq!(store.read_blob(&blob).await.unwrap(), body);
+}
+
+/// Accepts of a few shared bodies race a collector that runs back to back with no
+/// grace period while users keep dropping their references: every accepted body
+/// reads back while referenced, and at the end everything unreferenced is gone.
+async fn garbage_collection_races_accepts_safely(database: TestDatabase) {
+    let store = store_with_domain(&database).await;
+    let hash = Store::hash_password("pw").await.unwrap();
+    let users: Vec<String> = (0..4).map(|n| format!("racer{n}@example.org")).collect();
+    for user in &users {
+        store.add_user_with_hash(user, &hash).await.unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let store = store.clone();
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut removed = GarbageReport::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                removed += store.collect_garbage(Duration::ZERO).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            removed
+        })
+    };
+    let mut racers = Vec::new();
+    for (n, user) in users.iter().enumerate() {
+        let store = store.clone();
+        let user = user.clone();
+        racers.push(tokio::spawn(async move {
+            for round in 0..15 {
+                let body = format!("shared body {}\r\n", round % 2);
+                let incoming = message(&format!("Z{n}-{round}"), vec![local(&user)], &body);
+                store.accept(&incoming).await.unwrap();
+                let inbox = store.folder_messages(&user, "INBOX").await.unwrap();
+                let stored = inbox.last().unwrap();
+                assert_eq!(store.read_blob(&stored.blob).await.unwrap(), incoming.data);
+                let uids: Vec<u32> = inbox.iter().map(|stored| stored.uid).collect();
+                for operation in [
+                    sluice_core::mailbox::Operation::StoreFlags {
+                        user: user.clone(),
+                        folder: "INBOX".to_owned(),
+                        uids,
+                        mode: sluice_core::mailbox::FlagMode::Add,
+                        flags: vec!["\\Deleted".to_owned()],
+                    },
+                    sluice_core::mailbox::Operation::Expunge {
+                        user: user.clone(),
+                        folder: "INBOX".to_owned(),
+                    },
+                ] {
+                    store.apply(&operation).await.unwrap();
+                }
+            }
+        }));
+    }
+    for racer in racers {
+        racer.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    collector.await.unwrap();
+    store.collect_garbage(Duration::ZERO).await.unwrap();
+    for body in ["shared body 0\r\n", "shared body 1\r\n"] {
+        assert_eq!(
+            store
+                .blob_refcount(&sha256_hex(body.as_bytes()))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    assert!(
+        blob_files(&database).is_empty(),
+        "{:?}",
+        blob_files(&database)
     );
 }

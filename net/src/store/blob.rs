@@ -1,6 +1,7 @@
 //! The content-addressed blob folder: a message body lives at
 //! `<blob_dir>/ab/cd/<sha256 hex>`, written so that a file under its final name is
 //! always complete and durable (temp file, fsync, rename, directory fsync).
+//! Also lists and removes files for garbage collection (see `garbage`).
 
 use super::StoreError;
 use sha2::{Digest, Sha256};
@@ -8,6 +9,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How every temp file's name starts; garbage collection removes old ones.
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
 
 /// Distinguishes temp files of concurrent writers of the same body in one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -85,7 +89,7 @@ impl BlobStore {
             return Ok(name);
         }
         let temp = directory.join(format!(
-            ".tmp-{}-{}-{}",
+            "{TEMP_PREFIX}{}-{}-{}",
             &name[..16],
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -157,4 +161,98 @@ impl BlobStore {
     pub(crate) fn path(&self, name: &str) -> Option<PathBuf> {
         is_blob_name(name).then(|| self.path_of(name))
     }
+
+    /// Removes a file of the blob folder; its length, or None if it was not there.
+    /// Blocking. No directory fsync: a removal lost in a crash leaves an orphan
+    /// file, which the next garbage collection removes again.
+    pub(crate) fn remove_file(&self, path: &Path) -> Result<Option<u64>, StoreError> {
+        let length = match fs::symlink_metadata(path) {
+            Ok(metadata) => metadata.len(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(blob_error(path, source)),
+        };
+        match fs::remove_file(path) {
+            Ok(()) => Ok(Some(length)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(blob_error(path, source)),
+        }
+    }
+
+    /// Every `<root>/ab/cd` folder that exists, in name order. At most 65 536. Blocking.
+    pub(crate) fn leaf_folders(&self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut leaves = Vec::new();
+        for first in self.subfolders(&self.root)? {
+            leaves.extend(self.subfolders(&first)?);
+        }
+        Ok(leaves)
+    }
+
+    /// The two-hex-digit subfolders of `folder`, sorted; anything else is ignored.
+    fn subfolders(&self, folder: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut found = Vec::new();
+        let entries = fs::read_dir(folder).map_err(|source| blob_error(folder, source))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| blob_error(folder, source))?;
+            let name = entry.file_name();
+            let is_shard = name.to_str().is_some_and(|name| {
+                name.len() == 2 && name.bytes().all(|byte| byte.is_ascii_hexdigit())
+            });
+            if is_shard && entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                found.push(entry.path());
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The blob files and temp files of one leaf folder. Blocking.
+    pub(crate) fn files_in(&self, leaf: &Path) -> Result<Vec<FolderFile>, StoreError> {
+        let mut files = Vec::new();
+        let entries = fs::read_dir(leaf).map_err(|source| blob_error(leaf, source))?;
+        for entry in entries {
+            let entry = entry.map_err(|source| blob_error(leaf, source))?;
+            let Ok(metadata) = entry.metadata() else {
+                continue; // removed since the listing
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = if is_blob_name(&name) {
+                FileKind::Blob(name)
+            } else if name.starts_with(TEMP_PREFIX) {
+                FileKind::Temp
+            } else {
+                continue; // not ours: never touched
+            };
+            files.push(FolderFile {
+                path: entry.path(),
+                kind,
+                length: metadata.len(),
+                modified: metadata.modified().ok(),
+            });
+        }
+        files.sort_by(|left, right| left.path.cmp(&right.path));
+        Ok(files)
+    }
+}
+
+/// What a file in the blob folder is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A finished body, by its name.
+    Blob(String),
+    /// A writer's temp file (finished writers rename theirs away).
+    Temp,
+}
+
+/// One file found in a leaf folder.
+#[derive(Clone, Debug)]
+pub(crate) struct FolderFile {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: FileKind,
+    pub(crate) length: u64,
+    /// None where the file system keeps no modification time: such a file is
+    /// treated as young and never removed as an orphan.
+    pub(crate) modified: Option<std::time::SystemTime>,
 }

@@ -9,21 +9,42 @@ use std::borrow::Cow;
 
 /// (version, description, SQL) per backend; versions and descriptions match
 /// across backends so that the three schemas evolve in step.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
-const MYSQL: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/mysql/0001_initial.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "inline bodies",
+        include_str!("../../migrations/sqlite/0002_inline_bodies.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "inline bodies",
+        include_str!("../../migrations/postgres/0002_inline_bodies.sql"),
+    ),
+];
+const MYSQL: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/mysql/0001_initial.sql"),
+    ),
+    (
+        2,
+        "inline bodies",
+        include_str!("../../migrations/mysql/0002_inline_bodies.sql"),
+    ),
+];
 
 /// Brings the database up to the newest schema; running it again is a no-op.
 pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {

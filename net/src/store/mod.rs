@@ -1,29 +1,39 @@
 //! Durable storage: the user directory, mailboxes, the queue of accepted messages,
 //! through sqlx on SQLite (embedded default), PostgreSQL or MySQL/MariaDB, with
-//! message bodies as content-addressed files in a blob folder.
+//! message bodies content-addressed by SHA-256: small ones inline in their blob row,
+//! larger ones as files in a blob folder.
 //!
 //! The one promise this module keeps for everybody else: when [`Store::accept`]
-//! returns `Ok`, the body is fsynced in the blob folder and the message's records
-//! are committed, so the session may answer 250.
+//! returns `Ok`, the body and the message's records are durable, so the session
+//! may answer 250. An inline body (at most [`StoreOptions::inline_body_limit`]
+//! octets) is committed in the same transaction as the records — one fsync; a
+//! larger body is fsynced in the blob folder (file, then folder) before that
+//! transaction. SQLite runs in WAL mode with `synchronous = FULL`, which makes
+//! every commit durable (NORMAL would not).
 //!
 //! Blob reference counts live in SQL (`blobs.refcount`: mailbox entries plus
-//! `pending` queue records). Bodies whose count reached zero, and files left
-//! without a row by a crash between the blob write and the commit, are harmless
-//! garbage; removing them is a later cleanup step, not built yet.
+//! `pending` queue records). [`Store::collect_garbage`] removes rows whose count
+//! reached zero, with their files, and files without a row (a crash between the
+//! file write and the commit) once older than a grace period; the node runs it at
+//! start and periodically. A path that adds a reference to a file body must claim
+//! the row and then check the file inside its transaction, as `queue` does.
 //!
 //! Modules: `sql` (the pool and SQL dialects), `migrate` (embedded schemas),
 //! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
 //! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `queue` (accept and its group commit).
+//! `sluice_core::mailbox`), `queue` (accept and its group commit), `garbage`
+//! (garbage collection of bodies).
 
 mod blob;
 mod directory;
+mod garbage;
 mod mailbox;
 mod migrate;
 mod password;
 mod queue;
 mod sql;
 
+pub use garbage::{Garbage, GarbageReport};
 pub use sql::Backend;
 
 use blob::BlobStore;
@@ -32,8 +42,10 @@ use queue::Committer;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
 use sql::Db;
+use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a store operation failed. Names the thing that was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +59,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// Garbage collection removed a file body before its message committed
+    /// (it was unreferenced then); `accept` writes it again.
+    #[error("blob {0} was removed by garbage collection while its message was stored")]
+    BlobRemoved(String),
     #[error("unsupported database URL {0:?}: use sqlite:, postgres: or mysql:")]
     UnsupportedUrl(String),
     #[error("{0} not found")]
@@ -110,6 +126,30 @@ pub struct QueueEntry {
     pub received_at_ms: i64,
 }
 
+/// The default of [`StoreOptions::inline_body_limit`]: 64 KiB holds most mail
+/// (bodies the size of typical text and HTML messages) while keeping rows small.
+pub const DEFAULT_INLINE_BODY_LIMIT: usize = 64 * 1024;
+/// The largest [`StoreOptions::inline_body_limit`]: well below MySQL's default
+/// `max_allowed_packet` (16 MiB), and large bodies belong in files anyway.
+pub const MAX_INLINE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// How a store keeps bodies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Bodies of at most this many octets are stored in the database, in the
+    /// transaction that commits their records; larger ones are files. 0: every
+    /// body is a file.
+    pub inline_body_limit: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            inline_body_limit: DEFAULT_INLINE_BODY_LIMIT,
+        }
+    }
+}
+
 /// The store: a connection pool, the blob folder and the group-commit task.
 /// Cloning is cheap and shares all three.
 #[derive(Debug, Clone)]
@@ -117,6 +157,19 @@ pub struct Store {
     db: Db,
     blobs: Arc<BlobStore>,
     committer: Committer,
+    options: StoreOptions,
+}
+
+/// Runs blocking blob-folder work off the async worker threads.
+pub(crate) async fn blob_task<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StoreError::Blob {
+            path: "(blob folder task)".to_owned(),
+            source: std::io::Error::other(error.to_string()),
+        })?
 }
 
 /// Runs argon2 off the async worker threads.
@@ -143,17 +196,42 @@ fn uidvalidity_base_now() -> u32 {
 
 impl Store {
     /// Connects to `database_url` (`sqlite:PATH?mode=rwc`, `postgres://…`, `mysql://…`),
-    /// runs the migrations for that backend, and opens the blob folder.
+    /// runs the migrations for that backend, and opens the blob folder, with the
+    /// default [`StoreOptions`].
     /// Must be called inside a tokio runtime (it starts the group-commit task).
     pub async fn open(database_url: &str, blob_dir: &Path) -> Result<Store, StoreError> {
-        let blobs = BlobStore::open(blob_dir)?;
+        Store::open_with(database_url, blob_dir, StoreOptions::default()).await
+    }
+
+    /// Like [`Store::open`], with options.
+    pub async fn open_with(
+        database_url: &str,
+        blob_dir: &Path,
+        options: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        if options.inline_body_limit > MAX_INLINE_BODY_LIMIT {
+            return Err(StoreError::Invalid {
+                what: "inline body limit",
+                reason: format!(
+                    "{} octets is above the maximum of {MAX_INLINE_BODY_LIMIT}",
+                    options.inline_body_limit
+                ),
+            });
+        }
+        let blobs = Arc::new(BlobStore::open(blob_dir)?);
         let db = Db::connect(database_url).await?;
         migrate::run(&db).await?;
         Ok(Store {
-            committer: Committer::spawn(db.clone()),
+            committer: Committer::spawn(db.clone(), Arc::clone(&blobs)),
             db,
-            blobs: Arc::new(blobs),
+            blobs,
+            options,
         })
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.options
     }
 
     /// Which SQL engine this store talks to.
@@ -176,12 +254,19 @@ impl Store {
         self.db.verify_credentials(username, password).await
     }
 
-    /// Makes a message durable: body to the blob folder (fsynced), then in one
-    /// transaction the queue records and, for local recipients, the mailbox entries.
-    /// Idempotent per (queue id, recipient): a retried call never duplicates.
-    /// Concurrent calls share transactions (group commit); each gets its own result.
+    /// Makes a message durable: a large body to the blob folder (fsynced), then in
+    /// one transaction a small body, the queue records and, for local recipients,
+    /// the mailbox entries. Idempotent per (queue id, recipient): a retried call
+    /// never duplicates. Concurrent calls share transactions (group commit); each
+    /// gets its own result.
     pub async fn accept(&self, message: &IncomingMessage) -> Result<(), StoreError> {
-        queue::accept(&self.blobs, &self.committer, message).await
+        queue::accept(
+            &self.blobs,
+            &self.committer,
+            self.options.inline_body_limit,
+            message,
+        )
+        .await
     }
 
     /// The messages in one folder of a user, by UID.
@@ -193,21 +278,75 @@ impl Store {
         self.db.folder_messages(user, folder).await
     }
 
-    /// A body by its blob name.
+    /// A body by its blob name: from its row if stored inline, else its file.
     pub async fn read_blob(&self, blob: &str) -> Result<Vec<u8>, StoreError> {
+        if !blob::is_blob_name(blob) {
+            return Err(StoreError::Invalid {
+                what: "blob name",
+                reason: format!("{blob:?} is not a SHA-256 hex digest"),
+            });
+        }
+        let row = sqlx::query(
+            &self
+                .db
+                .sql("SELECT content FROM blobs WHERE blob_sha256 = ?"),
+        )
+        .bind(blob)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        if let Some(row) = row
+            && let Some(content) = row.try_get::<Option<Vec<u8>>, _>("content")?
+        {
+            return Ok(content);
+        }
         let blobs = Arc::clone(&self.blobs);
         let blob = blob.to_owned();
-        tokio::task::spawn_blocking(move || blobs.get(&blob))
-            .await
-            .map_err(|error| StoreError::Blob {
-                path: "(blob reader)".to_owned(),
-                source: std::io::Error::other(error.to_string()),
-            })?
+        blob_task(move || blobs.get(&blob)).await
     }
 
-    /// Where a blob's file is (None for a malformed name).
+    /// Where a blob's file is or would be (None for a malformed name). A body
+    /// stored inline has no file.
     pub fn blob_path(&self, blob: &str) -> Option<PathBuf> {
         self.blobs.path(blob)
+    }
+
+    /// Whether a body is stored inline in its row (None: no such row).
+    pub async fn blob_is_inline(&self, blob: &str) -> Result<Option<bool>, StoreError> {
+        let row = sqlx::query(&self.db.sql(
+            "SELECT CASE WHEN content IS NULL THEN 0 ELSE 1 END AS inline FROM blobs \
+             WHERE blob_sha256 = ?",
+        ))
+        .bind(blob)
+        .fetch_optional(&self.db.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some(sql::int(&row, "inline")? == 1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes unreferenced bodies: blob rows at reference count 0 with their
+    /// files, and files that no row names or temp files, once their modification
+    /// time is at least `grace` ago (a younger one may be a body being accepted).
+    /// Safe to run while accepting; works in bounded batches.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GarbageReport, StoreError> {
+        garbage::collect(&self.db, &self.blobs, grace).await
+    }
+
+    /// Up to `limit` candidates of [`Store::collect_garbage`], without removing
+    /// anything (a dry run).
+    pub async fn find_garbage(
+        &self,
+        grace: Duration,
+        limit: usize,
+    ) -> Result<Vec<Garbage>, StoreError> {
+        garbage::find(&self.db, &self.blobs, grace, limit).await
+    }
+
+    /// Removes what [`Store::find_garbage`] found, each candidate only if it is
+    /// still garbage (a body referenced again since the scan is kept).
+    pub async fn remove_garbage(&self, found: &[Garbage]) -> Result<GarbageReport, StoreError> {
+        garbage::remove(&self.db, &self.blobs, found).await
     }
 
     /// A blob's reference count (mailbox entries plus pending queue records), if known.

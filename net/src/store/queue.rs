@@ -1,11 +1,17 @@
-//! Durable acceptance: `accept` writes the body to the blob folder, then hands the
-//! records to a group-commit task that commits every waiting message in one
-//! transaction (one fsync for many sessions) and answers each caller separately.
+//! Durable acceptance: `accept` places the body — small ones inline, in the blob
+//! row of the same transaction as the records; larger ones first as a durable file
+//! in the blob folder — then hands the records to a group-commit task that commits
+//! every waiting message in one transaction (one fsync for many sessions) and
+//! answers each caller separately.
+//!
+//! A file body is trusted only once its blob row is locked in the committing
+//! transaction and the file is seen to exist: garbage collection removes files only
+//! while it holds the same row (see `garbage`), so the two can never cross.
 
-use super::blob::BlobStore;
+use super::blob::{BlobStore, blob_name};
 use super::directory::{Kind, lookup_key};
-use super::mailbox::{change_blob_refs, deliver, ensure_blob};
-use super::sql::{Db, WriteTx, int, is_retryable};
+use super::mailbox::{change_blob_refs, deliver};
+use super::sql::{Backend, Db, WriteTx, int, is_retryable};
 use super::{IncomingMessage, QueueEntry, RoutedRecipient, StoreError};
 use sluice_core::mailbox::MailboxError;
 use sqlx::Row;
@@ -21,14 +27,20 @@ const MAX_BATCH: usize = 64;
 const QUEUE_DEPTH: usize = 1024;
 /// Attempts for a transaction that hit a deadlock or a concurrent duplicate.
 const ATTEMPTS: u32 = 5;
+/// Attempts to store a file body that garbage collection removed under us (it
+/// can only do so while the body was unreferenced, so a second try succeeds
+/// unless the collector runs back to back with a grace period of zero).
+const BODY_ATTEMPTS: u32 = 4;
 
-/// One message whose body is durable, waiting for its records to be committed.
-/// `message.data` is left empty (the body is in the blob); `size` is its length.
+/// One message whose body is placed, waiting for its records to be committed.
+/// `message.data` is left empty; `content` holds an inline body, None a file body
+/// that is already durable in the blob folder. `size` is the body's length.
 #[derive(Debug)]
 struct CommitRequest {
     message: IncomingMessage,
     size: i64,
     blob: String,
+    content: Option<Vec<u8>>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -40,14 +52,14 @@ pub(crate) struct Committer {
 
 impl Committer {
     /// Starts the task; it ends when the last handle is dropped.
-    pub(crate) fn spawn(db: Db) -> Committer {
+    pub(crate) fn spawn(db: Db, blobs: Arc<BlobStore>) -> Committer {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(db, receiver));
+        tokio::spawn(run(db, blobs, receiver));
         Committer { sender }
     }
 }
 
-async fn run(db: Db, mut receiver: mpsc::Receiver<CommitRequest>) {
+async fn run(db: Db, blobs: Arc<BlobStore>, mut receiver: mpsc::Receiver<CommitRequest>) {
     while let Some(first) = receiver.recv().await {
         // Whatever arrived while the previous transaction was committing joins
         // this one: that is the whole group-commit policy, with no added delay.
@@ -58,20 +70,13 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<CommitRequest>) {
                 Err(_) => break,
             }
         }
-        commit_batch(&db, batch).await;
+        commit_batch(&db, &blobs, batch).await;
     }
 }
 
-async fn commit_batch(db: &Db, batch: Vec<CommitRequest>) {
-    let items: Vec<Item<'_>> = batch
-        .iter()
-        .map(|request| Item {
-            message: &request.message,
-            size: request.size,
-            blob: &request.blob,
-        })
-        .collect();
-    let together = commit_with_retries(db, &items).await;
+async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<CommitRequest>) {
+    let items: Vec<Item<'_>> = batch.iter().map(CommitRequest::item).collect();
+    let together = commit_with_retries(db, blobs, &items).await;
     tracing::debug!(
         messages = items.len(),
         ok = together.is_ok(),
@@ -93,12 +98,7 @@ async fn commit_batch(db: &Db, batch: Vec<CommitRequest>) {
             // One bad message must not fail its neighbours: retry each alone so
             // that every caller gets the answer about its own message.
             for request in batch {
-                let item = Item {
-                    message: &request.message,
-                    size: request.size,
-                    blob: &request.blob,
-                };
-                let result = commit_with_retries(db, &[item]).await;
+                let result = commit_with_retries(db, blobs, &[request.item()]).await;
                 let _ = request.reply.send(result);
             }
         }
@@ -111,13 +111,29 @@ struct Item<'a> {
     message: &'a IncomingMessage,
     size: i64,
     blob: &'a str,
+    content: Option<&'a [u8]>,
 }
 
-async fn commit_with_retries(db: &Db, items: &[Item<'_>]) -> Result<(), StoreError> {
+impl CommitRequest {
+    fn item(&self) -> Item<'_> {
+        Item {
+            message: &self.message,
+            size: self.size,
+            blob: &self.blob,
+            content: self.content.as_deref(),
+        }
+    }
+}
+
+async fn commit_with_retries(
+    db: &Db,
+    blobs: &BlobStore,
+    items: &[Item<'_>],
+) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match commit(db, items).await {
+        match commit(db, blobs, items).await {
             Err(error) if attempt < ATTEMPTS && is_retryable(&error) => {
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
@@ -126,12 +142,52 @@ async fn commit_with_retries(db: &Db, items: &[Item<'_>]) -> Result<(), StoreErr
     }
 }
 
-async fn commit(db: &Db, items: &[Item<'_>]) -> Result<(), StoreError> {
+async fn commit(db: &Db, blobs: &BlobStore, items: &[Item<'_>]) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
     for item in items {
+        claim_blob(db, &mut tx, item).await?;
+        // Inside the transaction, after the claim: a collector that removed the
+        // file has committed by now, and none can remove it before we commit.
+        if item.content.is_none() && !file_exists(blobs, item.blob).await? {
+            return Err(StoreError::BlobRemoved(item.blob.to_owned()));
+        }
         record(db, &mut tx, item).await?;
     }
     tx.commit().await
+}
+
+async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
+    let Some(path) = blobs.path(blob) else {
+        return Ok(false);
+    };
+    tokio::fs::try_exists(&path)
+        .await
+        .map_err(|source| StoreError::Blob {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Creates the blob row, or locks the existing one until commit (an upsert locks
+/// the row on PostgreSQL and MySQL; SQLite has one writer anyway). An inline body
+/// is stored unless the row has one already; a file body leaves `content` alone.
+async fn claim_blob(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreError> {
+    let statement = match db.backend {
+        Backend::Sqlite | Backend::Postgres => db.sql(
+            "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, 0, ?) \
+             ON CONFLICT (blob_sha256) DO UPDATE SET content = COALESCE(blobs.content, excluded.content)",
+        ),
+        Backend::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
+             VALUES (?, ?, 0, ?) ON DUPLICATE KEY UPDATE content = COALESCE(content, VALUES(content))"
+            .to_owned(),
+    };
+    sqlx::query(&statement)
+        .bind(item.blob)
+        .bind(item.size)
+        .bind(item.content)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
 }
 
 async fn queue_record_exists(
@@ -181,8 +237,8 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
         message,
         size,
         blob,
+        content: _,
     } = *item;
-    ensure_blob(db, tx, blob, size).await?;
     // Local recipients in key order: concurrent transactions then lock INBOX rows
     // in the same order, which keeps PostgreSQL and MySQL free of deadlocks.
     let mut locals: Vec<(String, &str)> = Vec::new();
@@ -242,45 +298,74 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
     change_blob_refs(db, tx, blob, references).await
 }
 
-/// Makes a message durable; see [`super::Store::accept`].
+/// Makes a message durable; see [`super::Store::accept`]. Bodies of at most
+/// `inline_body_limit` octets (when it is not 0) go into the blob row.
 pub(crate) async fn accept(
     blobs: &Arc<BlobStore>,
     committer: &Committer,
+    inline_body_limit: usize,
     message: &IncomingMessage,
 ) -> Result<(), StoreError> {
-    // Body first: after a crash between the two steps an unreferenced blob is
-    // harmless, whereas a record without its body would be a lost message.
     let size = i64::try_from(message.data.len()).map_err(|_| StoreError::Invalid {
         what: "message size",
         reason: message.data.len().to_string(),
     })?;
+    let inline = inline_body_limit > 0 && message.data.len() <= inline_body_limit;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (blob, content) = place_body(blobs, inline, &message.data).await?;
+        let (reply, answer) = oneshot::channel();
+        let request = CommitRequest {
+            message: IncomingMessage {
+                queue_id: message.queue_id.clone(),
+                reverse_path: message.reverse_path.clone(),
+                received_at_ms: message.received_at_ms,
+                recipients: message.recipients.clone(),
+                data: Vec::new(),
+            },
+            size,
+            blob,
+            content,
+            reply,
+        };
+        committer
+            .sender
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match answer.await.map_err(|_| StoreError::Closed)? {
+            Err(StoreError::BlobRemoved(blob)) if attempt < BODY_ATTEMPTS => {
+                tracing::debug!(%blob, attempt, "body removed by garbage collection; storing it again");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Names the body and, for a file body, makes the file durable first: after a
+/// crash before the commit an unreferenced file is harmless garbage, whereas a
+/// record without its body would be a lost message. Hashing and writing run on a
+/// blocking thread. Returns the blob name and the inline content, if inline.
+async fn place_body(
+    blobs: &Arc<BlobStore>,
+    inline: bool,
+    data: &[u8],
+) -> Result<(String, Option<Vec<u8>>), StoreError> {
     let writer = Arc::clone(blobs);
-    let data = message.data.clone();
-    let blob = tokio::task::spawn_blocking(move || writer.put(&data))
-        .await
-        .map_err(|error| StoreError::Blob {
-            path: "(blob writer)".to_owned(),
-            source: std::io::Error::other(error.to_string()),
-        })??;
-    let (reply, answer) = oneshot::channel();
-    let request = CommitRequest {
-        message: IncomingMessage {
-            queue_id: message.queue_id.clone(),
-            reverse_path: message.reverse_path.clone(),
-            received_at_ms: message.received_at_ms,
-            recipients: message.recipients.clone(),
-            data: Vec::new(),
-        },
-        size,
-        blob,
-        reply,
-    };
-    committer
-        .sender
-        .send(request)
-        .await
-        .map_err(|_| StoreError::Closed)?;
-    answer.await.map_err(|_| StoreError::Closed)?
+    let data = data.to_vec();
+    tokio::task::spawn_blocking(move || {
+        if inline {
+            Ok((blob_name(&data), Some(data)))
+        } else {
+            writer.put(&data).map(|blob| (blob, None))
+        }
+    })
+    .await
+    .map_err(|error| StoreError::Blob {
+        path: "(blob writer)".to_owned(),
+        source: std::io::Error::other(error.to_string()),
+    })?
 }
 
 impl Db {

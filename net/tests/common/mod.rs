@@ -1,11 +1,12 @@
 //! Shared by the store tests: one store per test on each backend. SQLite always
 //! (a file in a temp folder); PostgreSQL and MariaDB/MySQL when
 //! `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server, with a
-//! uniquely named database created for the test and dropped afterwards.
+//! uniquely named database created for the test and dropped afterwards. Tests about
+//! bodies also run once per placement (inline in the database, or files).
 
 #![allow(dead_code, unreachable_pub)]
 
-use sluice_net::store::Store;
+use sluice_net::store::{Store, StoreOptions};
 use sqlx::{Connection, Executor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tempfile::TempDir;
@@ -29,10 +30,32 @@ impl Engine {
     }
 }
 
+/// Where the stores of a test put accepted bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The default options: every test body is small enough to be inline.
+    Inline,
+    /// `inline_body_limit = 0`: every body is a file.
+    File,
+}
+
+impl Placement {
+    pub fn options(self) -> StoreOptions {
+        match self {
+            Placement::Inline => StoreOptions::default(),
+            Placement::File => StoreOptions {
+                inline_body_limit: 0,
+            },
+        }
+    }
+}
+
 /// A database that exists for one test, dropped (best effort) when this is.
 #[derive(Debug)]
 pub struct TestDatabase {
     pub engine: Engine,
+    /// What [`TestDatabase::open`] passes to the store; Inline unless a test says so.
+    pub placement: Placement,
     pub url: String,
     /// Holds the SQLite file and the blob folder.
     pub dir: TempDir,
@@ -70,6 +93,7 @@ impl TestDatabase {
             let url = format!("sqlite:{}?mode=rwc", dir.path().join("sluice.db").display());
             return Some(TestDatabase {
                 engine,
+                placement: Placement::Inline,
                 url,
                 dir,
                 server_url: None,
@@ -90,6 +114,7 @@ impl TestDatabase {
         let _ = admin.close().await;
         Some(TestDatabase {
             engine,
+            placement: Placement::Inline,
             url: format!("{server}/{name}"),
             dir,
             server_url: Some(server),
@@ -101,8 +126,18 @@ impl TestDatabase {
         self.dir.path().join("blobs")
     }
 
+    pub fn with_placement(mut self, placement: Placement) -> TestDatabase {
+        self.placement = placement;
+        self
+    }
+
+    /// A store on this database with the test's placement.
     pub async fn open(&self) -> Store {
-        Store::open(&self.url, &self.blob_dir())
+        self.open_with(self.placement.options()).await
+    }
+
+    pub async fn open_with(&self, options: StoreOptions) -> Store {
+        Store::open_with(&self.url, &self.blob_dir(), options)
             .await
             .expect("open the store")
     }
@@ -177,6 +212,42 @@ macro_rules! per_backend {
                         $crate::common::TestDatabase::create($crate::common::Engine::Mysql).await
                     {
                         super::$test(database).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Like `per_backend!`, once per placement of bodies: modules `sqlite_inline`,
+/// `sqlite_file`, `postgres_inline`, … each with one test per function.
+#[macro_export]
+macro_rules! per_backend_and_placement {
+    ($($test:ident),* $(,)?) => {
+        $crate::per_engine_and_placement!(sqlite_inline, Sqlite, Inline; $($test),*);
+        $crate::per_engine_and_placement!(sqlite_file, Sqlite, File; $($test),*);
+        $crate::per_engine_and_placement!(postgres_inline, Postgres, Inline; $($test),*);
+        $crate::per_engine_and_placement!(postgres_file, Postgres, File; $($test),*);
+        $crate::per_engine_and_placement!(mysql_inline, Mysql, Inline; $($test),*);
+        $crate::per_engine_and_placement!(mysql_file, Mysql, File; $($test),*);
+    };
+}
+
+/// One module of `per_backend_and_placement!`.
+#[macro_export]
+macro_rules! per_engine_and_placement {
+    ($module:ident, $engine:ident, $placement:ident; $($test:ident),*) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(database) =
+                        $crate::common::TestDatabase::create($crate::common::Engine::$engine).await
+                    {
+                        super::$test(
+                            database.with_placement($crate::common::Placement::$placement),
+                        )
+                        .await;
                     }
                 }
             )*
