@@ -2,9 +2,9 @@
 //! commands over the store (domains, users, aliases, groups, the queue). Output meant
 //! for people and scripts goes to stdout, logs to stderr.
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, Role};
 use crate::node::Node;
-use crate::store::{Store, StoreError};
+use crate::store::{QueueEntry, Store, StoreError};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_core::smtp::received::rfc5322_date;
@@ -53,6 +53,9 @@ pub enum Command {
         /// Create the domain demo.sluice.test with users alice, bob and carol, and print their passwords.
         #[arg(long)]
         demo: bool,
+        /// Which tiers to run; overrides `server.role` (all, gateway or backend).
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
     },
     /// Check a configuration file and report the first error with its file, line and key.
     CheckConfig {
@@ -167,14 +170,45 @@ pub enum GroupCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Every queue record, oldest first.
+    /// Every recipient record, oldest first: state, arrival, next attempt, last outcome.
     List,
+    /// One message: its envelope and every recipient in detail.
+    Show { queue_id: String },
+    /// Try the deferred recipients of one message now.
+    Retry { queue_id: String },
+    /// Try every deferred recipient now.
+    Flush,
+    /// Remove a message from the queue without any notice.
+    Delete { queue_id: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    All,
+    Gateway,
+    Backend,
+}
+
+impl From<RoleArg> for Role {
+    fn from(arg: RoleArg) -> Role {
+        match arg {
+            RoleArg::All => Role::All,
+            RoleArg::Gateway => Role::Gateway,
+            RoleArg::Backend => Role::Backend,
+        }
+    }
 }
 
 /// Runs a parsed command line; the process exit status follows the result.
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { demo } => serve(&config, demo).await,
+        Command::Serve { demo, role } => {
+            let mut config = config;
+            if let Some(role) = role {
+                config.server.role = role.into();
+            }
+            serve(&config, demo).await
+        }
         // Checked before the runtime starts; reaching here means the file is valid.
         Command::CheckConfig { .. } => Ok(()),
         Command::User(command) => user(&open_store(&config).await?, command).await,
@@ -196,16 +230,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             println!("{}", record.zone_line());
             Ok(())
         }
-        Command::Queue(QueueCommand::List) => {
-            for entry in open_store(&config).await?.queue_entries().await? {
-                let received = rfc5322_date(entry.received_at_ms.div_euclid(1000), 0);
-                println!(
-                    "{}  {:<9}  {}  from {}  to {}",
-                    entry.queue_id, entry.state, received, entry.reverse_path, entry.recipient
-                );
-            }
-            Ok(())
-        }
+        Command::Queue(command) => queue(&config, command).await,
     }
 }
 
@@ -216,6 +241,123 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::open(&config.database_url(), &config.blob_dir())
         .await
         .context("cannot open the store")
+}
+
+/// One line per recipient record.
+fn print_entry(entry: &QueueEntry) {
+    let received = rfc5322_date(entry.received_at_ms.div_euclid(1000), 0);
+    let mut line = format!(
+        "{}  {:<9}  {}  from {}  to {}",
+        entry.queue_id, entry.state, received, entry.reverse_path, entry.recipient
+    );
+    if let Some(next) = entry.next_attempt_ms.filter(|_| entry.state == "deferred") {
+        line.push_str(&format!(
+            "  attempts {}  next {}",
+            entry.attempts,
+            rfc5322_date(next.div_euclid(1000), 0)
+        ));
+    }
+    if let (Some(status), Some(diagnostic)) = (&entry.status, &entry.diagnostic) {
+        let diagnostic = diagnostic.replace('\n', " ");
+        line.push_str(&format!("  last: {status} {diagnostic}"));
+    }
+    println!("{line}");
+}
+
+async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
+    use crate::control::{Request, request};
+    let data_dir = &config.server.data_dir;
+    match command {
+        QueueCommand::List => {
+            for entry in open_store(config).await?.queue_entries().await? {
+                print_entry(&entry);
+            }
+        }
+        QueueCommand::Show { queue_id } => {
+            let entries: Vec<QueueEntry> = open_store(config)
+                .await?
+                .queue_entries()
+                .await?
+                .into_iter()
+                .filter(|entry| entry.queue_id == queue_id)
+                .collect();
+            let Some(first) = entries.first() else {
+                anyhow::bail!("no message {queue_id} in the queue");
+            };
+            println!("queue id: {queue_id}");
+            println!("from: {}", first.reverse_path);
+            println!(
+                "arrived: {}",
+                rfc5322_date(first.received_at_ms.div_euclid(1000), 0)
+            );
+            for entry in &entries {
+                println!("recipient: {}", entry.recipient);
+                println!("  state: {}", entry.state);
+                println!(
+                    "  destination: {}",
+                    entry.destination.as_deref().unwrap_or("local mailbox")
+                );
+                if entry.attempts > 0 {
+                    println!("  attempts: {}", entry.attempts);
+                }
+                if let Some(next) = entry.next_attempt_ms.filter(|_| entry.state == "deferred") {
+                    println!("  next attempt: {}", rfc5322_date(next.div_euclid(1000), 0));
+                }
+                if let Some(status) = &entry.status {
+                    println!("  status: {status}");
+                }
+                if let Some(remote) = &entry.remote_mta {
+                    println!("  remote: {remote}");
+                }
+                if let Some(diagnostic) = &entry.diagnostic {
+                    println!("  last reply: {}", diagnostic.replace('\n', " / "));
+                }
+            }
+        }
+        QueueCommand::Retry { queue_id } => {
+            match request(data_dir, &Request::Retry(queue_id.clone()))
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                Some(_) => println!("retrying {queue_id} now"),
+                None => {
+                    let changed = open_store(config)
+                        .await?
+                        .retry_now(Some(&queue_id), crate::clock::unix_millis())
+                        .await?;
+                    println!(
+                        "{changed} deferred recipients of {queue_id} are due at the next start"
+                    );
+                }
+            }
+        }
+        QueueCommand::Flush => match request(data_dir, &Request::Flush)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            Some(_) => println!("retrying every deferred recipient now"),
+            None => {
+                let changed = open_store(config)
+                    .await?
+                    .retry_now(None, crate::clock::unix_millis())
+                    .await?;
+                println!("{changed} deferred recipients are due at the next start");
+            }
+        },
+        QueueCommand::Delete { queue_id } => {
+            match request(data_dir, &Request::Delete(queue_id.clone()))
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                Some(_) => println!("deleted {queue_id}"),
+                None => {
+                    open_store(config).await?.remove_queued(&queue_id).await?;
+                    println!("deleted {queue_id}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {

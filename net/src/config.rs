@@ -2,6 +2,11 @@
 //! file at all is a working setup on high loopback ports. Unknown keys and bad values
 //! are errors that name the file, the line and the key path.
 
+mod delivery;
+
+pub use crate::dns::DnsSection;
+pub use delivery::{DeliverySection, PathSection, QueueSection, Role};
+
 use serde::Deserialize;
 use sluice_core::smtp::address::Domain;
 use std::fmt;
@@ -19,12 +24,17 @@ pub struct Config {
     pub tls: TlsSection,
     pub smtp: SmtpSection,
     pub listeners: ListenersSection,
+    pub queue: QueueSection,
+    pub delivery: DeliverySection,
+    pub dns: DnsSection,
     pub log: LogSection,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
+    /// Which tiers this process runs: all, gateway or backend.
+    pub role: Role,
     pub hostname: String,
     /// Whose postmaster `RCPT TO:<Postmaster>` reaches; None: the hostname.
     pub primary_domain: Option<String>,
@@ -38,6 +48,7 @@ pub struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
+            role: Role::All,
             hostname: "localhost".to_owned(),
             primary_domain: None,
             data_dir: PathBuf::from("sluice-data"),
@@ -111,13 +122,16 @@ pub struct ListenersSection {
     pub mx: ListenerSection,
     pub submission: ListenerSection,
     pub submissions: ListenerSection,
+    /// Final delivery from gateways (RFC 2033); on by default in role backend only.
+    pub lmtp: ListenerSection,
 }
 
 /// One listener. The address has no serde default because it differs per listener.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenerSection {
-    pub enabled: bool,
+    /// None: the role's default (see [`Config::listener_enabled`]).
+    pub enabled: Option<bool>,
     pub address: Option<SocketAddr>,
     pub proxy_protocol: bool,
     pub max_connections_per_ip: usize,
@@ -126,7 +140,7 @@ pub struct ListenerSection {
 impl Default for ListenerSection {
     fn default() -> Self {
         ListenerSection {
-            enabled: true,
+            enabled: None,
             address: None,
             proxy_protocol: false,
             max_connections_per_ip: 20,
@@ -159,19 +173,21 @@ pub enum LogFormat {
     Json,
 }
 
-/// The three SMTP listeners, by their configuration names.
+/// The listeners, by their configuration names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ListenerName {
     Mx,
     Submission,
     Submissions,
+    Lmtp,
 }
 
 impl ListenerName {
-    pub const ALL: [ListenerName; 3] = [
+    pub const ALL: [ListenerName; 4] = [
         ListenerName::Mx,
         ListenerName::Submission,
         ListenerName::Submissions,
+        ListenerName::Lmtp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -179,6 +195,7 @@ impl ListenerName {
             ListenerName::Mx => "mx",
             ListenerName::Submission => "submission",
             ListenerName::Submissions => "submissions",
+            ListenerName::Lmtp => "lmtp",
         }
     }
 
@@ -188,6 +205,7 @@ impl ListenerName {
             ListenerName::Mx => 2525,
             ListenerName::Submission => 2587,
             ListenerName::Submissions => 2465,
+            ListenerName::Lmtp => 2424,
         };
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
@@ -297,6 +315,7 @@ impl Config {
                     ListenerName::Mx => "listeners.mx.max_connections_per_ip",
                     ListenerName::Submission => "listeners.submission.max_connections_per_ip",
                     ListenerName::Submissions => "listeners.submissions.max_connections_per_ip",
+                    ListenerName::Lmtp => "listeners.lmtp.max_connections_per_ip",
                 };
                 return Err((key, "must be at least 1".to_owned()));
             }
@@ -311,6 +330,20 @@ impl Config {
                 "must start with sqlite:, postgres:// or mysql://".to_owned(),
             ));
         }
+        self.queue
+            .queue_config()
+            .validate()
+            .map_err(|error| (queue_key(error.field), error.to_string()))?;
+        self.delivery.policy()?;
+        if self.server.role == Role::Gateway && self.delivery.backend()?.is_none() {
+            return Err((
+                "delivery.backend_lmtp",
+                "role gateway needs the backend's LMTP service (\"HOST:PORT\")".to_owned(),
+            ));
+        }
+        self.delivery.backend()?;
+        crate::dns::OverrideTable::from_specs(&self.dns.overrides)
+            .map_err(|error| ("dns.override", error.to_string()))?;
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(("log.level", format!("not a filter: {:?}", self.log.level)));
         }
@@ -328,7 +361,17 @@ impl Config {
             ListenerName::Mx => &self.listeners.mx,
             ListenerName::Submission => &self.listeners.submission,
             ListenerName::Submissions => &self.listeners.submissions,
+            ListenerName::Lmtp => &self.listeners.lmtp,
         }
+    }
+
+    /// Whether a listener runs: as configured, else as the role has it (gateways and
+    /// `all` receive SMTP; backends receive LMTP).
+    pub fn listener_enabled(&self, name: ListenerName) -> bool {
+        self.listener(name).enabled.unwrap_or(match name {
+            ListenerName::Lmtp => self.server.role == Role::Backend,
+            _ => self.server.role != Role::Backend,
+        })
     }
 
     pub fn listener_address(&self, name: ListenerName) -> SocketAddr {
@@ -354,6 +397,23 @@ impl Config {
 
     pub fn blob_dir(&self) -> PathBuf {
         self.server.data_dir.join("blobs")
+    }
+}
+
+/// The configuration key behind a field of core's queue configuration.
+fn queue_key(field: &str) -> &'static str {
+    match field {
+        "schedule.first_retry" => "queue.first_retry_seconds",
+        "schedule.max_retry_interval" => "queue.max_retry_interval_seconds",
+        "schedule.expire_after" => "queue.expire_after_seconds",
+        "schedule.delay_warning_after" => "queue.delay_warning_seconds",
+        "limits.max_concurrent_per_destination" => "queue.max_attempts_per_destination",
+        "limits.max_attempts_in_flight" => "queue.max_attempts",
+        "limits.destination_rate.per_minute" | "limits.destination_rate.burst" => {
+            "queue.max_attempts_per_minute"
+        }
+        "limits.max_received_headers" => "queue.max_received_headers",
+        _ => "queue",
     }
 }
 

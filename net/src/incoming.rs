@@ -1,12 +1,17 @@
 //! Glue between the session's accepted message and the store: core merges the routes
-//! decided at RCPT time into the copies to make, and the message gets its Received
-//! header and queue id. Nothing here decides where mail goes.
+//! decided at RCPT time into the copies to make and places each (a local mailbox now,
+//! or the queue with a destination); the message gets its Received header and queue
+//! id. Also the conversions to the queue's types. Nothing here decides where mail goes.
 
-use crate::store::{IncomingMessage, RoutedRecipient};
-use sluice_core::router::{Route, delivery_set};
+use crate::store::{IncomingMessage, QueuedCopy, RoutedRecipient};
+use sluice_core::delivery::DeliveryPolicy;
+use sluice_core::queue::{QueuedMessage, QueuedRecipient};
+use sluice_core::router::{MailboxAccess, Route, delivery_set, place};
 use sluice_core::smtp::address::{Domain, ForwardPath};
-use sluice_core::smtp::received::ReceivedFields;
+use sluice_core::smtp::params::RcptParameters;
+use sluice_core::smtp::received::{ReceivedFields, count_received};
 use sluice_core::smtp::server::AcceptedMessage;
+use sluice_core::time::Instant;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -14,6 +19,40 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
     pub address: SocketAddr,
+    /// The forward-confirmed reverse DNS name of the address, once a lookup running
+    /// beside the session has found one; a message accepted before that (or without
+    /// a name) is traced by its address literal alone.
+    pub name: std::sync::Arc<std::sync::OnceLock<Domain>>,
+}
+
+impl ClientInfo {
+    pub fn new(address: SocketAddr) -> ClientInfo {
+        ClientInfo {
+            address,
+            name: std::sync::Arc::default(),
+        }
+    }
+}
+
+/// How this node places copies: its mailboxes' access (its role) and the policy
+/// for everything else.
+#[derive(Clone, Debug)]
+pub struct PlacementPolicy {
+    pub mailboxes: MailboxAccess,
+    pub delivery: DeliveryPolicy,
+}
+
+/// What the store needs besides the session's message.
+#[derive(Clone, Debug)]
+pub struct Acceptance<'a> {
+    pub queue_id: String,
+    pub client: &'a ClientInfo,
+    pub hostname: &'a Domain,
+    pub received_at_ms: i64,
+    pub placement: &'a PlacementPolicy,
+    /// LMTP: a redelivery of the same message must not reach a mailbox twice, so
+    /// the delivery key is a digest of what the gateway sent rather than our queue id.
+    pub key_by_content: bool,
 }
 
 /// The store's record of `message`, or `None` when an accepted recipient has no
@@ -21,10 +60,7 @@ pub struct ClientInfo {
 pub fn build(
     message: &AcceptedMessage,
     routes: &HashMap<ForwardPath, Route>,
-    queue_id: String,
-    client: &ClientInfo,
-    hostname: &Domain,
-    received_at_ms: i64,
+    acceptance: &Acceptance<'_>,
 ) -> Option<IncomingMessage> {
     let deliveries = delivery_set(
         message
@@ -32,29 +68,145 @@ pub fn build(
             .iter()
             .map(|recipient| (&recipient.path, routes.get(&recipient.path))),
     )?;
-    let local = deliveries
-        .local
+    let placement = place(
+        deliveries,
+        &acceptance.placement.mailboxes,
+        &acceptance.placement.delivery,
+    );
+    let params_of = |path: &ForwardPath| -> RcptParameters {
+        message
+            .recipients
+            .iter()
+            .find(|recipient| &recipient.path == path)
+            .map(|recipient| recipient.params.clone())
+            .unwrap_or_default()
+    };
+    let local = placement
+        .in_process
         .into_iter()
         .map(|delivery| RoutedRecipient::Local {
             user: delivery.address,
             original: bare(&delivery.original),
         });
-    let external = deliveries
-        .external
-        .into_iter()
-        .map(|delivery| RoutedRecipient::External {
+    let queued = placement.queued.into_iter().map(|(delivery, destination)| {
+        let params = params_of(&delivery.original);
+        RoutedRecipient::Queued(QueuedCopy {
             address: delivery.address,
             original: bare(&delivery.original),
-        });
-    let recipients = local.chain(external).collect();
-    let header = received_header(message, client, hostname, &queue_id, received_at_ms);
+            destination,
+            notify: params.notify,
+            orcpt: params.orcpt,
+        })
+    });
+    let recipients = local.chain(queued).collect();
+    let header = received_header(message, acceptance);
+    let delivery_key = if acceptance.key_by_content {
+        content_key(&message.data)
+    } else {
+        acceptance.queue_id.clone()
+    };
     let mut data = Vec::with_capacity(header.len() + message.data.len());
     data.extend_from_slice(header.as_bytes());
     data.extend_from_slice(&message.data);
     Some(IncomingMessage {
-        queue_id,
+        queue_id: acceptance.queue_id.clone(),
         reverse_path: message.reverse_path.to_string(),
+        received_at_ms: acceptance.received_at_ms,
+        delivery_key,
+        envid: message.mail_params.envid.clone(),
+        ret: message.mail_params.ret,
+        smtputf8: message.mail_params.smtputf8,
+        received_headers: u32::try_from(count_received(&data)).unwrap_or(u32::MAX),
+        recipients,
+        data,
+    })
+}
+
+/// A delivery key from the content: SHA-256 of the message as received.
+fn content_key(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// The queue's record of a stored message: its queued copies, or `None` when every
+/// copy went into a local mailbox at acceptance.
+pub fn queued(message: &IncomingMessage) -> Option<QueuedMessage> {
+    let recipients: Vec<QueuedRecipient> = message
+        .recipients
+        .iter()
+        .filter_map(|recipient| match recipient {
+            RoutedRecipient::Queued(copy) => {
+                let mut queued = QueuedRecipient::new(&copy.address, copy.destination.clone());
+                queued.notify = copy.notify;
+                queued.original = copy.orcpt.clone();
+                Some(queued)
+            }
+            RoutedRecipient::Local { .. } => None,
+        })
+        .collect();
+    if recipients.is_empty() {
+        return None;
+    }
+    let reverse_path = message
+        .reverse_path
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    Some(QueuedMessage {
+        queue_id: message.queue_id.clone(),
+        reverse_path: (!reverse_path.is_empty()).then(|| reverse_path.to_owned()),
+        envid: message.envid.clone(),
+        ret: message.ret,
+        arrival: Instant::from_millis(u64::try_from(message.received_at_ms).unwrap_or(0)),
+        size: message.data.len() as u64,
+        received_headers: message.received_headers,
+        recipients,
+    })
+}
+
+/// A delivery notice as a message to store: from the null reverse-path, to the one
+/// recipient its route names, placed like any accepted copy. `None` when the route
+/// leads nowhere deliverable.
+pub fn notice_message(
+    queue_id: String,
+    recipient: &ForwardPath,
+    route: &Route,
+    placement: &PlacementPolicy,
+    received_at_ms: i64,
+    data: Vec<u8>,
+    smtputf8: bool,
+) -> Option<IncomingMessage> {
+    let deliveries = delivery_set([(recipient, Some(route))])?;
+    let placed = place(deliveries, &placement.mailboxes, &placement.delivery);
+    let local = placed
+        .in_process
+        .into_iter()
+        .map(|delivery| RoutedRecipient::Local {
+            user: delivery.address,
+            original: bare(&delivery.original),
+        });
+    let queued = placed.queued.into_iter().map(|(delivery, destination)| {
+        RoutedRecipient::Queued(QueuedCopy {
+            address: delivery.address,
+            original: bare(&delivery.original),
+            destination,
+            // A notice asks for no notices (RFC 3461 §5.1: its sender is null anyway).
+            notify: None,
+            orcpt: None,
+        })
+    });
+    let recipients: Vec<RoutedRecipient> = local.chain(queued).collect();
+    if recipients.is_empty() {
+        return None;
+    }
+    Some(IncomingMessage {
+        delivery_key: queue_id.clone(),
+        queue_id,
+        reverse_path: "<>".to_owned(),
         received_at_ms,
+        envid: None,
+        ret: None,
+        smtputf8,
+        received_headers: u32::try_from(count_received(&data)).unwrap_or(u32::MAX),
         recipients,
         data,
     })
@@ -69,13 +221,7 @@ fn bare(path: &ForwardPath) -> String {
 }
 
 /// The trace field (RFC 5321 §4.4), as core writes it; the date in UTC.
-fn received_header(
-    message: &AcceptedMessage,
-    client: &ClientInfo,
-    hostname: &Domain,
-    queue_id: &str,
-    received_at_ms: i64,
-) -> String {
+fn received_header(message: &AcceptedMessage, acceptance: &Acceptance<'_>) -> String {
     let recipient = match message.recipients.as_slice() {
         [only] => Some(only.path.clone()),
         _ => None,
@@ -83,113 +229,16 @@ fn received_header(
     ReceivedFields {
         helo: message.helo.clone(),
         esmtp: message.esmtp,
-        client_ip: client.address.ip(),
-        client_name: None,
-        hostname: hostname.clone(),
+        client_ip: acceptance.client.address.ip(),
+        client_name: acceptance.client.name.get().cloned(),
+        hostname: acceptance.hostname.clone(),
         tls: message.tls,
         authenticated: message.authenticated.is_some(),
         smtputf8: message.mail_params.smtputf8,
-        queue_id: queue_id.to_owned(),
+        queue_id: acceptance.queue_id.clone(),
         recipient,
-        timestamp: received_at_ms.div_euclid(1000),
+        timestamp: acceptance.received_at_ms.div_euclid(1000),
         utc_offset_minutes: 0,
     }
     .to_header()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sluice_core::smtp::address::{Host, Mailbox, ReversePath};
-    use sluice_core::smtp::params::{MailParameters, RcptParameters};
-    use sluice_core::smtp::server::EnvelopeRecipient;
-
-    fn path(text: &str) -> ForwardPath {
-        ForwardPath::Mailbox(Mailbox::parse(text).unwrap())
-    }
-
-    fn message(recipients: &[&str]) -> AcceptedMessage {
-        AcceptedMessage {
-            helo: Host::parse("client.test").unwrap(),
-            esmtp: true,
-            tls: true,
-            authenticated: None,
-            reverse_path: ReversePath::Mailbox(Mailbox::parse("a@b.test").unwrap()),
-            mail_params: MailParameters::default(),
-            recipients: recipients
-                .iter()
-                .map(|text| EnvelopeRecipient {
-                    path: path(text),
-                    params: RcptParameters::default(),
-                })
-                .collect(),
-            data: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
-        }
-    }
-
-    fn deliver(local: &[&str], external: &[&str]) -> Route {
-        Route::Deliver {
-            local_mailboxes: local.iter().map(|text| (*text).to_owned()).collect(),
-            external: external.iter().map(|text| (*text).to_owned()).collect(),
-        }
-    }
-
-    #[test]
-    fn routes_become_recipients_and_one_mailbox_gets_one_copy() {
-        let mut routes = HashMap::new();
-        routes.insert(
-            path("info@x.test"),
-            deliver(&["bob@x.test"], &["ext@y.test"]),
-        );
-        routes.insert(path("bob@x.test"), deliver(&["bob@x.test"], &[]));
-        let client = ClientInfo {
-            address: "192.0.2.7:4000".parse().unwrap(),
-        };
-        let hostname = Domain::parse("mx.x.test").unwrap();
-        let built = build(
-            &message(&["info@x.test", "bob@x.test"]),
-            &routes,
-            "QID1".to_owned(),
-            &client,
-            &hostname,
-            1_795_964_586_000,
-        )
-        .unwrap();
-        assert_eq!(
-            built.recipients,
-            vec![
-                RoutedRecipient::Local {
-                    user: "bob@x.test".to_owned(),
-                    original: "info@x.test".to_owned()
-                },
-                RoutedRecipient::External {
-                    address: "ext@y.test".to_owned(),
-                    original: "info@x.test".to_owned()
-                },
-            ]
-        );
-        let text = String::from_utf8(built.data).unwrap();
-        assert!(text.starts_with("Received: from client.test"), "{text}");
-        assert!(text.contains("[192.0.2.7]"), "{text}");
-        assert!(text.contains("QID1"), "{text}");
-        assert!(text.ends_with("\r\nSubject: hi\r\n\r\nbody\r\n"), "{text}");
-        assert_eq!(built.reverse_path, "<a@b.test>");
-    }
-
-    #[test]
-    fn a_recipient_without_a_route_is_refused() {
-        let client = ClientInfo {
-            address: "192.0.2.7:4000".parse().unwrap(),
-        };
-        let hostname = Domain::parse("mx.x.test").unwrap();
-        let built = build(
-            &message(&["nobody@x.test"]),
-            &HashMap::new(),
-            "QID2".to_owned(),
-            &client,
-            &hostname,
-            0,
-        );
-        assert!(built.is_none());
-    }
 }

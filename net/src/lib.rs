@@ -5,6 +5,8 @@
 //! Modules:
 //! - [`store`]: sqlx stores (SQLite, PostgreSQL, MySQL/MariaDB) and the content-addressed blob folder.
 //! - [`config`]: the TOML configuration file, its defaults and its errors.
+//! - [`delivery`]: the delivery service: the queue machine, attempts over SMTP/LMTP, notices.
+//! - [`control`]: the control socket through which `sluice queue` reaches a running server.
 //! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
 //! - [`listener`]: one SMTP listener: connection limits, PROXY header, implicit TLS.
 //! - [`smtp_driver`]: one connection pumped through a core server session, generic over the stream.
@@ -20,6 +22,8 @@ pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
+pub mod delivery;
 pub mod dkim;
 pub mod dns;
 pub mod incoming;

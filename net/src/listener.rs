@@ -7,6 +7,7 @@
 
 use crate::backend::Backend;
 use crate::config::ListenerName;
+use crate::dns::Resolver;
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::proxy_header;
@@ -39,6 +40,8 @@ impl ListenerSpec {
             ListenerName::Mx => (ListenerKind::Mx, TlsMode::StartTlsOffered),
             ListenerName::Submission => (ListenerKind::Submission, TlsMode::StartTlsOffered),
             ListenerName::Submissions => (ListenerKind::Submission, TlsMode::Implicit),
+            // LMTP runs between our own tiers on a trusted network (RFC 2033 §1).
+            ListenerName::Lmtp => (ListenerKind::Lmtp, TlsMode::Unavailable),
         }
     }
 
@@ -56,6 +59,9 @@ pub struct Shared<B> {
     /// One permit per open connection over all listeners.
     pub connections: Arc<Semaphore>,
     pub shutdown_grace: Duration,
+    /// Names clients for the Received header (FCrDNS), looked up while the session
+    /// runs so that it never delays the greeting.
+    pub resolver: Option<Resolver>,
 }
 
 /// Counts live connections per client address; a slot frees itself when dropped.
@@ -261,10 +267,21 @@ async fn connection<B: Backend>(
         } else {
             MaybeTls::Plain(stream)
         };
+        let client_info = ClientInfo::new(client);
+        if let Some(resolver) = shared.resolver.clone() {
+            let name = Arc::clone(&client_info.name);
+            tokio::spawn(async move {
+                if let Some(found) = resolver.reverse_name(client.ip()).await
+                    && let Ok(domain) = sluice_core::smtp::address::Domain::parse(&found)
+                {
+                    let _ = name.set(domain);
+                }
+            });
+        }
         smtp_driver::drive(
             stream,
             spec.session.clone(),
-            ClientInfo { address: client },
+            client_info,
             Arc::clone(&shared.driver),
             shutdown,
         )

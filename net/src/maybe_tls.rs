@@ -1,5 +1,6 @@
 //! A connection that is plaintext or TLS, switchable in place for STARTTLS, so that
 //! one driver serves port 25/587 (upgrade mid-session) and 465 (TLS from the start).
+//! The TLS side is the server's stream by default and the client's for delivery.
 
 use std::io;
 use std::pin::Pin;
@@ -8,14 +9,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
 #[derive(Debug)]
-pub enum MaybeTls<S> {
+pub enum MaybeTls<S, T = TlsStream<S>> {
     Plain(S),
-    Tls(Box<TlsStream<S>>),
+    Tls(Box<T>),
     /// The stream was handed to a TLS handshake that did not give it back.
     Gone,
 }
 
-impl<S> MaybeTls<S> {
+impl<S, T> MaybeTls<S, T> {
     /// Takes the plaintext stream out for a handshake, leaving `Gone`.
     pub fn take_plain(&mut self) -> Option<S> {
         match std::mem::replace(self, MaybeTls::Gone) {
@@ -39,7 +40,11 @@ fn gone() -> io::Error {
     )
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
+impl<S, T> AsyncRead for MaybeTls<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -53,7 +58,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTls<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<S> {
+impl<S, T> AsyncWrite for MaybeTls<S, T>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

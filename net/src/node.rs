@@ -1,16 +1,24 @@
-//! A running Sluice node: the store, the TLS configuration and the three listeners,
-//! started from a `Config`, with a handle to read the bound addresses, to ask for a
-//! graceful shutdown and to wait for it.
+//! A running Sluice node, started from a `Config` for its role: the store, the
+//! delivery service (the queue, its attempts and notices), the control socket, the
+//! listeners (SMTP for gateways, LMTP for backends), and garbage collection; with a
+//! handle to read the bound addresses, to ask for a graceful shutdown and to wait.
 
 use crate::backend::Backend;
-use crate::config::{Config, ListenerName, StorageSection};
+use crate::config::{Config, ListenerName, Role, StorageSection};
+use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
+use crate::dkim::DkimKeyStore;
+use crate::dns::{Resolver, ResolverSettings};
+use crate::incoming::PlacementPolicy;
 use crate::listener::{self, ListenerSpec, Shared};
 use crate::smtp_driver::DriverContext;
 use crate::store::{Store, StoreOptions};
 use crate::tls;
 use anyhow::Context as _;
+use sluice_core::queue::Queue;
+use sluice_core::router::MailboxAccess;
 use sluice_core::router::RouterConfig;
 use sluice_core::smtp::address::Domain;
+use sluice_core::smtp::client::Limits as ClientLimits;
 use sluice_core::smtp::server::{Limits, SessionConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +53,78 @@ async fn collect_garbage_periodically(
     }
 }
 
+/// What a node runs besides its listeners.
+struct Services {
+    delivery: Option<DeliveryHandle>,
+    resolver: Option<Resolver>,
+    shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
+}
+
+/// The router's configuration: `<Postmaster>` goes to the primary domain.
+fn router_config(config: &Config) -> anyhow::Result<RouterConfig> {
+    let primary_domain = match &config.server.primary_domain {
+        Some(domain) => Domain::parse(domain)
+            .map_err(|error| anyhow::anyhow!("server.primary_domain: {error}"))?,
+        None => config.hostname().map_err(anyhow::Error::msg)?,
+    };
+    Ok(RouterConfig::new(primary_domain))
+}
+
+/// How this node places copies: a gateway queues local mailboxes for its backend.
+fn placement_policy(config: &Config) -> anyhow::Result<PlacementPolicy> {
+    let invalid = |(key, message): (&str, String)| anyhow::anyhow!("{key}: {message}");
+    let mailboxes = match (
+        config.server.role,
+        config.delivery.backend().map_err(invalid)?,
+    ) {
+        (Role::Gateway, Some((host, port))) => MailboxAccess::Lmtp { host, port },
+        (Role::Gateway, None) => anyhow::bail!("role gateway needs delivery.backend_lmtp"),
+        (Role::All | Role::Backend, _) => MailboxAccess::InProcess,
+    };
+    Ok(PlacementPolicy {
+        mailboxes,
+        delivery: config.delivery.policy().map_err(invalid)?,
+    })
+}
+
+/// The delivery service for `store`, restored from what it holds.
+async fn start_delivery(
+    config: &Config,
+    store: &Store,
+    resolver: &Resolver,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<DeliveryHandle> {
+    let hostname = config.hostname().map_err(anyhow::Error::msg)?;
+    let queue =
+        Queue::new(config.queue.queue_config()).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let deliverer = Deliverer {
+        dns: resolver.clone(),
+        tls: ClientTls::new(config.delivery.ca_file.as_deref()).context("delivery.ca_file")?,
+        hostname: hostname.clone(),
+        mx_port: config.delivery.mx_port,
+        connect_timeout: Duration::from_secs(config.delivery.connect_timeout_seconds),
+        limits: ClientLimits::default(),
+        dkim: DkimKeyStore::load_dir(&config.server.data_dir.join("dkim"))
+            .context("cannot load the DKIM keys")?,
+    };
+    let notices = NoticeWriter {
+        hostname,
+        return_limit: config.queue.notice_return_limit,
+        router: router_config(config)?,
+        placement: placement_policy(config)?,
+    };
+    let (handle, _task) = delivery::start(
+        queue,
+        store.clone(),
+        Arc::new(deliverer),
+        Arc::new(notices),
+        shutdown,
+    )
+    .await
+    .context("cannot restore the queue")?;
+    Ok(handle)
+}
+
 /// A started node. Dropping it does not stop it; call [`Node::shutdown`].
 #[derive(Debug)]
 pub struct Node {
@@ -55,7 +135,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// Opens the store named by the configuration and starts every enabled listener.
+    /// Opens the store named by the configuration, starts the delivery service and
+    /// the control socket, then every enabled listener.
     pub async fn start(config: &Config) -> anyhow::Result<(Node, Store)> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
@@ -66,7 +147,28 @@ impl Node {
         let store = Store::open_with(&config.database_url(), &config.blob_dir(), options)
             .await
             .context("cannot open the store")?;
-        let node = Node::start_with(config, store.clone()).await?;
+        let resolver = Resolver::new(
+            ResolverSettings::from_section(&config.dns).context("cannot configure DNS")?,
+        )
+        .context("cannot start the DNS resolver")?;
+        let (shutdown, watcher) = watch::channel(false);
+        let delivery = start_delivery(config, &store, &resolver, watcher.clone()).await?;
+        let control = crate::control::socket_path(data_dir);
+        let control_handle = delivery.clone();
+        let control_watcher = watcher.clone();
+        tokio::spawn(async move {
+            if let Err(error) =
+                crate::control::serve(control, control_handle, control_watcher).await
+            {
+                tracing::warn!(%error, "the control socket is not available");
+            }
+        });
+        let services = Services {
+            delivery: Some(delivery),
+            resolver: Some(resolver),
+            shutdown: (shutdown, watcher),
+        };
+        let node = Node::start_listeners(config, store.clone(), services).await?;
         tokio::spawn(collect_garbage_periodically(
             store.clone(),
             config.storage.clone(),
@@ -75,14 +177,24 @@ impl Node {
         Ok((node, store))
     }
 
-    /// Starts every enabled listener on `backend`.
+    /// Starts every enabled listener on `backend`, without a delivery service:
+    /// queued copies stay in the backend's store (for tests of the receiving side).
     pub async fn start_with<B: Backend>(config: &Config, backend: B) -> anyhow::Result<Node> {
-        let hostname = config.hostname().map_err(anyhow::Error::msg)?;
-        let primary_domain = match &config.server.primary_domain {
-            Some(domain) => Domain::parse(domain)
-                .map_err(|error| anyhow::anyhow!("server.primary_domain: {error}"))?,
-            None => hostname.clone(),
+        let services = Services {
+            delivery: None,
+            resolver: None,
+            shutdown: watch::channel(false),
         };
+        Node::start_listeners(config, backend, services).await
+    }
+
+    async fn start_listeners<B: Backend>(
+        config: &Config,
+        backend: B,
+        services: Services,
+    ) -> anyhow::Result<Node> {
+        let hostname = config.hostname().map_err(anyhow::Error::msg)?;
+        let router = router_config(config)?;
         let files = config
             .tls
             .certificate
@@ -102,11 +214,14 @@ impl Node {
             driver: Arc::new(DriverContext {
                 backend,
                 tls: tokio_rustls::TlsAcceptor::from(loaded.config),
-                router: RouterConfig::new(primary_domain),
+                router,
                 hostname: hostname.clone(),
+                placement: placement_policy(config)?,
+                delivery: services.delivery,
             }),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            resolver: services.resolver,
         });
         let limits = Limits {
             recipients: config.smtp.max_recipients,
@@ -114,12 +229,12 @@ impl Node {
             transactions: config.smtp.max_messages_per_connection,
             ..Limits::default()
         };
-        let (shutdown, watcher) = watch::channel(false);
+        let (shutdown, watcher) = services.shutdown;
         let mut listeners = JoinSet::new();
         let mut addresses = Vec::new();
         for name in ListenerName::ALL {
             let section = config.listener(name);
-            if !section.enabled {
+            if !config.listener_enabled(name) {
                 continue;
             }
             let address = config.listener_address(name);

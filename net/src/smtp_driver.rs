@@ -5,7 +5,8 @@
 
 use crate::backend::Backend;
 use crate::clock;
-use crate::incoming::{self, ClientInfo};
+use crate::delivery::DeliveryHandle;
+use crate::incoming::{self, Acceptance, ClientInfo, PlacementPolicy};
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
 use crate::routing;
@@ -13,8 +14,8 @@ use sluice_core::machine::{Machine, Token};
 use sluice_core::router::{Route, RouterConfig};
 use sluice_core::smtp::address::{Domain, ForwardPath};
 use sluice_core::smtp::server::{
-    AcceptedMessage, ConnectionRefusal, CredentialOutcome, Credentials, Input, Output,
-    RecipientCheck, ServerSession, SessionConfig, SessionEvent, StoreOutcome,
+    AcceptedMessage, ConnectionRefusal, CredentialOutcome, Credentials, Input, ListenerKind,
+    Output, RecipientCheck, ServerSession, SessionConfig, SessionEvent, StoreOutcome,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,6 +37,11 @@ pub struct DriverContext<B> {
     pub tls: tokio_rustls::TlsAcceptor,
     pub router: RouterConfig,
     pub hostname: Domain,
+    /// How accepted copies are placed (this node's role and delivery policy).
+    pub placement: PlacementPolicy,
+    /// Where queued copies go once stored; None: they wait in the store for a
+    /// delivery service (tests that only receive).
+    pub delivery: Option<DeliveryHandle>,
 }
 
 impl<B> std::fmt::Debug for DriverContext<B> {
@@ -71,6 +77,8 @@ struct Driver<S, B> {
     /// Turns true when the node shuts down; the session then finishes and says 421.
     shutdown: watch::Receiver<bool>,
     shutdown_told: bool,
+    /// An LMTP session: copies are keyed by content (see `incoming::Acceptance`).
+    lmtp: bool,
 }
 
 /// Drives one session until it closes. Call it inside the session's tracing span.
@@ -84,7 +92,9 @@ pub async fn drive<S, B>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
     B: Backend,
 {
+    let lmtp = config.kind == ListenerKind::Lmtp;
     let mut driver = Driver {
+        lmtp,
         stream,
         session: ServerSession::new(clock::now(), config),
         pending: None,
@@ -274,14 +284,15 @@ where
 
     fn store(&mut self, token: Token, message: &AcceptedMessage) {
         let queue_id = queue_id::next();
-        let built = incoming::build(
-            message,
-            &self.routes,
-            queue_id.clone(),
-            &self.client,
-            &self.context.hostname,
-            clock::unix_millis(),
-        );
+        let acceptance = Acceptance {
+            queue_id: queue_id.clone(),
+            client: &self.client,
+            hostname: &self.context.hostname,
+            received_at_ms: clock::unix_millis(),
+            placement: &self.context.placement,
+            key_by_content: self.lmtp,
+        };
+        let built = incoming::build(message, &self.routes, &acceptance);
         self.routes.clear();
         let Some(incoming) = built else {
             tracing::error!("an accepted recipient has no route; refusing the message");
@@ -291,9 +302,16 @@ where
             return;
         };
         let backend = self.context.backend.clone();
+        let delivery = self.context.delivery.clone();
+        let for_queue = incoming::queued(&incoming);
         self.pending = Some(Box::pin(async move {
             let outcome = match backend.accept(incoming).await {
-                Ok(()) => StoreOutcome::Stored { queue_id },
+                Ok(()) => {
+                    if let (Some(delivery), Some(queued)) = (delivery, for_queue) {
+                        delivery.enqueue(queued).await;
+                    }
+                    StoreOutcome::Stored { queue_id }
+                }
                 Err(error) => {
                     tracing::error!(%error, %queue_id, "message not stored");
                     StoreOutcome::Failed

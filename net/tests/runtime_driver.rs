@@ -7,12 +7,13 @@
 mod runtime_support;
 
 use runtime_support::SmtpClient;
+use sluice_core::delivery::DeliveryPolicy;
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
-use sluice_core::router::RouterConfig;
+use sluice_core::router::{MailboxAccess, RouterConfig};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{Limits, ListenerKind, SessionConfig, TlsMode};
 use sluice_net::backend::Backend;
-use sluice_net::incoming::ClientInfo;
+use sluice_net::incoming::{ClientInfo, PlacementPolicy};
 use sluice_net::maybe_tls::MaybeTls;
 use sluice_net::smtp_driver::{self, DriverContext};
 use sluice_net::store::{IncomingMessage, StoreError};
@@ -88,6 +89,11 @@ fn start(backend: ScriptedBackend) -> (SmtpClient<DuplexStream>, tempfile::TempD
         tls: tokio_rustls::TlsAcceptor::from(tls.config),
         router: RouterConfig::new(Domain::parse("x.test").unwrap()),
         hostname: hostname.clone(),
+        placement: PlacementPolicy {
+            mailboxes: MailboxAccess::InProcess,
+            delivery: DeliveryPolicy::default(),
+        },
+        delivery: None,
     });
     let config = SessionConfig {
         kind: ListenerKind::Mx,
@@ -97,9 +103,7 @@ fn start(backend: ScriptedBackend) -> (SmtpClient<DuplexStream>, tempfile::TempD
         limits: Limits::default(),
     };
     let (client, server) = tokio::io::duplex(64 * 1024);
-    let client_info = ClientInfo {
-        address: "192.0.2.1:1234".parse().unwrap(),
-    };
+    let client_info = ClientInfo::new("192.0.2.1:1234".parse().unwrap());
     tokio::spawn(smtp_driver::drive(
         MaybeTls::Plain(server),
         config,

@@ -216,16 +216,16 @@ async fn apply_step(store: &Store, step: &Step, expected: &Result<Outcome, Mailb
             received_at_ms,
         } => (user, queue_id, body, received_at_ms),
     };
-    let incoming = IncomingMessage {
-        queue_id: queue_id.clone(),
-        reverse_path: "<sender@remote.test>".to_owned(),
-        received_at_ms: *received_at_ms,
-        recipients: vec![RoutedRecipient::Local {
+    let incoming = IncomingMessage::new(
+        queue_id,
+        "<sender@remote.test>",
+        *received_at_ms,
+        vec![RoutedRecipient::Local {
             user: user.clone(),
             original: user.clone(),
         }],
-        data: BODIES[*body].1.clone(),
-    };
+        BODIES[*body].1.clone(),
+    );
     let actual = store.accept(&incoming).await;
     match (expected, &actual) {
         (Ok(_), Ok(())) => {}

@@ -8,7 +8,7 @@ mod common;
 
 use common::{Placement, TestDatabase};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
-use sluice_net::store::{Garbage, GarbageReport};
+use sluice_net::store::{Garbage, GarbageReport, QueuedCopy};
 use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError, StoreOptions};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,20 +55,17 @@ fn local(user: &str) -> RoutedRecipient {
 }
 
 fn external(address: &str) -> RoutedRecipient {
-    RoutedRecipient::External {
-        address: address.to_owned(),
-        original: address.to_owned(),
-    }
+    RoutedRecipient::Queued(QueuedCopy::to_mx(address, address))
 }
 
 fn message(queue_id: &str, recipients: Vec<RoutedRecipient>, body: &str) -> IncomingMessage {
-    IncomingMessage {
-        queue_id: queue_id.to_owned(),
-        reverse_path: "<sender@remote.test>".to_owned(),
-        received_at_ms: 1_764_400_000_000,
+    IncomingMessage::new(
+        queue_id,
+        "<sender@remote.test>",
+        1_764_400_000_000,
         recipients,
-        data: body.as_bytes().to_vec(),
-    }
+        body.as_bytes().to_vec(),
+    )
 }
 
 /// Blob files one stored body leaves in the test's placement.

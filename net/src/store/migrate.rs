@@ -20,6 +20,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "inline bodies",
         include_str!("../../migrations/sqlite/0002_inline_bodies.sql"),
     ),
+    (
+        3,
+        "outbound queue",
+        include_str!("../../migrations/sqlite/0003_outbound_queue.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -32,6 +37,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "inline bodies",
         include_str!("../../migrations/postgres/0002_inline_bodies.sql"),
     ),
+    (
+        3,
+        "outbound queue",
+        include_str!("../../migrations/postgres/0003_outbound_queue.sql"),
+    ),
 ];
 const MYSQL: &[(i64, &str, &str)] = &[
     (
@@ -43,6 +53,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         2,
         "inline bodies",
         include_str!("../../migrations/mysql/0002_inline_bodies.sql"),
+    ),
+    (
+        3,
+        "outbound queue",
+        include_str!("../../migrations/mysql/0003_outbound_queue.sql"),
     ),
 ];
 

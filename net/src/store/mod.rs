@@ -12,7 +12,7 @@
 //! every commit durable (NORMAL would not).
 //!
 //! Blob reference counts live in SQL (`blobs.refcount`: mailbox entries plus
-//! `pending` queue records). [`Store::collect_garbage`] removes rows whose count
+//! queue records not yet final: `pending` or `deferred`). [`Store::collect_garbage`] removes rows whose count
 //! reached zero, with their files, and files without a row (a crash between the
 //! file write and the commit) once older than a grace period; the node runs it at
 //! start and periodically. A path that adds a reference to a file body must claim
@@ -21,26 +21,32 @@
 //! Modules: `sql` (the pool and SQL dialects), `migrate` (embedded schemas),
 //! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
 //! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `queue` (accept and its group commit), `garbage`
-//! (garbage collection of bodies).
+//! `sluice_core::mailbox`), `queue` (accept and its group commit), `outbound` (the
+//! delivery queue's state: restore, bodies for attempts, decisions with notices),
+//! `garbage` (garbage collection of bodies).
 
 mod blob;
 mod directory;
 mod garbage;
 mod mailbox;
 mod migrate;
+mod outbound;
 mod password;
 mod queue;
 mod sql;
 
 pub use garbage::{Garbage, GarbageReport};
+pub use outbound::OutboundBody;
 pub use sql::Backend;
 
 use blob::BlobStore;
 use directory::Kind;
 use queue::Committer;
+use sluice_core::delivery::Destination;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
+use sluice_core::queue::{QueuedMessage, RecipientChange};
+use sluice_core::smtp::params::{Notify, OriginalRecipient, Ret};
 use sql::Db;
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -88,18 +94,81 @@ pub struct IncomingMessage {
     pub reverse_path: String,
     /// When the message was accepted, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+    /// What makes each local copy unique: a message stored again under the same key
+    /// (a retried LMTP delivery) reaches no mailbox twice. The queue id for mail
+    /// received over SMTP; for LMTP, a digest of the message as the gateway sent it.
+    pub delivery_key: String,
+    /// ENVID and RET from MAIL (RFC 3461), for notices and onward delivery.
+    pub envid: Option<String>,
+    pub ret: Option<Ret>,
+    /// The message needs SMTPUTF8 onward (MAIL said SMTPUTF8).
+    pub smtputf8: bool,
+    /// How many Received header fields the message carries (loop detection).
+    pub received_headers: u32,
     pub recipients: Vec<RoutedRecipient>,
     /// The whole message as stored: the Received header followed by what the client sent.
     pub data: Vec<u8>,
 }
 
-/// Where one envelope recipient goes, as decided by the core router.
+/// Where one copy of the message goes, as core's router and placement decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoutedRecipient {
     /// Into the INBOX of a local user (canonical address); `original` is the RCPT address.
     Local { user: String, original: String },
-    /// To an external address, queued for the delivery tier.
-    External { address: String, original: String },
+    /// To the delivery queue: an external address, or a mailbox on a backend.
+    Queued(QueuedCopy),
+}
+
+/// A copy for the delivery queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedCopy {
+    pub address: String,
+    /// The RCPT address that led here, as written.
+    pub original: String,
+    pub destination: Destination,
+    /// NOTIFY and ORCPT from that RCPT (RFC 3461).
+    pub notify: Option<Notify>,
+    pub orcpt: Option<OriginalRecipient>,
+}
+
+impl QueuedCopy {
+    /// An external copy by its address, with no DSN parameters, to the domain's MX hosts.
+    pub fn to_mx(address: &str, original: &str) -> QueuedCopy {
+        let domain = address
+            .rsplit_once('@')
+            .map_or(address, |(_, domain)| domain);
+        QueuedCopy {
+            address: address.to_owned(),
+            original: original.to_owned(),
+            destination: Destination::mx(domain),
+            notify: None,
+            orcpt: None,
+        }
+    }
+}
+
+impl IncomingMessage {
+    /// A message with no DSN parameters, its delivery key its queue id.
+    pub fn new(
+        queue_id: &str,
+        reverse_path: &str,
+        received_at_ms: i64,
+        recipients: Vec<RoutedRecipient>,
+        data: Vec<u8>,
+    ) -> IncomingMessage {
+        IncomingMessage {
+            queue_id: queue_id.to_owned(),
+            reverse_path: reverse_path.to_owned(),
+            received_at_ms,
+            delivery_key: queue_id.to_owned(),
+            envid: None,
+            ret: None,
+            smtputf8: false,
+            received_headers: 0,
+            recipients,
+            data,
+        }
+    }
 }
 
 /// One message in a user's folder.
@@ -121,9 +190,19 @@ pub struct QueueEntry {
     pub queue_id: String,
     pub reverse_path: String,
     pub recipient: String,
-    /// `delivered` (to a local mailbox) or `pending` (external, awaiting delivery).
+    /// `pending`, `deferred`, `delivered` or `failed`.
     pub state: String,
     pub received_at_ms: i64,
+    /// Where a queued copy goes (core's text form); None for a copy written into a
+    /// local mailbox at acceptance.
+    pub destination: Option<String>,
+    /// Temporary failures so far.
+    pub attempts: i64,
+    pub next_attempt_ms: Option<i64>,
+    /// The last outcome: status, the server that gave it, and its text.
+    pub status: Option<String>,
+    pub remote_mta: Option<String>,
+    pub diagnostic: Option<String>,
 }
 
 /// The default of [`StoreOptions::inline_body_limit`]: 64 KiB holds most mail
@@ -267,6 +346,52 @@ impl Store {
             message,
         )
         .await
+    }
+
+    /// Every queued message with a recipient still to deliver, for the queue at start.
+    pub async fn queued_messages(&self) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.db.queued_messages().await
+    }
+
+    /// A queued message's body, as an attempt sends it.
+    pub async fn outbound_message(&self, queue_id: &str) -> Result<OutboundBody, StoreError> {
+        let (blob, smtputf8) = self.db.outbound_blob(queue_id).await?;
+        Ok(OutboundBody {
+            data: self.read_blob(&blob).await?,
+            smtputf8,
+        })
+    }
+
+    /// Writes the queue's decisions about `queue_id`'s recipients and, when the queue
+    /// asked for one, stores the notice as a new message: all in one transaction, so
+    /// that a failure is never durable without its notice, nor a notice without its
+    /// failure. Retried on deadlocks; idempotent for the changes.
+    pub async fn persist_queue(
+        &self,
+        queue_id: &str,
+        changes: &[RecipientChange],
+        notice: Option<&IncomingMessage>,
+    ) -> Result<(), StoreError> {
+        outbound::persist(
+            &self.db,
+            &self.blobs,
+            self.options.inline_body_limit,
+            queue_id,
+            changes,
+            notice,
+        )
+        .await
+    }
+
+    /// Makes deferred recipients of `queue_id` (or of every message) due now, in the
+    /// store; for `sluice queue retry|flush` when no server runs. The count changed.
+    pub async fn retry_now(&self, queue_id: Option<&str>, now_ms: i64) -> Result<u64, StoreError> {
+        self.db.retry_now(queue_id, now_ms).await
+    }
+
+    /// Deletes a finished (or administratively deleted) message from the queue.
+    pub async fn remove_queued(&self, queue_id: &str) -> Result<(), StoreError> {
+        self.db.remove_queued(queue_id).await
     }
 
     /// The messages in one folder of a user, by UID.

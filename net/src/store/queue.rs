@@ -11,8 +11,9 @@
 use super::blob::{BlobStore, blob_name};
 use super::directory::{Kind, lookup_key};
 use super::mailbox::{change_blob_refs, deliver};
+use super::outbound;
 use super::sql::{Backend, Db, WriteTx, int, is_retryable};
-use super::{IncomingMessage, QueueEntry, RoutedRecipient, StoreError};
+use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::mailbox::MailboxError;
 use sqlx::Row;
 use std::collections::BTreeSet;
@@ -105,13 +106,13 @@ async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<CommitRequest>) {
     }
 }
 
-/// A message of a batch, borrowed from its request.
+/// A message whose body is placed, ready for its records.
 #[derive(Clone, Copy, Debug)]
-struct Item<'a> {
-    message: &'a IncomingMessage,
-    size: i64,
-    blob: &'a str,
-    content: Option<&'a [u8]>,
+pub(super) struct Item<'a> {
+    pub(super) message: &'a IncomingMessage,
+    pub(super) size: i64,
+    pub(super) blob: &'a str,
+    pub(super) content: Option<&'a [u8]>,
 }
 
 impl CommitRequest {
@@ -145,15 +146,25 @@ async fn commit_with_retries(
 async fn commit(db: &Db, blobs: &BlobStore, items: &[Item<'_>]) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
     for item in items {
-        claim_blob(db, &mut tx, item).await?;
-        // Inside the transaction, after the claim: a collector that removed the
-        // file has committed by now, and none can remove it before we commit.
-        if item.content.is_none() && !file_exists(blobs, item.blob).await? {
-            return Err(StoreError::BlobRemoved(item.blob.to_owned()));
-        }
-        record(db, &mut tx, item).await?;
+        stage(db, blobs, &mut tx, item).await?;
     }
     tx.commit().await
+}
+
+/// Writes one message's body claim and records inside `tx`.
+pub(super) async fn stage(
+    db: &Db,
+    blobs: &BlobStore,
+    tx: &mut WriteTx,
+    item: &Item<'_>,
+) -> Result<(), StoreError> {
+    claim_blob(db, tx, item).await?;
+    // Inside the transaction, after the claim: a collector that removed the
+    // file has committed by now, and none can remove it before we commit.
+    if item.content.is_none() && !file_exists(blobs, item.blob).await? {
+        return Err(StoreError::BlobRemoved(item.blob.to_owned()));
+    }
+    record(db, tx, item).await
 }
 
 async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
@@ -205,24 +216,80 @@ async fn queue_record_exists(
     Ok(row.is_some())
 }
 
-async fn insert_queue_record(
+/// A local copy's record: written into the mailbox at acceptance, never queued.
+async fn insert_local_record(
     db: &Db,
     tx: &mut WriteTx,
     message: &IncomingMessage,
     recipient: &str,
     original: &str,
-    state: &str,
     blob: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(&db.sql(
         "INSERT INTO queue_records (queue_id, recipient, original_recipient, reverse_path, \
-         state, blob_sha256, received_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         state, blob_sha256, received_at_ms) VALUES (?, ?, ?, ?, 'delivered', ?, ?)",
     ))
     .bind(&message.queue_id)
     .bind(recipient)
     .bind(original)
     .bind(&message.reverse_path)
-    .bind(state)
+    .bind(blob)
+    .bind(message.received_at_ms)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// A queued copy's record, pending, with its destination and DSN parameters.
+async fn insert_queued_record(
+    db: &Db,
+    tx: &mut WriteTx,
+    message: &IncomingMessage,
+    copy: &QueuedCopy,
+    blob: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(&db.sql(
+        "INSERT INTO queue_records (queue_id, recipient, original_recipient, reverse_path, \
+         state, blob_sha256, received_at_ms, destination, notify, orcpt) \
+         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+    ))
+    .bind(&message.queue_id)
+    .bind(&copy.address)
+    .bind(&copy.original)
+    .bind(&message.reverse_path)
+    .bind(blob)
+    .bind(message.received_at_ms)
+    .bind(copy.destination.to_string())
+    .bind(copy.notify.map(outbound::notify_text))
+    .bind(copy.orcpt.as_ref().map(outbound::orcpt_text))
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// The message's envelope row for the queue, once (a retried commit skips it).
+async fn insert_queue_message(
+    db: &Db,
+    tx: &mut WriteTx,
+    message: &IncomingMessage,
+    size: i64,
+    blob: &str,
+) -> Result<(), StoreError> {
+    let reverse_path = message
+        .reverse_path
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    sqlx::query(&db.insert_ignore(
+        "queue_messages (queue_id, reverse_path, envid, ret, smtputf8, received_headers, \
+         size, blob_sha256, arrival_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(&message.queue_id)
+    .bind(reverse_path)
+    .bind(message.envid.as_deref())
+    .bind(message.ret.map(outbound::ret_text))
+    .bind(i32::from(message.smtputf8))
+    .bind(i64::from(message.received_headers))
+    .bind(size)
     .bind(blob)
     .bind(message.received_at_ms)
     .execute(&mut *tx.tx)
@@ -242,13 +309,11 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
     // Local recipients in key order: concurrent transactions then lock INBOX rows
     // in the same order, which keeps PostgreSQL and MySQL free of deadlocks.
     let mut locals: Vec<(String, &str)> = Vec::new();
-    let mut externals: Vec<(&str, &str)> = Vec::new();
+    let mut queued: Vec<&QueuedCopy> = Vec::new();
     for recipient in &message.recipients {
         match recipient {
             RoutedRecipient::Local { user, original } => locals.push((lookup_key(user), original)),
-            RoutedRecipient::External { address, original } => {
-                externals.push((address.as_str(), original.as_str()));
-            }
+            RoutedRecipient::Queued(copy) => queued.push(copy),
         }
     }
     locals.sort();
@@ -269,7 +334,7 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             db,
             tx,
             &user_key,
-            &message.queue_id,
+            &message.delivery_key,
             blob,
             size,
             message.received_at_ms,
@@ -283,16 +348,19 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             }
             Err(error) => return Err(StoreError::Mailbox(error)),
         }
-        insert_queue_record(db, tx, message, &canonical, original, "delivered", blob).await?;
+        insert_local_record(db, tx, message, &canonical, original, blob).await?;
     }
-    for (address, original) in externals {
-        if !seen.insert(format!("external:{address}")) {
+    if !queued.is_empty() {
+        insert_queue_message(db, tx, message, size, blob).await?;
+    }
+    for copy in queued {
+        if !seen.insert(format!("queued:{}", copy.address)) {
             continue;
         }
-        if queue_record_exists(db, tx, &message.queue_id, address).await? {
+        if queue_record_exists(db, tx, &message.queue_id, &copy.address).await? {
             continue;
         }
-        insert_queue_record(db, tx, message, address, original, "pending", blob).await?;
+        insert_queued_record(db, tx, message, copy, blob).await?;
         references += 1;
     }
     change_blob_refs(db, tx, blob, references).await
@@ -321,6 +389,11 @@ pub(crate) async fn accept(
                 queue_id: message.queue_id.clone(),
                 reverse_path: message.reverse_path.clone(),
                 received_at_ms: message.received_at_ms,
+                delivery_key: message.delivery_key.clone(),
+                envid: message.envid.clone(),
+                ret: message.ret,
+                smtputf8: message.smtputf8,
+                received_headers: message.received_headers,
                 recipients: message.recipients.clone(),
                 data: Vec::new(),
             },
@@ -347,7 +420,7 @@ pub(crate) async fn accept(
 /// crash before the commit an unreferenced file is harmless garbage, whereas a
 /// record without its body would be a lost message. Hashing and writing run on a
 /// blocking thread. Returns the blob name and the inline content, if inline.
-async fn place_body(
+pub(super) async fn place_body(
     blobs: &Arc<BlobStore>,
     inline: bool,
     data: &[u8],
@@ -388,7 +461,8 @@ impl Db {
 
     pub(crate) async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT queue_id, reverse_path, recipient, state, received_at_ms FROM queue_records \
+            "SELECT queue_id, reverse_path, recipient, state, received_at_ms, destination, \
+             attempts, next_attempt_ms, status, remote_mta, diagnostic FROM queue_records \
              ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -401,8 +475,47 @@ impl Db {
                     recipient: row.try_get("recipient")?,
                     state: row.try_get("state")?,
                     received_at_ms: int(row, "received_at_ms")?,
+                    destination: row.try_get("destination")?,
+                    attempts: int(row, "attempts")?,
+                    next_attempt_ms: row.try_get("next_attempt_ms")?,
+                    status: row.try_get("status")?,
+                    remote_mta: row.try_get("remote_mta")?,
+                    diagnostic: row.try_get("diagnostic")?,
                 })
             })
             .collect()
+    }
+
+    /// Makes deferred recipients (of one message, or all) due now: what `sluice
+    /// queue retry|flush` does when no server is running; the next start sees it.
+    pub(crate) async fn retry_now(
+        &self,
+        queue_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let result =
+            match queue_id {
+                Some(queue_id) => {
+                    sqlx::query(&self.sql(
+                        "UPDATE queue_records SET next_attempt_ms = ? \
+                     WHERE state = 'deferred' AND queue_id = ?",
+                    ))
+                    .bind(now_ms)
+                    .bind(queue_id)
+                    .execute(&mut *tx.tx)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&self.sql(
+                        "UPDATE queue_records SET next_attempt_ms = ? WHERE state = 'deferred'",
+                    ))
+                    .bind(now_ms)
+                    .execute(&mut *tx.tx)
+                    .await?
+                }
+            };
+        tx.commit().await?;
+        Ok(result.rows_affected())
     }
 }

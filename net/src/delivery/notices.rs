@@ -1,0 +1,110 @@
+//! Carries out the queue's durable writes: recipient state changes, and with them
+//! the notice the queue asked for — built by core from the original message, its one
+//! recipient (the original sender) routed by core's router and placed like any
+//! accepted recipient — committed in one transaction, so that a failure is never
+//! recorded without its notice nor a notice sent without its failure.
+
+use crate::clock;
+use crate::incoming::{self, PlacementPolicy};
+use crate::queue_id;
+use crate::routing;
+use crate::store::{IncomingMessage, Store, StoreError};
+use sluice_core::notice::{self, NoticeContext, NoticeRequest};
+use sluice_core::queue::{QueuedMessage, RecipientChange};
+use sluice_core::router::{Route, RouterConfig};
+use sluice_core::smtp::address::{Domain, ForwardPath, Mailbox, ReversePath};
+use sluice_core::smtp::server::RecipientCheck;
+
+/// How notices are written and placed.
+#[derive(Debug)]
+pub struct NoticeWriter {
+    /// Our name: Reporting-MTA, the MAILER-DAEMON address and Message-ID domain.
+    pub hostname: Domain,
+    /// Largest original returned whole.
+    pub return_limit: usize,
+    pub router: RouterConfig,
+    pub placement: PlacementPolicy,
+}
+
+impl NoticeWriter {
+    /// Writes `changes` of `queue_id` and, when asked, the notice, in one transaction.
+    /// The notice's queue record when it has recipients for the queue (an external
+    /// sender, or one on another backend); `None` when there is no notice or it went
+    /// straight into a local mailbox.
+    pub async fn persist(
+        &self,
+        store: &Store,
+        queue_id: &str,
+        changes: &[RecipientChange],
+        request: Option<NoticeRequest>,
+    ) -> Result<Option<QueuedMessage>, StoreError> {
+        let notice = match request {
+            Some(request) => self.build(store, queue_id, &request).await?,
+            None => None,
+        };
+        store
+            .persist_queue(queue_id, changes, notice.as_ref())
+            .await?;
+        Ok(notice.and_then(|message| incoming::queued(&message)))
+    }
+
+    /// The notice as an accepted message, or `None` when its recipient is refused
+    /// for good (the sender's local address no longer exists): a notice that cannot
+    /// be delivered is dropped, never answered with another notice.
+    async fn build(
+        &self,
+        store: &Store,
+        queue_id: &str,
+        request: &NoticeRequest,
+    ) -> Result<Option<IncomingMessage>, StoreError> {
+        let original = store.outbound_message(queue_id).await?;
+        let notice_id = queue_id::next();
+        let now_ms = clock::unix_millis();
+        let mut context = NoticeContext::new(
+            self.hostname.as_str(),
+            format!("{notice_id}.notice@{}", self.hostname.as_str()),
+            now_ms.div_euclid(1000),
+        );
+        context.return_limit = self.return_limit;
+        let built = notice::build(request, &original.data, &context).map_err(|error| {
+            StoreError::Invalid {
+                what: "delivery notice",
+                reason: error.to_string(),
+            }
+        })?;
+        let Ok(mailbox) = Mailbox::parse(&built.recipient) else {
+            tracing::warn!(recipient = %built.recipient, "a notice's recipient is not an address; dropped");
+            return Ok(None);
+        };
+        let recipient = ForwardPath::Mailbox(mailbox);
+        let check = RecipientCheck {
+            reverse_path: ReversePath::Null,
+            recipient: recipient.clone(),
+            // Notices may go to any domain: they answer mail we accepted.
+            authenticated: Some(String::from("MAILER-DAEMON")),
+        };
+        let route = routing::route(store.clone(), self.router.clone(), check).await;
+        match &route {
+            Route::Deliver { .. } => {}
+            Route::Refused(refusal) => {
+                tracing::warn!(recipient = %built.recipient, ?refusal, "a notice's recipient is refused; notice dropped");
+                return Ok(None);
+            }
+            Route::TemporaryFailure(reason) => {
+                return Err(StoreError::Invalid {
+                    what: "notice recipient",
+                    reason: format!("cannot be routed now: {reason:?}"),
+                });
+            }
+        }
+        Ok(incoming::notice_message(
+            notice_id,
+            &recipient,
+            &route,
+            &self.placement,
+            now_ms,
+            built.data,
+            built.smtputf8,
+        ))
+    }
+}
