@@ -83,6 +83,8 @@ fn build_sluice() -> anyhow::Result<PathBuf> {
 /// What to put into the configuration and the directory before the first start.
 #[derive(Clone, Debug)]
 pub struct ServerSetup {
+    /// `server.role`: all, gateway or backend.
+    pub role: String,
     pub hostname: String,
     pub domains: Vec<String>,
     /// (address, password)
@@ -96,6 +98,7 @@ pub struct ServerSetup {
 impl Default for ServerSetup {
     fn default() -> Self {
         ServerSetup {
+            role: "all".to_owned(),
             hostname: "mx.sluice.test".to_owned(),
             domains: vec!["sluice.test".to_owned()],
             users: vec![("user@sluice.test".to_owned(), "correct horse".to_owned())],
@@ -140,6 +143,7 @@ impl Server {
         let database = data_dir.join("sluice.db");
         let config = format!(
             "[server]\n\
+             role = \"{role}\"\n\
              hostname = \"{hostname}\"\n\
              data_dir = \"{data}\"\n\
              shutdown_grace_seconds = 2\n\
@@ -162,10 +166,14 @@ impl Server {
              address = \"127.0.0.1:0\"\n\
              max_connections_per_ip = {per_ip}\n\
              \n\
+             [listeners.lmtp]\n\
+             address = \"127.0.0.1:0\"\n\
+             \n\
              [log]\n\
              format = \"json\"\n\
              level = \"info\"\n\
              {extra}\n",
+            role = setup.role,
             hostname = setup.hostname,
             data = data_dir.display(),
             database = database.display(),
