@@ -334,6 +334,20 @@ impl Config {
             .queue_config()
             .validate()
             .map_err(|error| (queue_key(error.field), error.to_string()))?;
+        if self
+            .delivery
+            .tls
+            .parse::<sluice_core::delivery::TlsPolicy>()
+            .is_err()
+        {
+            return Err((
+                "delivery.tls",
+                format!(
+                    "{:?} is not opportunistic, required or disabled",
+                    self.delivery.tls
+                ),
+            ));
+        }
         self.delivery.policy()?;
         if self.server.role == Role::Gateway && self.delivery.backend()?.is_none() {
             return Err((
@@ -601,6 +615,66 @@ mod tests {
     }
 
     #[test]
+    fn roles_choose_the_default_listeners() {
+        let parse = |text: &str| Config::parse(text, Path::new("x.toml")).unwrap();
+        let all = parse("");
+        assert!(all.listener_enabled(ListenerName::Mx));
+        assert!(!all.listener_enabled(ListenerName::Lmtp));
+        let backend = parse("[server]\nrole = \"backend\"\n");
+        assert!(!backend.listener_enabled(ListenerName::Mx));
+        assert!(backend.listener_enabled(ListenerName::Lmtp));
+        let forced = parse("[listeners.lmtp]\nenabled = true\n");
+        assert!(forced.listener_enabled(ListenerName::Lmtp));
+    }
+
+    #[test]
+    fn a_gateway_needs_its_backend_and_delivery_keys_are_checked() {
+        let error = error_of("[server]\nrole = \"gateway\"\n");
+        assert_eq!(error.key.as_deref(), Some("delivery.backend_lmtp"));
+        Config::parse(
+            "[server]\nrole = \"gateway\"\n[delivery]\nbackend_lmtp = \"127.0.0.1:2424\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        let error = error_of("[delivery]\nbackend_lmtp = \"nowhere\"\n");
+        assert_eq!(error.key.as_deref(), Some("delivery.backend_lmtp"));
+        let error = error_of(
+            "[[delivery.path]]\ndomains = [\".example.org\"]\npath = \"relay\"\nrelay = \"r.test\"\n",
+        );
+        assert_eq!(error.key.as_deref(), Some("delivery.path"));
+        assert!(
+            error.message.contains("write subdomains as"),
+            "{}",
+            error.message
+        );
+        let error = error_of("[delivery]\ntls = \"sometimes\"\n");
+        assert_eq!(error.key.as_deref(), Some("delivery.tls"));
+        let error = error_of("[queue]\nfirst_retry_seconds = 0\n");
+        assert_eq!(error.key.as_deref(), Some("queue.first_retry_seconds"));
+        assert_eq!(error.line, Some(2));
+        let error = error_of("[dns.override.\"x.test\"]\nmx = [\"ten mx.x.test\"]\n");
+        assert_eq!(error.key.as_deref(), Some("dns.override"));
+    }
+
+    #[test]
+    fn a_strict_default_tls_policy_covers_every_domain() {
+        let config =
+            Config::parse("[delivery]\ntls = \"required\"\n", Path::new("x.toml")).unwrap();
+        let destination = config
+            .delivery
+            .policy()
+            .unwrap()
+            .destination_for("far.test");
+        assert_eq!(destination.tls, sluice_core::delivery::TlsPolicy::Required);
+        assert_eq!(
+            destination.path,
+            sluice_core::delivery::DeliveryPath::Mx {
+                domain: "far.test".to_owned()
+            }
+        );
+    }
+
+    #[test]
     fn the_example_file_is_valid_and_documents_every_key() {
         let text = include_str!("../sluice.example.toml");
         Config::parse(text, Path::new("sluice.example.toml")).unwrap();
@@ -626,6 +700,29 @@ mod tests {
             "max_connections_per_ip",
             "format",
             "level",
+            "role",
+            "first_retry_seconds",
+            "max_retry_interval_seconds",
+            "expire_after_seconds",
+            "delay_warning_seconds",
+            "max_attempts_per_destination",
+            "max_attempts",
+            "max_attempts_per_minute",
+            "max_received_headers",
+            "notice_return_limit",
+            "backend_lmtp",
+            "mx_port",
+            "tls",
+            "connect_timeout_seconds",
+            "ca_file",
+            "domains",
+            "path",
+            "relay",
+            "nameservers",
+            "timeout_seconds",
+            "attempts",
+            "mx",
+            "addresses",
         ] {
             assert!(text.contains(&format!("{key} =")), "{key} undocumented");
         }
