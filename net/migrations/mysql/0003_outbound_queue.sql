@@ -22,7 +22,7 @@ ALTER TABLE queue_records
     ADD COLUMN final_at_ms BIGINT,
     ADD COLUMN status VARCHAR(16),
     ADD COLUMN remote_mta VARCHAR(255),
-    ADD COLUMN diagnostic TEXT,
+    ADD COLUMN diagnostic VARCHAR(4000),
     ADD COLUMN diagnostic_is_reply INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN notify_passed_on INTEGER NOT NULL DEFAULT 0,
     ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0;

@@ -20,6 +20,16 @@ use std::time::Duration;
 
 /// Attempts for a write that hit a deadlock or a lock timeout.
 const ATTEMPTS: u32 = 5;
+/// The most characters of a reply or error kept per recipient (the MySQL column
+/// holds 4000); a server's essay is cut, never a reason for a write to fail.
+const MAX_DIAGNOSTIC: usize = 2000;
+/// Likewise for a remote host name.
+const MAX_REMOTE_MTA: usize = 255;
+
+/// `text` cut to at most `limit` characters.
+fn bounded(text: &str, limit: usize) -> String {
+    text.chars().take(limit).collect()
+}
 
 /// A queued message's body, as an attempt sends it.
 #[derive(Clone, Debug)]
@@ -139,8 +149,11 @@ impl StateColumns {
             };
             (
                 Some(failure.status.to_string()),
-                failure.remote_mta.clone(),
-                Some(diagnostic),
+                failure
+                    .remote_mta
+                    .as_deref()
+                    .map(|host| bounded(host, MAX_REMOTE_MTA)),
+                Some(bounded(&diagnostic, MAX_DIAGNOSTIC)),
                 is_reply,
             )
         };
@@ -190,8 +203,10 @@ impl StateColumns {
                 last_attempt_ms: Some(millis(*at)),
                 final_at_ms: Some(millis(*at)),
                 status: reply.status.map(|status| status.to_string()),
-                remote_mta: remote_mta.clone(),
-                diagnostic: Some(reply_text(reply)),
+                remote_mta: remote_mta
+                    .as_deref()
+                    .map(|host| bounded(host, MAX_REMOTE_MTA)),
+                diagnostic: Some(bounded(&reply_text(reply), MAX_DIAGNOSTIC)),
                 diagnostic_is_reply: true,
                 notify_passed_on: *notify_passed_on,
             },

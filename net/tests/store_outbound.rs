@@ -1,0 +1,281 @@
+//! The delivery queue's durable state on every database and body placement: what
+//! accept queues comes back as core's queue types; the queue's decisions and the
+//! notice they carry are written in one transaction; blob references follow the
+//! records; finished messages go away; an administrator's flush reaches the store.
+
+// Helpers in test files panic on failure like the tests they serve.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::TestDatabase;
+use sluice_core::delivery::{DeliveryPath, Destination, Diagnostic, Failure, TlsPolicy};
+use sluice_core::queue::{RecipientChange, RecipientState};
+use sluice_core::smtp::params::{Notify, OriginalRecipient, Ret};
+use sluice_core::smtp::reply::{EnhancedStatus, Reply};
+use sluice_core::time::Instant;
+use sluice_net::store::{IncomingMessage, QueuedCopy, RoutedRecipient, Store};
+
+per_backend_and_placement!(
+    queued_copies_come_back_as_the_queue_had_them,
+    decisions_and_their_notice_commit_together,
+    finished_messages_release_their_body,
+    a_flush_without_a_server_is_kept_for_the_next_start,
+);
+
+const ARRIVAL_MS: i64 = 1_764_400_000_000;
+
+async fn store_with_users(database: &TestDatabase) -> Store {
+    let store = database.open().await;
+    store.add_domain("example.org").await.unwrap();
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    store
+}
+
+fn relay() -> Destination {
+    Destination {
+        path: DeliveryPath::Relay {
+            host: "smart.example.net".to_owned(),
+            port: 587,
+        },
+        tls: TlsPolicy::Required,
+    }
+}
+
+/// From alice, to a local copy for alice and two queued copies with DSN parameters.
+fn message(queue_id: &str) -> IncomingMessage {
+    let mut far = QueuedCopy::to_mx("bob@far.test", "bob@far.test");
+    far.notify = Some(Notify::On {
+        success: true,
+        failure: true,
+        delay: false,
+    });
+    far.orcpt = Some(OriginalRecipient {
+        address_type: "rfc822".to_owned(),
+        address: "Bob@Far.Test".to_owned(),
+    });
+    let mut smart = QueuedCopy::to_mx("carol@partner.test", "carol@partner.test");
+    smart.destination = relay();
+    smart.notify = Some(Notify::Never);
+    let mut incoming = IncomingMessage::new(
+        queue_id,
+        "<alice@example.org>",
+        ARRIVAL_MS,
+        vec![
+            RoutedRecipient::Local {
+                user: "alice@example.org".to_owned(),
+                original: "alice@example.org".to_owned(),
+            },
+            RoutedRecipient::Queued(far),
+            RoutedRecipient::Queued(smart),
+        ],
+        b"Received: from a\r\nReceived: from b\r\nSubject: q\r\n\r\nbody\r\n".to_vec(),
+    );
+    incoming.envid = Some("env-1".to_owned());
+    incoming.ret = Some(Ret::Headers);
+    incoming.smtputf8 = true;
+    incoming.received_headers = 2;
+    incoming
+}
+
+fn deferred(attempts: u32, next_ms: u64) -> RecipientState {
+    RecipientState::Deferred {
+        attempts,
+        next_attempt: Instant::from_millis(next_ms),
+        last_failure: Failure {
+            status: EnhancedStatus::new(4, 2, 0),
+            remote_mta: Some("mx.far.test".to_owned()),
+            diagnostic: Diagnostic::Reply(Reply::new(
+                450,
+                EnhancedStatus::new(4, 2, 0),
+                "mailbox busy",
+            )),
+        },
+        last_attempt_at: Instant::from_millis(next_ms - 300_000),
+    }
+}
+
+async fn queued_copies_come_back_as_the_queue_had_them(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.accept(&message("Q1")).await.unwrap();
+    let queued = store.queued_messages().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let restored = &queued[0];
+    assert_eq!(restored.queue_id, "Q1");
+    assert_eq!(restored.reverse_path.as_deref(), Some("alice@example.org"));
+    assert_eq!(restored.envid.as_deref(), Some("env-1"));
+    assert_eq!(restored.ret, Some(Ret::Headers));
+    assert_eq!(restored.received_headers, 2);
+    assert_eq!(restored.arrival, Instant::from_millis(ARRIVAL_MS as u64));
+    // The local copy went into the mailbox at acceptance: not the queue's.
+    let addresses: Vec<&str> = restored
+        .recipients
+        .iter()
+        .map(|recipient| recipient.address.as_str())
+        .collect();
+    assert_eq!(addresses, ["bob@far.test", "carol@partner.test"]);
+    let bob = &restored.recipients[0];
+    assert_eq!(bob.destination, Destination::mx("far.test"));
+    assert_eq!(bob.state, RecipientState::Pending);
+    assert_eq!(
+        bob.notify,
+        Some(Notify::On {
+            success: true,
+            failure: true,
+            delay: false
+        })
+    );
+    assert_eq!(bob.original.as_ref().unwrap().address, "Bob@Far.Test");
+    assert_eq!(restored.recipients[1].destination, relay());
+    assert_eq!(restored.recipients[1].notify, Some(Notify::Never));
+    let body = store.outbound_message("Q1").await.unwrap();
+    assert!(body.smtputf8);
+    assert_eq!(body.data, message("Q1").data);
+
+    // A deferral is restored with its schedule, reply and all.
+    let change = RecipientChange {
+        address: "bob@far.test".to_owned(),
+        state: deferred(1, ARRIVAL_MS as u64 + 600_000),
+        delay_notified: true,
+    };
+    store
+        .persist_queue("Q1", &[change.clone()], None)
+        .await
+        .unwrap();
+    let queued = store.queued_messages().await.unwrap();
+    let bob = &queued[0].recipients[0];
+    assert_eq!(bob.state, change.state);
+    assert!(bob.delay_notified);
+}
+
+async fn decisions_and_their_notice_commit_together(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.accept(&message("Q2")).await.unwrap();
+    let failed = RecipientState::Failed {
+        at: Instant::from_millis(ARRIVAL_MS as u64 + 1000),
+        failure: Failure {
+            status: EnhancedStatus::new(5, 1, 1),
+            remote_mta: Some("mx.far.test".to_owned()),
+            diagnostic: Diagnostic::Reply(Reply::new(
+                550,
+                EnhancedStatus::new(5, 1, 1),
+                "no such user",
+            )),
+        },
+    };
+    let notice = IncomingMessage::new(
+        "N2",
+        "<>",
+        ARRIVAL_MS + 1000,
+        vec![RoutedRecipient::Local {
+            user: "alice@example.org".to_owned(),
+            original: "alice@example.org".to_owned(),
+        }],
+        b"From: MAILER-DAEMON@example.org\r\nSubject: Undelivered Mail\r\n\r\nsorry\r\n".to_vec(),
+    );
+    let change = RecipientChange {
+        address: "bob@far.test".to_owned(),
+        state: failed.clone(),
+        delay_notified: false,
+    };
+    store
+        .persist_queue("Q2", &[change.clone()], Some(&notice))
+        .await
+        .unwrap();
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2, "the message's own copy and the notice");
+    assert_eq!(store.read_blob(&inbox[1].blob).await.unwrap(), notice.data);
+    let entries = store.queue_entries().await.unwrap();
+    let bob = entries
+        .iter()
+        .find(|entry| entry.recipient == "bob@far.test")
+        .unwrap();
+    assert_eq!(bob.state, "failed");
+    assert_eq!(bob.status.as_deref(), Some("5.1.1"));
+    assert_eq!(bob.remote_mta.as_deref(), Some("mx.far.test"));
+    assert!(bob.diagnostic.as_deref().unwrap().contains("no such user"));
+    // Writing the same decision again (a retried write) stores nothing twice.
+    store
+        .persist_queue("Q2", &[change], Some(&notice))
+        .await
+        .unwrap();
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2);
+    // Carol is still pending, so the message is still the queue's.
+    let queued = store.queued_messages().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].recipients[0].state, failed);
+}
+
+async fn finished_messages_release_their_body(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.accept(&message("Q3")).await.unwrap();
+    let blob = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap()[0]
+        .blob
+        .clone();
+    // Alice's mailbox copy and two queued copies.
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(3));
+    let delivered = RecipientState::Delivered {
+        at: Instant::from_millis(ARRIVAL_MS as u64 + 5000),
+        remote_mta: Some("mx.far.test".to_owned()),
+        reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "queued as X"),
+        notify_passed_on: true,
+    };
+    let change = RecipientChange {
+        address: "bob@far.test".to_owned(),
+        state: delivered,
+        delay_notified: false,
+    };
+    store.persist_queue("Q3", &[change], None).await.unwrap();
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(2));
+    // An administrator removes the message with carol still pending.
+    store.remove_queued("Q3").await.unwrap();
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(1));
+    assert!(store.queued_messages().await.unwrap().is_empty());
+    assert!(store.queue_entries().await.unwrap().is_empty());
+    // The mailbox copy is untouched.
+    assert_eq!(
+        store
+            .folder_messages("alice@example.org", "INBOX")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn a_flush_without_a_server_is_kept_for_the_next_start(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.accept(&message("Q4")).await.unwrap();
+    let far_future = ARRIVAL_MS as u64 + 3_600_000;
+    let change = RecipientChange {
+        address: "bob@far.test".to_owned(),
+        state: deferred(3, far_future),
+        delay_notified: false,
+    };
+    store.persist_queue("Q4", &[change], None).await.unwrap();
+    let now = ARRIVAL_MS + 1000;
+    assert_eq!(store.retry_now(Some("Q4"), now).await.unwrap(), 1);
+    let queued = store.queued_messages().await.unwrap();
+    match &queued[0].recipients[0].state {
+        RecipientState::Deferred {
+            attempts,
+            next_attempt,
+            ..
+        } => {
+            assert_eq!(*attempts, 3);
+            assert_eq!(*next_attempt, Instant::from_millis(now as u64));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.retry_now(Some("elsewhere"), now).await.unwrap(), 0);
+}
