@@ -103,7 +103,12 @@ async fn start_delivery(
         hostname: hostname.clone(),
         mx_port: config.delivery.mx_port,
         connect_timeout: Duration::from_secs(config.delivery.connect_timeout_seconds),
-        limits: ClientLimits::default(),
+        // Idle connections wait this long for the next message to their host.
+        limits: ClientLimits {
+            idle_timeout: sluice_core::time::Duration::from_secs(5),
+            ..ClientLimits::default()
+        },
+        pool: Arc::default(),
         dkim: DkimKeyStore::load_dir(&config.server.data_dir.join("dkim"))
             .context("cannot load the DKIM keys")?,
     };

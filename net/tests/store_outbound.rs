@@ -139,7 +139,7 @@ async fn queued_copies_come_back_as_the_queue_had_them(database: TestDatabase) {
         delay_notified: true,
     };
     store
-        .persist_queue("Q1", &[change.clone()], None)
+        .persist_queue("Q1", std::slice::from_ref(&change), None)
         .await
         .unwrap();
     let queued = store.queued_messages().await.unwrap();
@@ -179,7 +179,7 @@ async fn decisions_and_their_notice_commit_together(database: TestDatabase) {
         delay_notified: false,
     };
     store
-        .persist_queue("Q2", &[change.clone()], Some(&notice))
+        .persist_queue("Q2", std::slice::from_ref(&change), Some(&notice))
         .await
         .unwrap();
     let inbox = store

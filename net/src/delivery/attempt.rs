@@ -4,7 +4,7 @@
 //! turn, runs a client session and moves the recipients a session left unresolved
 //! on to the next address. Every recipient comes back with exactly one result.
 
-use super::connection;
+use super::connection::{self, Delivered, Job, Pool, PoolKey};
 use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
@@ -15,8 +15,10 @@ use sluice_core::smtp::client::{
     SessionOutcome,
 };
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 /// What every attempt of a node shares.
 #[derive(Debug)]
@@ -31,6 +33,8 @@ pub struct Deliverer {
     pub limits: Limits,
     /// Keys for signing mail that leaves for other domains' servers.
     pub dkim: DkimKeyStore,
+    /// Idle connections, reused by later attempts to the same host.
+    pub pool: Arc<Pool>,
 }
 
 /// One host to try: its name (for TLS and Remote-MTA), addresses, port and protocol.
@@ -83,32 +87,24 @@ impl Deliverer {
                 let mut tls = destination.tls;
                 loop {
                     let socket = SocketAddr::new(*address, host.port);
-                    let stream = match self.connect(socket).await {
-                        Ok(stream) => stream,
-                        Err(reason) => {
-                            let name = format!("{} [{}]", host.name, address);
-                            last_failure = Some(Failure::no_connection(&name, &reason));
-                            break;
-                        }
-                    };
-                    let config = ClientConfig {
-                        hostname: self.hostname.clone(),
+                    let key = PoolKey {
+                        address: socket,
                         protocol: host.protocol,
                         tls,
-                        remote_host: host.name.clone(),
-                        limits: self.limits.clone(),
+                        host: host.name.clone(),
                     };
                     let this_try = OutgoingMessage {
                         recipients: unresolved.clone(),
                         ..message.clone()
                     };
-                    let run = connection::run(stream, config, vec![this_try], &self.tls).await;
-                    let outcomes = run
-                        .reports
-                        .into_iter()
-                        .next()
-                        .map(|report| report.recipients)
-                        .unwrap_or_default();
+                    let delivered = match self.deliver_on(&key, this_try).await {
+                        Ok(delivered) => delivered,
+                        Err(failure) => {
+                            last_failure = Some(failure);
+                            break;
+                        }
+                    };
+                    let outcomes = delivered.report.recipients;
                     let mut still: Vec<OutgoingRecipient> = Vec::new();
                     for (index, recipient) in unresolved.iter().enumerate() {
                         match outcomes.get(index) {
@@ -123,13 +119,13 @@ impl Deliverer {
                         }
                     }
                     unresolved = still;
-                    match run.outcome {
-                        SessionOutcome::Completed => break,
-                        SessionOutcome::Failed(failure) => {
+                    match delivered.ended {
+                        None | Some(SessionOutcome::Completed) => break,
+                        Some(SessionOutcome::Failed(failure)) => {
                             last_failure = Some(failure.failure);
                             break;
                         }
-                        SessionOutcome::RetryWithoutTls(failure) => {
+                        Some(SessionOutcome::RetryWithoutTls(failure)) => {
                             last_failure = Some(failure.failure);
                             // Only the opportunistic policy may fall back to plain text.
                             if tls != TlsPolicy::Opportunistic || unresolved.is_empty() {
@@ -173,6 +169,65 @@ impl Deliverer {
                 std::sync::Arc::clone(&message.body)
             }
         }
+    }
+
+    /// Runs `message` on an idle connection for `key` when the pool has one that
+    /// takes it, else on a new connection. A pooled connection that ended before
+    /// answering anything (its server timed it out) is not held against the host: the
+    /// message then goes over a new connection.
+    async fn deliver_on(
+        &self,
+        key: &PoolKey,
+        message: OutgoingMessage,
+    ) -> Result<Delivered, Failure> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Job {
+            message: message.clone(),
+            reply,
+        });
+        if self.pool.offer(key, job).is_ok() {
+            if let Ok(delivered) = answer.await
+                && (delivered.ended.is_none()
+                    || delivered
+                        .report
+                        .recipients
+                        .iter()
+                        .any(|outcome| matches!(outcome, RecipientOutcome::Final(_))))
+            {
+                return Ok(delivered);
+            }
+            return Box::pin(self.deliver_fresh(key, message)).await;
+        }
+        self.deliver_fresh(key, message).await
+    }
+
+    async fn deliver_fresh(
+        &self,
+        key: &PoolKey,
+        message: OutgoingMessage,
+    ) -> Result<Delivered, Failure> {
+        let stream = self.connect(key.address).await.map_err(|reason| {
+            Failure::no_connection(&format!("{} [{}]", key.host, key.address.ip()), &reason)
+        })?;
+        let config = ClientConfig {
+            hostname: self.hostname.clone(),
+            protocol: key.protocol,
+            tls: key.tls,
+            remote_host: key.host.clone(),
+            limits: self.limits.clone(),
+        };
+        let (reply, answer) = oneshot::channel();
+        connection::spawn(
+            stream,
+            config,
+            Job { message, reply },
+            self.tls.clone(),
+            Arc::clone(&self.pool),
+            key.clone(),
+        );
+        answer
+            .await
+            .map_err(|_| Failure::local_error("the delivery session ended without an answer"))
     }
 
     async fn connect(&self, address: SocketAddr) -> Result<TcpStream, String> {

@@ -1,94 +1,186 @@
 //! Runs one SMTP or LMTP client session on one connection: the core session's bytes
 //! out, the server's bytes in, STARTTLS carried out with rustls, its deadlines slept
-//! on, and the messages it asks for handed over one at a time. Generic over the
-//! stream, so the same driver runs on TCP and on simulated connections.
+//! on. The session lives on its own task and takes messages as jobs: after each one
+//! it reports, and while it is idle and healthy it waits in the [`Pool`] so that the
+//! next attempt to the same host reuses the connection (RFC 5321 §4.1.1.5 allows
+//! many transactions per session) until the session's idle deadline says QUIT.
+//! Generic over the stream, so the same driver runs on TCP and simulated connections.
 
 use super::tls::ClientTls;
 use crate::clock;
 use crate::maybe_tls::MaybeTls;
 use rustls::pki_types::ServerName;
+use sluice_core::delivery::TlsPolicy;
 use sluice_core::machine::Machine;
 use sluice_core::smtp::client::{
     ClientConfig, ClientEvent, ClientSession, Input, MessageReport, OutgoingMessage, Output,
-    SessionOutcome,
+    Protocol, SessionOutcome,
 };
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::client::TlsStream;
 
 const READ_BUFFER: usize = 16 * 1024;
+/// Idle connections kept per host; more are closed.
+const IDLE_PER_HOST: usize = 8;
 
-/// What one connection achieved.
+/// What became of one message handed to a connection.
 #[derive(Debug)]
-pub(super) struct SessionRun {
-    /// One per message handed over, in order.
-    pub(super) reports: Vec<MessageReport>,
-    pub(super) outcome: SessionOutcome,
+pub(super) struct Delivered {
+    pub(super) report: MessageReport,
+    /// How the session ended, when it ended with this message (`None`: it is
+    /// alive and was offered to the pool).
+    pub(super) ended: Option<SessionOutcome>,
 }
 
-/// Drives a session on `stream` (already connected) until it closes, giving it
-/// `messages` in order. Every message gets a report: the session guarantees one per
-/// message it was given, and messages it never asked for are not given.
-pub(super) async fn run<S>(
+/// One message for a connection, and where its outcome goes.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) message: OutgoingMessage,
+    pub(super) reply: oneshot::Sender<Delivered>,
+}
+
+/// Which connections may carry a message: same address, protocol, TLS policy and
+/// host name (the TLS name and Remote-MTA).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct PoolKey {
+    pub(super) address: SocketAddr,
+    pub(super) protocol: Protocol,
+    pub(super) tls: TlsPolicy,
+    pub(super) host: String,
+}
+
+/// Idle connections by host, each reachable through its job channel.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<mpsc::Sender<Job>>>>,
+}
+
+impl Pool {
+    /// Hands `job` to an idle connection for `key`; gives it back when none takes it.
+    pub(super) fn offer(&self, key: &PoolKey, mut job: Box<Job>) -> Result<(), Box<Job>> {
+        loop {
+            let candidate = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.get_mut(key).and_then(Vec::pop)
+            };
+            let Some(connection) = candidate else {
+                return Err(job);
+            };
+            match connection.try_send(*job) {
+                Ok(()) => return Ok(()),
+                // Closed meanwhile (idle deadline, server gone): try the next one.
+                Err(mpsc::error::TrySendError::Closed(back))
+                | Err(mpsc::error::TrySendError::Full(back)) => job = Box::new(back),
+            }
+        }
+    }
+
+    fn park(&self, key: &PoolKey, jobs: mpsc::Sender<Job>) -> bool {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let parked = idle.entry(key.clone()).or_default();
+        parked.retain(|sender| !sender.is_closed());
+        if parked.len() >= IDLE_PER_HOST {
+            return false;
+        }
+        parked.push(jobs);
+        true
+    }
+}
+
+/// Starts a session on `stream` (already connected) on its own task, beginning with
+/// `first`. Every job gets exactly one reply: the session reports each message it is
+/// given once.
+pub(super) fn spawn<S>(
     stream: S,
     config: ClientConfig,
-    messages: Vec<OutgoingMessage>,
-    tls: &ClientTls,
-) -> SessionRun
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    first: Job,
+    tls: ClientTls,
+    pool: Arc<Pool>,
+    key: PoolKey,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let (jobs_sender, jobs) = mpsc::channel(1);
     let mut driver = Driver {
         stream: MaybeTls::Plain(stream),
         session: ClientSession::new(clock::now(), config),
-        waiting: messages.into(),
-        reports: Vec::new(),
+        waiting: VecDeque::new(),
+        report: None,
+        jobs,
+        jobs_sender: Some(jobs_sender),
         tls,
+        pool,
+        key,
     };
-    let outcome = driver.run().await;
-    SessionRun {
-        reports: driver.reports,
-        outcome,
-    }
+    tokio::spawn(async move {
+        driver.give(first);
+        driver.run().await;
+    });
 }
 
-struct Driver<'a, S> {
+struct Driver<S> {
     stream: MaybeTls<S, TlsStream<S>>,
     session: ClientSession,
-    waiting: VecDeque<OutgoingMessage>,
-    reports: Vec<MessageReport>,
-    tls: &'a ClientTls,
+    /// Replies owed, in the order their messages were given.
+    waiting: VecDeque<oneshot::Sender<Delivered>>,
+    /// A report whose reply waits to learn whether the session lives on.
+    report: Option<MessageReport>,
+    jobs: mpsc::Receiver<Job>,
+    /// Cloned into the pool while idle; dropped when the session ends.
+    jobs_sender: Option<mpsc::Sender<Job>>,
+    tls: ClientTls,
+    pool: Arc<Pool>,
+    key: PoolKey,
 }
 
-impl<S> Driver<'_, S>
+impl<S> Driver<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    async fn run(&mut self) -> SessionOutcome {
-        if let Some(first) = self.waiting.pop_front() {
-            self.session.handle(clock::now(), Input::Message(first));
-        }
+    fn give(&mut self, job: Job) {
+        self.waiting.push_back(job.reply);
+        self.session
+            .handle(clock::now(), Input::Message(job.message));
+    }
+
+    async fn run(&mut self) {
         let mut buffer = vec![0u8; READ_BUFFER];
+        let mut idle = false;
         loop {
-            if let Some(outcome) = self.carry_out().await {
-                return outcome;
+            match self.carry_out().await {
+                Step::Closed => return,
+                Step::Idle => idle = true,
+                Step::Busy => {}
             }
             let deadline = self.session.next_deadline().map(clock::to_tokio);
-            let input = tokio::select! {
-                read = self.stream.read(&mut buffer) => match read {
-                    Ok(0) | Err(_) => Input::PeerClosed,
-                    Ok(count) => Input::Bytes(buffer[..count].to_vec()),
-                },
-                () = sleep_until(deadline) => Input::Tick,
-            };
-            self.session.handle(clock::now(), input);
+            tokio::select! {
+                read = self.stream.read(&mut buffer) => {
+                    let input = match read {
+                        Ok(0) | Err(_) => Input::PeerClosed,
+                        Ok(count) => Input::Bytes(buffer[..count].to_vec()),
+                    };
+                    self.session.handle(clock::now(), input);
+                }
+                job = self.jobs.recv(), if idle => {
+                    idle = false;
+                    match job {
+                        Some(job) => self.give(job),
+                        None => self.session.handle(clock::now(), Input::Finish),
+                    }
+                }
+                () = sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+            }
         }
     }
 
-    /// Performs every pending output; the session's outcome once it closed. After the
-    /// outputs of one round are written and flushed the session hears `Written`, which
-    /// may release the next block of a body being streamed.
-    async fn carry_out(&mut self) -> Option<SessionOutcome> {
+    /// Performs every pending output. After the outputs of one round are written and
+    /// flushed the session hears `Written`, which may release the next body block.
+    async fn carry_out(&mut self) -> Step {
+        let mut step = Step::Busy;
         loop {
             let mut wrote = false;
             while let Some(output) = self.session.poll() {
@@ -113,29 +205,62 @@ where
                         self.session.handle(clock::now(), input);
                     }
                     Output::Ready => {
-                        let input = match self.waiting.pop_front() {
-                            Some(message) => Input::Message(message),
-                            None => Input::Finish,
-                        };
-                        self.session.handle(clock::now(), input);
+                        self.answer(None);
+                        step = self.go_idle();
                     }
-                    Output::Report(report) => self.reports.push(report),
+                    Output::Report(report) => {
+                        // Owed to the oldest waiting job; sent once we know whether
+                        // the session goes on (Ready) or ends (Close).
+                        self.answer(None);
+                        self.report = Some(report);
+                    }
                     Output::Close(outcome) => {
+                        self.jobs_sender = None;
+                        self.answer(Some(outcome.clone()));
                         let _ = self.stream.flush().await;
                         let _ = self.stream.shutdown().await;
-                        return Some(outcome);
+                        // A job that slipped in after the last report is told so: its
+                        // message was never given to the session.
+                        self.jobs.close();
+                        while let Ok(job) = self.jobs.try_recv() {
+                            drop(job);
+                        }
+                        return Step::Closed;
                     }
                     Output::Event(event) => log_event(&event),
                 }
             }
             if !wrote {
-                return None;
+                return step;
             }
             let input = match self.stream.flush().await {
                 Ok(()) => Input::Written,
                 Err(_) => Input::PeerClosed,
             };
             self.session.handle(clock::now(), input);
+        }
+    }
+
+    /// Sends the held report to its job, with the session's end if it ended.
+    fn answer(&mut self, ended: Option<SessionOutcome>) {
+        if let Some(report) = self.report.take()
+            && let Some(reply) = self.waiting.pop_front()
+        {
+            let _ = reply.send(Delivered { report, ended });
+        }
+    }
+
+    /// Offers the idle session to the pool; with no room it says QUIT.
+    fn go_idle(&mut self) -> Step {
+        let parked = self
+            .jobs_sender
+            .as_ref()
+            .is_some_and(|sender| self.pool.park(&self.key, sender.clone()));
+        if parked {
+            Step::Idle
+        } else {
+            self.session.handle(clock::now(), Input::Finish);
+            Step::Busy
         }
     }
 
@@ -157,6 +282,14 @@ where
             }
         }
     }
+}
+
+/// Where a round of outputs left the session.
+enum Step {
+    Busy,
+    /// Waiting for a job in the pool.
+    Idle,
+    Closed,
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

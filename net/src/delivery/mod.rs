@@ -5,7 +5,8 @@
 //!
 //! - `service`: the task that owns the queue machine ([`start`], [`DeliveryHandle`]);
 //! - `attempt`: one attempt over one destination, host after host ([`Deliverer`]);
-//! - `connection`: one client session on one connection, with STARTTLS;
+//! - `connection`: one client session on one connection, with STARTTLS, kept idle in a
+//!   [`Pool`] for the next message to the same host;
 //! - `notices`: state changes and their notice, in one transaction ([`NoticeWriter`]);
 //! - `tls`: the client's rustls configurations ([`ClientTls`]).
 
@@ -16,6 +17,7 @@ mod service;
 mod tls;
 
 pub use attempt::Deliverer;
+pub use connection::Pool;
 pub use notices::NoticeWriter;
 pub use service::{Command, DeliveryHandle, start};
 pub use tls::{ClientTls, ClientTlsError};
