@@ -10,10 +10,10 @@
 
 use super::blob::{BlobStore, blob_name};
 use super::directory::{Kind, lookup_key};
-use super::mailbox::{change_blob_refs, deliver};
+use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::sql::{Backend, Db, WriteTx, int, is_retryable};
 use super::{IncomingMessage, QueueEntry, RoutedRecipient, StoreError};
-use sluice_core::mailbox::MailboxError;
+use sluice_core::mailbox::Outcome;
 use sqlx::Row;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -190,44 +190,50 @@ async fn claim_blob(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), St
     Ok(())
 }
 
-async fn queue_record_exists(
-    db: &Db,
-    tx: &mut WriteTx,
-    queue_id: &str,
-    recipient: &str,
-) -> Result<bool, StoreError> {
-    let row =
-        sqlx::query(&db.sql("SELECT id FROM queue_records WHERE queue_id = ? AND recipient = ?"))
-            .bind(queue_id)
-            .bind(recipient)
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-    Ok(row.is_some())
+/// One queue record of a message, before it is written.
+#[derive(Clone, Copy, Debug)]
+struct QueueRecord<'a> {
+    recipient: &'a str,
+    original: &'a str,
+    state: &'a str,
 }
 
-async fn insert_queue_record(
+/// Writes a queue record unless (queue id, recipient) has one: whether it wrote.
+/// Every step of `record` is conditional on this, which is what makes `accept`
+/// idempotent.
+async fn record_queue_entry(
     db: &Db,
     tx: &mut WriteTx,
     message: &IncomingMessage,
-    recipient: &str,
-    original: &str,
-    state: &str,
+    entry: &QueueRecord<'_>,
     blob: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(&db.sql(
-        "INSERT INTO queue_records (queue_id, recipient, original_recipient, reverse_path, \
+) -> Result<bool, StoreError> {
+    if db.backend == Backend::Mysql {
+        // No ON CONFLICT on MySQL (and INSERT IGNORE would truncate silently).
+        let row = sqlx::query("SELECT id FROM queue_records WHERE queue_id = ? AND recipient = ?")
+            .bind(&message.queue_id)
+            .bind(entry.recipient)
+            .fetch_optional(&mut *tx.tx)
+            .await?;
+        if row.is_some() {
+            return Ok(false);
+        }
+    }
+    let inserted = sqlx::query(&db.insert_or_skip(
+        "queue_records (queue_id, recipient, original_recipient, reverse_path, \
          state, blob_sha256, received_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
     ))
     .bind(&message.queue_id)
-    .bind(recipient)
-    .bind(original)
+    .bind(entry.recipient)
+    .bind(entry.original)
     .bind(&message.reverse_path)
-    .bind(state)
+    .bind(entry.state)
     .bind(blob)
     .bind(message.received_at_ms)
     .execute(&mut *tx.tx)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// The records of one message. Every step skips what a previous attempt of the
@@ -262,10 +268,15 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             Some((Kind::User, canonical)) => canonical,
             _ => return Err(StoreError::NotFound(format!("user {user_key}"))),
         };
-        if queue_record_exists(db, tx, &message.queue_id, &canonical).await? {
+        let entry = QueueRecord {
+            recipient: &canonical,
+            original,
+            state: "delivered",
+        };
+        if !record_queue_entry(db, tx, message, &entry, blob).await? {
             continue;
         }
-        match deliver(
+        match deliver_to_inbox(
             db,
             tx,
             &user_key,
@@ -277,24 +288,26 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
         )
         .await?
         {
+            Ok(Outcome::Delivered { .. }) => references += 1,
             Ok(_) => {}
-            Err(MailboxError::NoSuchUser(_)) => {
-                return Err(StoreError::NotFound(format!("user {canonical}")));
-            }
             Err(error) => return Err(StoreError::Mailbox(error)),
         }
-        insert_queue_record(db, tx, message, &canonical, original, "delivered", blob).await?;
     }
     for (address, original) in externals {
         if !seen.insert(format!("external:{address}")) {
             continue;
         }
-        if queue_record_exists(db, tx, &message.queue_id, address).await? {
-            continue;
+        let entry = QueueRecord {
+            recipient: address,
+            original,
+            state: "pending",
+        };
+        if record_queue_entry(db, tx, message, &entry, blob).await? {
+            references += 1;
         }
-        insert_queue_record(db, tx, message, address, original, "pending", blob).await?;
-        references += 1;
     }
+    // One update for all of the message's new references (mailbox entries and
+    // pending records), rather than one per recipient.
     change_blob_refs(db, tx, blob, references).await
 }
 
