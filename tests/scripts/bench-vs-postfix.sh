@@ -29,8 +29,10 @@ if [ -n "${SLUICE_BIN:-}" ] && [ -n "${BENCH_BIN:-}" ]; then
 else
   echo "== building sluice and sluice-bench (release)"
   (cd "$ROOT" && cargo build --release --quiet -p sluice-net --bin sluice -p sluice-tests --bin sluice-bench)
-  SLUICE=$ROOT/target/release/sluice
-  BENCH=$ROOT/target/release/sluice-bench
+  # Where cargo put them: CARGO_TARGET_DIR when set, else the workspace's target/.
+  TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+  SLUICE=$TARGET/release/sluice
+  BENCH=$TARGET/release/sluice-bench
 fi
 
 WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX)

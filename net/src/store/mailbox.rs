@@ -3,7 +3,7 @@
 //! the same operations, with the same results, as `sluice_core::mailbox`'s model.
 
 use super::directory::lookup_key;
-use super::sql::{Db, WriteTx, int};
+use super::sql::{Backend, Db, WriteTx, int};
 use super::{StoreError, StoredMessage};
 use sluice_core::mailbox::{
     FolderObservation, INBOX, MailboxError, MessageObservation, Operation, Outcome,
@@ -285,33 +285,49 @@ pub(crate) async fn deliver(
     if !user_exists(db, tx, user_key).await? {
         return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned())));
     }
-    let seen = sqlx::query(
-        &db.sql("SELECT delivery_key FROM deliveries WHERE user_key = ? AND delivery_key = ?"),
+    ensure_blob(db, tx, blob, size).await?;
+    let outcome = deliver_to_inbox(
+        db,
+        tx,
+        user_key,
+        delivery_key,
+        blob,
+        size,
+        internal_date_ms,
+        queue_id,
     )
-    .bind(user_key)
-    .bind(delivery_key)
-    .fetch_optional(&mut *tx.tx)
     .await?;
-    if seen.is_some() {
+    if let Ok(Outcome::Delivered { .. }) = outcome {
+        change_blob_refs(db, tx, blob, 1).await?;
+    }
+    Ok(outcome)
+}
+
+/// The INBOX half of [`deliver`], for a caller that has checked the user and
+/// holds the blob row, and that counts the blob references itself (one per
+/// `Delivered`). Few statements: it is on the accept path, once per recipient.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn deliver_to_inbox(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    delivery_key: &str,
+    blob: &str,
+    size: i64,
+    internal_date_ms: i64,
+    queue_id: &str,
+) -> Result<Result<Outcome, MailboxError>, StoreError> {
+    if !record_delivery_key(db, tx, user_key, delivery_key).await? {
         return Ok(Ok(Outcome::AlreadyDelivered));
     }
-    let Some(inbox) = find_folder(db, tx, user_key, INBOX).await? else {
-        return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
-    };
-    let uid = match allocate_uids(db, tx, &inbox, INBOX, 1).await? {
-        Ok(uid) => uid,
+    let (folder_id, uid) = match take_inbox_uid(db, tx, user_key).await? {
+        Ok(taken) => taken,
         Err(error) => return Ok(Err(error)),
     };
-    sqlx::query(&db.sql("INSERT INTO deliveries (user_key, delivery_key) VALUES (?, ?)"))
-        .bind(user_key)
-        .bind(delivery_key)
-        .execute(&mut *tx.tx)
-        .await?;
-    ensure_blob(db, tx, blob, size).await?;
     insert_message(
         db,
         tx,
-        inbox.id,
+        folder_id,
         uid,
         blob,
         size,
@@ -320,8 +336,74 @@ pub(crate) async fn deliver(
         queue_id,
     )
     .await?;
-    change_blob_refs(db, tx, blob, 1).await?;
     Ok(Ok(Outcome::Delivered { uid }))
+}
+
+/// Records a delivery key; false if the user had it already. A refusal later in
+/// the same transaction rolls the key back with everything else.
+async fn record_delivery_key(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+    delivery_key: &str,
+) -> Result<bool, StoreError> {
+    if db.backend == Backend::Mysql {
+        // MySQL has no ON CONFLICT, and sqlx's FOUND_ROWS makes an ON DUPLICATE
+        // KEY no-op count as a row: look first.
+        let seen = sqlx::query(
+            "SELECT delivery_key FROM deliveries WHERE user_key = ? AND delivery_key = ?",
+        )
+        .bind(user_key)
+        .bind(delivery_key)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+    }
+    let inserted =
+        sqlx::query(&db.insert_or_skip("deliveries (user_key, delivery_key) VALUES (?, ?)"))
+            .bind(user_key)
+            .bind(delivery_key)
+            .execute(&mut *tx.tx)
+            .await?
+            .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Takes the next UID of a user's INBOX: its folder id and the UID. One
+/// `UPDATE … RETURNING` where the backend has it (SQLite, PostgreSQL); the
+/// UPDATE row-locks the folder, so concurrent deliveries serialise there.
+async fn take_inbox_uid(
+    db: &Db,
+    tx: &mut WriteTx,
+    user_key: &str,
+) -> Result<Result<(i64, u32), MailboxError>, StoreError> {
+    if db.backend == Backend::Mysql {
+        let Some(inbox) = find_folder(db, tx, user_key, INBOX).await? else {
+            return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
+        };
+        return Ok(allocate_uids(db, tx, &inbox, INBOX, 1)
+            .await?
+            .map(|uid| (inbox.id, uid)));
+    }
+    let row = sqlx::query(&db.sql(
+        "UPDATE folders SET uidnext = uidnext + 1 WHERE user_key = ? AND name = ? \
+         RETURNING id, uidnext",
+    ))
+    .bind(user_key)
+    .bind(INBOX)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
+    };
+    let uidnext = int(&row, "uidnext")?;
+    // The caller's transaction rolls the increment back with this refusal.
+    if uidnext > i64::from(u32::MAX) {
+        return Ok(Err(MailboxError::UidsExhausted(INBOX.to_owned())));
+    }
+    Ok(Ok((int(&row, "id")?, to_u32(uidnext - 1, "uid")?)))
 }
 
 async fn folder_rows(

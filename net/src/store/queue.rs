@@ -10,11 +10,11 @@
 
 use super::blob::{BlobStore, blob_name};
 use super::directory::{Kind, lookup_key};
-use super::mailbox::{change_blob_refs, deliver};
+use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::outbound;
 use super::sql::{Backend, Db, WriteTx, int, is_retryable};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
-use sluice_core::mailbox::MailboxError;
+use sluice_core::mailbox::Outcome;
 use sqlx::Row;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -201,70 +201,66 @@ async fn claim_blob(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), St
     Ok(())
 }
 
-async fn queue_record_exists(
+/// One queue record of a message, before it is written.
+#[derive(Clone, Copy, Debug)]
+struct QueueRecord<'a> {
+    recipient: &'a str,
+    original: &'a str,
+    state: &'a str,
+    /// A copy for the queue; None for one written into a mailbox now.
+    queued: Option<&'a QueuedCopy>,
+}
+
+/// Writes a queue record unless (queue id, recipient) has one: whether it wrote.
+/// Every step of `record` is conditional on this, which is what makes `accept`
+/// idempotent. A queued copy's record carries its destination and DSN parameters.
+async fn record_queue_entry(
     db: &Db,
     tx: &mut WriteTx,
-    queue_id: &str,
-    recipient: &str,
+    message: &IncomingMessage,
+    entry: &QueueRecord<'_>,
+    blob: &str,
 ) -> Result<bool, StoreError> {
-    let row =
-        sqlx::query(&db.sql("SELECT id FROM queue_records WHERE queue_id = ? AND recipient = ?"))
-            .bind(queue_id)
-            .bind(recipient)
+    if db.backend == Backend::Mysql {
+        // No ON CONFLICT on MySQL (and INSERT IGNORE would truncate silently).
+        let row = sqlx::query("SELECT id FROM queue_records WHERE queue_id = ? AND recipient = ?")
+            .bind(&message.queue_id)
+            .bind(entry.recipient)
             .fetch_optional(&mut *tx.tx)
             .await?;
-    Ok(row.is_some())
-}
-
-/// A local copy's record: written into the mailbox at acceptance, never queued.
-async fn insert_local_record(
-    db: &Db,
-    tx: &mut WriteTx,
-    message: &IncomingMessage,
-    recipient: &str,
-    original: &str,
-    blob: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(&db.sql(
-        "INSERT INTO queue_records (queue_id, recipient, original_recipient, reverse_path, \
-         state, blob_sha256, received_at_ms) VALUES (?, ?, ?, ?, 'delivered', ?, ?)",
-    ))
-    .bind(&message.queue_id)
-    .bind(recipient)
-    .bind(original)
-    .bind(&message.reverse_path)
-    .bind(blob)
-    .bind(message.received_at_ms)
-    .execute(&mut *tx.tx)
-    .await?;
-    Ok(())
-}
-
-/// A queued copy's record, pending, with its destination and DSN parameters.
-async fn insert_queued_record(
-    db: &Db,
-    tx: &mut WriteTx,
-    message: &IncomingMessage,
-    copy: &QueuedCopy,
-    blob: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(&db.sql(
-        "INSERT INTO queue_records (queue_id, recipient, original_recipient, reverse_path, \
+        if row.is_some() {
+            return Ok(false);
+        }
+    }
+    let inserted = sqlx::query(&db.insert_or_skip(
+        "queue_records (queue_id, recipient, original_recipient, reverse_path, \
          state, blob_sha256, received_at_ms, destination, notify, orcpt) \
-         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ))
     .bind(&message.queue_id)
-    .bind(&copy.address)
-    .bind(&copy.original)
+    .bind(entry.recipient)
+    .bind(entry.original)
     .bind(&message.reverse_path)
+    .bind(entry.state)
     .bind(blob)
     .bind(message.received_at_ms)
-    .bind(copy.destination.to_string())
-    .bind(copy.notify.map(outbound::notify_text))
-    .bind(copy.orcpt.as_ref().map(outbound::orcpt_text))
+    .bind(entry.queued.map(|copy| copy.destination.to_string()))
+    .bind(
+        entry
+            .queued
+            .and_then(|copy| copy.notify)
+            .map(outbound::notify_text),
+    )
+    .bind(
+        entry
+            .queued
+            .and_then(|copy| copy.orcpt.as_ref())
+            .map(outbound::orcpt_text),
+    )
     .execute(&mut *tx.tx)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// The message's envelope row for the queue, once (a retried commit skips it).
@@ -327,10 +323,16 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             Some((Kind::User, canonical)) => canonical,
             _ => return Err(StoreError::NotFound(format!("user {user_key}"))),
         };
-        if queue_record_exists(db, tx, &message.queue_id, &canonical).await? {
+        let entry = QueueRecord {
+            recipient: &canonical,
+            original,
+            state: "delivered",
+            queued: None,
+        };
+        if !record_queue_entry(db, tx, message, &entry, blob).await? {
             continue;
         }
-        match deliver(
+        match deliver_to_inbox(
             db,
             tx,
             &user_key,
@@ -342,13 +344,10 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
         )
         .await?
         {
+            Ok(Outcome::Delivered { .. }) => references += 1,
             Ok(_) => {}
-            Err(MailboxError::NoSuchUser(_)) => {
-                return Err(StoreError::NotFound(format!("user {canonical}")));
-            }
             Err(error) => return Err(StoreError::Mailbox(error)),
         }
-        insert_local_record(db, tx, message, &canonical, original, blob).await?;
     }
     if !queued.is_empty() {
         insert_queue_message(db, tx, message, size, blob).await?;
@@ -357,12 +356,18 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
         if !seen.insert(format!("queued:{}", copy.address)) {
             continue;
         }
-        if queue_record_exists(db, tx, &message.queue_id, &copy.address).await? {
-            continue;
+        let entry = QueueRecord {
+            recipient: &copy.address,
+            original: &copy.original,
+            state: "pending",
+            queued: Some(copy),
+        };
+        if record_queue_entry(db, tx, message, &entry, blob).await? {
+            references += 1;
         }
-        insert_queued_record(db, tx, message, copy, blob).await?;
-        references += 1;
     }
+    // One update for all of the message's new references (mailbox entries and
+    // pending records), rather than one per recipient.
     change_blob_refs(db, tx, blob, references).await
 }
 

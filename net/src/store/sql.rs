@@ -141,6 +141,18 @@ impl Db {
         }
     }
 
+    /// `INSERT …` that skips a row whose unique key exists, and fails on any other
+    /// error. On MySQL it is a plain INSERT (MySQL's INSERT IGNORE would also turn
+    /// a too-long value into a silent truncation): look for the key first there.
+    pub(crate) fn insert_or_skip(&self, rest: &str) -> String {
+        match self.backend {
+            Backend::Mysql => format!("INSERT INTO {rest}"),
+            Backend::Sqlite | Backend::Postgres => {
+                self.sql(&format!("INSERT INTO {rest} ON CONFLICT DO NOTHING"))
+            }
+        }
+    }
+
     /// Starts a write transaction. On SQLite: waits for the writer slot and takes
     /// the database write lock at once (`BEGIN IMMEDIATE`), so a transaction never
     /// fails half-way on lock upgrade.
