@@ -123,10 +123,10 @@ enum Pending {
 /// unless the driver reported that message durable.
 pub fn smtp_session(data: &[u8]) {
     let mut unstructured = Unstructured::new(data);
-    let kind = if unstructured.arbitrary::<bool>().unwrap_or(false) {
-        ListenerKind::Submission
-    } else {
-        ListenerKind::Mx
+    let kind = match unstructured.int_in_range(0..=2u8).unwrap_or(0) {
+        0 => ListenerKind::Mx,
+        1 => ListenerKind::Submission,
+        _ => ListenerKind::Lmtp,
     };
     let limits = Limits {
         recipients: 3,

@@ -222,7 +222,11 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn session_config() -> impl Strategy<Value = SessionConfig> {
     (
-        prop_oneof![Just(ListenerKind::Mx), Just(ListenerKind::Submission)],
+        prop_oneof![
+            Just(ListenerKind::Mx),
+            Just(ListenerKind::Submission),
+            Just(ListenerKind::Lmtp)
+        ],
         prop_oneof![
             Just(TlsMode::Unavailable),
             Just(TlsMode::StartTlsOffered),
