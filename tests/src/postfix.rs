@@ -267,6 +267,19 @@ fn wait_for_port(address: SocketAddr) -> anyhow::Result<()> {
     bail!("nothing listens on {address} after {START_TIMEOUT:?}")
 }
 
+/// Waits until nothing accepts connections on `address` any more (a stopped Postfix
+/// closes its listening socket shortly after `postfix stop` returns).
+pub fn wait_until_closed(address: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{address} still accepts connections after {timeout:?}")
+}
+
 /// The regular files of `folder`, read in name order (Maildir names start with the
 /// delivery time, so this is arrival order).
 fn read_folder(folder: &Path) -> Vec<Vec<u8>> {
@@ -297,7 +310,12 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts `smtp-sink` on a free loopback port; `dump`: keep each transaction there.
     pub fn start(dump: Option<&Path>) -> anyhow::Result<SmtpSink> {
-        let port = free_port("127.0.0.1")?;
+        SmtpSink::start_on(free_port("127.0.0.1")?, dump)
+    }
+
+    /// Like [`SmtpSink::start`] on a chosen loopback port, e.g. the one a remote
+    /// that was just stopped listened on (see [`wait_until_closed`]).
+    pub fn start_on(port: u16, dump: Option<&Path>) -> anyhow::Result<SmtpSink> {
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let mut command = Command::new("smtp-sink");
         command.args(["-c", "-u", "postfix"]);
