@@ -130,10 +130,11 @@ impl QueueSection {
         config.limits.max_concurrent_per_destination = self.max_attempts_per_destination;
         config.limits.max_attempts_in_flight = self.max_attempts;
         config.limits.max_received_headers = self.max_received_headers;
-        config.limits.destination_rate = (self.max_attempts_per_minute > 0).then(|| AttemptRate {
-            per_minute: self.max_attempts_per_minute,
-            burst: self.max_attempts_per_minute,
-        });
+        config.limits.destination_rate =
+            (self.max_attempts_per_minute > 0).then_some(AttemptRate {
+                per_minute: self.max_attempts_per_minute,
+                burst: self.max_attempts_per_minute,
+            });
         config
     }
 }
