@@ -264,6 +264,16 @@ fn print_entry(entry: &QueueEntry) {
     println!("{line}");
 }
 
+/// Fails unless the store holds records of `queue_id`: the running queue ignores
+/// an unknown id, and reporting success for a mistyped one would mislead.
+async fn ensure_queued(config: &Config, queue_id: &str) -> anyhow::Result<()> {
+    let entries = open_store(config).await?.queue_entries().await?;
+    if !entries.iter().any(|entry| entry.queue_id == queue_id) {
+        anyhow::bail!("no message {queue_id} in the queue");
+    }
+    Ok(())
+}
+
 async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
     use crate::control::{Request, request};
     let data_dir = &config.server.data_dir;
@@ -315,6 +325,7 @@ async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
             }
         }
         QueueCommand::Retry { queue_id } => {
+            ensure_queued(config, &queue_id).await?;
             match request(data_dir, &Request::Retry(queue_id.clone()))
                 .await
                 .map_err(anyhow::Error::msg)?
@@ -345,6 +356,7 @@ async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
             }
         },
         QueueCommand::Delete { queue_id } => {
+            ensure_queued(config, &queue_id).await?;
             match request(data_dir, &Request::Delete(queue_id.clone()))
                 .await
                 .map_err(anyhow::Error::msg)?

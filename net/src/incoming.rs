@@ -50,9 +50,10 @@ pub struct Acceptance<'a> {
     pub hostname: &'a Domain,
     pub received_at_ms: i64,
     pub placement: &'a PlacementPolicy,
-    /// LMTP: a redelivery of the same message must not reach a mailbox twice, so
-    /// the delivery key is a digest of what the gateway sent rather than our queue id.
-    pub key_by_content: bool,
+    /// An LMTP session: the trace field names LMTP (RFC 3848), and since a
+    /// redelivery of the same message must not reach a mailbox twice, the delivery
+    /// key is a digest of what the gateway sent rather than our queue id.
+    pub lmtp: bool,
 }
 
 /// The store's record of `message`, or `None` when an accepted recipient has no
@@ -100,7 +101,7 @@ pub fn build(
     });
     let recipients = local.chain(queued).collect();
     let header = received_header(message, acceptance);
-    let delivery_key = if acceptance.key_by_content {
+    let delivery_key = if acceptance.lmtp {
         content_key(&message.data)
     } else {
         acceptance.queue_id.clone()
@@ -229,6 +230,7 @@ fn received_header(message: &AcceptedMessage, acceptance: &Acceptance<'_>) -> St
     ReceivedFields {
         helo: message.helo.clone(),
         esmtp: message.esmtp,
+        lmtp: acceptance.lmtp,
         client_ip: acceptance.client.address.ip(),
         client_name: acceptance.client.name.get().cloned(),
         hostname: acceptance.hostname.clone(),

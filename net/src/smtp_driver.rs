@@ -290,7 +290,7 @@ where
             hostname: &self.context.hostname,
             received_at_ms: clock::unix_millis(),
             placement: &self.context.placement,
-            key_by_content: self.lmtp,
+            lmtp: self.lmtp,
         };
         let built = incoming::build(message, &self.routes, &acceptance);
         self.routes.clear();

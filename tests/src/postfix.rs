@@ -88,6 +88,25 @@ impl Postfix {
         Ok(postfix)
     }
 
+    /// Like [`Postfix::start`], choosing a new port when the one picked was taken
+    /// between [`free_port`] and Postfix's bind (other tests bind and connect on
+    /// loopback meanwhile); other failures are returned at once.
+    pub fn start_retrying(folder: &Path, role: &PostfixRole) -> anyhow::Result<Postfix> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Postfix::start(folder, role) {
+                Err(error)
+                    if attempt < ATTEMPTS
+                        && format!("{error:#}").contains("Address already in use") =>
+                {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Where its smtpd listens.
     pub fn address(&self) -> SocketAddr {
         self.address

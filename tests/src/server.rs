@@ -309,6 +309,46 @@ impl Server {
             .with_context(|| format!("no `listening {listener}` line; got {:?}", self.listeners))
     }
 
+    /// Writes `address` into the `[listeners.NAME]` table of the configuration, so
+    /// that the next launch binds it (e.g. a backend's LMTP port that a gateway's
+    /// configuration names, kept across a restart).
+    pub fn set_listener_address(&self, listener: &str, address: SocketAddr) -> anyhow::Result<()> {
+        let config = std::fs::read_to_string(&self.config_path)?;
+        let header = format!("[listeners.{listener}]");
+        let mut out = String::with_capacity(config.len() + 32);
+        let mut in_table = false;
+        let mut replaced = false;
+        for line in config.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') {
+                in_table = trimmed == header;
+            }
+            if in_table && !replaced && trimmed.starts_with("address") {
+                out.push_str(&format!("address = \"{address}\"\n"));
+                replaced = true;
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !replaced {
+            bail!(
+                "no address under {header} in {}",
+                self.config_path.display()
+            );
+        }
+        std::fs::write(&self.config_path, out)?;
+        Ok(())
+    }
+
+    /// Pins a listener to the address it announced at the last start, so a restart
+    /// binds the same port.
+    pub fn pin_listener(&self, listener: &str) -> anyhow::Result<SocketAddr> {
+        let address = self.address(listener)?;
+        self.set_listener_address(listener, address)?;
+        Ok(address)
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

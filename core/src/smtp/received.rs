@@ -13,6 +13,8 @@ pub struct ReceivedFields {
     pub helo: Host,
     /// Whether the client said EHLO rather than HELO.
     pub esmtp: bool,
+    /// Whether the message came over LMTP (RFC 2033), which has names of its own.
+    pub lmtp: bool,
     /// The address the connection came from (after any PROXY header).
     pub client_ip: IpAddr,
     /// The client's name from reverse DNS, if the driver found one that resolves back.
@@ -57,6 +59,22 @@ pub fn protocol(esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> 
     }
 }
 
+/// The `with` protocol name of an LMTP session: RFC 3848 (LMTP, LMTPS, LMTPA,
+/// LMTPSA), and RFC 6531 §3.7.3 with SMTPUTF8 (UTF8LMTP, UTF8LMTPS, UTF8LMTPA,
+/// UTF8LMTPSA). LMTP has no HELO, so there is no plain variant to fall back to.
+pub fn lmtp_protocol(tls: bool, authenticated: bool, smtputf8: bool) -> &'static str {
+    match (smtputf8, tls, authenticated) {
+        (false, false, false) => "LMTP",
+        (false, true, false) => "LMTPS",
+        (false, false, true) => "LMTPA",
+        (false, true, true) => "LMTPSA",
+        (true, false, false) => "UTF8LMTP",
+        (true, true, false) => "UTF8LMTPS",
+        (true, false, true) => "UTF8LMTPA",
+        (true, true, true) => "UTF8LMTPSA",
+    }
+}
+
 impl ReceivedFields {
     /// The whole header field, folded, ending with CRLF:
     /// `Received: from HELO (NAME [IP]) by HOST with PROTO id ID for <RCPT>; DATE`.
@@ -81,7 +99,12 @@ impl ReceivedFields {
         ]);
         clauses.push(vec![
             "with".to_owned(),
-            protocol(self.esmtp, self.tls, self.authenticated, self.smtputf8).to_owned(),
+            if self.lmtp {
+                lmtp_protocol(self.tls, self.authenticated, self.smtputf8)
+            } else {
+                protocol(self.esmtp, self.tls, self.authenticated, self.smtputf8)
+            }
+            .to_owned(),
         ]);
         let queue_id: String = self
             .queue_id
@@ -283,6 +306,7 @@ mod tests {
         ReceivedFields {
             helo: Host::parse("client.example.org").unwrap(),
             esmtp: true,
+            lmtp: false,
             client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             client_name: Some(Domain::parse("mail.example.org").unwrap()),
             hostname: Domain::parse("mx.sluice.test").unwrap(),
@@ -369,6 +393,20 @@ mod tests {
         assert_eq!(protocol(true, true, false, true), "UTF8SMTPS");
         assert_eq!(protocol(true, false, true, true), "UTF8SMTPA");
         assert_eq!(protocol(true, true, true, true), "UTF8SMTPSA");
+    }
+
+    #[test]
+    fn lmtp_sessions_are_named_lmtp() {
+        assert_eq!(lmtp_protocol(false, false, false), "LMTP");
+        assert_eq!(lmtp_protocol(true, false, false), "LMTPS");
+        assert_eq!(lmtp_protocol(false, true, false), "LMTPA");
+        assert_eq!(lmtp_protocol(true, true, false), "LMTPSA");
+        assert_eq!(lmtp_protocol(false, false, true), "UTF8LMTP");
+        assert_eq!(lmtp_protocol(true, true, true), "UTF8LMTPSA");
+        let mut lmtp = fields();
+        lmtp.lmtp = true;
+        lmtp.tls = false;
+        assert!(lmtp.to_header().contains(" with LMTP id Q1A2B3 "));
     }
 
     #[test]
