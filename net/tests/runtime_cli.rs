@@ -48,7 +48,8 @@ fn administration_commands_and_serve() {
         format!(
             "[server]\ndata_dir = \"{}\"\n[listeners.mx]\naddress = \"127.0.0.1:0\"\n\
              [listeners.submission]\naddress = \"127.0.0.1:0\"\n\
-             [listeners.submissions]\nenabled = false\n",
+             [listeners.submissions]\nenabled = false\n\
+             [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n",
             dir.path().join("data").display()
         ),
     )

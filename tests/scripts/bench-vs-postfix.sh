@@ -152,6 +152,11 @@ max_connections_per_ip = 200
 address = "127.0.0.1:0"
 [listeners.submissions]
 address = "127.0.0.1:0"
+# Only loopback: client reverse lookups go to the discard port and fail at once.
+[dns]
+nameservers = ["127.0.0.1:9"]
+timeout_seconds = 1
+attempts = 1
 [log]
 level = "warn"
 EOF

@@ -109,6 +109,17 @@ impl Default for ServerSetup {
     }
 }
 
+/// `extra` plus, unless it configures DNS itself, a resolver that can only ask the
+/// discard port on loopback: servers under test must never send a query (reverse
+/// lookups of clients, MX lookups) beyond 127.0.0.0/8. Lookups then fail as
+/// temporary failures, quickly.
+fn with_loopback_dns(extra: &str) -> String {
+    if extra.lines().any(|line| line.trim() == "[dns]") {
+        return extra.to_owned();
+    }
+    format!("{extra}\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n")
+}
+
 /// A running (or stopped) `sluice serve` with its own temporary folder.
 #[derive(Debug)]
 pub struct Server {
@@ -179,7 +190,7 @@ impl Server {
             database = database.display(),
             auth_requires_tls = setup.auth_requires_tls,
             per_ip = setup.max_connections_per_ip,
-            extra = setup.extra_toml,
+            extra = with_loopback_dns(&setup.extra_toml),
         );
         std::fs::write(&config_path, config)?;
         let server = Server {

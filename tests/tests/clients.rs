@@ -202,11 +202,13 @@ async fn authenticated_submission_may_send_to_external_addresses() {
     assert_eq!(report.code("data"), Some(250), "{}", report.raw);
     let store = server.open_store().await.unwrap();
     let queue = store.queue_entries().await.unwrap();
+    // The harness's DNS answers nothing, so the copy waits in the queue: queued,
+    // or deferred once its first attempt found no MX answer.
     assert!(
         queue
             .iter()
             .any(|entry| entry.recipient.contains("friend@external.example")
-                && entry.state == "pending"),
+                && (entry.state == "pending" || entry.state == "deferred")),
         "queued for delivery: {queue:?}"
     );
 }

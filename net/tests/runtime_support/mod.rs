@@ -43,7 +43,8 @@ impl TestServer {
             "[server]\nhostname = \"mx.sluice.test\"\ndata_dir = \"{}\"\n\
              [listeners.mx]\naddress = \"127.0.0.1:0\"\n\
              [listeners.submission]\naddress = \"127.0.0.1:0\"\n\
-             [listeners.submissions]\naddress = \"127.0.0.1:0\"\n",
+             [listeners.submissions]\naddress = \"127.0.0.1:0\"\n\
+             [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n",
             dir.path().join("data").display()
         );
         let mut config = Config::parse(&text, Path::new("test.toml")).unwrap();
