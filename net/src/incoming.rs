@@ -5,6 +5,7 @@
 
 use crate::store::{IncomingMessage, QueuedCopy, RoutedRecipient};
 use sluice_core::delivery::DeliveryPolicy;
+use sluice_core::notice::{AcceptedCopy, NoticeRequest, success_at_acceptance};
 use sluice_core::queue::{QueuedMessage, QueuedRecipient};
 use sluice_core::router::{MailboxAccess, Route, delivery_set, place};
 use sluice_core::smtp::address::{Domain, ForwardPath};
@@ -121,6 +122,46 @@ pub fn build(
         recipients,
         data,
     })
+}
+
+/// The success notice owed for the copies of `incoming` written into local
+/// mailboxes at acceptance (core decides; RFC 3461 NOTIFY=SUCCESS).
+pub fn success_notice(
+    message: &AcceptedMessage,
+    incoming: &IncomingMessage,
+) -> Option<NoticeRequest> {
+    let copies: Vec<AcceptedCopy> = incoming
+        .recipients
+        .iter()
+        .filter_map(|recipient| match recipient {
+            RoutedRecipient::Local { user, original } => {
+                let params = message
+                    .recipients
+                    .iter()
+                    .find(|rcpt| bare(&rcpt.path) == *original)
+                    .map(|rcpt| rcpt.params.clone())
+                    .unwrap_or_default();
+                Some(AcceptedCopy {
+                    address: user.clone(),
+                    orcpt: params.orcpt,
+                    notify: params.notify,
+                })
+            }
+            RoutedRecipient::Queued(_) => None,
+        })
+        .collect();
+    let reverse_path = incoming
+        .reverse_path
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    success_at_acceptance(
+        &incoming.queue_id,
+        Some(reverse_path),
+        incoming.envid.as_deref(),
+        incoming.ret,
+        incoming.received_at_ms.div_euclid(1000),
+        &copies,
+    )
 }
 
 /// A delivery key from the content: SHA-256 of the message as received.

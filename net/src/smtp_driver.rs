@@ -5,7 +5,7 @@
 
 use crate::backend::Backend;
 use crate::clock;
-use crate::delivery::DeliveryHandle;
+use crate::delivery::{Command, DeliveryHandle};
 use crate::incoming::{self, Acceptance, ClientInfo, PlacementPolicy};
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
@@ -304,11 +304,17 @@ where
         let backend = self.context.backend.clone();
         let delivery = self.context.delivery.clone();
         let for_queue = incoming::queued(&incoming);
+        let success = incoming::success_notice(message, &incoming);
         self.pending = Some(Box::pin(async move {
             let outcome = match backend.accept(incoming).await {
                 Ok(()) => {
-                    if let (Some(delivery), Some(queued)) = (delivery, for_queue) {
-                        delivery.enqueue(queued).await;
+                    if let Some(delivery) = delivery {
+                        if let Some(queued) = for_queue {
+                            delivery.enqueue(queued).await;
+                        }
+                        if let Some(request) = success {
+                            delivery.send(Command::Notice(request)).await;
+                        }
                     }
                     StoreOutcome::Stored { queue_id }
                 }

@@ -959,3 +959,63 @@ fn no_notice_for_a_message_from_the_null_reverse_path() {
     assert!(inbox(&server, USER).is_empty());
     assert!(postfix.delivered().is_empty());
 }
+
+/// Sends one message over the MX listener with Python's smtplib and RCPT options.
+fn send_with_rcpt_options(server: &Server, from: &str, to: &str, options: &str) {
+    const SEND: &str = r#"
+import smtplib, sys
+host, port = sys.argv[1].rsplit(":", 1)
+with smtplib.SMTP(host, int(port), timeout=30) as smtp:
+    smtp.ehlo("client.test")
+    smtp.sendmail(sys.argv[2], [sys.argv[3]],
+                  b"Subject: success please\r\n\r\nhello\r\n",
+                  rcpt_options=sys.argv[4].split())
+"#;
+    sluice_tests::tools::python_code(
+        SEND,
+        &[
+            server.address("mx").unwrap().to_string(),
+            from.to_owned(),
+            to.to_owned(),
+            options.to_owned(),
+        ],
+    )
+    .unwrap()
+    .ok("smtplib")
+    .unwrap();
+}
+
+#[test]
+fn notify_success_for_a_local_mailbox_gets_one_delivered_notice() {
+    if !sluice_tests::tools::require_tool("python3") {
+        return;
+    }
+    let setup = ServerSetup {
+        users: vec![
+            (USER.to_owned(), PASSWORD.to_owned()),
+            ("other@sluice.test".to_owned(), "pw".to_owned()),
+        ],
+        ..ServerSetup::default()
+    };
+    let server = Server::start(&setup).unwrap();
+    send_with_rcpt_options(
+        &server,
+        USER,
+        "other@sluice.test",
+        "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Other@sluice.test",
+    );
+    assert_eq!(wait_for_inbox(&server, "other@sluice.test", 1).len(), 1);
+    let notices = wait_for_inbox(&server, USER, 1);
+    let notice = parse_notice(&notices[0]);
+    assert_eq!(notice.recipients.len(), 1, "{:?}", notice.recipients);
+    let recipient = &notice.recipients[0];
+    assert_eq!(recipient["action"], "delivered");
+    assert_eq!(recipient["status"], "2.0.0");
+    assert!(recipient["final-recipient"].contains("other@sluice.test"));
+    assert!(recipient["original-recipient"].contains("Other@sluice.test"));
+    // Without NOTIFY=SUCCESS there is none: the sender's INBOX keeps one message.
+    send_with_rcpt_options(&server, USER, "other@sluice.test", "NOTIFY=FAILURE");
+    assert_eq!(wait_for_inbox(&server, "other@sluice.test", 2).len(), 2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inbox(&server, USER).len(), 1);
+}

@@ -10,6 +10,7 @@ use super::notices::NoticeWriter;
 use crate::clock;
 use crate::store::Store;
 use sluice_core::machine::{Machine, Token};
+use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event, Input, Output, Queue, QueuedMessage};
 use sluice_core::smtp::client::{OutgoingMessage, OutgoingRecipient};
 use sluice_core::time::Instant;
@@ -28,6 +29,10 @@ pub enum Command {
     RetryNow(Option<String>),
     /// Remove a message without any notice.
     Delete(String),
+    /// Store a notice that no queue decision carries: the success notice for copies
+    /// written into local mailboxes at acceptance. Written after the message itself,
+    /// so a crash in between loses this notice (never the message).
+    Notice(NoticeRequest),
     /// How many messages the queue holds (for the control socket and tests).
     Count(oneshot::Sender<usize>),
 }
@@ -66,6 +71,8 @@ enum Done {
         /// A notice stored with the write, with recipients for the queue.
         notice: Option<QueuedMessage>,
     },
+    /// A notice stored on its own, with recipients for the queue.
+    Notice(QueuedMessage),
 }
 
 /// Starts the service: restores the queue from `store`, then runs until `shutdown`.
@@ -78,14 +85,16 @@ pub async fn start(
 ) -> Result<(DeliveryHandle, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let restored = store.queued_messages().await?;
     let (sender, commands) = mpsc::channel(COMMAND_DEPTH);
+    let (done, finished) = mpsc::unbounded_channel();
     let service = Service {
         queue,
         store,
         deliverer,
         notices,
         seed: seed_from_clock(),
+        done,
     };
-    let task = tokio::spawn(service.run(restored, commands, shutdown));
+    let task = tokio::spawn(service.run(restored, commands, finished, shutdown));
     Ok((DeliveryHandle { commands: sender }, task))
 }
 
@@ -96,6 +105,8 @@ struct Service {
     notices: Arc<NoticeWriter>,
     /// Orders MX hosts of equal preference; a new value per attempt.
     seed: u64,
+    /// Where tasks the service starts report back.
+    done: mpsc::UnboundedSender<Done>,
 }
 
 fn now() -> Instant {
@@ -112,6 +123,7 @@ impl Service {
         mut self,
         restored: Vec<QueuedMessage>,
         mut commands: mpsc::Receiver<Command>,
+        mut done: mpsc::UnboundedReceiver<Done>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let count = restored.len();
@@ -119,8 +131,8 @@ impl Service {
             self.queue.handle(now(), Input::Enqueue(message));
         }
         tracing::info!(messages = count, "queue restored");
-        let (done_sender, mut done) = mpsc::unbounded_channel();
         loop {
+            let done_sender = self.done.clone();
             self.carry_out(&done_sender);
             let deadline = self.queue.next_deadline();
             tokio::select! {
@@ -147,8 +159,28 @@ impl Service {
                 let _ = reply.send(self.queue.len());
                 return;
             }
+            Command::Notice(request) => {
+                self.store_notice(request);
+                return;
+            }
         };
         self.queue.handle(now(), input);
+    }
+
+    fn store_notice(&mut self, request: NoticeRequest) {
+        let store = self.store.clone();
+        let notices = Arc::clone(&self.notices);
+        let done = self.done.clone();
+        tokio::spawn(async move {
+            let queue_id = request.queue_id.clone();
+            match notices.persist(&store, &queue_id, &[], Some(request)).await {
+                Ok(Some(queued)) => {
+                    let _ = done.send(Done::Notice(queued));
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, %queue_id, "success notice not stored"),
+            }
+        });
     }
 
     fn finished(&mut self, finished: Done) {
@@ -172,6 +204,7 @@ impl Service {
                     self.queue.handle(now(), Input::Enqueue(notice));
                 }
             }
+            Done::Notice(notice) => self.queue.handle(now(), Input::Enqueue(notice)),
         }
     }
 
