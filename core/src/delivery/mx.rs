@@ -5,8 +5,8 @@
 
 use super::{Diagnostic, Failure};
 use crate::smtp::reply::EnhancedStatus;
+use core::net::IpAddr;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 /// RFC 7505 §4.1 (registered in the RFC 3463 registry): recipient address has null MX.
 pub const STATUS_NULL_MX: EnhancedStatus = EnhancedStatus::new(5, 1, 10);

@@ -235,7 +235,7 @@ pub fn parse_host_port(
         let (inside, after) = bracketed
             .split_once(']')
             .ok_or_else(|| bad("missing ']' after the IPv6 address"))?;
-        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+        if inside.parse::<core::net::Ipv6Addr>().is_err() {
             return Err(bad("not an IPv6 address inside the brackets"));
         }
         let port = match after {
@@ -268,7 +268,7 @@ pub fn parse_host_port(
     if host.contains(':') {
         return Ok((host, port));
     }
-    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+    if host.parse::<core::net::Ipv4Addr>().is_ok() {
         return Ok((host, port));
     }
     let host = validate_domain(&host).map_err(bad)?;
