@@ -25,6 +25,14 @@ pub fn to_tokio(deadline: Instant) -> tokio::time::Instant {
         .map_or(far, |at| at.min(far))
 }
 
+/// Sleeps until a machine's deadline; forever when it has none.
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(to_tokio(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Wall-clock milliseconds since the Unix epoch, for records and headers.
 pub fn unix_millis() -> i64 {
     let since = std::time::SystemTime::now()

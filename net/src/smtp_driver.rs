@@ -166,7 +166,7 @@ where
                     };
                     self.session.handle(clock::now(), input);
                 }
-                () = sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+                () = clock::sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
                 () = shutdown_requested(&mut self.shutdown), if !self.shutdown_told => {
                     self.shutdown_told = true;
                     self.session.handle(clock::now(), Input::Shutdown);
@@ -246,7 +246,7 @@ where
                     self.session.handle(clock::now(), Input::TlsFailed);
                 }
             },
-            () = sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+            () = clock::sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
         }
     }
 
@@ -349,13 +349,6 @@ where
 async fn wait_for(pending: &mut Option<PendingAnswer>) -> Answer {
     match pending {
         Some(future) => future.await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<sluice_core::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(clock::to_tokio(deadline)).await,
         None => std::future::pending().await,
     }
 }

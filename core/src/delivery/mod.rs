@@ -31,6 +31,15 @@ pub enum DeliveryPath {
     Local,
 }
 
+impl DeliveryPath {
+    /// Whether mail on this path leaves our own tiers for another organisation's
+    /// server (MX or relay), rather than reaching our backend (LMTP, local): such
+    /// mail is DKIM-signed for its sending domain.
+    pub fn leaves_our_tiers(&self) -> bool {
+        matches!(self, DeliveryPath::Mx { .. } | DeliveryPath::Relay { .. })
+    }
+}
+
 /// What the client demands of TLS on a path.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TlsPolicy {

@@ -55,10 +55,7 @@ impl Deliverer {
         mut message: OutgoingMessage,
         seed: u64,
     ) -> Vec<(String, RecipientResult)> {
-        if matches!(
-            destination.path,
-            DeliveryPath::Mx { .. } | DeliveryPath::Relay { .. }
-        ) {
+        if destination.path.leaves_our_tiers() {
             message.body = self.signed(&message);
         }
         let hosts = match self.hosts(&destination.path, seed).await {

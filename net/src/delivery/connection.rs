@@ -156,7 +156,7 @@ where
                 Step::Idle => idle = true,
                 Step::Busy => {}
             }
-            let deadline = self.session.next_deadline().map(clock::to_tokio);
+            let deadline = self.session.next_deadline();
             tokio::select! {
                 read = self.stream.read(&mut buffer) => {
                     let input = match read {
@@ -172,7 +172,7 @@ where
                         None => self.session.handle(clock::now(), Input::Finish),
                     }
                 }
-                () = sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+                () = clock::sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
             }
         }
     }
@@ -290,13 +290,6 @@ enum Step {
     /// Waiting for a job in the pool.
     Idle,
     Closed,
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn log_event(event: &ClientEvent) {
