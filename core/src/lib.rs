@@ -12,6 +12,7 @@
 //! - [`queue`]: the queue machine: durable per-recipient state, the retry schedule, expiry, delay/failure/success notices due.
 //! - [`notice`]: delivery status notifications (RFC 3464, RFC 3461).
 //! - [`directory`]: what the user directory answers to the router's lookups.
+//! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
 //! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
@@ -28,6 +29,7 @@ pub mod directory;
 pub mod fuzzing;
 pub mod machine;
 pub mod mailbox;
+pub mod node;
 pub mod notice;
 pub mod proxy;
 pub mod queue;

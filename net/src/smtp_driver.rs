@@ -1,23 +1,25 @@
-//! Runs one SMTP server session on one connection: socket bytes into the core
-//! session, its outputs back out, its requests (credentials, routing, storage)
-//! answered from the backend and its deadlines slept on. Generic over the stream,
-//! so the same driver runs on TCP, on TLS and on simulated connections.
+//! Runs one connection's reception (core's SMTP/LMTP session with the node's
+//! wiring, `sluice_core::node::Reception`): socket bytes in, its outputs back out,
+//! its requests (credentials, routes, a name for each message, durability) answered
+//! from the backend and its deadlines slept on. Generic over the stream, so the
+//! same driver runs on TCP, on TLS and on simulated connections.
 
 use crate::backend::Backend;
 use crate::clock;
 use crate::delivery::{Command, DeliveryHandle};
-use crate::incoming::{self, Acceptance, ClientInfo, PlacementPolicy};
+use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
 use crate::routing;
 use sluice_core::machine::{Machine, Token};
-use sluice_core::router::{Route, RouterConfig};
-use sluice_core::smtp::address::{Domain, ForwardPath};
+use sluice_core::node::reception::{Input, Output};
+use sluice_core::node::{Acceptance, PlacementPolicy, Reception, ReceptionConfig};
+use sluice_core::router::RouterConfig;
+use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
-    AcceptedMessage, ConnectionRefusal, CredentialOutcome, Credentials, Input, ListenerKind,
-    Output, RecipientCheck, ServerSession, SessionConfig, SessionEvent, StoreOutcome,
+    self, ConnectionRefusal, CredentialOutcome, Credentials, RecipientCheck, ServerSession,
+    SessionConfig, SessionEvent, StoreOutcome,
 };
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,32 +55,19 @@ impl<B> std::fmt::Debug for DriverContext<B> {
     }
 }
 
-/// The answer to the one request a session waits on.
-enum Answer {
-    Session(Input),
-    Routed {
-        token: Token,
-        recipient: ForwardPath,
-        route: Route,
-    },
-}
-
-type PendingAnswer = Pin<Box<dyn Future<Output = Answer> + Send>>;
+/// The answer to the one request a reception waits on.
+type PendingAnswer = Pin<Box<dyn Future<Output = Input> + Send>>;
 
 struct Driver<S, B> {
     stream: MaybeTls<S>,
-    session: ServerSession,
+    reception: Reception,
     pending: Option<PendingAnswer>,
-    /// Routes of the recipients accepted since the last stored message, for the store.
-    routes: HashMap<ForwardPath, Route>,
     out: Vec<u8>,
     client: ClientInfo,
     context: Arc<DriverContext<B>>,
     /// Turns true when the node shuts down; the session then finishes and says 421.
     shutdown: watch::Receiver<bool>,
     shutdown_told: bool,
-    /// An LMTP session: copies are keyed by content (see `incoming::Acceptance`).
-    lmtp: bool,
 }
 
 /// Drives one session until it closes. Call it inside the session's tracing span.
@@ -92,13 +81,15 @@ pub async fn drive<S, B>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
     B: Backend,
 {
-    let lmtp = config.kind == ListenerKind::Lmtp;
+    let reception = ReceptionConfig {
+        hostname: context.hostname.clone(),
+        placement: context.placement.clone(),
+        client_ip: client.address.ip(),
+    };
     let mut driver = Driver {
-        lmtp,
         stream,
-        session: ServerSession::new(clock::now(), config),
+        reception: Reception::new(clock::now(), config, reception),
         pending: None,
-        routes: HashMap::new(),
         out: Vec::new(),
         client,
         context,
@@ -118,8 +109,8 @@ where
     let mut reply = Vec::new();
     while let Some(output) = session.poll() {
         match output {
-            Output::Send(bytes) => reply.extend_from_slice(&bytes),
-            Output::Event(event) => log_event(&event),
+            server::Output::Send(bytes) => reply.extend_from_slice(&bytes),
+            server::Output::Event(event) => log_event(&event),
             _ => {}
         }
     }
@@ -148,28 +139,28 @@ where
     async fn run(&mut self) {
         let mut buffer = vec![0u8; READ_BUFFER];
         while self.carry_out().await {
-            let deadline = self.session.next_deadline();
-            let wants_input = self.session.wants_input();
+            let deadline = self.reception.next_deadline();
+            let wants_input = self.reception.wants_input();
             tokio::select! {
                 answer = wait_for(&mut self.pending) => {
                     self.pending = None;
-                    self.on_answer(answer);
+                    self.reception.handle(clock::now(), answer);
                 }
                 read = self.stream.read(&mut buffer), if wants_input => {
                     let input = match read {
-                        Ok(0) => Input::PeerClosed,
-                        Ok(count) => Input::Bytes(buffer[..count].to_vec()),
+                        Ok(0) => server::Input::PeerClosed,
+                        Ok(count) => server::Input::Bytes(buffer[..count].to_vec()),
                         Err(error) => {
                             tracing::debug!(%error, "read failed");
-                            Input::PeerClosed
+                            server::Input::PeerClosed
                         }
                     };
-                    self.session.handle(clock::now(), input);
+                    self.tell(input);
                 }
-                () = clock::sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+                () = clock::sleep_until(deadline) => self.tell(server::Input::Tick),
                 () = shutdown_requested(&mut self.shutdown), if !self.shutdown_told => {
                     self.shutdown_told = true;
-                    self.session.handle(clock::now(), Input::Shutdown);
+                    self.tell(server::Input::Shutdown);
                 }
             }
         }
@@ -178,9 +169,14 @@ where
         }
     }
 
-    /// Carries out everything the session asked for; false once it has closed.
+    /// Gives the session something that happened to it.
+    fn tell(&mut self, input: server::Input) {
+        self.reception.handle(clock::now(), Input::Session(input));
+    }
+
+    /// Carries out everything the reception asked for; false once it has closed.
     async fn carry_out(&mut self) -> bool {
-        while let Some(output) = self.session.poll() {
+        while let Some(output) = self.reception.poll() {
             match output {
                 Output::Send(bytes) => self.out.extend_from_slice(&bytes),
                 Output::StartTls => {
@@ -192,19 +188,25 @@ where
                 Output::CheckCredentials { token, credentials } => {
                     self.pending = Some(self.check_credentials(token, credentials));
                 }
-                Output::CheckRecipient { token, check } => {
-                    self.pending = Some(self.check_recipient(token, check));
+                Output::Route { token, check } => {
+                    self.pending = Some(self.route(token, check));
                 }
-                Output::StoreMessage { token, message } => self.store(token, &message),
+                Output::Name { token } => self.name(token),
+                Output::Persist { token, acceptance } => {
+                    self.pending = Some(self.persist(token, *acceptance));
+                }
                 Output::Close => {
                     self.flush().await;
                     return false;
                 }
                 Output::Event(event) => log_event(&event),
+                Output::Unrouted { recipient } => {
+                    tracing::error!(%recipient, "an accepted recipient has no route; refusing the message");
+                }
             }
         }
         self.flush().await;
-        !self.session.is_closed()
+        !self.reception.is_closed()
     }
 
     /// Writes what the session sent; a broken connection is reported to the session.
@@ -222,7 +224,7 @@ where
             Ok(()) => true,
             Err(error) => {
                 tracing::debug!(%error, "write failed");
-                self.session.handle(clock::now(), Input::PeerClosed);
+                self.tell(server::Input::PeerClosed);
                 false
             }
         }
@@ -230,23 +232,23 @@ where
 
     async fn start_tls(&mut self) {
         let Some(plain) = self.stream.take_plain() else {
-            self.session.handle(clock::now(), Input::TlsFailed);
+            self.tell(server::Input::TlsFailed);
             return;
         };
-        let deadline = self.session.next_deadline();
+        let deadline = self.reception.next_deadline();
         let acceptor = self.context.tls.clone();
         tokio::select! {
             result = acceptor.accept(plain) => match result {
                 Ok(tls) => {
                     self.stream = MaybeTls::Tls(Box::new(tls));
-                    self.session.handle(clock::now(), Input::TlsEstablished);
+                    self.tell(server::Input::TlsEstablished);
                 }
                 Err(error) => {
                     tracing::info!(%error, "TLS handshake failed");
-                    self.session.handle(clock::now(), Input::TlsFailed);
+                    self.tell(server::Input::TlsFailed);
                 }
             },
-            () = clock::sleep_until(deadline) => self.session.handle(clock::now(), Input::Tick),
+            () = clock::sleep_until(deadline) => self.tell(server::Input::Tick),
         }
     }
 
@@ -264,52 +266,47 @@ where
                     CredentialOutcome::TemporaryFailure
                 }
             };
-            Answer::Session(Input::CredentialsChecked { token, outcome })
+            Input::Session(server::Input::CredentialsChecked { token, outcome })
         })
     }
 
-    fn check_recipient(&self, token: Token, check: RecipientCheck) -> PendingAnswer {
+    fn route(&self, token: Token, check: RecipientCheck) -> PendingAnswer {
         let backend = self.context.backend.clone();
         let config = self.context.router.clone();
         Box::pin(async move {
-            let recipient = check.recipient.clone();
             let route = routing::route(backend, config, check).await;
-            Answer::Routed {
-                token,
-                recipient,
-                route,
-            }
+            Input::Routed { token, route }
         })
     }
 
-    fn store(&mut self, token: Token, message: &AcceptedMessage) {
-        let queue_id = queue_id::next();
-        let acceptance = Acceptance {
-            queue_id: queue_id.clone(),
-            client: &self.client,
-            hostname: &self.context.hostname,
+    /// Names the accepted message: a fresh queue id, the wall-clock date, and the
+    /// client's name if the reverse lookup has found it by now.
+    fn name(&mut self, token: Token) {
+        let named = Input::Named {
+            token,
+            queue_id: queue_id::next(),
             received_at_ms: clock::unix_millis(),
-            placement: &self.context.placement,
-            lmtp: self.lmtp,
+            client_name: self.client.name.get().cloned(),
         };
-        let built = incoming::build(message, &self.routes, &acceptance);
-        self.routes.clear();
-        let Some(incoming) = built else {
-            tracing::error!("an accepted recipient has no route; refusing the message");
-            let outcome = StoreOutcome::Failed;
-            self.session
-                .handle(clock::now(), Input::MessageStored { token, outcome });
-            return;
-        };
+        self.reception.handle(clock::now(), named);
+    }
+
+    /// Makes the message durable, then hands its queued copies to the queue and
+    /// its success notice to the delivery service; answers the session last.
+    fn persist(&self, token: Token, acceptance: Acceptance) -> PendingAnswer {
         let backend = self.context.backend.clone();
         let delivery = self.context.delivery.clone();
-        let for_queue = incoming::queued(&incoming);
-        let success = incoming::success_notice(message, &incoming);
-        self.pending = Some(Box::pin(async move {
+        Box::pin(async move {
+            let Acceptance {
+                incoming,
+                queued,
+                success,
+            } = acceptance;
+            let queue_id = incoming.queue_id.clone();
             let outcome = match backend.accept(incoming).await {
                 Ok(()) => {
                     if let Some(delivery) = delivery {
-                        if let Some(queued) = for_queue {
+                        if let Some(queued) = queued {
                             delivery.enqueue(queued).await;
                         }
                         if let Some(request) = success {
@@ -323,30 +320,12 @@ where
                     StoreOutcome::Failed
                 }
             };
-            Answer::Session(Input::MessageStored { token, outcome })
-        }));
-    }
-
-    fn on_answer(&mut self, answer: Answer) {
-        let input = match answer {
-            Answer::Session(input) => input,
-            Answer::Routed {
-                token,
-                recipient,
-                route,
-            } => {
-                let verdict = route.verdict();
-                if route.is_deliver() {
-                    self.routes.insert(recipient, route);
-                }
-                Input::RecipientChecked { token, verdict }
-            }
-        };
-        self.session.handle(clock::now(), input);
+            Input::Persisted { token, outcome }
+        })
     }
 }
 
-async fn wait_for(pending: &mut Option<PendingAnswer>) -> Answer {
+async fn wait_for(pending: &mut Option<PendingAnswer>) -> Input {
     match pending {
         Some(future) => future.await,
         None => std::future::pending().await,

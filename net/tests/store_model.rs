@@ -229,7 +229,10 @@ async fn apply_step(store: &Store, step: &Step, expected: &Result<Outcome, Mailb
     let actual = store.accept(&incoming).await;
     match (expected, &actual) {
         (Ok(_), Ok(())) => {}
-        (Err(MailboxError::NoSuchUser(_)), Err(StoreError::NotFound(_))) => {}
+        (
+            Err(MailboxError::NoSuchUser(_)),
+            Err(StoreError::Mailbox(MailboxError::NoSuchUser(_))),
+        ) => {}
         _ => panic!("accept {step:?}: model {expected:?}, store {actual:?}"),
     }
 }

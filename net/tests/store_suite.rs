@@ -8,6 +8,7 @@ mod common;
 
 use common::{Placement, TestDatabase};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
+use sluice_core::mailbox::MailboxError;
 use sluice_net::store::{Garbage, GarbageReport, QueuedCopy};
 use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError, StoreOptions};
 use std::collections::BTreeSet;
@@ -662,7 +663,13 @@ async fn unknown_local_user_fails_whole_message(database: TestDatabase) {
             "half\r\n",
         ))
         .await;
-    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Mailbox(MailboxError::NoSuchUser(ref user))) if user == "ghost@example.org"
+        ),
+        "{result:?}"
+    );
     assert!(store.queue_entries().await.unwrap().is_empty());
     assert!(
         store
@@ -809,7 +816,13 @@ async fn a_bad_message_does_not_fail_its_neighbours(database: TestDatabase) {
     for task in tasks {
         let (n, result) = task.await.unwrap();
         if n == 7 {
-            assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+            assert!(
+                matches!(
+                    result,
+                    Err(StoreError::Mailbox(MailboxError::NoSuchUser(_)))
+                ),
+                "{result:?}"
+            );
         } else {
             assert!(result.is_ok(), "message {n}: {result:?}");
         }

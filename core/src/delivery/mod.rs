@@ -7,11 +7,14 @@
 //! and the notice builder (which tells the sender). Submodules:
 //! - `path`: the delivery policy, domain patterns to [`Destination`]s (the router's
 //!   decision for external recipients);
-//! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505).
+//! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505);
+//! - `walk`: one attempt's walk over those hosts and their addresses, with the TLS
+//!   fallback, to a result per recipient.
 
 pub mod mx;
 pub mod path;
 mod text;
+pub mod walk;
 
 pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
 pub use text::DestinationTextError;

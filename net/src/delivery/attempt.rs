@@ -1,20 +1,21 @@
 //! One delivery attempt, as the queue asked for it: one message to some of its
 //! recipients over one destination. Finds the hosts (MX lookup through core's
-//! ordering, or the configured relay or LMTP service), connects to each address in
-//! turn, runs a client session and moves the recipients a session left unresolved
-//! on to the next address. Every recipient comes back with exactly one result.
+//! ordering, or the configured relay or LMTP service), then follows core's walk
+//! (`sluice_core::delivery::walk`): connects where it says, runs a client session
+//! for the recipients it names and reports back. Every recipient comes back with
+//! exactly one result.
 
 use super::connection::{self, Delivered, Job, Pool, PoolKey};
 use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
-use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult, TlsPolicy};
+use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
+use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, OutgoingMessage, OutgoingRecipient, Protocol, RecipientOutcome,
-    SessionOutcome,
+    ClientConfig, Limits, OutgoingMessage, Protocol, RecipientOutcome,
 };
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -37,15 +38,6 @@ pub struct Deliverer {
     pub pool: Arc<Pool>,
 }
 
-/// One host to try: its name (for TLS and Remote-MTA), addresses, port and protocol.
-#[derive(Clone, Debug)]
-struct Host {
-    name: String,
-    addresses: Vec<IpAddr>,
-    port: u16,
-    protocol: Protocol,
-}
-
 impl Deliverer {
     /// Delivers `message` (carrying exactly the attempt's recipients) over
     /// `destination`. `seed` orders MX hosts of equal preference.
@@ -60,89 +52,32 @@ impl Deliverer {
         }
         let hosts = match self.hosts(&destination.path, seed).await {
             Ok(hosts) => hosts,
-            Err(failure) => {
-                return message
-                    .recipients
-                    .iter()
-                    .map(|recipient| {
-                        (
-                            recipient.address.clone(),
-                            RecipientResult::from_failure(failure.clone()),
-                        )
-                    })
-                    .collect();
-            }
+            Err(failure) => return Walk::without_hosts(&message.recipients, &failure),
         };
-        let mut results = Vec::with_capacity(message.recipients.len());
-        let mut unresolved = message.recipients.clone();
-        let mut last_failure = None;
-        'hosts: for host in &hosts {
-            for address in &host.addresses {
-                if unresolved.is_empty() {
-                    break 'hosts;
-                }
-                let mut tls = destination.tls;
-                loop {
-                    let socket = SocketAddr::new(*address, host.port);
-                    let key = PoolKey {
-                        address: socket,
-                        protocol: host.protocol,
-                        tls,
-                        host: host.name.clone(),
-                    };
-                    let this_try = OutgoingMessage {
-                        recipients: unresolved.clone(),
-                        ..message.clone()
-                    };
-                    let delivered = match self.deliver_on(&key, this_try).await {
-                        Ok(delivered) => delivered,
-                        Err(failure) => {
-                            last_failure = Some(failure);
-                            break;
-                        }
-                    };
-                    let outcomes = delivered.report.recipients;
-                    let mut still: Vec<OutgoingRecipient> = Vec::new();
-                    for (index, recipient) in unresolved.iter().enumerate() {
-                        match outcomes.get(index) {
-                            Some(RecipientOutcome::Final(result)) => {
-                                results.push((recipient.address.clone(), result.clone()));
-                            }
-                            Some(RecipientOutcome::Unresolved(failure)) => {
-                                last_failure = Some(failure.clone());
-                                still.push(recipient.clone());
-                            }
-                            None => still.push(recipient.clone()),
-                        }
-                    }
-                    unresolved = still;
-                    match delivered.ended {
-                        None | Some(SessionOutcome::Completed) => break,
-                        Some(SessionOutcome::Failed(failure)) => {
-                            last_failure = Some(failure.failure);
-                            break;
-                        }
-                        Some(SessionOutcome::RetryWithoutTls(failure)) => {
-                            last_failure = Some(failure.failure);
-                            // Only the opportunistic policy may fall back to plain text.
-                            if tls != TlsPolicy::Opportunistic || unresolved.is_empty() {
-                                break;
-                            }
-                            tls = TlsPolicy::Disabled;
-                        }
-                    }
-                }
-            }
+        // Core's walk decides which host, address and TLS policy comes next and
+        // what every recipient ends with; this loop only connects and runs sessions.
+        let mut walk = Walk::new(message.recipients.clone(), destination.tls, hosts);
+        while let Some(next) = walk.next_try() {
+            let key = PoolKey {
+                address: next.address,
+                protocol: next.protocol,
+                tls: next.tls,
+                host: next.name,
+            };
+            let this_try = OutgoingMessage {
+                recipients: next.recipients,
+                ..message.clone()
+            };
+            let tried = match self.deliver_on(&key, this_try).await {
+                Ok(delivered) => Tried::Session {
+                    outcomes: delivered.report.recipients,
+                    ended: delivered.ended,
+                },
+                Err(failure) => Tried::NoConnection(failure),
+            };
+            walk.tried(tried);
         }
-        let failure = last_failure
-            .unwrap_or_else(|| Failure::local_error("no host could be tried for this destination"));
-        results.extend(unresolved.into_iter().map(|recipient| {
-            (
-                recipient.address,
-                RecipientResult::Temporary(failure.clone()),
-            )
-        }));
-        results
+        walk.finish()
     }
 
     /// The body with a DKIM-Signature for its From (or envelope) domain prepended,
@@ -239,13 +174,13 @@ impl Deliverer {
     }
 
     /// The hosts to try for a path, in order.
-    async fn hosts(&self, path: &DeliveryPath, seed: u64) -> Result<Vec<Host>, Failure> {
+    async fn hosts(&self, path: &DeliveryPath, seed: u64) -> Result<Vec<PlannedHost>, Failure> {
         match path {
             DeliveryPath::Mx { domain } => {
                 let plan = self.dns.host_plan(domain, seed).await?;
                 Ok(plan
                     .into_iter()
-                    .map(|(name, addresses)| Host {
+                    .map(|(name, addresses)| PlannedHost {
                         name,
                         addresses,
                         port: self.mx_port,
@@ -268,13 +203,13 @@ impl Deliverer {
         host: &str,
         port: u16,
         protocol: Protocol,
-    ) -> Result<Vec<Host>, Failure> {
+    ) -> Result<Vec<PlannedHost>, Failure> {
         let addresses = self
             .dns
             .addresses(host)
             .await
             .map_err(|error| Failure::no_connection(host, &error.to_string()))?;
-        Ok(vec![Host {
+        Ok(vec![PlannedHost {
             name: host.to_owned(),
             addresses,
             port,

@@ -5,10 +5,10 @@
 //! recorded without its notice nor a notice sent without its failure.
 
 use crate::clock;
-use crate::incoming::{self, PlacementPolicy};
 use crate::queue_id;
 use crate::routing;
 use crate::store::{IncomingMessage, Store, StoreError};
+use sluice_core::node::{self, PlacementPolicy};
 use sluice_core::notice::{self, NoticeContext, NoticeRequest};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use sluice_core::router::{Route, RouterConfig};
@@ -45,7 +45,7 @@ impl NoticeWriter {
         store
             .persist_queue(queue_id, changes, notice.as_ref())
             .await?;
-        Ok(notice.and_then(|message| incoming::queued(&message)))
+        Ok(notice.and_then(|message| node::queued_part(&message)))
     }
 
     /// The notice as an accepted message, or `None` when its recipient is refused
@@ -97,7 +97,7 @@ impl NoticeWriter {
                 });
             }
         }
-        Ok(incoming::notice_message(
+        Ok(node::notice_message(
             notice_id,
             &recipient,
             &route,

@@ -317,8 +317,10 @@ pub(crate) async fn deliver_to_inbox(
     internal_date_ms: i64,
     queue_id: &str,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-    if !record_delivery_key(db, tx, user_key, delivery_key).await? {
-        return Ok(Ok(Outcome::AlreadyDelivered));
+    match record_delivery_key(db, tx, user_key, delivery_key).await? {
+        KeyRecord::Recorded => {}
+        KeyRecord::Seen => return Ok(Ok(Outcome::AlreadyDelivered)),
+        KeyRecord::NoSuchUser => return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned()))),
     }
     let (folder_id, uid) = match take_inbox_uid(db, tx, user_key).await? {
         Ok(taken) => taken,
@@ -339,14 +341,26 @@ pub(crate) async fn deliver_to_inbox(
     Ok(Ok(Outcome::Delivered { uid }))
 }
 
-/// Records a delivery key; false if the user had it already. A refusal later in
-/// the same transaction rolls the key back with everything else.
+/// What recording a delivery key found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyRecord {
+    Recorded,
+    /// The user had this key already: the copy was delivered before.
+    Seen,
+    /// No such user (any more): nothing was recorded.
+    NoSuchUser,
+}
+
+/// Records a delivery key for a user who exists. The insert itself checks that
+/// the user exists, which saves a lookup on the common path; only when it writes
+/// nothing does a second query tell a seen key from a missing user. A refusal
+/// later in the same transaction rolls the key back with everything else.
 async fn record_delivery_key(
     db: &Db,
     tx: &mut WriteTx,
     user_key: &str,
     delivery_key: &str,
-) -> Result<bool, StoreError> {
+) -> Result<KeyRecord, StoreError> {
     if db.backend == Backend::Mysql {
         // MySQL has no ON CONFLICT, and sqlx's FOUND_ROWS makes an ON DUPLICATE
         // KEY no-op count as a row: look first.
@@ -358,17 +372,26 @@ async fn record_delivery_key(
         .fetch_optional(&mut *tx.tx)
         .await?;
         if seen.is_some() {
-            return Ok(false);
+            return Ok(KeyRecord::Seen);
         }
     }
-    let inserted =
-        sqlx::query(&db.insert_or_skip("deliveries (user_key, delivery_key) VALUES (?, ?)"))
-            .bind(user_key)
-            .bind(delivery_key)
-            .execute(&mut *tx.tx)
-            .await?
-            .rows_affected();
-    Ok(inserted == 1)
+    let inserted = sqlx::query(&db.insert_or_skip(
+        "deliveries (user_key, delivery_key) SELECT ?, ? FROM addresses \
+         WHERE address_key = ? AND kind = 'user'",
+    ))
+    .bind(user_key)
+    .bind(delivery_key)
+    .bind(user_key)
+    .execute(&mut *tx.tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        Ok(KeyRecord::Recorded)
+    } else if user_exists(db, tx, user_key).await? {
+        Ok(KeyRecord::Seen)
+    } else {
+        Ok(KeyRecord::NoSuchUser)
+    }
 }
 
 /// Takes the next UID of a user's INBOX: its folder id and the UID. One

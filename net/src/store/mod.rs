@@ -37,16 +37,15 @@ mod sql;
 
 pub use garbage::{Garbage, GarbageReport};
 pub use outbound::OutboundBody;
+pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::Backend;
 
 use blob::BlobStore;
 use directory::Kind;
 use queue::Committer;
-use sluice_core::delivery::Destination;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
-use sluice_core::smtp::params::{Notify, OriginalRecipient, Ret};
 use sql::Db;
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -83,92 +82,6 @@ pub enum StoreError {
     /// The store's background committer is gone (the runtime is shutting down).
     #[error("the store is shutting down")]
     Closed,
-}
-
-/// A message the SMTP side accepted, routed, ready to be made durable.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IncomingMessage {
-    /// The queue id the session will announce (`250 2.0.0 ok: queued as <id>`).
-    pub queue_id: String,
-    /// `<>` or `<mailbox>`, as on the wire.
-    pub reverse_path: String,
-    /// When the message was accepted, milliseconds since the Unix epoch.
-    pub received_at_ms: i64,
-    /// What makes each local copy unique: a message stored again under the same key
-    /// (a retried LMTP delivery) reaches no mailbox twice. The queue id for mail
-    /// received over SMTP; for LMTP, a digest of the message as the gateway sent it.
-    pub delivery_key: String,
-    /// ENVID and RET from MAIL (RFC 3461), for notices and onward delivery.
-    pub envid: Option<String>,
-    pub ret: Option<Ret>,
-    /// The message needs SMTPUTF8 onward (MAIL said SMTPUTF8).
-    pub smtputf8: bool,
-    /// How many Received header fields the message carries (loop detection).
-    pub received_headers: u32,
-    pub recipients: Vec<RoutedRecipient>,
-    /// The whole message as stored: the Received header followed by what the client sent.
-    pub data: Vec<u8>,
-}
-
-/// Where one copy of the message goes, as core's router and placement decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RoutedRecipient {
-    /// Into the INBOX of a local user (canonical address); `original` is the RCPT address.
-    Local { user: String, original: String },
-    /// To the delivery queue: an external address, or a mailbox on a backend.
-    Queued(QueuedCopy),
-}
-
-/// A copy for the delivery queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueuedCopy {
-    pub address: String,
-    /// The RCPT address that led here, as written.
-    pub original: String,
-    pub destination: Destination,
-    /// NOTIFY and ORCPT from that RCPT (RFC 3461).
-    pub notify: Option<Notify>,
-    pub orcpt: Option<OriginalRecipient>,
-}
-
-impl QueuedCopy {
-    /// An external copy by its address, with no DSN parameters, to the domain's MX hosts.
-    pub fn to_mx(address: &str, original: &str) -> QueuedCopy {
-        let domain = address
-            .rsplit_once('@')
-            .map_or(address, |(_, domain)| domain);
-        QueuedCopy {
-            address: address.to_owned(),
-            original: original.to_owned(),
-            destination: Destination::mx(domain),
-            notify: None,
-            orcpt: None,
-        }
-    }
-}
-
-impl IncomingMessage {
-    /// A message with no DSN parameters, its delivery key its queue id.
-    pub fn new(
-        queue_id: &str,
-        reverse_path: &str,
-        received_at_ms: i64,
-        recipients: Vec<RoutedRecipient>,
-        data: Vec<u8>,
-    ) -> IncomingMessage {
-        IncomingMessage {
-            queue_id: queue_id.to_owned(),
-            reverse_path: reverse_path.to_owned(),
-            received_at_ms,
-            delivery_key: queue_id.to_owned(),
-            envid: None,
-            ret: None,
-            smtputf8: false,
-            received_headers: 0,
-            recipients,
-            data,
-        }
-    }
 }
 
 /// One message in a user's folder.

@@ -9,14 +9,13 @@
 //! while it holds the same row (see `garbage`), so the two can never cross.
 
 use super::blob::{BlobStore, blob_name};
-use super::directory::{Kind, lookup_key};
+use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::outbound;
 use super::sql::{Backend, Db, WriteTx, int, is_retryable};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::mailbox::Outcome;
 use sqlx::Row;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -158,13 +157,19 @@ pub(super) async fn stage(
     tx: &mut WriteTx,
     item: &Item<'_>,
 ) -> Result<(), StoreError> {
-    claim_blob(db, tx, item).await?;
+    let copies = Copies::of(item.message);
+    // The claim counts every copy as a new reference at once, which saves a
+    // statement on the common path; copies an earlier attempt already recorded
+    // are taken back off at the end.
+    let expected = copies.count();
+    claim_blob(db, tx, item, expected).await?;
     // Inside the transaction, after the claim: a collector that removed the
     // file has committed by now, and none can remove it before we commit.
     if item.content.is_none() && !file_exists(blobs, item.blob).await? {
         return Err(StoreError::BlobRemoved(item.blob.to_owned()));
     }
-    record(db, tx, item).await
+    let recorded = record(db, tx, item, &copies).await?;
+    change_blob_refs(db, tx, item.blob, recorded - expected).await
 }
 
 async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
@@ -179,26 +184,71 @@ async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> 
         })
 }
 
-/// Creates the blob row, or locks the existing one until commit (an upsert locks
-/// the row on PostgreSQL and MySQL; SQLite has one writer anyway). An inline body
-/// is stored unless the row has one already; a file body leaves `content` alone.
-async fn claim_blob(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreError> {
+/// Creates the blob row with `references`, or adds them to the existing row and so
+/// locks it until commit (an upsert locks the row on PostgreSQL and MySQL; SQLite
+/// has one writer anyway). An inline body is stored unless the row has one
+/// already; a file body leaves `content` alone.
+async fn claim_blob(
+    db: &Db,
+    tx: &mut WriteTx,
+    item: &Item<'_>,
+    references: i64,
+) -> Result<(), StoreError> {
     let statement = match db.backend {
         Backend::Sqlite | Backend::Postgres => db.sql(
-            "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, 0, ?) \
-             ON CONFLICT (blob_sha256) DO UPDATE SET content = COALESCE(blobs.content, excluded.content)",
+            "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
+             content = COALESCE(blobs.content, excluded.content)",
         ),
         Backend::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
-             VALUES (?, ?, 0, ?) ON DUPLICATE KEY UPDATE content = COALESCE(content, VALUES(content))"
+             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE refcount = refcount + VALUES(refcount), \
+             content = COALESCE(content, VALUES(content))"
             .to_owned(),
     };
     sqlx::query(&statement)
         .bind(item.blob)
         .bind(item.size)
+        .bind(references)
         .bind(item.content)
         .execute(&mut *tx.tx)
         .await?;
     Ok(())
+}
+
+/// A message's copies, each named once: local users by lookup key (sorted, so
+/// concurrent transactions lock INBOX rows in the same order, which keeps
+/// PostgreSQL and MySQL free of deadlocks) and queued copies by address.
+#[derive(Debug)]
+struct Copies<'a> {
+    /// (lookup key, canonical address, RCPT address).
+    locals: Vec<(String, &'a str, &'a str)>,
+    queued: Vec<&'a QueuedCopy>,
+}
+
+impl<'a> Copies<'a> {
+    fn of(message: &'a IncomingMessage) -> Copies<'a> {
+        let mut locals = Vec::new();
+        let mut queued: Vec<&QueuedCopy> = Vec::new();
+        for recipient in &message.recipients {
+            match recipient {
+                RoutedRecipient::Local { user, original } => {
+                    locals.push((lookup_key(user), user.as_str(), original.as_str()));
+                }
+                RoutedRecipient::Queued(copy) => {
+                    if !queued.iter().any(|seen| seen.address == copy.address) {
+                        queued.push(copy);
+                    }
+                }
+            }
+        }
+        locals.sort_by(|a, b| a.0.cmp(&b.0));
+        locals.dedup_by(|a, b| a.0 == b.0);
+        Copies { locals, queued }
+    }
+
+    fn count(&self) -> i64 {
+        i64::try_from(self.locals.len() + self.queued.len()).unwrap_or(i64::MAX)
+    }
 }
 
 /// One queue record of a message, before it is written.
@@ -293,38 +343,27 @@ async fn insert_queue_message(
     Ok(())
 }
 
-/// The records of one message. Every step skips what a previous attempt of the
-/// same message already committed, which is what makes `accept` idempotent.
-async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreError> {
+/// The records of one message: how many new references to its body they hold.
+/// Every step skips what a previous attempt of the same message already
+/// committed, which is what makes `accept` idempotent. A local copy names the
+/// user the router found; a user removed since then has no INBOX any more, which
+/// fails the delivery and with it the transaction.
+async fn record(
+    db: &Db,
+    tx: &mut WriteTx,
+    item: &Item<'_>,
+    copies: &Copies<'_>,
+) -> Result<i64, StoreError> {
     let Item {
         message,
         size,
         blob,
         content: _,
     } = *item;
-    // Local recipients in key order: concurrent transactions then lock INBOX rows
-    // in the same order, which keeps PostgreSQL and MySQL free of deadlocks.
-    let mut locals: Vec<(String, &str)> = Vec::new();
-    let mut queued: Vec<&QueuedCopy> = Vec::new();
-    for recipient in &message.recipients {
-        match recipient {
-            RoutedRecipient::Local { user, original } => locals.push((lookup_key(user), original)),
-            RoutedRecipient::Queued(copy) => queued.push(copy),
-        }
-    }
-    locals.sort();
-    let mut seen = BTreeSet::new();
     let mut references = 0_i64;
-    for (user_key, original) in locals {
-        if !seen.insert(user_key.clone()) {
-            continue;
-        }
-        let canonical = match db.address_kind_in(tx, &user_key).await? {
-            Some((Kind::User, canonical)) => canonical,
-            _ => return Err(StoreError::NotFound(format!("user {user_key}"))),
-        };
+    for &(ref user_key, user, original) in &copies.locals {
         let entry = QueueRecord {
-            recipient: &canonical,
+            recipient: user,
             original,
             state: "delivered",
             queued: None,
@@ -335,7 +374,7 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
         match deliver_to_inbox(
             db,
             tx,
-            &user_key,
+            user_key,
             &message.delivery_key,
             blob,
             size,
@@ -349,13 +388,10 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             Err(error) => return Err(StoreError::Mailbox(error)),
         }
     }
-    if !queued.is_empty() {
+    if !copies.queued.is_empty() {
         insert_queue_message(db, tx, message, size, blob).await?;
     }
-    for copy in queued {
-        if !seen.insert(format!("queued:{}", copy.address)) {
-            continue;
-        }
+    for &copy in &copies.queued {
         let entry = QueueRecord {
             recipient: &copy.address,
             original: &copy.original,
@@ -366,9 +402,7 @@ async fn record(db: &Db, tx: &mut WriteTx, item: &Item<'_>) -> Result<(), StoreE
             references += 1;
         }
     }
-    // One update for all of the message's new references (mailbox entries and
-    // pending records), rather than one per recipient.
-    change_blob_refs(db, tx, blob, references).await
+    Ok(references)
 }
 
 /// Makes a message durable; see [`super::Store::accept`]. Bodies of at most
@@ -421,15 +455,23 @@ pub(crate) async fn accept(
     }
 }
 
+/// Bodies up to this size are hashed on the calling task: cheaper than the hand-off
+/// to a blocking thread, which a lone session would wait for on every message.
+const HASH_IN_PLACE: usize = 16 * 1024;
+
 /// Names the body and, for a file body, makes the file durable first: after a
 /// crash before the commit an unreferenced file is harmless garbage, whereas a
-/// record without its body would be a lost message. Hashing and writing run on a
-/// blocking thread. Returns the blob name and the inline content, if inline.
+/// record without its body would be a lost message. Writing (and hashing a large
+/// body) runs on a blocking thread. Returns the blob name and the inline content,
+/// if inline.
 pub(super) async fn place_body(
     blobs: &Arc<BlobStore>,
     inline: bool,
     data: &[u8],
 ) -> Result<(String, Option<Vec<u8>>), StoreError> {
+    if inline && data.len() <= HASH_IN_PLACE {
+        return Ok((blob_name(data), Some(data.to_vec())));
+    }
     let writer = Arc::clone(blobs);
     let data = data.to_vec();
     tokio::task::spawn_blocking(move || {
@@ -447,23 +489,6 @@ pub(super) async fn place_body(
 }
 
 impl Db {
-    /// Like `address_kind`, inside a write transaction.
-    pub(crate) async fn address_kind_in(
-        &self,
-        tx: &mut WriteTx,
-        key: &str,
-    ) -> Result<Option<(Kind, String)>, StoreError> {
-        let row =
-            sqlx::query(&self.sql("SELECT kind, address FROM addresses WHERE address_key = ?"))
-                .bind(key)
-                .fetch_optional(&mut *tx.tx)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        let kind: String = row.try_get("kind")?;
-        let address: String = row.try_get("address")?;
-        Ok(Kind::parse(&kind).map(|kind| (kind, address)))
-    }
-
     pub(crate) async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT queue_id, reverse_path, recipient, state, received_at_ms, destination, \

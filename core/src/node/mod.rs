@@ -1,0 +1,22 @@
+//! A Sluice node's wiring, in core so that `net` and `sim` run the same one.
+//!
+//! - [`reception`]: one machine per connection — the SMTP/LMTP server session, the
+//!   routes its recipients got, and the record of each accepted message, with the
+//!   order of the requests that makes a 250 a promise (named, durable, queued,
+//!   answered).
+//! - [`accepted`]: what an accepted message becomes: local copies and queued copies
+//!   placed by the router and the delivery policy, the Received field, the delivery
+//!   key, the queue's record and the success notice; also delivery notices placed
+//!   as messages.
+//!
+//! The delivery side of a node is core's queue machine ([`crate::queue`]) with the
+//! SMTP/LMTP client machine ([`crate::smtp::client`]) for each attempt.
+
+pub mod accepted;
+pub mod reception;
+
+pub use accepted::{
+    Acceptance, ClientTrace, IncomingMessage, PlacementPolicy, QueuedCopy, Receiver,
+    RoutedRecipient, Stamp, accept, notice_message, queued_part,
+};
+pub use reception::{Reception, ReceptionConfig};
