@@ -6,5 +6,15 @@
 //!
 //! Modules:
 //! - `engine`: the generator (PCG32), clock, event queue, trace and its hash.
+//! - `scenario`: the TOML scenario files in `scenarios/`.
+//! - `world`: network, disks, DNS, remote servers, clients and the load balancer.
+//! - `host`: a Sluice host running core's machines; its net-mirroring glue.
+//! - `check`: the observation log and one checker per guarantee.
+//! - `run`: one seeded run, its summary and violation report.
 
+pub mod check;
 pub mod engine;
+pub mod host;
+pub mod run;
+pub mod scenario;
+pub mod world;
