@@ -233,6 +233,13 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
     world.disk_error_ppm = per_million(scenario.disk.error);
     world.crash_on_store_ppm = per_million(scenario.crashes.on_store);
     world.crash_after_promise_ppm = per_million(scenario.crashes.after_promise);
+    world.restart_secs = (
+        scenario.crashes.restart_secs_min,
+        scenario
+            .crashes
+            .restart_secs_max
+            .max(scenario.crashes.restart_secs_min),
+    );
     world.lb = LoadBalancer::new(gateways.clone());
     world.health_check_every = Duration::from_secs(topology.health_check_secs.max(1));
 

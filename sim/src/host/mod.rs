@@ -335,8 +335,7 @@ impl World {
         if self.engine.rng.chance(self.crash_on_store_ppm) && !self.faults_over {
             self.engine
                 .record(&format!("{name} crashes during the store"));
-            self.engine
-                .after(sluice_core::time::Duration::ZERO, Event::Crash(host));
+            self.crash_soon(host, sluice_core::time::Duration::ZERO);
         }
         if answered {
             self.after_promise(host);
@@ -357,10 +356,7 @@ impl World {
         if self.engine.rng.chance(self.crash_after_promise_ppm) && !self.faults_over {
             let name = self.place_name(host);
             self.engine.record(&format!("{name} crashes after its 250"));
-            self.engine.after(
-                sluice_core::time::Duration::from_millis(1),
-                Event::Crash(host),
-            );
+            self.crash_soon(host, sluice_core::time::Duration::from_millis(1));
         }
     }
 

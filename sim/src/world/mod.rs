@@ -168,6 +168,8 @@ pub struct World {
     pub disk_error_ppm: u32,
     pub crash_on_store_ppm: u32,
     pub crash_after_promise_ppm: u32,
+    /// Seconds a host hit by a crash fault stays down (drawn between the two).
+    pub restart_secs: (u64, u64),
     /// After `FaultsEnd` no new fault is injected.
     pub faults_over: bool,
     pub health_check_every: Duration,
@@ -192,9 +194,18 @@ impl World {
             disk_error_ppm: 0,
             crash_on_store_ppm: 0,
             crash_after_promise_ppm: 0,
+            restart_secs: (5, 120),
             faults_over: false,
             health_check_every: Duration::from_secs(10),
         }
+    }
+
+    /// Crashes `host` after `delay` and restarts it after a drawn downtime.
+    pub fn crash_soon(&mut self, host: usize, delay: Duration) {
+        let (low, high) = self.restart_secs;
+        let down = Duration::from_secs(self.engine.rng.between(low, high));
+        self.engine.after(delay, Event::Crash(host));
+        self.engine.after(delay + down, Event::Restart(host));
     }
 
     pub fn count_fault(&mut self, kind: &'static str) {
