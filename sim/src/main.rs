@@ -111,8 +111,16 @@ fn main() -> anyhow::Result<()> {
         } => {
             let bugs = parse_bugs(&bugs)?;
             let loaded = Scenario::load(&scenario)?;
+            let started = std::time::Instant::now();
             let result = run::run(&loaded, seed, bugs, false);
+            let wall = started.elapsed().as_secs_f64().max(1e-6);
             print!("{}", run::summary(&result));
+            // The benchmark: on stderr, since it is the one thing that differs per run.
+            eprintln!(
+                "speed      {:.0} simulated s per wall s, {:.0} events/s",
+                result.simulated_ms as f64 / 1000.0 / wall,
+                result.events as f64 / wall
+            );
             if !result.passed() {
                 let file = scenario.display().to_string();
                 print!("{}", run::violation_report(&loaded, &file, &result, bugs));

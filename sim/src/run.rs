@@ -94,6 +94,7 @@ fn swarm(scenario: &Scenario, rng: &mut Pcg32) -> Scenario {
     mixed.remote.permanent = scale(mixed.remote.permanent);
     mixed.remote.hang = scale(mixed.remote.hang);
     mixed.remote.close_mid_data = scale(mixed.remote.close_mid_data);
+    mixed.remote.lie_about_extensions = scale(mixed.remote.lie_about_extensions);
     mixed.crashes.on_store = scale(mixed.crashes.on_store);
     mixed.crashes.after_promise = scale(mixed.crashes.after_promise);
     let mut count = |value: u32| u32::try_from(rng.between(0, u64::from(value))).unwrap_or(0);
@@ -212,6 +213,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         slow_ms_max: remote.slow_ms_max,
         hang_ppm: per_million(remote.hang),
         close_ppm: per_million(remote.close_mid_data),
+        lie_ppm: per_million(remote.lie_about_extensions),
     };
     let mut remote_nodes = Vec::new();
     for k in 1..=remotes {
@@ -589,13 +591,64 @@ pub fn violation_report(
             violation.guarantee.name(),
             violation.detail
         );
-        let mentions: Vec<&String> = full
+        // The subject, and every queue id a line naming it mentions: the message's
+        // path through the hosts.
+        let mut names: BTreeSet<String> = BTreeSet::from([violation.subject.clone()]);
+        for line in full
             .trace
             .iter()
             .filter(|line| line.contains(&violation.subject))
+        {
+            for word in line.split([' ', ',', '(', ')']) {
+                if word.starts_with("Q-") {
+                    names.insert(word.to_owned());
+                }
+            }
+        }
+        let time_of = |line: &str| -> u64 {
+            line.split_whitespace()
+                .next()
+                .and_then(|word| word.parse().ok())
+                .unwrap_or(0)
+        };
+        let named = |line: &str| names.iter().any(|name| line.contains(name.as_str()));
+        let first = full
+            .trace
+            .iter()
+            .find(|line| named(line))
+            .map_or(0, |l| time_of(l));
+        let last = full
+            .trace
+            .iter()
+            .rev()
+            .find(|line| named(line))
+            .map_or(0, |l| time_of(l));
+        // Host-wide faults in that span belong to the story too.
+        let fault = |line: &str| {
+            [
+                " crashes",
+                " restarts",
+                "partition ",
+                "heal ",
+                "disk full",
+                "dns outage",
+            ]
+            .iter()
+            .any(|word| line.contains(word))
+                && (first..=last.saturating_add(60_000)).contains(&time_of(line))
+        };
+        let mentions: Vec<&String> = full
+            .trace
+            .iter()
+            .filter(|line| named(line) || fault(line))
+            .filter(|line| !line.contains(" queue AttemptStarted"))
             .collect();
-        let start = mentions.len().saturating_sub(25);
-        let _ = writeln!(out, "  trace (lines naming {}):", violation.subject);
+        let start = mentions.len().saturating_sub(40);
+        let _ = writeln!(
+            out,
+            "  trace (lines naming {}):",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        );
         for line in &mentions[start..] {
             let _ = writeln!(out, "    {line}");
         }

@@ -209,6 +209,8 @@ pub struct Remote {
     pub close_mid_data: f64,
     /// Remote servers that are down during the whole duration.
     pub down: u32,
+    /// Chance per connection that a remote advertises STARTTLS it cannot do.
+    pub lie_about_extensions: f64,
 }
 
 impl Default for Remote {
@@ -222,6 +224,7 @@ impl Default for Remote {
             hang: 0.0,
             close_mid_data: 0.0,
             down: 0,
+            lie_about_extensions: 0.0,
         }
     }
 }
@@ -374,6 +377,10 @@ impl Scenario {
             ("remote.permanent", self.remote.permanent),
             ("remote.hang", self.remote.hang),
             ("remote.close_mid_data", self.remote.close_mid_data),
+            (
+                "remote.lie_about_extensions",
+                self.remote.lie_about_extensions,
+            ),
             ("crashes.on_store", self.crashes.on_store),
             ("crashes.after_promise", self.crashes.after_promise),
         ];

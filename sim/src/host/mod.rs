@@ -299,6 +299,7 @@ impl World {
             placement: &sluice.placement,
             lmtp,
         };
+        let tag = crate::check::message_tag(&message.data).unwrap_or_else(|| "-".to_owned());
         let built = glue::build(&message, &conn.routes, &acceptance);
         conn.routes.clear();
         let Some(mut incoming) = built else {
@@ -330,7 +331,7 @@ impl World {
             );
         }
         self.engine
-            .record(&format!("{name} store {queue_id} write {write}"));
+            .record(&format!("{name} store {queue_id} ({tag}) write {write}"));
         self.schedule_fsync(host, epoch, write);
         if self.engine.rng.chance(self.crash_on_store_ppm) && !self.faults_over {
             self.engine

@@ -137,6 +137,8 @@ pub struct Conn {
     to_server_at: Instant,
     to_client_at: Instant,
     broken: bool,
+    /// A remote that lies about its extensions on this connection.
+    lies: bool,
     /// Routes of the recipients accepted since the last stored message (net's
     /// driver keeps the same map).
     pub routes: Vec<(ForwardPath, Route)>,
@@ -370,6 +372,7 @@ impl World {
                 to_server_at: now,
                 to_client_at: now,
                 broken: false,
+                lies: false,
                 routes: Vec::new(),
             },
         );
@@ -418,7 +421,15 @@ impl World {
         };
         let server_now = self.local_now(server);
         let client_now = self.local_now(place);
+        let lies = match self.nodes.get(server).map(|node| &node.kind) {
+            Some(NodeKind::Remote(remote)) => self.engine.rng.chance(remote.behaviour.lie_ppm),
+            _ => false,
+        };
+        if lies {
+            self.count_fault("remote_lies_about_starttls");
+        }
         if let Some(conn) = self.conns.get_mut(&id) {
+            conn.lies = lies;
             conn.session = Some(ServerSession::new(server_now, config));
             let mut client = ClientSession::new(client_now, conn.client_config.clone());
             if let Some(message) = conn.message.take() {
@@ -590,6 +601,9 @@ impl World {
         let mut closed = false;
         while let Some(output) = session.poll() {
             match output {
+                ServerOutput::Send(bytes) if conn.lies => {
+                    self.send(id, &mut conn, false, remote::advertise_starttls(bytes));
+                }
                 ServerOutput::Send(bytes) => self.send(id, &mut conn, false, bytes),
                 ServerOutput::Close => closed = true,
                 ServerOutput::StartTls => session.handle(now, ServerInput::TlsFailed),

@@ -21,6 +21,8 @@ pub struct Behaviour {
     pub slow_ms_max: u64,
     pub hang_ppm: u32,
     pub close_ppm: u32,
+    /// Chance per connection that the remote advertises STARTTLS, which it cannot do.
+    pub lie_ppm: u32,
 }
 
 /// What the remote does with a complete message.
@@ -102,5 +104,37 @@ impl RemoteServer {
         StoreChoice::Store(Duration::from_millis(
             rng.between(0, self.behaviour.slow_ms_max),
         ))
+    }
+}
+
+/// A lying EHLO reply: STARTTLS inserted after the greeting line of a multi-line
+/// 250 that lists extensions. Other replies pass unchanged.
+pub fn advertise_starttls(bytes: Vec<u8>) -> Vec<u8> {
+    let is_ehlo =
+        bytes.starts_with(b"250-") && bytes.windows(10).any(|window| window == b"PIPELINING");
+    let Some(first_line_end) = bytes.windows(2).position(|pair| pair == b"\r\n") else {
+        return bytes;
+    };
+    if !is_ehlo {
+        return bytes;
+    }
+    let mut lied = Vec::with_capacity(bytes.len() + 14);
+    lied.extend_from_slice(&bytes[..first_line_end + 2]);
+    lied.extend_from_slice(b"250-STARTTLS\r\n");
+    lied.extend_from_slice(&bytes[first_line_end + 2..]);
+    lied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lie_goes_into_ehlo_replies_only() {
+        let ehlo = b"250-mx greets you\r\n250-PIPELINING\r\n250 SIZE 100\r\n".to_vec();
+        let lied = advertise_starttls(ehlo);
+        assert!(lied.starts_with(b"250-mx greets you\r\n250-STARTTLS\r\n250-PIPELINING"));
+        let ok = b"250 2.1.0 ok\r\n".to_vec();
+        assert_eq!(advertise_starttls(ok.clone()), ok);
     }
 }
