@@ -183,12 +183,15 @@ fn sweep(
 ) -> Vec<RunResult> {
     let next = Arc::new(AtomicU64::new(start));
     let done = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
+    let simulated_ms = Arc::new(AtomicU64::new(0));
     let failed: Arc<Mutex<Vec<RunResult>>> = Arc::new(Mutex::new(Vec::new()));
     let started = std::time::Instant::now();
     let total = end - start;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let (next, done, failed) = (Arc::clone(&next), Arc::clone(&done), Arc::clone(&failed));
+            let (events, simulated_ms) = (Arc::clone(&events), Arc::clone(&simulated_ms));
             scope.spawn(move || {
                 loop {
                     if budget.is_some_and(|budget| started.elapsed() >= budget) {
@@ -199,6 +202,8 @@ fn sweep(
                         break;
                     }
                     let result = run::run(scenario, seed, bugs, false);
+                    events.fetch_add(result.events, Ordering::Relaxed);
+                    simulated_ms.fetch_add(result.simulated_ms, Ordering::Relaxed);
                     let mut failed = failed.lock().unwrap_or_else(PoisonError::into_inner);
                     if !result.passed() {
                         failed.push(result);
@@ -215,6 +220,12 @@ fn sweep(
         }
     });
     eprintln!();
+    let wall = started.elapsed().as_secs_f64().max(1e-6);
+    eprintln!(
+        "speed: {:.0} simulated s per wall s, {:.0} events/s over {jobs} jobs",
+        simulated_ms.load(Ordering::Relaxed) as f64 / 1000.0 / wall,
+        events.load(Ordering::Relaxed) as f64 / wall
+    );
     let mut failed = std::mem::take(&mut *failed.lock().unwrap_or_else(PoisonError::into_inner));
     failed.sort_by_key(|result| result.seed);
     failed

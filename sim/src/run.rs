@@ -459,6 +459,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             Guarantee::Availability,
         ),
         (guarantees.no_relay, Guarantee::NoRelay),
+        (guarantees.drained, Guarantee::Drained),
     ] {
         if on {
             checked.insert(guarantee);

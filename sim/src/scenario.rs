@@ -295,6 +295,8 @@ pub struct Guarantees {
     /// Every offered message is accepted within this many seconds of its first offer.
     pub availability_secs: Option<u64>,
     pub no_relay: bool,
+    /// After the drain nothing promised is still queued.
+    pub drained: bool,
 }
 
 impl Default for Guarantees {
@@ -306,6 +308,7 @@ impl Default for Guarantees {
             retry_schedule: true,
             availability_secs: None,
             no_relay: true,
+            drained: true,
         }
     }
 }

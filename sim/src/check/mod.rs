@@ -17,16 +17,19 @@ pub enum Guarantee {
     RetrySchedule,
     Availability,
     NoRelay,
+    /// Liveness: after the drain every promised copy is delivered or notified.
+    Drained,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 6] = [
+    pub const ALL: [Guarantee; 7] = [
         Guarantee::NoLoss,
         Guarantee::NoDuplicates,
         Guarantee::Notices,
         Guarantee::RetrySchedule,
         Guarantee::Availability,
         Guarantee::NoRelay,
+        Guarantee::Drained,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Guarantee {
             Guarantee::RetrySchedule => "retry-schedule",
             Guarantee::Availability => "availability",
             Guarantee::NoRelay => "no-relay",
+            Guarantee::Drained => "queues-drain",
         }
     }
 }
@@ -319,6 +323,9 @@ pub fn check(
     if wanted.contains(&Guarantee::NoRelay) {
         no_relay(obs, context, &mut violations);
     }
+    if wanted.contains(&Guarantee::Drained) {
+        drained(obs, context, &mut violations);
+    }
     violations
 }
 
@@ -373,6 +380,25 @@ fn no_loss(obs: &Observations, context: &Context, violations: &mut Vec<Violation
                      has neither the message nor a failure notice, and no host still queues it",
                     at.as_millis()
                 ),
+            });
+        }
+    }
+}
+
+fn drained(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    for (tag, address) in &context.pending {
+        let promised = obs.promised.keys().any(|(promised_tag, recipient)| {
+            promised_tag == tag
+                && context
+                    .targets
+                    .get(recipient)
+                    .map_or(recipient == address, |targets| targets.contains(address))
+        });
+        if promised {
+            violations.push(Violation {
+                guarantee: Guarantee::Drained,
+                subject: tag.clone(),
+                detail: format!("{tag} for {address} is still queued after the drain"),
             });
         }
     }
