@@ -29,7 +29,7 @@ enum Command {
         #[arg(long)]
         seed: u64,
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
-        /// deliver-twice-after-crash, drop-deferred-recipient).
+        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early).
         #[arg(long = "bug")]
         bugs: Vec<String>,
     },
@@ -70,6 +70,8 @@ fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
             "skip-notice" => bugs.skip_notice = true,
             "deliver-twice-after-crash" => bugs.deliver_twice_after_crash = true,
             "drop-deferred-recipient" => bugs.drop_deferred_recipient = true,
+            "open-relay" => bugs.open_relay = true,
+            "retry-early" => bugs.retry_early = true,
             other => bail!("unknown bug {other:?}"),
         }
     }

@@ -564,12 +564,14 @@ pub fn replay_command(scenario_file: &str, seed: u64, bugs: Bugs) -> String {
     command
 }
 
-pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 4] {
+pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 6] {
     [
         (bugs.ack_before_durability, "ack-before-durability"),
         (bugs.skip_notice, "skip-notice"),
         (bugs.deliver_twice_after_crash, "deliver-twice-after-crash"),
         (bugs.drop_deferred_recipient, "drop-deferred-recipient"),
+        (bugs.open_relay, "open-relay"),
+        (bugs.retry_early, "retry-early"),
     ]
 }
 

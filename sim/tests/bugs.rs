@@ -95,3 +95,57 @@ restart_secs_max = 60
         None
     );
 }
+
+#[test]
+fn an_open_relay_is_found() {
+    let bugs = Bugs {
+        open_relay: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario("swarm"), bugs, Guarantee::NoRelay);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn retrying_before_the_schedule_is_found() {
+    let bugs = Bugs {
+        retry_early: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(
+        &scenario("remote-temporary-then-recovery"),
+        bugs,
+        Guarantee::RetrySchedule,
+    );
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn with_every_gateway_down_availability_fails() {
+    let text = r#"
+name = "all-gateways-down"
+duration_secs = 600
+drain_secs = 3600
+[workload]
+messages = 10
+[crashes]
+gateways_down = 2
+[guarantees]
+availability_secs = 300
+"#;
+    let scenario = Scenario::parse("all-gateways-down.toml", text).expect("valid");
+    let result = run(&scenario, 1, Bugs::default(), false);
+    assert!(
+        result
+            .violations
+            .iter()
+            .any(|violation| violation.guarantee == Guarantee::Availability)
+    );
+    // The mail is still accepted once the gateways are back, so nothing is lost.
+    assert!(
+        result
+            .violations
+            .iter()
+            .all(|violation| violation.guarantee == Guarantee::Availability)
+    );
+}

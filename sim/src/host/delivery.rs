@@ -72,14 +72,11 @@ impl World {
                     .record(&format!("{name} queue refused {queue_id}: {reason:?}"));
                 Vec::new()
             }
-            QueueOutput::Event(event) => {
-                self.queue_event(host, &event);
-                Vec::new()
-            }
+            QueueOutput::Event(event) => self.queue_event(host, &event),
         }
     }
 
-    fn queue_event(&mut self, host: usize, event: &QueueEvent) {
+    fn queue_event(&mut self, host: usize, event: &QueueEvent) -> Vec<QueueInput> {
         let name = self.place_name(host);
         let at = self.engine.now();
         match event {
@@ -97,6 +94,11 @@ impl World {
                 let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
                 self.obs
                     .deferred(at, &name, queue_id, recipient, *next_attempt, epoch);
+                if self.bugs.retry_early {
+                    return vec![QueueInput::RetryNow {
+                        queue_id: Some(queue_id.clone()),
+                    }];
+                }
             }
             QueueEvent::Expired {
                 queue_id,
@@ -127,6 +129,7 @@ impl World {
                 self.engine.record(&text);
             }
         }
+        Vec::new()
     }
 
     fn start_attempt(
