@@ -14,6 +14,7 @@ use crate::world::{Event, Node, NodeKind, World};
 use sluice_core::delivery::DeliveryPolicy;
 use sluice_core::queue::{QueueConfig, RetrySchedule};
 use sluice_core::router::MailboxAccess;
+use sluice_core::smtp::params::Notify;
 use sluice_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -151,7 +152,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         backoff_factor: scenario.queue.backoff_factor,
         max_retry_interval: Duration::from_secs(scenario.queue.max_retry_secs),
         expire_after: Duration::from_secs(scenario.queue.expire_after_secs),
-        delay_warning_after: None,
+        delay_warning_after: scenario.queue.delay_warning_secs.map(Duration::from_secs),
         ..RetrySchedule::default()
     };
     let queue_config = QueueConfig {
@@ -295,6 +296,22 @@ fn workload(
             targets.insert(relay.clone(), Vec::new());
             recipients.push(relay);
         }
+        let notify = recipients
+            .iter()
+            .map(|_| {
+                if !rng.chance(per_million(load.dsn_fraction)) {
+                    None
+                } else if rng.chance(250_000) {
+                    Some(Notify::Never)
+                } else {
+                    Some(Notify::On {
+                        success: rng.chance(500_000),
+                        failure: true,
+                        delay: rng.chance(500_000),
+                    })
+                }
+            })
+            .collect();
         for recipient in &recipients {
             targets
                 .entry(recipient.clone())
@@ -306,6 +323,7 @@ fn workload(
             tag,
             reverse_path,
             recipients,
+            notify,
             body,
             at,
         };

@@ -97,6 +97,9 @@ pub struct Workload {
     pub max_size: u32,
     /// How many times a client tries one message before giving up.
     pub client_attempts: u32,
+    /// Fraction of recipients with a DSN NOTIFY parameter (RFC 3461): NEVER, or
+    /// FAILURE with SUCCESS and DELAY drawn at random.
+    pub dsn_fraction: f64,
 }
 
 impl Default for Workload {
@@ -111,6 +114,7 @@ impl Default for Workload {
             min_size: 200,
             max_size: 4000,
             client_attempts: 20,
+            dsn_fraction: 0.3,
         }
     }
 }
@@ -272,6 +276,8 @@ pub struct Queue {
     pub backoff_factor: u32,
     pub max_retry_secs: u64,
     pub expire_after_secs: u64,
+    /// Delay notices this long after arrival (NOTIFY=DELAY, or no NOTIFY); none if unset.
+    pub delay_warning_secs: Option<u64>,
 }
 
 impl Default for Queue {
@@ -281,6 +287,7 @@ impl Default for Queue {
             backoff_factor: 2,
             max_retry_secs: 900,
             expire_after_secs: 4 * 3600,
+            delay_warning_secs: None,
         }
     }
 }

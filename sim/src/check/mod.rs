@@ -71,6 +71,8 @@ pub struct Observations {
     pub failed: BTreeSet<(String, String, String)>,
     /// (host, queue id about, recipient) → failure notices naming it.
     pub notices: BTreeMap<(String, String, String), u32>,
+    /// (kind, host, queue id about, recipient) → delay and success notices naming it.
+    pub other_notices: BTreeMap<(NoticeKind, String, String, String), u32>,
     /// (host, queue id, recipient) → its attempts and deferrals, in order.
     pub retries: BTreeMap<(String, String, String), Vec<RetryStep>>,
     /// (host, queue id, recipient, when on the host clock) of each expiry.
@@ -91,6 +93,8 @@ pub struct StoredFacts {
     pub tag: Option<String>,
     pub null_sender: bool,
     pub arrival: Instant,
+    /// Recipients whose NOTIFY asks for no failure notice (NEVER, or without FAILURE).
+    pub no_failure_notice: BTreeSet<String>,
 }
 
 impl Observations {
@@ -174,6 +178,17 @@ impl Observations {
         recipients: &[String],
     ) {
         if kind != NoticeKind::Failure {
+            for recipient in recipients {
+                *self
+                    .other_notices
+                    .entry((
+                        kind,
+                        host.to_owned(),
+                        queue_id.to_owned(),
+                        recipient.to_ascii_lowercase(),
+                    ))
+                    .or_insert(0) += 1;
+            }
             return;
         }
         for recipient in recipients {
@@ -344,7 +359,7 @@ fn resolved_by_failure(obs: &Observations) -> BTreeSet<(String, String)> {
     }
     for (host, queue_id, recipient) in &obs.failed {
         if let Some(facts) = obs.stored.get(&(host.clone(), queue_id.clone()))
-            && facts.null_sender
+            && (facts.null_sender || facts.no_failure_notice.contains(recipient))
             && let Some(tag) = &facts.tag
         {
             resolved.insert((tag.clone(), recipient.clone()));
@@ -442,7 +457,9 @@ fn notices(obs: &Observations, violations: &mut Vec<Violation>) {
     }
     for (host, queue_id, recipient) in &obs.failed {
         let facts = obs.stored.get(&(host.clone(), queue_id.clone()));
-        if facts.is_none_or(|facts| facts.null_sender) {
+        if facts
+            .is_none_or(|facts| facts.null_sender || facts.no_failure_notice.contains(recipient))
+        {
             continue;
         }
         if !obs

@@ -500,6 +500,51 @@ impl World {
         Vec::new()
     }
 
+    /// MIRRORS NET (`service::store_notice`): a notice no queue decision carries
+    /// (the success notice at acceptance), written on its own after the message; a
+    /// crash in between loses this notice, never the message.
+    pub(crate) fn store_notice_alone(
+        &mut self,
+        host: usize,
+        queue_id: &str,
+        request: &NoticeRequest,
+    ) {
+        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
+        let Ok(Some((incoming, queued))) = self.build_notice(host, queue_id, request) else {
+            return;
+        };
+        let facts = NoticeFacts {
+            kind: request.kind,
+            recipients: request
+                .recipients
+                .iter()
+                .map(|recipient| recipient.final_recipient.clone())
+                .collect(),
+            queued: queued.clone(),
+            notice_id: Some(incoming.queue_id.clone()),
+        };
+        let Some(sluice) = self.sluice(host) else {
+            return;
+        };
+        let write = sluice.disk.submit(Write::Persist {
+            queue_id: queue_id.to_owned(),
+            changes: Vec::new(),
+            dropped: Vec::new(),
+            notice: Some((incoming, queued)),
+        });
+        let Ok(write) = write else {
+            return;
+        };
+        sluice.waiters.insert(
+            write,
+            Waiter::Notice {
+                queue_id: queue_id.to_owned(),
+                notice: facts,
+            },
+        );
+        self.schedule_fsync(host, epoch, write);
+    }
+
     /// MIRRORS NET (`NoticeWriter::build`): core builds the notice from the
     /// original, core's router routes its one recipient, and it is placed like any
     /// accepted message. `Ok(None)`: its recipient is refused for good, so it is

@@ -1,11 +1,12 @@
 //! MIRRORS NET: the glue between a session's accepted message and the store, as
-//! `net/src/incoming.rs` (build, queued, notice_message, received_header,
-//! content_key) and `net/src/delivery/service.rs` (`Envelope::of`) write it. Every
+//! `net/src/incoming.rs` (build, queued, success_notice, notice_message,
+//! received_header, content_key) and `net/src/delivery/service.rs` (`Envelope::of`) write it. Every
 //! decision is core's (`delivery_set`, `place`, `ReceivedFields`, `count_received`);
 //! this file only moves fields. It is meant to be replaced by the planned
 //! `core::node` calls, shared with net, once they exist.
 
 use sluice_core::delivery::{DeliveryPolicy, Destination};
+use sluice_core::notice::{AcceptedCopy, NoticeRequest, success_at_acceptance};
 use sluice_core::queue::{QueuedMessage, QueuedRecipient};
 use sluice_core::router::{MailboxAccess, Route, delivery_set, place};
 use sluice_core::smtp::address::{Domain, ForwardPath};
@@ -28,6 +29,8 @@ pub struct PlacementPolicy {
 pub enum RoutedRecipient {
     Local {
         user: String,
+        /// The RCPT address that led here, without angle brackets.
+        original: String,
     },
     Queued {
         address: String,
@@ -100,6 +103,7 @@ pub fn build(
         .into_iter()
         .map(|delivery| RoutedRecipient::Local {
             user: delivery.address,
+            original: bare(&delivery.original),
         });
     let queued = placement.queued.into_iter().map(|(delivery, destination)| {
         let params = params_of(&delivery.original);
@@ -192,6 +196,7 @@ pub fn notice_message(
         .into_iter()
         .map(|delivery| RoutedRecipient::Local {
             user: delivery.address,
+            original: bare(&delivery.original),
         });
     let queued = placed
         .queued
@@ -218,6 +223,47 @@ pub fn notice_message(
         recipients,
         data,
     })
+}
+
+/// net's `incoming::success_notice`: the success notice owed for the copies
+/// written into local mailboxes at acceptance (core decides).
+pub fn success_notice(message: &AcceptedMessage, incoming: &Incoming) -> Option<NoticeRequest> {
+    let copies: Vec<AcceptedCopy> = incoming
+        .recipients
+        .iter()
+        .filter_map(|recipient| match recipient {
+            RoutedRecipient::Local { user, original } => {
+                let params = message
+                    .recipients
+                    .iter()
+                    .find(|rcpt| bare(&rcpt.path) == *original)
+                    .map(|rcpt| rcpt.params.clone())
+                    .unwrap_or_default();
+                Some(AcceptedCopy {
+                    address: user.clone(),
+                    orcpt: params.orcpt,
+                    notify: params.notify,
+                })
+            }
+            RoutedRecipient::Queued { .. } => None,
+        })
+        .collect();
+    success_at_acceptance(
+        &incoming.queue_id,
+        Some(incoming.reverse_path.as_str()),
+        incoming.envid.as_deref(),
+        incoming.ret,
+        incoming.received_at_ms.div_euclid(1000),
+        &copies,
+    )
+}
+
+/// The recipient as written, without angle brackets (net's `bare`).
+fn bare(path: &ForwardPath) -> String {
+    match path {
+        ForwardPath::Postmaster => "Postmaster".to_owned(),
+        ForwardPath::Mailbox(mailbox) => mailbox.to_string(),
+    }
 }
 
 /// net's `Envelope::of` + `into_outgoing`: what one attempt sends.

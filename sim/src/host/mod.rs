@@ -108,8 +108,15 @@ enum Waiter {
         token: Token,
         queue_id: String,
         queued: Option<QueuedMessage>,
+        /// The success notice owed for copies written at acceptance.
+        success: Option<sluice_core::notice::NoticeRequest>,
         /// Already answered (the ack-before-durability bug).
         answered: bool,
+    },
+    /// A notice stored on its own (a success notice at acceptance).
+    Notice {
+        queue_id: String,
+        notice: NoticeFacts,
     },
     /// A queue write.
     Persist {
@@ -122,7 +129,7 @@ enum Waiter {
 
 /// What the checkers need to know of a notice written with a queue write.
 #[derive(Debug)]
-struct NoticeFacts {
+pub(crate) struct NoticeFacts {
     kind: sluice_core::notice::NoticeKind,
     recipients: Vec<String>,
     queued: Option<QueuedMessage>,
@@ -322,6 +329,7 @@ impl World {
             incoming.delivery_key = queue_id.clone();
         }
         let queued = glue::queued(&incoming);
+        let success = glue::success_notice(&message, &incoming);
         let write = sluice.disk.submit(Write::Accept {
             incoming,
             queued: queued.clone(),
@@ -339,6 +347,7 @@ impl World {
                     token,
                     queue_id: queue_id.clone(),
                     queued,
+                    success,
                     answered,
                 },
             );
@@ -443,6 +452,7 @@ impl World {
                 token,
                 queue_id,
                 queued,
+                success,
                 answered,
             }) => {
                 if failed {
@@ -464,10 +474,33 @@ impl World {
                         .as_ref()
                         .is_some_and(|queued| queued.reverse_path.is_none()),
                     arrival: queued.as_ref().map_or(local, |queued| queued.arrival),
+                    no_failure_notice: queued
+                        .as_ref()
+                        .map(|queued| {
+                            queued
+                                .recipients
+                                .iter()
+                                .filter(|recipient| {
+                                    matches!(
+                                        recipient.notify,
+                                        Some(sluice_core::smtp::params::Notify::Never)
+                                            | Some(sluice_core::smtp::params::Notify::On {
+                                                failure: false,
+                                                ..
+                                            })
+                                    )
+                                })
+                                .map(|recipient| recipient.address.to_ascii_lowercase())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 };
                 self.obs.stored(&name, &queue_id, facts);
                 if let Some(queued) = queued {
                     self.queue_input(host, QueueInput::Enqueue(queued));
+                }
+                if let Some(request) = success {
+                    self.store_notice_alone(host, &queue_id, &request);
                 }
                 if !answered {
                     let outcome = StoreOutcome::Stored { queue_id };
@@ -491,26 +524,44 @@ impl World {
                 for recipient in &failed_recipients {
                     self.obs.failed_durable(at, &name, &queue_id, recipient);
                 }
+                self.queue_input(host, QueueInput::Persisted { token });
                 if let Some(notice) = notice {
-                    if let Some(notice_id) = &notice.notice_id {
-                        let facts = crate::check::StoredFacts {
-                            tag: None,
-                            null_sender: true,
-                            arrival: local,
-                        };
-                        self.obs.stored(&name, notice_id, facts);
-                    }
-                    self.obs
-                        .notice_durable(at, &name, &queue_id, notice.kind, &notice.recipients);
-                    self.queue_input(host, QueueInput::Persisted { token });
-                    if let Some(queued) = notice.queued {
-                        self.queue_input(host, QueueInput::Enqueue(queued));
-                    }
-                } else {
-                    self.queue_input(host, QueueInput::Persisted { token });
+                    self.notice_committed(host, &queue_id, notice);
                 }
             }
+            Some(Waiter::Notice { queue_id, notice }) => {
+                if failed {
+                    return;
+                }
+                self.notice_committed(host, &queue_id, notice);
+            }
             None => {}
+        }
+    }
+
+    /// A notice became durable: observed, and its copies for the queue enqueued.
+    fn notice_committed(&mut self, host: usize, queue_id: &str, notice: NoticeFacts) {
+        let name = self.place_name(host);
+        let at = self.engine.now();
+        let local = self.local_now(host);
+        if let Some(notice_id) = &notice.notice_id {
+            let facts = crate::check::StoredFacts {
+                tag: None,
+                null_sender: true,
+                arrival: local,
+                no_failure_notice: std::collections::BTreeSet::new(),
+            };
+            self.obs.stored(&name, notice_id, facts);
+        }
+        self.engine.record(&format!(
+            "{name} notice {:?} about {queue_id} for {} durable",
+            notice.kind,
+            notice.recipients.join(",")
+        ));
+        self.obs
+            .notice_durable(at, &name, queue_id, notice.kind, &notice.recipients);
+        if let Some(queued) = notice.queued {
+            self.queue_input(host, QueueInput::Enqueue(queued));
         }
     }
 

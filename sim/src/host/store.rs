@@ -116,7 +116,7 @@ impl Store {
     ) -> Vec<MailboxDelivery> {
         let mut deliveries = Vec::new();
         for recipient in &incoming.recipients {
-            if let RoutedRecipient::Local { user } = recipient {
+            if let RoutedRecipient::Local { user, .. } = recipient {
                 let outcome = self.mailboxes.apply(&Operation::Deliver {
                     user: user.clone(),
                     delivery_key: incoming.delivery_key.clone(),

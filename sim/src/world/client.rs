@@ -13,6 +13,7 @@ use sluice_core::smtp::client::{
     ClientConfig, Limits, MessageReport, OutgoingMessage, OutgoingRecipient, Protocol,
     RecipientOutcome, SessionOutcome,
 };
+use sluice_core::smtp::params::Notify;
 use sluice_core::smtp::server::ListenerKind;
 use sluice_core::time::{Duration, Instant};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct MessageSpec {
     pub tag: String,
     pub reverse_path: Option<String>,
     pub recipients: Vec<String>,
+    /// NOTIFY per recipient, in the order of `recipients`.
+    pub notify: Vec<Option<Notify>>,
     pub body: Arc<[u8]>,
     /// When it is first offered (simulation clock).
     pub at: Instant,
@@ -133,7 +136,12 @@ impl World {
                 .iter()
                 .map(|address| OutgoingRecipient {
                     address: address.clone(),
-                    notify: None,
+                    notify: agent
+                        .spec
+                        .recipients
+                        .iter()
+                        .position(|recipient| recipient == address)
+                        .and_then(|index| agent.spec.notify.get(index).copied().flatten()),
                     orcpt: None,
                 })
                 .collect(),

@@ -90,3 +90,38 @@ impl Dns {
         (connection_plan(domain, answers, &limits), took)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns() -> Dns {
+        let mut dns = Dns::default();
+        dns.mx
+            .insert("far.example".into(), vec![(10, "mx.far.example".into())]);
+        dns.addresses
+            .insert("mx.far.example".into(), IpAddr::from([10, 0, 0, 9]));
+        dns
+    }
+
+    #[test]
+    fn a_plan_comes_from_core_and_an_outage_fails_it_temporarily() {
+        let mut rng = Pcg32::new(3, 3);
+        let mut dns = dns();
+        let (plan, _) = dns.host_plan(&mut rng, "far.example", 1);
+        assert_eq!(
+            plan.ok(),
+            Some(vec![(
+                "mx.far.example".to_owned(),
+                vec![IpAddr::from([10, 0, 0, 9])]
+            )])
+        );
+        dns.outage = true;
+        let (plan, _) = dns.host_plan(&mut rng, "far.example", 1);
+        let failure = plan.err();
+        assert_eq!(failure.map(|f| f.status.class), Some(4));
+        dns.outage = false;
+        let (plan, _) = dns.host_plan(&mut rng, "nowhere.example", 1);
+        assert_eq!(plan.err().map(|f| f.status.class), Some(5));
+    }
+}

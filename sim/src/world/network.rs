@@ -77,3 +77,30 @@ impl Network {
         a == b || !self.partitions.contains(&Self::pair(a, b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_cut_both_ways_until_healed() {
+        let mut network = Network::new(1, 5, 0, 0);
+        assert!(network.reachable(0, OUTSIDE));
+        network.partition(OUTSIDE, 0);
+        assert!(!network.reachable(0, OUTSIDE));
+        assert!(network.reachable(0, 1));
+        network.heal(0, OUTSIDE);
+        assert!(network.reachable(OUTSIDE, 0));
+    }
+
+    #[test]
+    fn latency_stays_in_its_range_without_loss() {
+        let mut network = Network::new(3, 9, 0, 0);
+        let mut rng = Pcg32::new(1, 1);
+        for _ in 0..100 {
+            let millis = network.latency(&mut rng).as_millis();
+            assert!((3..=9).contains(&millis));
+            assert!(!network.resets_now(&mut rng));
+        }
+    }
+}
