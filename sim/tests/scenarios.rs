@@ -7,7 +7,7 @@ use sluice_sim::scenario::Scenario;
 use std::path::PathBuf;
 
 /// Seeds per scenario in the test build; CI's sweeps cover more.
-const SEEDS: u64 = 3;
+const SEEDS: u64 = 8;
 
 fn scenario_files() -> Vec<PathBuf> {
     let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");

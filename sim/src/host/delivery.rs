@@ -41,7 +41,8 @@ pub struct Attempt {
 }
 
 impl World {
-    /// Carries out one queue output; inputs it answers at once come back.
+    /// Carries out one queue output; inputs it answers at once come back. MIRRORS
+    /// NET (`delivery::service::carry_out`).
     pub(crate) fn queue_output(&mut self, host: usize, output: QueueOutput) -> Vec<QueueInput> {
         match output {
             QueueOutput::StartAttempt {
@@ -430,6 +431,7 @@ impl World {
     }
 
     /// A queue write: recipient states and, in the same transaction, the notice.
+    /// MIRRORS NET (`NoticeWriter::persist` + `Store::persist_queue`).
     fn persist(
         &mut self,
         host: usize,

@@ -189,8 +189,8 @@ impl SluiceHost {
         format!("Q-{short}-{epoch}-{}", self.next_queue_id)
     }
 
-    /// The route of one recipient: core's router, its lookups answered from the
-    /// directory at once (net answers them from the store; `routing::route`).
+    /// MIRRORS NET (`routing::route`): the route of one recipient from core's
+    /// router, its lookups answered from the directory at once.
     pub fn route(&self, now: sluice_core::time::Instant, check: &RecipientCheck) -> Route {
         let mut router = router::Router::new(self.router.clone());
         router.handle(now, router::Input::for_check(Token(1), check));
@@ -384,7 +384,9 @@ impl World {
     }
 
     /// An fsync finished: the write is durable (or failed with an injected I/O error),
-    /// and whoever waited is told.
+    /// and whoever waited is told. MIRRORS NET: the continuation of
+    /// `smtp_driver::store` (enqueue, success notice, then the 250) and
+    /// `delivery::service::finished` (Persisted / PersistFailed, then the notice).
     pub(crate) fn synced(&mut self, host: usize, epoch: u32, write_id: u64) {
         let Some(node) = self.nodes.get(host) else {
             return;
@@ -594,7 +596,8 @@ impl World {
         self.drop_connections_of(host);
     }
 
-    /// A restart: the queue is rebuilt from what the disk made durable.
+    /// A restart: the queue is rebuilt from what the disk made durable. MIRRORS NET
+    /// (`delivery::service::start`: `store.queued_messages()` enqueued).
     pub(crate) fn restart(&mut self, host: usize) {
         let Some(node) = self.nodes.get_mut(host) else {
             return;
@@ -640,8 +643,8 @@ impl World {
         self.queue_input(host, QueueInput::Tick);
     }
 
-    /// Feeds the host's queue and carries out everything it asks, as net's delivery
-    /// service does.
+    /// Feeds the host's queue and carries out everything it asks. MIRRORS NET
+    /// (`delivery::service::run` / `carry_out`).
     pub(crate) fn queue_input(&mut self, host: usize, input: QueueInput) {
         let mut inputs = std::collections::VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {

@@ -2,6 +2,9 @@
 //! messages with their queue records, and the mailboxes (core's mailbox model,
 //! whose delivery is idempotent per delivery key). A `Write` is one transaction,
 //! applied whole when its fsync completes — net's store transactions in miniature.
+//! MIRRORS NET (`store::Store::accept`, `persist_queue`, `remove_queued`,
+//! `queued_messages`): local copies delivered with the delivery key in the same
+//! transaction as the queue record.
 
 use super::glue::{Incoming, RoutedRecipient};
 use sluice_core::mailbox::{MailboxModel, Operation, Outcome};

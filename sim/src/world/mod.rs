@@ -36,6 +36,9 @@ use std::net::IpAddr;
 /// 2026-01-01T00:00:00Z, so that dates in headers and notices look like dates.
 pub const BASE_UNIX_MS: u64 = 1_767_225_600_000;
 
+/// Events one run may process before it is stopped as a livelock.
+pub const MAX_EVENTS: u64 = 20_000_000;
+
 /// Everything that can happen in the world.
 #[derive(Clone, Debug)]
 pub enum Event {
@@ -214,10 +217,16 @@ impl World {
         *self.faults.entry(kind).or_insert(0) += 1;
     }
 
-    /// Runs every event up to `end`.
+    /// Runs every event up to `end`, or until `MAX_EVENTS` (a livelock guard: a
+    /// machine that keeps asking to be woken now would otherwise spin a sweep forever).
     pub fn run_until(&mut self, end: Instant) {
         while let Some(event) = self.engine.next_until(end) {
             self.dispatch(event);
+            if self.engine.processed() >= MAX_EVENTS {
+                self.engine.record("event cap reached: the run stops here");
+                self.count_fault("event_cap_reached");
+                break;
+            }
         }
     }
 
