@@ -98,6 +98,7 @@ fn swarm(scenario: &Scenario, rng: &mut Pcg32) -> Scenario {
     mixed.remote.lie_about_extensions = scale(mixed.remote.lie_about_extensions);
     mixed.crashes.on_store = scale(mixed.crashes.on_store);
     mixed.crashes.after_promise = scale(mixed.crashes.after_promise);
+    mixed.crashes.silent = scale(mixed.crashes.silent);
     let mut count = |value: u32| u32::try_from(rng.between(0, u64::from(value))).unwrap_or(0);
     mixed.network.partitions = count(mixed.network.partitions);
     mixed.disk.full_windows = count(mixed.disk.full_windows);
@@ -236,6 +237,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
     world.disk_error_ppm = per_million(scenario.disk.error);
     world.crash_on_store_ppm = per_million(scenario.crashes.on_store);
     world.crash_after_promise_ppm = per_million(scenario.crashes.after_promise);
+    world.silent_crash_ppm = per_million(scenario.crashes.silent);
     world.restart_secs = (
         scenario.crashes.restart_secs_min,
         scenario

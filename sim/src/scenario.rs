@@ -246,6 +246,8 @@ pub struct Crashes {
     pub on_store: f64,
     /// Chance that a host crashes right after its 250 (after the promise, before delivery).
     pub after_promise: f64,
+    /// Chance that a crash is silent: peers get no reset and find out by timeout.
+    pub silent: f64,
     /// Gateways down for the whole duration (behind the load balancer).
     pub gateways_down: u32,
     /// Clock jumps of random hosts during the duration.
@@ -262,6 +264,7 @@ impl Default for Crashes {
             restart_secs_max: 120,
             on_store: 0.0,
             after_promise: 0.0,
+            silent: 0.0,
             gateways_down: 0,
             clock_jumps: 0,
             clock_jump_secs_max: 600,
@@ -393,6 +396,7 @@ impl Scenario {
             ),
             ("crashes.on_store", self.crashes.on_store),
             ("crashes.after_promise", self.crashes.after_promise),
+            ("crashes.silent", self.crashes.silent),
         ];
         for (key, value) in fractions {
             if !(0.0..=1.0).contains(&value) {

@@ -591,9 +591,15 @@ impl World {
             NodeKind::Remote(_) => 0,
         };
         self.count_fault("host_crash");
-        self.engine
-            .record(&format!("{name} crashes, {lost} unsynced writes lost"));
-        self.drop_connections_of(host);
+        let silent = self.engine.rng.chance(self.silent_crash_ppm);
+        if silent {
+            self.count_fault("silent_crash");
+        }
+        self.engine.record(&format!(
+            "{name} crashes{}, {lost} unsynced writes lost",
+            if silent { " silently" } else { "" }
+        ));
+        self.drop_connections_of(host, silent);
     }
 
     /// A restart: the queue is rebuilt from what the disk made durable. MIRRORS NET

@@ -173,6 +173,8 @@ pub struct World {
     pub disk_error_ppm: u32,
     pub crash_on_store_ppm: u32,
     pub crash_after_promise_ppm: u32,
+    /// Chance that a crash is silent (peers get no reset).
+    pub silent_crash_ppm: u32,
     /// Seconds a host hit by a crash fault stays down (drawn between the two).
     pub restart_secs: (u64, u64),
     /// After `FaultsEnd` no new fault is injected.
@@ -200,6 +202,7 @@ impl World {
             crash_on_store_ppm: 0,
             crash_after_promise_ppm: 0,
             restart_secs: (5, 120),
+            silent_crash_ppm: 0,
             faults_over: false,
             health_check_every: Duration::from_secs(10),
         }
@@ -775,9 +778,10 @@ impl World {
         }
     }
 
-    /// Every connection with an end on `host`: its machine there is gone, the other
-    /// end hears a reset.
-    pub fn drop_connections_of(&mut self, host: usize) {
+    /// Every connection with an end on `host`: its machine there is gone. The other
+    /// end hears a reset, or, when the crash is `silent` (a machine that vanished
+    /// rather than rebooted), nothing at all: it finds out by its own timeouts.
+    pub fn drop_connections_of(&mut self, host: usize, silent: bool) {
         let touched: Vec<u64> = self
             .conns
             .iter()
@@ -794,7 +798,9 @@ impl World {
                     conn.message = None;
                 }
             }
-            self.break_conn_by_id(id);
+            if !silent {
+                self.break_conn_by_id(id);
+            }
             self.remove_if_done(id);
         }
     }
