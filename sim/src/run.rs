@@ -59,7 +59,7 @@ pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunR
     } else {
         scenario.clone()
     };
-    let network = Network::new(
+    let mut network = Network::new(
         scenario.network.latency_ms_min,
         scenario
             .network
@@ -68,6 +68,8 @@ pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunR
         per_million(scenario.network.loss),
         per_million(scenario.network.reset),
     );
+    network.tail_ppm = per_million(scenario.network.latency_tail);
+    network.tail_max_ms = scenario.network.latency_tail_ms_max;
     let mut world = World::new(engine, network, bugs);
     let setup = build(&mut world, &scenario);
     let end = Instant::from_millis((scenario.duration_secs + scenario.drain_secs) * 1000);
@@ -87,6 +89,7 @@ fn swarm(scenario: &Scenario, rng: &mut Pcg32) -> Scenario {
     let mut mixed = scenario.clone();
     let mut scale = |value: f64| value * (rng.below(101) as f64) / 100.0;
     mixed.network.loss = scale(mixed.network.loss);
+    mixed.network.latency_tail = scale(mixed.network.latency_tail);
     mixed.network.reset = scale(mixed.network.reset);
     mixed.disk.error = scale(mixed.disk.error);
     mixed.dns.failure = scale(mixed.dns.failure);

@@ -124,6 +124,9 @@ impl Default for Workload {
 pub struct Network {
     pub latency_ms_min: u64,
     pub latency_ms_max: u64,
+    /// Chance per segment of a long-tail latency, up to `latency_tail_ms_max`.
+    pub latency_tail: f64,
+    pub latency_tail_ms_max: u64,
     /// Chance per segment that it is lost and retransmitted (extra latency).
     pub loss: f64,
     /// Chance per segment that the connection is reset.
@@ -138,6 +141,8 @@ impl Default for Network {
         Network {
             latency_ms_min: 1,
             latency_ms_max: 40,
+            latency_tail: 0.0,
+            latency_tail_ms_max: 5000,
             loss: 0.0,
             reset: 0.0,
             partitions: 0,
@@ -382,6 +387,7 @@ impl Scenario {
                 self.workload.relay_attempt_fraction,
             ),
             ("network.loss", self.network.loss),
+            ("network.latency_tail", self.network.latency_tail),
             ("network.reset", self.network.reset),
             ("disk.error", self.disk.error),
             ("dns.failure", self.dns.failure),

@@ -105,15 +105,19 @@ fn client_backoff(tries: u32) -> Duration {
 impl World {
     pub(super) fn offer(&mut self, index: usize) {
         let now = self.engine.now();
+        let idle = self
+            .agents
+            .get(index)
+            .is_some_and(|agent| !agent.in_flight && !agent.remaining.is_empty());
+        if !idle {
+            return;
+        }
         let Some(gateway) = self.lb.pick() else {
             return;
         };
         let Some(agent) = self.agents.get_mut(index) else {
             return;
         };
-        if agent.in_flight || agent.remaining.is_empty() {
-            return;
-        }
         if agent.tries >= agent.max_tries {
             let tag = agent.spec.tag.clone();
             self.engine.record(&format!("client {tag} gives up"));

@@ -1,5 +1,5 @@
 //! The simulated network: per-segment latency drawn from a uniform distribution
-//! (plus a retransmission delay when a segment is "lost"), connection resets,
+//! with an optional long tail (plus a retransmission delay when a segment is "lost"), connection resets,
 //! and partitions between any two places, which heal. TCP keeps order, so each
 //! direction of a connection never delivers a segment before the previous one.
 
@@ -19,6 +19,9 @@ pub struct Network {
     pub latency_max_ms: u64,
     pub loss_ppm: u32,
     pub reset_ppm: u32,
+    /// Chance that a segment takes the long tail (congestion, a slow path) instead.
+    pub tail_ppm: u32,
+    pub tail_max_ms: u64,
     /// Pairs of places (lower first) that cannot reach each other now.
     partitions: BTreeSet<(usize, usize)>,
     /// Resets injected, for the summary.
@@ -32,14 +35,24 @@ impl Network {
             latency_max_ms,
             loss_ppm,
             reset_ppm,
+            tail_ppm: 0,
+            tail_max_ms: 0,
             partitions: BTreeSet::new(),
             resets: 0,
         }
     }
 
-    /// The delay of one segment.
+    /// The delay of one segment: uniform between the bounds, or with the tail's
+    /// chance uniform up to the tail's maximum (a two-part distribution with a long tail).
     pub fn latency(&mut self, rng: &mut Pcg32) -> Duration {
-        let mut millis = rng.between(self.latency_min_ms, self.latency_max_ms);
+        let mut millis = if rng.chance(self.tail_ppm) {
+            rng.between(
+                self.latency_max_ms,
+                self.tail_max_ms.max(self.latency_max_ms),
+            )
+        } else {
+            rng.between(self.latency_min_ms, self.latency_max_ms)
+        };
         if rng.chance(self.loss_ppm) {
             // A lost segment costs a retransmission timeout (RFC 6298: at least 200 ms
             // in practice, 1 s by the book).
