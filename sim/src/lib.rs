@@ -4,11 +4,17 @@
 //! simulator injects faults from the seed and checks the guarantees of
 //! ARCHITECTURE.md on every run.
 //!
+//! Determinism rules, kept everywhere in this crate: no wall clock (only the
+//! binary's sweep reads it, for its budget and progress), no OS randomness (every
+//! draw is from the run's PCG32), no hash-map iteration (BTreeMap, BTreeSet, Vec),
+//! no threads inside a run. The same scenario and seed give the same trace hash.
+//!
 //! Modules:
 //! - `engine`: the generator (PCG32), clock, event queue, trace and its hash.
 //! - `scenario`: the TOML scenario files in `scenarios/`.
 //! - `world`: network, disks, DNS, remote servers, clients and the load balancer.
-//! - `host`: a Sluice host running core's machines; its net-mirroring glue.
+//! - `host`: a Sluice host running core's machines; its net-mirroring glue, and
+//!   the deliberate bugs (`Bugs`) that prove the checkers can fail.
 //! - `check`: the observation log and one checker per guarantee.
 //! - `run`: one seeded run, its summary and violation report.
 
