@@ -107,20 +107,23 @@ impl RemoteServer {
     }
 }
 
-/// A lying EHLO reply: STARTTLS inserted after the greeting line of a multi-line
-/// 250 that lists extensions. Other replies pass unchanged.
+/// A lying EHLO reply: a STARTTLS line inserted after the greeting line of a
+/// multi-line reply that lists PIPELINING. The inserted line reuses the reply's own
+/// code and separator, so the simulator writes no reply code of its own; any other
+/// reply passes unchanged.
 pub fn advertise_starttls(bytes: Vec<u8>) -> Vec<u8> {
-    let is_ehlo =
-        bytes.starts_with(b"250-") && bytes.windows(10).any(|window| window == b"PIPELINING");
+    let lists_extensions =
+        bytes.get(3) == Some(&b'-') && bytes.windows(10).any(|window| window == b"PIPELINING");
     let Some(first_line_end) = bytes.windows(2).position(|pair| pair == b"\r\n") else {
         return bytes;
     };
-    if !is_ehlo {
+    if !lists_extensions {
         return bytes;
     }
     let mut lied = Vec::with_capacity(bytes.len() + 14);
     lied.extend_from_slice(&bytes[..first_line_end + 2]);
-    lied.extend_from_slice(b"250-STARTTLS\r\n");
+    lied.extend_from_slice(&bytes[..4]);
+    lied.extend_from_slice(b"STARTTLS\r\n");
     lied.extend_from_slice(&bytes[first_line_end + 2..]);
     lied
 }
