@@ -276,7 +276,15 @@ fn workload(
         let at = Instant::from_millis(rng.below(duration_ms));
         let tag = format!("m{index}");
         let remote_k = rng.between(1, u64::from(remotes));
-        let reverse_path = if rng.chance(per_million(load.null_sender_fraction)) {
+        let submitter = rng.chance(per_million(load.submitter_fraction));
+        let auth = if submitter {
+            rng.pick(users).cloned()
+        } else {
+            None
+        };
+        let reverse_path = if let Some(user) = &auth {
+            Some(user.clone())
+        } else if rng.chance(per_million(load.null_sender_fraction)) {
             None
         } else if rng.chance(per_million(load.external_sender_fraction)) {
             Some(format!("sender{index}@remote{remote_k}.example"))
@@ -288,7 +296,11 @@ fn workload(
         for _ in 0..count {
             let user = rng.between(1, users.len() as u64);
             let recipient = if rng.chance(per_million(load.external_fraction)) {
-                format!("fwd{user}@{local}")
+                if submitter {
+                    format!("ext{user}@remote{}.example", user % u64::from(remotes) + 1)
+                } else {
+                    format!("fwd{user}@{local}")
+                }
             } else {
                 format!("user{user}@{local}")
             };
@@ -330,6 +342,7 @@ fn workload(
             recipients,
             notify,
             body,
+            auth,
             at,
         };
         let agent = Agent::new(spec, load.client_attempts.max(1));
@@ -495,6 +508,12 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         availability_secs: guarantees.availability_secs,
         answered,
         schedule: setup.schedule.clone(),
+        authenticated: world
+            .agents
+            .iter()
+            .filter(|agent| agent.spec.auth.is_some())
+            .map(|agent| agent.spec.tag.clone())
+            .collect(),
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);

@@ -88,6 +88,9 @@ pub struct Workload {
     pub external_fraction: f64,
     /// Fraction of messages whose sender is external (MX senders); the rest are local users.
     pub external_sender_fraction: f64,
+    /// Fraction of messages from authenticated submitters (local users on the
+    /// submission listener), whose external recipients are addressed directly.
+    pub submitter_fraction: f64,
     /// Fraction of messages with the null reverse-path (bounces from elsewhere).
     pub null_sender_fraction: f64,
     /// Fraction of messages from an unauthenticated client to an external recipient:
@@ -110,6 +113,7 @@ impl Default for Workload {
             external_fraction: 0.3,
             external_sender_fraction: 0.3,
             null_sender_fraction: 0.0,
+            submitter_fraction: 0.0,
             relay_attempt_fraction: 0.0,
             min_size: 200,
             max_size: 4000,

@@ -311,6 +311,8 @@ pub struct Context {
     /// Tags of offered messages whose recipients all got a final answer.
     pub answered: BTreeSet<String>,
     pub schedule: sluice_core::queue::RetrySchedule,
+    /// Tags of messages sent by authenticated submitters, who may relay.
+    pub authenticated: BTreeSet<String>,
 }
 
 /// Runs the checkers of `wanted` and returns every violation.
@@ -556,9 +558,12 @@ fn availability(obs: &Observations, context: &Context, violations: &mut Vec<Viol
 }
 
 fn no_relay(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
-    // Every workload client is unauthenticated: a promise for an address outside the
-    // local domain is a relay.
+    // A promise to an unauthenticated client for an address outside the local domain
+    // is a relay.
     for (tag, recipient) in obs.promised.keys() {
+        if context.authenticated.contains(tag) {
+            continue;
+        }
         let local = recipient
             .rsplit_once('@')
             .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(&context.local_domain));

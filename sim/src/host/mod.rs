@@ -212,13 +212,29 @@ impl SluiceHost {
         }
     }
 
+    /// MIRRORS NET (`Backend::verify_credentials`, a store lookup): the simulated
+    /// users' password is `secret-` and their address.
+    pub fn check_credentials(
+        &self,
+        credentials: &sluice_core::smtp::server::Credentials,
+    ) -> sluice_core::smtp::server::CredentialOutcome {
+        let username = credentials.username.to_ascii_lowercase();
+        let known = self.directory.users.contains(&username);
+        if known && credentials.password == format!("secret-{username}") {
+            sluice_core::smtp::server::CredentialOutcome::Valid { identity: username }
+        } else {
+            sluice_core::smtp::server::CredentialOutcome::Invalid
+        }
+    }
+
     /// The session configuration of a listener on this host.
     pub fn session_config(&self, listener: ListenerKind) -> SessionConfig {
         SessionConfig {
             kind: listener,
             hostname: self.hostname.clone(),
             tls: TlsMode::Unavailable,
-            auth_requires_tls: true,
+            // The simulation has no TLS; AUTH is offered on submission without it.
+            auth_requires_tls: false,
             limits: Limits::default(),
         }
     }

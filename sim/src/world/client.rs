@@ -6,6 +6,7 @@
 //! gateway and spreads connections over the healthy ones.
 
 use super::network::OUTSIDE;
+use super::submission::AuthShim;
 use super::{Event, Owner, World};
 use sluice_core::delivery::{RecipientResult, TlsPolicy};
 use sluice_core::smtp::address::Domain;
@@ -28,6 +29,9 @@ pub struct MessageSpec {
     /// NOTIFY per recipient, in the order of `recipients`.
     pub notify: Vec<Option<Notify>>,
     pub body: Arc<[u8]>,
+    /// The user a submitter authenticates as (on the submission listener); `None`
+    /// for an MTA sending to the MX listener.
+    pub auth: Option<String>,
     /// When it is first offered (simulation clock).
     pub at: Instant,
 }
@@ -132,6 +136,7 @@ impl World {
         agent.in_flight = true;
         agent.gateway = gateway;
         agent.sent = agent.remaining.clone();
+        let auth = agent.spec.auth.clone();
         let message = OutgoingMessage {
             queue_id: agent.spec.tag.clone(),
             reverse_path: agent.spec.reverse_path.clone(),
@@ -163,13 +168,16 @@ impl World {
             remote_host,
             limits: Limits::default(),
         };
-        self.connect(
-            Owner::Agent(index),
-            gateway,
-            ListenerKind::Mx,
-            config,
-            message,
-        );
+        let listener = if auth.is_some() {
+            ListenerKind::Submission
+        } else {
+            ListenerKind::Mx
+        };
+        let id = self.next_conn_id();
+        self.connect(Owner::Agent(index), gateway, listener, config, message);
+        if let (Some(user), Some(conn)) = (auth, self.conns.get_mut(&id)) {
+            conn.shim = Some(AuthShim::new(&user, &format!("secret-{user}")));
+        }
     }
 
     fn agent_report(&mut self, index: usize, report: &MessageReport) {

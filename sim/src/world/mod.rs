@@ -9,6 +9,7 @@ pub mod disk;
 pub mod dns;
 pub mod network;
 pub mod remote;
+pub mod submission;
 
 use crate::check::Observations;
 use crate::engine::Engine;
@@ -142,6 +143,8 @@ pub struct Conn {
     broken: bool,
     /// A remote that lies about its extensions on this connection.
     lies: bool,
+    /// A submitter's AUTH shim (see `submission`).
+    pub shim: Option<submission::AuthShim>,
     /// Routes of the recipients accepted since the last stored message (net's
     /// driver keeps the same map).
     pub routes: Vec<(ForwardPath, Route)>,
@@ -356,6 +359,11 @@ impl World {
 
     /// Opens a connection from `owner` to `server`'s `listener`; the client machine
     /// starts with `message` once the server has accepted.
+    /// The id the next connection will get.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn + 1
+    }
+
     pub fn connect(
         &mut self,
         owner: Owner,
@@ -385,6 +393,7 @@ impl World {
                 to_client_at: now,
                 broken: false,
                 lies: false,
+                shim: None,
                 routes: Vec::new(),
             },
         );
@@ -552,6 +561,10 @@ impl World {
             while let Some(output) = client.poll() {
                 match output {
                     ClientOutput::Send(bytes) => {
+                        let bytes = match conn.shim.as_mut() {
+                            Some(shim) => shim.to_server(bytes),
+                            None => bytes,
+                        };
                         self.send(id, &mut conn, true, bytes);
                         wrote = true;
                     }
@@ -616,16 +629,24 @@ impl World {
                 ServerOutput::Send(bytes) if conn.lies => {
                     self.send(id, &mut conn, false, remote::advertise_starttls(bytes));
                 }
-                ServerOutput::Send(bytes) => self.send(id, &mut conn, false, bytes),
+                ServerOutput::Send(bytes) => {
+                    let bytes = match conn.shim.as_mut() {
+                        Some(shim) => shim.to_client(bytes),
+                        None => bytes,
+                    };
+                    if !bytes.is_empty() {
+                        self.send(id, &mut conn, false, bytes);
+                    }
+                }
                 ServerOutput::Close => closed = true,
                 ServerOutput::StartTls => session.handle(now, ServerInput::TlsFailed),
-                ServerOutput::CheckCredentials { token, .. } => session.handle(
-                    now,
-                    ServerInput::CredentialsChecked {
-                        token,
-                        outcome: CredentialOutcome::Invalid,
-                    },
-                ),
+                ServerOutput::CheckCredentials { token, credentials } => {
+                    let outcome = match self.nodes.get(server).map(|node| &node.kind) {
+                        Some(NodeKind::Sluice(sluice)) => sluice.check_credentials(&credentials),
+                        _ => CredentialOutcome::Invalid,
+                    };
+                    session.handle(now, ServerInput::CredentialsChecked { token, outcome });
+                }
                 ServerOutput::CheckRecipient { token, check } => {
                     let verdict = self.check_recipient(id, &mut conn, &check);
                     session.handle(now, ServerInput::RecipientChecked { token, verdict });
