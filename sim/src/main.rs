@@ -211,12 +211,15 @@ fn sweep(
                         failed.push(result);
                     }
                     let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    eprint!(
+                    // A closed stderr must not stop the sweep: the progress line is a courtesy.
+                    let mut stderr = std::io::stderr();
+                    let _ = write!(
+                        stderr,
                         "\r[{finished}/{total}] {} failing, {:.0}s",
                         failed.len(),
                         started.elapsed().as_secs_f64()
                     );
-                    let _ = std::io::stderr().flush();
+                    let _ = stderr.flush();
                 }
             });
         }
