@@ -563,10 +563,15 @@ impl World {
         let at = self.engine.now();
         let local = self.local_now(host);
         if let Some(notice_id) = &notice.notice_id {
+            // The notice's arrival is when it was built, before its write was durable.
+            let arrival = notice
+                .queued
+                .as_ref()
+                .map_or(local, |queued| queued.arrival);
             let facts = crate::check::StoredFacts {
                 tag: None,
                 null_sender: true,
-                arrival: local,
+                arrival,
                 no_failure_notice: std::collections::BTreeSet::new(),
             };
             self.obs.stored(&name, notice_id, facts);
