@@ -1,17 +1,237 @@
-//! The `sluice-sim` binary.
+//! The `sluice-sim` binary: `run` one seed with its summary, `sweep` a range of
+//! seeds on every core with a progress line, `replay` a seed's full trace. The
+//! wall clock is read here only, for the sweep's budget and progress, never by a run.
 
-use clap::Parser;
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use sluice_sim::host::Bugs;
+use sluice_sim::run::{self, RunResult};
+use sluice_sim::scenario::Scenario;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// Sluice's deterministic simulator (arrives with the simulator issue).
+/// Sluice's deterministic simulator.
 #[derive(Debug, Parser)]
 #[command(name = "sluice-sim", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one seed and print its summary (and any violation).
+    Run {
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Switch on a deliberate bug (ack-before-durability, skip-notice,
+        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early).
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+    },
+    /// Run a range of seeds in parallel and report every failing one.
+    Sweep {
+        #[arg(long)]
+        scenario: PathBuf,
+        /// A..B (B excluded).
+        #[arg(long)]
+        seeds: String,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Stop starting seeds after this much wall-clock time (90s, 5m, 1h).
+        #[arg(long)]
+        budget: Option<String>,
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+    },
+    /// Run one seed and print its full event trace.
+    Replay {
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        /// Print the trace (the default; kept for the printed replay commands).
+        #[arg(long)]
+        trace: bool,
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+    },
+}
+
+fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
+    let mut bugs = Bugs::default();
+    for name in names {
+        match name.as_str() {
+            "ack-before-durability" => bugs.ack_before_durability = true,
+            "skip-notice" => bugs.skip_notice = true,
+            "deliver-twice-after-crash" => bugs.deliver_twice_after_crash = true,
+            "drop-deferred-recipient" => bugs.drop_deferred_recipient = true,
+            "open-relay" => bugs.open_relay = true,
+            "retry-early" => bugs.retry_early = true,
+            other => bail!("unknown bug {other:?}"),
+        }
+    }
+    Ok(bugs)
+}
+
+fn parse_seeds(text: &str) -> anyhow::Result<(u64, u64)> {
+    let (start, end) = text.split_once("..").context("--seeds takes A..B")?;
+    let start: u64 = start.trim().parse().context("--seeds: A is not a number")?;
+    let end: u64 = end.trim().parse().context("--seeds: B is not a number")?;
+    if end <= start {
+        bail!("--seeds: B must be above A");
+    }
+    Ok((start, end))
+}
+
+fn parse_budget(text: &str) -> anyhow::Result<std::time::Duration> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number.parse().context("--budget: a number and s, m or h")?;
+    let secs = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => bail!("--budget: unit must be s, m or h"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    println!(
-        "sluice-sim {}: not built yet; see README.md for the status",
-        env!("CARGO_PKG_VERSION")
-    );
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            bugs,
+        } => {
+            let bugs = parse_bugs(&bugs)?;
+            let loaded = Scenario::load(&scenario)?;
+            let started = std::time::Instant::now();
+            let result = run::run(&loaded, seed, bugs, false);
+            let wall = started.elapsed().as_secs_f64().max(1e-6);
+            print!("{}", run::summary(&result));
+            // The benchmark: on stderr, since it is the one thing that differs per run.
+            eprintln!(
+                "speed      {:.0} simulated s per wall s, {:.0} events/s",
+                result.simulated_ms as f64 / 1000.0 / wall,
+                result.events as f64 / wall
+            );
+            if !result.passed() {
+                let file = scenario.display().to_string();
+                print!("{}", run::violation_report(&loaded, &file, &result, bugs));
+                std::process::exit(1);
+            }
+        }
+        Command::Replay {
+            scenario,
+            seed,
+            bugs,
+            trace: _,
+        } => {
+            let bugs = parse_bugs(&bugs)?;
+            let loaded = Scenario::load(&scenario)?;
+            let result = run::run(&loaded, seed, bugs, true);
+            for line in &result.trace {
+                println!("{line}");
+            }
+            print!("{}", run::summary(&result));
+        }
+        Command::Sweep {
+            scenario,
+            seeds,
+            jobs,
+            budget,
+            bugs,
+        } => {
+            let bugs = parse_bugs(&bugs)?;
+            let loaded = Scenario::load(&scenario)?;
+            let (start, end) = parse_seeds(&seeds)?;
+            let budget = budget.as_deref().map(parse_budget).transpose()?;
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            let failures = sweep(&loaded, start, end, jobs.max(1), budget, bugs);
+            let file = scenario.display().to_string();
+            for result in &failures {
+                print!("{}", run::violation_report(&loaded, &file, result, bugs));
+            }
+            if !failures.is_empty() {
+                let seeds: Vec<String> = failures.iter().map(|r| r.seed.to_string()).collect();
+                println!("failing seeds: {}", seeds.join(" "));
+                std::process::exit(1);
+            }
+            println!("all seeds passed");
+        }
+    }
     Ok(())
+}
+
+/// Runs seeds `start..end` on `jobs` threads (each run on one thread); the failing
+/// runs, by seed.
+fn sweep(
+    scenario: &Scenario,
+    start: u64,
+    end: u64,
+    jobs: usize,
+    budget: Option<std::time::Duration>,
+    bugs: Bugs,
+) -> Vec<RunResult> {
+    let next = Arc::new(AtomicU64::new(start));
+    let done = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
+    let simulated_ms = Arc::new(AtomicU64::new(0));
+    let failed: Arc<Mutex<Vec<RunResult>>> = Arc::new(Mutex::new(Vec::new()));
+    let started = std::time::Instant::now();
+    let total = end - start;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let (next, done, failed) = (Arc::clone(&next), Arc::clone(&done), Arc::clone(&failed));
+            let (events, simulated_ms) = (Arc::clone(&events), Arc::clone(&simulated_ms));
+            scope.spawn(move || {
+                loop {
+                    if budget.is_some_and(|budget| started.elapsed() >= budget) {
+                        break;
+                    }
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= end {
+                        break;
+                    }
+                    let result = run::run(scenario, seed, bugs, false);
+                    events.fetch_add(result.events, Ordering::Relaxed);
+                    simulated_ms.fetch_add(result.simulated_ms, Ordering::Relaxed);
+                    let mut failed = failed.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !result.passed() {
+                        failed.push(result);
+                    }
+                    let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    // A closed stderr must not stop the sweep: the progress line is a courtesy.
+                    let mut stderr = std::io::stderr();
+                    let _ = write!(
+                        stderr,
+                        "\r[{finished}/{total}] {} failing, {:.0}s",
+                        failed.len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                    let _ = stderr.flush();
+                }
+            });
+        }
+    });
+    eprintln!();
+    let wall = started.elapsed().as_secs_f64().max(1e-6);
+    eprintln!(
+        "speed: {:.0} simulated s per wall s, {:.0} events/s over {jobs} jobs",
+        simulated_ms.load(Ordering::Relaxed) as f64 / 1000.0 / wall,
+        events.load(Ordering::Relaxed) as f64 / wall
+    );
+    let mut failed = std::mem::take(&mut *failed.lock().unwrap_or_else(PoisonError::into_inner));
+    failed.sort_by_key(|result| result.seed);
+    failed
 }

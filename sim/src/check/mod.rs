@@ -1,0 +1,610 @@
+//! The guarantee checkers. During a run the world appends what it observes —
+//! promises given, mailbox deliveries, remote acceptances, durable failures and
+//! notices, deferrals, attempts — to an observation log; after the run each
+//! checker reads the log (and the hosts' durable state for what is still queued)
+//! and reports every violation of its guarantee from ARCHITECTURE.md.
+
+use sluice_core::notice::NoticeKind;
+use sluice_core::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One guarantee, by the name scenarios and reports use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Guarantee {
+    NoLoss,
+    NoDuplicates,
+    Notices,
+    RetrySchedule,
+    Availability,
+    NoRelay,
+    /// Liveness: after the drain every promised copy is delivered or notified.
+    Drained,
+}
+
+impl Guarantee {
+    pub const ALL: [Guarantee; 7] = [
+        Guarantee::NoLoss,
+        Guarantee::NoDuplicates,
+        Guarantee::Notices,
+        Guarantee::RetrySchedule,
+        Guarantee::Availability,
+        Guarantee::NoRelay,
+        Guarantee::Drained,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Guarantee::NoLoss => "no-loss",
+            Guarantee::NoDuplicates => "no-duplicates",
+            Guarantee::Notices => "one-notice-per-failure",
+            Guarantee::RetrySchedule => "retry-schedule",
+            Guarantee::Availability => "availability",
+            Guarantee::NoRelay => "no-relay",
+            Guarantee::Drained => "queues-drain",
+        }
+    }
+}
+
+/// A guarantee that did not hold, with what shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub guarantee: Guarantee,
+    /// The message tag (or queue id) the violation is about, for the trace excerpt.
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Everything the world observed that the checkers need, in the order it happened.
+#[derive(Debug, Default)]
+pub struct Observations {
+    pub offered: BTreeMap<String, Instant>,
+    /// (tag, recipient) → when the client got its 250 and from which gateway.
+    pub promised: BTreeMap<(String, String), (Instant, String)>,
+    pub refused: BTreeSet<(String, String)>,
+    pub gave_up: BTreeSet<String>,
+    /// (host, user, tag, origin queue id) → new deliveries.
+    pub mailbox: BTreeMap<(String, String, String, String), u32>,
+    pub remote: BTreeMap<(String, String), u32>,
+    /// (host, queue id) → (tag, null sender, arrival on the host's clock).
+    pub stored: BTreeMap<(String, String), StoredFacts>,
+    /// (host, queue id, recipient) that failed for good, durably.
+    pub failed: BTreeSet<(String, String, String)>,
+    /// (host, queue id about, recipient) → failure notices naming it.
+    pub notices: BTreeMap<(String, String, String), u32>,
+    /// (kind, host, queue id about, recipient) → delay and success notices naming it.
+    pub other_notices: BTreeMap<(NoticeKind, String, String, String), u32>,
+    /// (host, queue id, recipient) → its attempts and deferrals, in order.
+    pub retries: BTreeMap<(String, String, String), Vec<RetryStep>>,
+    /// (host, queue id, recipient, when on the host clock) of each expiry.
+    pub expiries: Vec<(String, String, String, Instant)>,
+}
+
+/// One step in a recipient's retry history, with the host's epoch (a crash may
+/// undo a deferral that was not yet durable, so steps compare within an epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryStep {
+    Attempt { at: Instant, epoch: u32 },
+    Deferred { next_attempt: Instant, epoch: u32 },
+}
+
+/// What is known of a stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFacts {
+    pub tag: Option<String>,
+    pub null_sender: bool,
+    pub arrival: Instant,
+    /// Recipients whose NOTIFY asks for no failure notice (NEVER, or without FAILURE).
+    pub no_failure_notice: BTreeSet<String>,
+}
+
+impl Observations {
+    pub fn offered(&mut self, at: Instant, tag: &str) {
+        self.offered.entry(tag.to_owned()).or_insert(at);
+    }
+
+    pub fn promised(
+        &mut self,
+        at: Instant,
+        tag: &str,
+        recipient: &str,
+        gateway: &str,
+        _first: Instant,
+    ) {
+        self.promised
+            .entry((tag.to_owned(), recipient.to_ascii_lowercase()))
+            .or_insert((at, gateway.to_owned()));
+    }
+
+    pub fn refused(&mut self, _at: Instant, tag: &str, recipient: &str) {
+        self.refused
+            .insert((tag.to_owned(), recipient.to_ascii_lowercase()));
+    }
+
+    pub fn gave_up(&mut self, _at: Instant, tag: &str) {
+        self.gave_up.insert(tag.to_owned());
+    }
+
+    pub fn mailbox_delivered(
+        &mut self,
+        _at: Instant,
+        host: &str,
+        user: &str,
+        data: &[u8],
+        new: bool,
+    ) {
+        if !new {
+            return;
+        }
+        let tag = message_tag(data).unwrap_or_default();
+        let origin = origin_queue_id(data).unwrap_or_default();
+        *self
+            .mailbox
+            .entry((host.to_owned(), user.to_ascii_lowercase(), tag, origin))
+            .or_insert(0) += 1;
+    }
+
+    pub fn remote_accepted(
+        &mut self,
+        _at: Instant,
+        _remote: &str,
+        recipient: &str,
+        tag: Option<String>,
+    ) {
+        *self
+            .remote
+            .entry((tag.unwrap_or_default(), recipient.to_ascii_lowercase()))
+            .or_insert(0) += 1;
+    }
+
+    pub fn stored(&mut self, host: &str, queue_id: &str, facts: StoredFacts) {
+        self.stored
+            .insert((host.to_owned(), queue_id.to_owned()), facts);
+    }
+
+    pub fn failed_durable(&mut self, _at: Instant, host: &str, queue_id: &str, recipient: &str) {
+        self.failed.insert((
+            host.to_owned(),
+            queue_id.to_owned(),
+            recipient.to_ascii_lowercase(),
+        ));
+    }
+
+    pub fn notice_durable(
+        &mut self,
+        _at: Instant,
+        host: &str,
+        queue_id: &str,
+        kind: NoticeKind,
+        recipients: &[String],
+    ) {
+        if kind != NoticeKind::Failure {
+            for recipient in recipients {
+                *self
+                    .other_notices
+                    .entry((
+                        kind,
+                        host.to_owned(),
+                        queue_id.to_owned(),
+                        recipient.to_ascii_lowercase(),
+                    ))
+                    .or_insert(0) += 1;
+            }
+            return;
+        }
+        for recipient in recipients {
+            *self
+                .notices
+                .entry((
+                    host.to_owned(),
+                    queue_id.to_owned(),
+                    recipient.to_ascii_lowercase(),
+                ))
+                .or_insert(0) += 1;
+        }
+    }
+
+    pub fn deferred(
+        &mut self,
+        _at: Instant,
+        host: &str,
+        queue_id: &str,
+        recipient: &str,
+        next_attempt: Instant,
+        epoch: u32,
+    ) {
+        self.retries
+            .entry((
+                host.to_owned(),
+                queue_id.to_owned(),
+                recipient.to_ascii_lowercase(),
+            ))
+            .or_default()
+            .push(RetryStep::Deferred {
+                next_attempt,
+                epoch,
+            });
+    }
+
+    pub fn expired(
+        &mut self,
+        _at: Instant,
+        host: &str,
+        queue_id: &str,
+        recipient: &str,
+        local: Instant,
+    ) {
+        self.expiries.push((
+            host.to_owned(),
+            queue_id.to_owned(),
+            recipient.to_ascii_lowercase(),
+            local,
+        ));
+    }
+
+    pub fn attempt_started(
+        &mut self,
+        _at: Instant,
+        host: &str,
+        queue_id: &str,
+        recipients: &[String],
+        local: Instant,
+        epoch: u32,
+    ) {
+        for recipient in recipients {
+            self.retries
+                .entry((
+                    host.to_owned(),
+                    queue_id.to_owned(),
+                    recipient.to_ascii_lowercase(),
+                ))
+                .or_default()
+                .push(RetryStep::Attempt { at: local, epoch });
+        }
+    }
+}
+
+/// The workload's name of a message: the local part of its Message-ID
+/// (`<m17@workload.sim>` is `m17`), read from the top-level header section.
+pub fn message_tag(data: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header_section(data));
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("message-id") {
+            return None;
+        }
+        let value = value.trim().trim_start_matches('<');
+        let (local, _) = value.split_once('@')?;
+        Some(local.to_owned())
+    })
+}
+
+/// The queue id the first Sluice host gave the message: the `id` of the lowest
+/// (earliest) Received field that carries one of our queue ids.
+pub fn origin_queue_id(data: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(header_section(data));
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|pair| pair[0] == "id" && pair[1].starts_with("Q-"))
+        .map(|pair| pair[1].trim_end_matches(';').to_owned())
+        .next_back()
+}
+
+fn header_section(data: &[u8]) -> &[u8] {
+    let end = data
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or(data.len());
+    &data[..end]
+}
+
+/// What the checkers need besides the log: the oracle of where each recipient's
+/// copies must end up, and what is still queued when the run ends.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// Workload recipient → the addresses its copies go to (aliases expanded).
+    pub targets: BTreeMap<String, Vec<String>>,
+    pub local_domain: String,
+    /// (tag, address) still held, not final, in some host's durable queue.
+    pub pending: BTreeSet<(String, String)>,
+    pub availability_secs: Option<u64>,
+    /// Tags of offered messages whose recipients all got a final answer.
+    pub answered: BTreeSet<String>,
+    pub schedule: sluice_core::queue::RetrySchedule,
+    /// Tags of messages sent by authenticated submitters, who may relay.
+    pub authenticated: BTreeSet<String>,
+}
+
+/// Runs the checkers of `wanted` and returns every violation.
+pub fn check(
+    obs: &Observations,
+    context: &Context,
+    wanted: &BTreeSet<Guarantee>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    if wanted.contains(&Guarantee::NoLoss) {
+        no_loss(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::NoDuplicates) {
+        no_duplicates(obs, &mut violations);
+    }
+    if wanted.contains(&Guarantee::Notices) {
+        notices(obs, &mut violations);
+    }
+    if wanted.contains(&Guarantee::RetrySchedule) {
+        retry_schedule(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::Availability) {
+        availability(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::NoRelay) {
+        no_relay(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::Drained) {
+        drained(obs, context, &mut violations);
+    }
+    violations
+}
+
+/// (tag, address) pairs that a failure notice covers, or that failed durably for a
+/// null reverse-path (which gets no notice by rule).
+fn resolved_by_failure(obs: &Observations) -> BTreeSet<(String, String)> {
+    let mut resolved = BTreeSet::new();
+    for (host, queue_id, recipient) in obs.notices.keys() {
+        if let Some(tag) = obs
+            .stored
+            .get(&(host.clone(), queue_id.clone()))
+            .and_then(|facts| facts.tag.clone())
+        {
+            resolved.insert((tag, recipient.clone()));
+        }
+    }
+    for (host, queue_id, recipient) in &obs.failed {
+        if let Some(facts) = obs.stored.get(&(host.clone(), queue_id.clone()))
+            && (facts.null_sender || facts.no_failure_notice.contains(recipient))
+            && let Some(tag) = &facts.tag
+        {
+            resolved.insert((tag.clone(), recipient.clone()));
+        }
+    }
+    resolved
+}
+
+fn no_loss(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    let delivered: BTreeSet<(String, String)> = obs
+        .mailbox
+        .keys()
+        .map(|(_, user, tag, _)| (tag.clone(), user.clone()))
+        .chain(obs.remote.keys().cloned())
+        .collect();
+    let failed = resolved_by_failure(obs);
+    for ((tag, recipient), (at, gateway)) in &obs.promised {
+        let targets = context
+            .targets
+            .get(recipient)
+            .cloned()
+            .unwrap_or_else(|| vec![recipient.clone()]);
+        for target in targets {
+            let key = (tag.clone(), target.clone());
+            if delivered.contains(&key) || failed.contains(&key) || context.pending.contains(&key) {
+                continue;
+            }
+            violations.push(Violation {
+                guarantee: Guarantee::NoLoss,
+                subject: tag.clone(),
+                detail: format!(
+                    "{tag} for {recipient} was promised by {gateway} at t+{}ms, but {target} \
+                     has neither the message nor a failure notice, and no host still queues it",
+                    at.as_millis()
+                ),
+            });
+        }
+    }
+}
+
+fn drained(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    for (tag, address) in &context.pending {
+        let promised = obs.promised.keys().any(|(promised_tag, recipient)| {
+            promised_tag == tag
+                && context
+                    .targets
+                    .get(recipient)
+                    .map_or(recipient == address, |targets| targets.contains(address))
+        });
+        if promised {
+            violations.push(Violation {
+                guarantee: Guarantee::Drained,
+                subject: tag.clone(),
+                detail: format!("{tag} for {address} is still queued after the drain"),
+            });
+        }
+    }
+}
+
+fn no_duplicates(obs: &Observations, violations: &mut Vec<Violation>) {
+    for ((host, user, tag, origin), count) in &obs.mailbox {
+        if *count > 1 {
+            violations.push(Violation {
+                guarantee: Guarantee::NoDuplicates,
+                subject: tag.clone(),
+                detail: format!(
+                    "{tag} (accepted as {origin}) is in the mailbox of {user} on {host} {count} times"
+                ),
+            });
+        }
+    }
+}
+
+fn notices(obs: &Observations, violations: &mut Vec<Violation>) {
+    for ((host, queue_id, recipient), count) in &obs.notices {
+        let facts = obs.stored.get(&(host.clone(), queue_id.clone()));
+        if facts.is_some_and(|facts| facts.null_sender) {
+            violations.push(Violation {
+                guarantee: Guarantee::Notices,
+                subject: queue_id.clone(),
+                detail: format!(
+                    "{host} wrote a notice about {queue_id} whose reverse-path is null"
+                ),
+            });
+        }
+        if *count > 1 {
+            violations.push(Violation {
+                guarantee: Guarantee::Notices,
+                subject: queue_id.clone(),
+                detail: format!(
+                    "{host} wrote {count} failure notices for {recipient} of {queue_id}"
+                ),
+            });
+        }
+    }
+    for (host, queue_id, recipient) in &obs.failed {
+        let facts = obs.stored.get(&(host.clone(), queue_id.clone()));
+        if facts
+            .is_none_or(|facts| facts.null_sender || facts.no_failure_notice.contains(recipient))
+        {
+            continue;
+        }
+        if !obs
+            .notices
+            .contains_key(&(host.clone(), queue_id.clone(), recipient.clone()))
+        {
+            violations.push(Violation {
+                guarantee: Guarantee::Notices,
+                subject: queue_id.clone(),
+                detail: format!(
+                    "{recipient} of {queue_id} failed for good on {host}, and no failure notice was written"
+                ),
+            });
+        }
+    }
+}
+
+fn retry_schedule(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    for ((host, queue_id, recipient), steps) in &obs.retries {
+        // After a deferral, the next attempt in the same epoch may not start before
+        // the deferral's retry time.
+        let mut due: Option<(Instant, u32)> = None;
+        for step in steps {
+            match *step {
+                RetryStep::Deferred {
+                    next_attempt,
+                    epoch,
+                } => due = Some((next_attempt, epoch)),
+                RetryStep::Attempt { at, epoch } => {
+                    if let Some((next_attempt, due_epoch)) = due
+                        && due_epoch == epoch
+                        && at < next_attempt
+                    {
+                        violations.push(Violation {
+                            guarantee: Guarantee::RetrySchedule,
+                            subject: queue_id.clone(),
+                            detail: format!(
+                                "{recipient} of {queue_id} on {host} was attempted at {} before its retry time {}",
+                                at.as_millis(),
+                                next_attempt.as_millis()
+                            ),
+                        });
+                    }
+                    due = None;
+                }
+            }
+        }
+    }
+    for (host, queue_id, recipient, at) in &obs.expiries {
+        let Some(facts) = obs.stored.get(&(host.clone(), queue_id.clone())) else {
+            continue;
+        };
+        let due = context.schedule.expires_at(facts.arrival);
+        if *at < due {
+            violations.push(Violation {
+                guarantee: Guarantee::RetrySchedule,
+                subject: queue_id.clone(),
+                detail: format!(
+                    "{recipient} of {queue_id} on {host} expired at {} before its expiry {}",
+                    at.as_millis(),
+                    due.as_millis()
+                ),
+            });
+        }
+    }
+}
+
+fn availability(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    let Some(bound) = context.availability_secs else {
+        return;
+    };
+    for (tag, offered) in &obs.offered {
+        let first_promise = obs
+            .promised
+            .iter()
+            .filter(|((promised_tag, _), _)| promised_tag == tag)
+            .map(|(_, (at, _))| *at)
+            .min();
+        let late = match first_promise {
+            Some(at) => at.saturating_since(*offered).as_millis() > bound * 1000,
+            None => !context.answered.contains(tag),
+        };
+        if late {
+            violations.push(Violation {
+                guarantee: Guarantee::Availability,
+                subject: tag.clone(),
+                detail: format!(
+                    "{tag} offered at t+{}ms was not accepted within {bound}s",
+                    offered.as_millis()
+                ),
+            });
+        }
+    }
+}
+
+fn no_relay(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    // A promise to an unauthenticated client for an address outside the local domain
+    // is a relay.
+    for (tag, recipient) in obs.promised.keys() {
+        if context.authenticated.contains(tag) {
+            continue;
+        }
+        let local = recipient
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(&context.local_domain));
+        if !local {
+            violations.push(Violation {
+                guarantee: Guarantee::NoRelay,
+                subject: tag.clone(),
+                detail: format!("an unauthenticated client got {recipient} accepted for {tag}"),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_origins_are_read_from_the_top_header_section() {
+        let data = b"Received: from b by be1 with LMTP id Q-be1-0-4;\r\n date\r\n\
+Received: from c by gw1 with ESMTP id Q-gw1-1-7;\r\n date\r\n\
+Message-ID: <m17@workload.sim>\r\n\r\nMessage-ID: <other@x>\r\n";
+        assert_eq!(message_tag(data).as_deref(), Some("m17"));
+        assert_eq!(origin_queue_id(data).as_deref(), Some("Q-gw1-1-7"));
+    }
+
+    #[test]
+    fn a_promise_without_delivery_notice_or_queue_is_a_loss() {
+        let mut obs = Observations::default();
+        let t = Instant::from_millis(5);
+        obs.promised(t, "m1", "user1@sluice.test", "gw1", t);
+        let context = Context::default();
+        let wanted = BTreeSet::from([Guarantee::NoLoss]);
+        assert_eq!(check(&obs, &context, &wanted).len(), 1);
+        obs.mailbox_delivered(
+            t,
+            "be1",
+            "user1@sluice.test",
+            b"Message-ID: <m1@w>\r\n\r\n",
+            true,
+        );
+        assert!(check(&obs, &context, &wanted).is_empty());
+    }
+}

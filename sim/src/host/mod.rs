@@ -1,0 +1,729 @@
+//! A simulated Sluice host (role gateway, backend or all): per connection a core
+//! server session, core's router against the host's directory, the accepted
+//! message placed by core and made durable on the simulated disk before the 250,
+//! core's queue driven as net's delivery service drives it, delivery attempts with
+//! core's client machine, and notices built by core. What is glue mirroring net is
+//! marked MIRRORS NET (see `glue`), for the planned `core::node` to replace.
+
+pub mod delivery;
+pub mod glue;
+pub mod store;
+
+use crate::world::disk::Disk;
+use crate::world::{Conn, Event, NodeKind, Wake, World, bare};
+use glue::{Acceptance, PlacementPolicy};
+use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
+use sluice_core::machine::{Machine, Token};
+use sluice_core::queue::{Input as QueueInput, Queue, QueueConfig, QueuedMessage};
+use sluice_core::router::{self, Route, RouterConfig, TemporaryReason};
+use sluice_core::smtp::address::Domain;
+use sluice_core::smtp::server::{
+    AcceptedMessage, Limits, ListenerKind, RecipientCheck, RecipientVerdict, SessionConfig,
+    StoreOutcome, TlsMode,
+};
+use std::collections::BTreeMap;
+use store::{Store, Write};
+
+/// Deliberate bugs, for proving that the checkers can fail. Simulator only: they
+/// change what this simulated host does, never production code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Answer 250 as soon as the write is submitted, before its fsync.
+    pub ack_before_durability: bool,
+    /// Write a failed recipient's state but not its notice.
+    pub skip_notice: bool,
+    /// LMTP delivery keyed by the backend's own queue id instead of the content, so
+    /// a redelivery after a lost reply lands twice.
+    pub deliver_twice_after_crash: bool,
+    /// Drop a recipient from the durable record when it is deferred.
+    pub drop_deferred_recipient: bool,
+    /// Accept external recipients from unauthenticated clients (an open relay).
+    pub open_relay: bool,
+    /// Flush a message (the admin's retry-now) whenever a recipient is deferred, so
+    /// retries come before their time.
+    pub retry_early: bool,
+}
+
+impl Bugs {
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+}
+
+/// What a host is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// MX behind the load balancer; mailboxes on the backend over LMTP.
+    Gateway,
+    /// Mailboxes; takes LMTP from the gateways.
+    Backend,
+    /// Everything in one host: MX and mailboxes.
+    All,
+}
+
+/// The users and forwarding aliases of the local domain.
+#[derive(Clone, Debug, Default)]
+pub struct Directory {
+    pub domain: String,
+    pub users: Vec<String>,
+    /// Alias address to its targets.
+    pub aliases: BTreeMap<String, Vec<String>>,
+}
+
+impl Directory {
+    /// The directory's answer to one router lookup.
+    pub fn answer(&self, query: &DirectoryQuery) -> DirectoryAnswer {
+        match query {
+            DirectoryQuery::Domain { domain } => {
+                DirectoryAnswer::Domain((domain.eq_ignore_ascii_case(&self.domain)).then(|| {
+                    DomainEntry {
+                        name: self.domain.clone(),
+                        catch_all: None,
+                    }
+                }))
+            }
+            DirectoryQuery::Address { address } => {
+                let address = address.to_ascii_lowercase();
+                if let Some(user) = self.users.iter().find(|user| **user == address) {
+                    return DirectoryAnswer::Address(Some(AddressEntry::User {
+                        address: user.clone(),
+                    }));
+                }
+                DirectoryAnswer::Address(self.aliases.get(&address).map(|targets| {
+                    AddressEntry::Alias {
+                        targets: targets.clone(),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// What waits for a write's fsync.
+#[derive(Debug)]
+enum Waiter {
+    /// A session's message: the 250 follows durability.
+    Session {
+        conn: u64,
+        token: Token,
+        queue_id: String,
+        queued: Option<QueuedMessage>,
+        /// The success notice owed for copies written at acceptance.
+        success: Option<sluice_core::notice::NoticeRequest>,
+        /// Already answered (the ack-before-durability bug).
+        answered: bool,
+    },
+    /// A notice stored on its own (a success notice at acceptance).
+    Notice {
+        queue_id: String,
+        notice: NoticeFacts,
+    },
+    /// A queue write.
+    Persist {
+        token: Token,
+        queue_id: String,
+        notice: Option<NoticeFacts>,
+        failed: Vec<String>,
+    },
+}
+
+/// What the checkers need to know of a notice written with a queue write.
+#[derive(Debug)]
+pub(crate) struct NoticeFacts {
+    kind: sluice_core::notice::NoticeKind,
+    recipients: Vec<String>,
+    queued: Option<QueuedMessage>,
+    notice_id: Option<String>,
+}
+
+/// One Sluice host's state: configuration, the durable disk, and what a crash loses.
+#[derive(Debug)]
+pub struct SluiceHost {
+    pub role: Role,
+    pub hostname: Domain,
+    pub router: RouterConfig,
+    pub placement: PlacementPolicy,
+    pub queue_config: QueueConfig,
+    pub directory: Directory,
+    pub disk: Disk<Write, Store>,
+    /// Volatile: gone at a crash.
+    pub queue: Option<Queue>,
+    waiters: BTreeMap<u64, Waiter>,
+    pub attempts: BTreeMap<u64, delivery::Attempt>,
+    next_attempt: u64,
+    next_queue_id: u64,
+}
+
+impl SluiceHost {
+    pub fn new(
+        role: Role,
+        hostname: Domain,
+        placement: PlacementPolicy,
+        queue_config: QueueConfig,
+        directory: Directory,
+    ) -> SluiceHost {
+        let store = Store::with_users(&directory.users);
+        let router = RouterConfig::new(domain(&directory.domain));
+        let queue = Queue::new(queue_config.clone()).ok();
+        SluiceHost {
+            role,
+            hostname,
+            router,
+            placement,
+            queue_config,
+            directory,
+            disk: Disk::new(store),
+            queue,
+            waiters: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            next_attempt: 0,
+            next_queue_id: 0,
+        }
+    }
+
+    /// A queue id unique over the host's lifetimes (the epoch is part of it), in a
+    /// form Received headers keep whole, so checkers can find a message's origin.
+    fn new_queue_id(&mut self, name: &str, epoch: u32) -> String {
+        self.next_queue_id += 1;
+        let short = name.split('.').next().unwrap_or(name);
+        format!("Q-{short}-{epoch}-{}", self.next_queue_id)
+    }
+
+    /// MIRRORS NET (`routing::route`): the route of one recipient from core's
+    /// router, its lookups answered from the directory at once.
+    pub fn route(&self, now: sluice_core::time::Instant, check: &RecipientCheck) -> Route {
+        let mut router = router::Router::new(self.router.clone());
+        router.handle(now, router::Input::for_check(Token(1), check));
+        loop {
+            let mut progressed = false;
+            while let Some(output) = router.poll() {
+                progressed = true;
+                match output {
+                    router::Output::Lookup { token, query } => {
+                        let answer = self.directory.answer(&query);
+                        router.handle(now, router::Input::LookupAnswered { token, answer });
+                    }
+                    router::Output::Routed { route, .. } => return route,
+                }
+            }
+            if !progressed {
+                return Route::TemporaryFailure(TemporaryReason::Timeout);
+            }
+        }
+    }
+
+    /// MIRRORS NET (`Backend::verify_credentials`, a store lookup): the simulated
+    /// users' password is `secret-` and their address.
+    pub fn check_credentials(
+        &self,
+        credentials: &sluice_core::smtp::server::Credentials,
+    ) -> sluice_core::smtp::server::CredentialOutcome {
+        let username = credentials.username.to_ascii_lowercase();
+        let known = self.directory.users.contains(&username);
+        if known && credentials.password == format!("secret-{username}") {
+            sluice_core::smtp::server::CredentialOutcome::Valid { identity: username }
+        } else {
+            sluice_core::smtp::server::CredentialOutcome::Invalid
+        }
+    }
+
+    /// The session configuration of a listener on this host.
+    pub fn session_config(&self, listener: ListenerKind) -> SessionConfig {
+        SessionConfig {
+            kind: listener,
+            hostname: self.hostname.clone(),
+            tls: TlsMode::Unavailable,
+            // The simulation has no TLS; AUTH is offered on submission without it.
+            auth_requires_tls: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A constant or generated domain name; the simulator only builds valid ones.
+pub fn domain(text: &str) -> Domain {
+    match Domain::parse(text) {
+        Ok(domain) => domain,
+        Err(error) => panic!("the simulator built an invalid domain {text:?}: {error}"),
+    }
+}
+
+impl World {
+    fn sluice(&mut self, host: usize) -> Option<&mut SluiceHost> {
+        match self.nodes.get_mut(host).map(|node| &mut node.kind) {
+            Some(NodeKind::Sluice(sluice)) => Some(sluice),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn session_config(
+        &self,
+        host: usize,
+        listener: ListenerKind,
+    ) -> Option<SessionConfig> {
+        match self.nodes.get(host).map(|node| &node.kind) {
+            Some(NodeKind::Sluice(sluice)) => Some(sluice.session_config(listener)),
+            Some(NodeKind::Remote(_)) => Some(SessionConfig {
+                kind: ListenerKind::Mx,
+                hostname: domain(&self.place_name(host)),
+                tls: TlsMode::Unavailable,
+                auth_requires_tls: true,
+                limits: Limits::default(),
+            }),
+            None => None,
+        }
+    }
+
+    /// MIRRORS NET (`smtp_driver::check_recipient` + `on_answer`): the route decides
+    /// the verdict, and a deliverable route is kept for the store.
+    pub(crate) fn sluice_check_recipient(
+        &mut self,
+        _id: u64,
+        conn: &mut Conn,
+        check: &RecipientCheck,
+    ) -> RecipientVerdict {
+        let now = self.local_now(conn.server);
+        let Some(sluice) = self.sluice(conn.server) else {
+            return RecipientVerdict::TemporaryFailure;
+        };
+        let mut route = sluice.route(now, check);
+        if self.bugs.open_relay
+            && route == Route::Refused(sluice_core::router::Refusal::RelayDenied)
+        {
+            route = Route::Deliver {
+                local_mailboxes: Vec::new(),
+                external: vec![bare(&check.recipient).to_ascii_lowercase()],
+            };
+        }
+        let verdict = route.verdict();
+        if route.is_deliver() {
+            conn.routes.retain(|(path, _)| *path != check.recipient);
+            conn.routes.push((check.recipient.clone(), route));
+        }
+        verdict
+    }
+
+    /// MIRRORS NET (`smtp_driver::store`): the message built by core's placement,
+    /// written, and answered once durable.
+    pub(crate) fn sluice_store(
+        &mut self,
+        id: u64,
+        conn: &mut Conn,
+        token: Token,
+        message: AcceptedMessage,
+    ) -> Option<StoreOutcome> {
+        let host = conn.server;
+        let now = self.local_now(host);
+        let client_ip = self
+            .nodes
+            .get(conn.client_place)
+            .map_or(std::net::IpAddr::from([192, 0, 2, 1]), |node| node.ip);
+        let Some(node) = self.nodes.get_mut(host) else {
+            return Some(StoreOutcome::Failed);
+        };
+        let (name, epoch) = (node.name.clone(), node.epoch);
+        let NodeKind::Sluice(sluice) = &mut node.kind else {
+            return Some(StoreOutcome::Failed);
+        };
+        let queue_id = sluice.new_queue_id(&name, epoch);
+        let lmtp = conn.listener == ListenerKind::Lmtp;
+        let acceptance = Acceptance {
+            queue_id: queue_id.clone(),
+            client_ip,
+            hostname: &sluice.hostname,
+            received_at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+            placement: &sluice.placement,
+            lmtp,
+        };
+        let tag = crate::check::message_tag(&message.data).unwrap_or_else(|| "-".to_owned());
+        let built = glue::build(&message, &conn.routes, &acceptance);
+        conn.routes.clear();
+        let Some(mut incoming) = built else {
+            return Some(StoreOutcome::Failed);
+        };
+        if lmtp && self.bugs.deliver_twice_after_crash {
+            incoming.delivery_key = queue_id.clone();
+        }
+        let queued = glue::queued(&incoming);
+        let success = glue::success_notice(&message, &incoming);
+        let write = sluice.disk.submit(Write::Accept {
+            incoming,
+            queued: queued.clone(),
+        });
+        let Ok(write) = write else {
+            self.count_fault("disk_full_refusal");
+            return Some(StoreOutcome::Failed);
+        };
+        let answered = self.bugs.ack_before_durability;
+        if let Some(sluice) = self.sluice(host) {
+            sluice.waiters.insert(
+                write,
+                Waiter::Session {
+                    conn: id,
+                    token,
+                    queue_id: queue_id.clone(),
+                    queued,
+                    success,
+                    answered,
+                },
+            );
+        }
+        self.engine
+            .record(&format!("{name} store {queue_id} ({tag}) write {write}"));
+        self.schedule_fsync(host, epoch, write);
+        if self.engine.rng.chance(self.crash_on_store_ppm) && !self.faults_over {
+            self.engine
+                .record(&format!("{name} crashes during the store"));
+            self.crash_soon(host, sluice_core::time::Duration::ZERO);
+        }
+        if answered {
+            self.after_promise(host);
+            return Some(StoreOutcome::Stored { queue_id });
+        }
+        None
+    }
+
+    fn schedule_fsync(&mut self, host: usize, epoch: u32, write: u64) {
+        let (low, high) = self.fsync_ms;
+        let delay = sluice_core::time::Duration::from_millis(self.engine.rng.between(low, high));
+        self.engine
+            .after(delay, Event::Synced { host, epoch, write });
+    }
+
+    /// The crash-after-250 fault.
+    fn after_promise(&mut self, host: usize) {
+        if self.engine.rng.chance(self.crash_after_promise_ppm) && !self.faults_over {
+            let name = self.place_name(host);
+            self.engine.record(&format!("{name} crashes after its 250"));
+            self.crash_soon(host, sluice_core::time::Duration::from_millis(1));
+        }
+    }
+
+    /// An fsync finished: the write is durable (or failed with an injected I/O error),
+    /// and whoever waited is told. MIRRORS NET: the continuation of
+    /// `smtp_driver::store` (enqueue, success notice, then the 250) and
+    /// `delivery::service::finished` (Persisted / PersistFailed, then the notice).
+    pub(crate) fn synced(&mut self, host: usize, epoch: u32, write_id: u64) {
+        let Some(node) = self.nodes.get(host) else {
+            return;
+        };
+        if node.epoch != epoch || !node.up {
+            return;
+        }
+        let name = node.name.clone();
+        let failed = self.engine.rng.chance(self.disk_error_ppm);
+        if failed {
+            self.count_fault("disk_io_error");
+        }
+        let at = self.engine.now();
+        let Some(sluice) = self.sluice(host) else {
+            return;
+        };
+        let Some(write) = sluice.disk.synced(write_id) else {
+            return;
+        };
+        let waiter = sluice.waiters.remove(&write_id);
+        let deliveries = if failed {
+            Vec::new()
+        } else {
+            let data_of = |store: &Store, queue_id: &str| {
+                store
+                    .messages
+                    .get(queue_id)
+                    .map(|message| message.data.clone())
+            };
+            let deliveries = sluice.disk.durable.apply(write);
+            deliveries
+                .into_iter()
+                .map(|delivery| {
+                    let data = data_of(&sluice.disk.durable, &delivery.queue_id);
+                    (delivery, data)
+                })
+                .collect()
+        };
+        let stored_tag = match &waiter {
+            Some(Waiter::Session { queue_id, .. }) if !failed => sluice
+                .disk
+                .durable
+                .messages
+                .get(queue_id)
+                .and_then(|message| crate::check::message_tag(&message.data)),
+            _ => None,
+        };
+        let local = self.local_now(host);
+        self.engine.record(&format!(
+            "{name} write {write_id} {}",
+            if failed {
+                "failed (I/O error)"
+            } else {
+                "durable"
+            }
+        ));
+        for (delivery, data) in deliveries {
+            let data = data.unwrap_or_default();
+            self.obs
+                .mailbox_delivered(at, &name, &delivery.user, &data, delivery.new);
+        }
+        match waiter {
+            Some(Waiter::Session {
+                conn,
+                token,
+                queue_id,
+                queued,
+                success,
+                answered,
+            }) => {
+                if failed {
+                    if !answered {
+                        let outcome = StoreOutcome::Failed;
+                        self.drive_server(
+                            conn,
+                            Some(sluice_core::smtp::server::Input::MessageStored {
+                                token,
+                                outcome,
+                            }),
+                        );
+                    }
+                    return;
+                }
+                let facts = crate::check::StoredFacts {
+                    tag: stored_tag,
+                    null_sender: queued
+                        .as_ref()
+                        .is_some_and(|queued| queued.reverse_path.is_none()),
+                    arrival: queued.as_ref().map_or(local, |queued| queued.arrival),
+                    no_failure_notice: queued
+                        .as_ref()
+                        .map(|queued| {
+                            queued
+                                .recipients
+                                .iter()
+                                .filter(|recipient| {
+                                    matches!(
+                                        recipient.notify,
+                                        Some(sluice_core::smtp::params::Notify::Never)
+                                            | Some(sluice_core::smtp::params::Notify::On {
+                                                failure: false,
+                                                ..
+                                            })
+                                    )
+                                })
+                                .map(|recipient| recipient.address.to_ascii_lowercase())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                self.obs.stored(&name, &queue_id, facts);
+                if let Some(queued) = queued {
+                    self.queue_input(host, QueueInput::Enqueue(queued));
+                }
+                if let Some(request) = success {
+                    self.store_notice_alone(host, &queue_id, &request);
+                }
+                if !answered {
+                    let outcome = StoreOutcome::Stored { queue_id };
+                    self.drive_server(
+                        conn,
+                        Some(sluice_core::smtp::server::Input::MessageStored { token, outcome }),
+                    );
+                    self.after_promise(host);
+                }
+            }
+            Some(Waiter::Persist {
+                token,
+                queue_id,
+                notice,
+                failed: failed_recipients,
+            }) => {
+                if failed {
+                    self.queue_input(host, QueueInput::PersistFailed { token });
+                    return;
+                }
+                for recipient in &failed_recipients {
+                    self.obs.failed_durable(at, &name, &queue_id, recipient);
+                }
+                self.queue_input(host, QueueInput::Persisted { token });
+                if let Some(notice) = notice {
+                    self.notice_committed(host, &queue_id, notice);
+                }
+            }
+            Some(Waiter::Notice { queue_id, notice }) => {
+                if failed {
+                    return;
+                }
+                self.notice_committed(host, &queue_id, notice);
+            }
+            None => {}
+        }
+    }
+
+    /// A notice became durable: observed, and its copies for the queue enqueued.
+    fn notice_committed(&mut self, host: usize, queue_id: &str, notice: NoticeFacts) {
+        let name = self.place_name(host);
+        let at = self.engine.now();
+        let local = self.local_now(host);
+        if let Some(notice_id) = &notice.notice_id {
+            // The notice's arrival is when it was built, before its write was durable.
+            let arrival = notice
+                .queued
+                .as_ref()
+                .map_or(local, |queued| queued.arrival);
+            let facts = crate::check::StoredFacts {
+                tag: None,
+                null_sender: true,
+                arrival,
+                no_failure_notice: std::collections::BTreeSet::new(),
+            };
+            self.obs.stored(&name, notice_id, facts);
+        }
+        self.engine.record(&format!(
+            "{name} notice {:?} about {queue_id} for {} durable",
+            notice.kind,
+            notice.recipients.join(",")
+        ));
+        self.obs
+            .notice_durable(at, &name, queue_id, notice.kind, &notice.recipients);
+        if let Some(queued) = notice.queued {
+            self.queue_input(host, QueueInput::Enqueue(queued));
+        }
+    }
+
+    /// A host crash: the volatile state and unsynced writes are gone, connections reset.
+    pub(crate) fn crash(&mut self, host: usize) {
+        if self.faults_over {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(host) else {
+            return;
+        };
+        if !node.up {
+            return;
+        }
+        node.up = false;
+        node.epoch += 1;
+        let name = node.name.clone();
+        let lost = match &mut node.kind {
+            NodeKind::Sluice(sluice) => {
+                sluice.queue = None;
+                sluice.waiters.clear();
+                sluice.attempts.clear();
+                sluice.disk.crash()
+            }
+            NodeKind::Remote(_) => 0,
+        };
+        self.count_fault("host_crash");
+        let silent = self.engine.rng.chance(self.silent_crash_ppm);
+        if silent {
+            self.count_fault("silent_crash");
+        }
+        self.engine.record(&format!(
+            "{name} crashes{}, {lost} unsynced writes lost",
+            if silent { " silently" } else { "" }
+        ));
+        self.drop_connections_of(host, silent);
+    }
+
+    /// A restart: the queue is rebuilt from what the disk made durable. MIRRORS NET
+    /// (`delivery::service::start`: `store.queued_messages()` enqueued).
+    pub(crate) fn restart(&mut self, host: usize) {
+        let Some(node) = self.nodes.get_mut(host) else {
+            return;
+        };
+        if node.up {
+            return;
+        }
+        node.up = true;
+        let name = node.name.clone();
+        let restored = match &mut node.kind {
+            NodeKind::Sluice(sluice) => {
+                sluice.queue = Queue::new(sluice.queue_config.clone()).ok();
+                sluice.disk.durable.to_restore()
+            }
+            NodeKind::Remote(_) => Vec::new(),
+        };
+        self.engine.record(&format!(
+            "{name} restarts, {} queued messages restored",
+            restored.len()
+        ));
+        for message in restored {
+            self.queue_input(host, QueueInput::Enqueue(message));
+        }
+    }
+
+    pub(crate) fn disk_full(&mut self, host: usize, full: bool) {
+        if full && self.faults_over {
+            return;
+        }
+        let name = self.place_name(host);
+        if let Some(sluice) = self.sluice(host)
+            && sluice.disk.full != full
+        {
+            sluice.disk.full = full;
+            if full {
+                self.count_fault("disk_full");
+            }
+            self.engine.record(&format!("{name} disk full={full}"));
+        }
+    }
+
+    pub(crate) fn queue_tick(&mut self, host: usize) {
+        self.queue_input(host, QueueInput::Tick);
+    }
+
+    /// Feeds the host's queue and carries out everything it asks. MIRRORS NET
+    /// (`delivery::service::run` / `carry_out`).
+    pub(crate) fn queue_input(&mut self, host: usize, input: QueueInput) {
+        let mut inputs = std::collections::VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let now = self.local_now(host);
+            let up = self.nodes.get(host).is_some_and(|node| node.up);
+            if !up {
+                return;
+            }
+            let Some(sluice) = self.sluice(host) else {
+                return;
+            };
+            let Some(mut queue) = sluice.queue.take() else {
+                return;
+            };
+            queue.handle(now, input);
+            let mut outputs = Vec::new();
+            while let Some(output) = queue.poll() {
+                outputs.push(output);
+            }
+            let deadline = queue.next_deadline();
+            if let Some(sluice) = self.sluice(host) {
+                sluice.queue = Some(queue);
+            }
+            for output in outputs {
+                inputs.extend(self.queue_output(host, output));
+            }
+            self.schedule_wake(Wake::Queue(host), host, deadline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_answers_users_and_aliases_case_insensitively() {
+        let directory = Directory {
+            domain: "sluice.test".into(),
+            users: vec!["user1@sluice.test".into()],
+            aliases: BTreeMap::from([("fwd1@sluice.test".into(), vec!["x@far.example".into()])]),
+        };
+        let user = directory.answer(&DirectoryQuery::Address {
+            address: "User1@sluice.test".into(),
+        });
+        assert!(matches!(
+            user,
+            DirectoryAnswer::Address(Some(AddressEntry::User { .. }))
+        ));
+        let domain = directory.answer(&DirectoryQuery::Domain {
+            domain: "SLUICE.test".into(),
+        });
+        assert!(matches!(domain, DirectoryAnswer::Domain(Some(_))));
+    }
+}

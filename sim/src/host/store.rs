@@ -1,0 +1,162 @@
+//! The durable state of a Sluice host as the simulated disk holds it: stored
+//! messages with their queue records, and the mailboxes (core's mailbox model,
+//! whose delivery is idempotent per delivery key). A `Write` is one transaction,
+//! applied whole when its fsync completes — net's store transactions in miniature.
+//! MIRRORS NET (`store::Store::accept`, `persist_queue`, `remove_queued`,
+//! `queued_messages`): local copies delivered with the delivery key in the same
+//! transaction as the queue record.
+
+use super::glue::{Incoming, RoutedRecipient};
+use sluice_core::mailbox::{MailboxModel, Operation, Outcome};
+use sluice_core::queue::{QueuedMessage, RecipientChange};
+use std::collections::BTreeMap;
+
+/// One stored message.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub data: Vec<u8>,
+    /// The queue's record while it has queued copies.
+    pub queued: Option<QueuedMessage>,
+}
+
+/// One transaction.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// An accepted message: its local copies delivered and its queue record, together.
+    Accept {
+        incoming: Incoming,
+        queued: Option<QueuedMessage>,
+    },
+    /// Recipient states of a queued message and, with them, a notice to store.
+    Persist {
+        queue_id: String,
+        changes: Vec<RecipientChange>,
+        /// Recipients dropped from the record (only the deliberate bug does this).
+        dropped: Vec<String>,
+        notice: Option<(Incoming, Option<QueuedMessage>)>,
+    },
+    Remove {
+        queue_id: String,
+    },
+}
+
+/// A delivery into a local mailbox, as the commit of a write made it.
+#[derive(Clone, Debug)]
+pub struct MailboxDelivery {
+    pub user: String,
+    pub queue_id: String,
+    /// False when the delivery key had been delivered before (idempotent redelivery).
+    pub new: bool,
+}
+
+/// The durable state.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub messages: BTreeMap<String, StoredMessage>,
+    pub mailboxes: MailboxModel,
+    /// Mailbox contents by (user, queue id of the stored copy): the data delivered.
+    pub delivered: BTreeMap<(String, String), Vec<u8>>,
+}
+
+impl Store {
+    /// A store whose mailboxes hold `users`.
+    pub fn with_users(users: &[String]) -> Store {
+        let mut store = Store::default();
+        for (index, user) in users.iter().enumerate() {
+            let _ = store.mailboxes.apply(&Operation::AddUser {
+                user: user.clone(),
+                uidvalidity_base: u32::try_from(index * 16 + 1).unwrap_or(1),
+            });
+        }
+        store
+    }
+
+    /// Applies a committed write; the mailbox deliveries it made.
+    pub fn apply(&mut self, write: Write) -> Vec<MailboxDelivery> {
+        match write {
+            Write::Accept { incoming, queued } => self.accept(incoming, queued),
+            Write::Persist {
+                queue_id,
+                changes,
+                dropped,
+                notice,
+            } => {
+                if let Some(record) = self
+                    .messages
+                    .get_mut(&queue_id)
+                    .and_then(|message| message.queued.as_mut())
+                {
+                    for change in changes {
+                        if let Some(recipient) = record
+                            .recipients
+                            .iter_mut()
+                            .find(|recipient| recipient.address == change.address)
+                        {
+                            recipient.state = change.state;
+                            recipient.delay_notified = change.delay_notified;
+                        }
+                    }
+                    record
+                        .recipients
+                        .retain(|recipient| !dropped.contains(&recipient.address));
+                }
+                match notice {
+                    Some((incoming, queued)) => self.accept(incoming, queued),
+                    None => Vec::new(),
+                }
+            }
+            Write::Remove { queue_id } => {
+                self.messages.remove(&queue_id);
+                Vec::new()
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        incoming: Incoming,
+        queued: Option<QueuedMessage>,
+    ) -> Vec<MailboxDelivery> {
+        let mut deliveries = Vec::new();
+        for recipient in &incoming.recipients {
+            if let RoutedRecipient::Local { user, .. } = recipient {
+                let outcome = self.mailboxes.apply(&Operation::Deliver {
+                    user: user.clone(),
+                    delivery_key: incoming.delivery_key.clone(),
+                    blob: incoming.queue_id.clone(),
+                    size: incoming.data.len() as u64,
+                    internal_date_ms: incoming.received_at_ms,
+                });
+                let new = matches!(outcome, Ok(Outcome::Delivered { .. }));
+                if new {
+                    self.delivered.insert(
+                        (user.clone(), incoming.queue_id.clone()),
+                        incoming.data.clone(),
+                    );
+                }
+                deliveries.push(MailboxDelivery {
+                    user: user.clone(),
+                    queue_id: incoming.queue_id.clone(),
+                    new,
+                });
+            }
+        }
+        self.messages.insert(
+            incoming.queue_id.clone(),
+            StoredMessage {
+                data: incoming.data,
+                queued,
+            },
+        );
+        deliveries
+    }
+
+    /// The queue records to restore after a restart: messages with a recipient not final.
+    pub fn to_restore(&self) -> Vec<QueuedMessage> {
+        self.messages
+            .values()
+            .filter_map(|message| message.queued.clone())
+            .filter(|queued| queued.recipients.iter().any(|r| !r.state.is_final()))
+            .collect()
+    }
+}

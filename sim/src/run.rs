@@ -1,0 +1,707 @@
+//! One simulated run: the world built from a scenario and a seed (topology,
+//! workload, faults — every draw from the seed, in a fixed order), run to the end
+//! of its drain, then checked. Also the summary table and the violation report.
+
+use crate::check::{self, Context, Guarantee, Observations, Violation};
+use crate::engine::{Engine, Pcg32};
+use crate::host::glue::PlacementPolicy;
+use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
+use crate::scenario::{Scenario, per_million};
+use crate::world::client::{Agent, LoadBalancer, MessageSpec};
+use crate::world::network::{Network, OUTSIDE};
+use crate::world::remote::{Behaviour, RemoteServer};
+use crate::world::{Event, Node, NodeKind, World};
+use sluice_core::delivery::DeliveryPolicy;
+use sluice_core::queue::{QueueConfig, RetrySchedule};
+use sluice_core::router::MailboxAccess;
+use sluice_core::smtp::params::Notify;
+use sluice_core::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The LMTP port of backends (RFC 2033 names none; 24 is the customary one).
+const LMTP_PORT: u16 = 24;
+
+/// What a run found.
+#[derive(Debug)]
+pub struct RunResult {
+    pub scenario: String,
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub simulated_ms: u64,
+    pub offered: usize,
+    pub promised: usize,
+    pub delivered: usize,
+    pub notified: usize,
+    pub pending: usize,
+    pub lost: usize,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub checked: BTreeSet<Guarantee>,
+    pub violations: Vec<Violation>,
+    /// The kept trace lines (all of them when the full trace was asked for).
+    pub trace: Vec<String>,
+}
+
+impl RunResult {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs `scenario` with `seed`; `full_trace` keeps every trace line.
+pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunResult {
+    let mut engine: Engine<Event> = Engine::new(seed, full_trace);
+    let scenario = if scenario.swarm {
+        swarm(scenario, &mut engine.rng.fork(1))
+    } else {
+        scenario.clone()
+    };
+    let mut network = Network::new(
+        scenario.network.latency_ms_min,
+        scenario
+            .network
+            .latency_ms_max
+            .max(scenario.network.latency_ms_min),
+        per_million(scenario.network.loss),
+        per_million(scenario.network.reset),
+    );
+    network.tail_ppm = per_million(scenario.network.latency_tail);
+    network.tail_max_ms = scenario.network.latency_tail_ms_max;
+    let mut world = World::new(engine, network, bugs);
+    let setup = build(&mut world, &scenario);
+    let end = Instant::from_millis((scenario.duration_secs + scenario.drain_secs) * 1000);
+    world.run_until(end);
+    finish(world, &scenario, seed, &setup)
+}
+
+/// What the checkers need to know of the setup.
+#[derive(Debug, Default)]
+struct Setup {
+    targets: BTreeMap<String, Vec<String>>,
+    schedule: RetrySchedule,
+}
+
+/// A scenario with a random mix of its faults: each intensity scaled by a draw.
+fn swarm(scenario: &Scenario, rng: &mut Pcg32) -> Scenario {
+    let mut mixed = scenario.clone();
+    let mut scale = |value: f64| value * (rng.below(101) as f64) / 100.0;
+    mixed.network.loss = scale(mixed.network.loss);
+    mixed.network.latency_tail = scale(mixed.network.latency_tail);
+    mixed.network.reset = scale(mixed.network.reset);
+    mixed.disk.error = scale(mixed.disk.error);
+    mixed.dns.failure = scale(mixed.dns.failure);
+    mixed.dns.timeout = scale(mixed.dns.timeout);
+    mixed.remote.temporary = scale(mixed.remote.temporary);
+    mixed.remote.permanent = scale(mixed.remote.permanent);
+    mixed.remote.hang = scale(mixed.remote.hang);
+    mixed.remote.close_mid_data = scale(mixed.remote.close_mid_data);
+    mixed.remote.lie_about_extensions = scale(mixed.remote.lie_about_extensions);
+    mixed.crashes.on_store = scale(mixed.crashes.on_store);
+    mixed.crashes.after_promise = scale(mixed.crashes.after_promise);
+    mixed.crashes.silent = scale(mixed.crashes.silent);
+    let mut count = |value: u32| u32::try_from(rng.between(0, u64::from(value))).unwrap_or(0);
+    mixed.network.partitions = count(mixed.network.partitions);
+    mixed.disk.full_windows = count(mixed.disk.full_windows);
+    mixed.dns.outages = count(mixed.dns.outages);
+    mixed.crashes.gateway = count(mixed.crashes.gateway);
+    mixed.crashes.backend = count(mixed.crashes.backend);
+    mixed.crashes.clock_jumps = count(mixed.crashes.clock_jumps);
+    mixed
+}
+
+fn address(index: usize) -> IpAddr {
+    let index = u8::try_from(index % 250).unwrap_or(0);
+    IpAddr::from([10, 0, 0, index + 1])
+}
+
+fn add_node(world: &mut World, name: String, kind: NodeKind) -> usize {
+    let index = world.nodes.len();
+    world.dns.addresses.insert(name.clone(), address(index));
+    world.nodes.push(Node {
+        name,
+        ip: address(index),
+        up: true,
+        epoch: 0,
+        clock_offset_ms: 0,
+        kind,
+    });
+    index
+}
+
+/// Builds hosts, DNS, workload and faults; every draw in a fixed order.
+fn build(world: &mut World, scenario: &Scenario) -> Setup {
+    let topology = &scenario.topology;
+    let local = topology.local_domain.to_ascii_lowercase();
+    let remotes = topology.remote_domains.max(1);
+    let users: Vec<String> = (1..=topology.users)
+        .map(|k| format!("user{k}@{local}"))
+        .collect();
+    let mut aliases = BTreeMap::new();
+    let mut targets = BTreeMap::new();
+    for k in 1..=topology.users {
+        let target = format!("ext{k}@remote{}.example", k % remotes + 1);
+        aliases.insert(format!("fwd{k}@{local}"), vec![target.clone()]);
+        targets.insert(format!("fwd{k}@{local}"), vec![target]);
+    }
+    let directory = Directory {
+        domain: local.clone(),
+        users: users.clone(),
+        aliases,
+    };
+    let schedule = RetrySchedule {
+        first_retry: Duration::from_secs(scenario.queue.first_retry_secs),
+        backoff_factor: scenario.queue.backoff_factor,
+        max_retry_interval: Duration::from_secs(scenario.queue.max_retry_secs),
+        expire_after: Duration::from_secs(scenario.queue.expire_after_secs),
+        delay_warning_after: scenario.queue.delay_warning_secs.map(Duration::from_secs),
+        ..RetrySchedule::default()
+    };
+    let queue_config = QueueConfig {
+        schedule: schedule.clone(),
+        ..QueueConfig::default()
+    };
+    let host = |role, name: &str, mailboxes| {
+        NodeKind::Sluice(Box::new(SluiceHost::new(
+            role,
+            domain(name),
+            PlacementPolicy {
+                mailboxes,
+                delivery: DeliveryPolicy::default(),
+            },
+            queue_config.clone(),
+            directory.clone(),
+        )))
+    };
+    let mut gateways = Vec::new();
+    let mut backends = Vec::new();
+    if topology.gateways == 0 {
+        let name = format!("all1.{local}");
+        let index = add_node(
+            world,
+            name.clone(),
+            host(Role::All, &name, MailboxAccess::InProcess),
+        );
+        gateways.push(index);
+        backends.push(index);
+    } else {
+        let backend = format!("be1.{local}");
+        for k in 1..=topology.gateways {
+            let name = format!("gw{k}.{local}");
+            let access = MailboxAccess::Lmtp {
+                host: backend.clone(),
+                port: LMTP_PORT,
+            };
+            gateways.push(add_node(
+                world,
+                name.clone(),
+                host(Role::Gateway, &name, access),
+            ));
+        }
+        let index = add_node(
+            world,
+            backend.clone(),
+            host(Role::Backend, &backend, MailboxAccess::InProcess),
+        );
+        backends.push(index);
+    }
+    let remote = &scenario.remote;
+    let behaviour = Behaviour {
+        temporary_ppm: per_million(remote.temporary),
+        permanent_ppm: per_million(remote.permanent),
+        recover_at: remote
+            .recover_after_secs
+            .map(|secs| Instant::from_millis(secs * 1000)),
+        greylisting: remote.greylisting,
+        slow_ms_max: remote.slow_ms_max,
+        hang_ppm: per_million(remote.hang),
+        close_ppm: per_million(remote.close_mid_data),
+        lie_ppm: per_million(remote.lie_about_extensions),
+    };
+    let mut remote_nodes = Vec::new();
+    for k in 1..=remotes {
+        let remote_domain = format!("remote{k}.example");
+        let name = format!("mx.{remote_domain}");
+        world
+            .dns
+            .mx
+            .insert(remote_domain.clone(), vec![(10, name.clone())]);
+        let server = RemoteServer::new(remote_domain, behaviour.clone());
+        remote_nodes.push(add_node(world, name, NodeKind::Remote(server)));
+    }
+    world.dns.failure_ppm = per_million(scenario.dns.failure);
+    world.dns.timeout_ppm = per_million(scenario.dns.timeout);
+    world.fsync_ms = (
+        scenario.disk.fsync_ms_min,
+        scenario.disk.fsync_ms_max.max(scenario.disk.fsync_ms_min),
+    );
+    world.disk_error_ppm = per_million(scenario.disk.error);
+    world.crash_on_store_ppm = per_million(scenario.crashes.on_store);
+    world.crash_after_promise_ppm = per_million(scenario.crashes.after_promise);
+    world.silent_crash_ppm = per_million(scenario.crashes.silent);
+    world.restart_secs = (
+        scenario.crashes.restart_secs_min,
+        scenario
+            .crashes
+            .restart_secs_max
+            .max(scenario.crashes.restart_secs_min),
+    );
+    world.lb = LoadBalancer::new(gateways.clone());
+    world.health_check_every = Duration::from_secs(topology.health_check_secs.max(1));
+
+    workload(world, scenario, &users, remotes, &mut targets);
+    faults(world, scenario, &gateways, &backends, &remote_nodes);
+    world.engine.at(Instant::EPOCH, Event::HealthCheck);
+    world.engine.at(
+        Instant::from_millis(scenario.duration_secs * 1000),
+        Event::FaultsEnd,
+    );
+    Setup { targets, schedule }
+}
+
+fn workload(
+    world: &mut World,
+    scenario: &Scenario,
+    users: &[String],
+    remotes: u32,
+    targets: &mut BTreeMap<String, Vec<String>>,
+) {
+    let load = &scenario.workload;
+    let local = scenario.topology.local_domain.to_ascii_lowercase();
+    let duration_ms = scenario.duration_secs * 1000;
+    for index in 0..load.messages {
+        let rng = &mut world.engine.rng;
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let tag = format!("m{index}");
+        let remote_k = rng.between(1, u64::from(remotes));
+        let submitter = rng.chance(per_million(load.submitter_fraction));
+        let auth = if submitter {
+            rng.pick(users).cloned()
+        } else {
+            None
+        };
+        let reverse_path = if let Some(user) = &auth {
+            Some(user.clone())
+        } else if rng.chance(per_million(load.null_sender_fraction)) {
+            None
+        } else if rng.chance(per_million(load.external_sender_fraction)) {
+            Some(format!("sender{index}@remote{remote_k}.example"))
+        } else {
+            rng.pick(users).cloned()
+        };
+        let mut recipients: Vec<String> = Vec::new();
+        let count = rng.between(1, u64::from(load.max_recipients));
+        for _ in 0..count {
+            let user = rng.between(1, users.len() as u64);
+            let recipient = if rng.chance(per_million(load.external_fraction)) {
+                if submitter {
+                    format!("ext{user}@remote{}.example", user % u64::from(remotes) + 1)
+                } else {
+                    format!("fwd{user}@{local}")
+                }
+            } else {
+                format!("user{user}@{local}")
+            };
+            if !recipients.contains(&recipient) {
+                recipients.push(recipient);
+            }
+        }
+        if rng.chance(per_million(load.relay_attempt_fraction)) {
+            let relay = format!("victim{index}@remote{remote_k}.example");
+            targets.insert(relay.clone(), Vec::new());
+            recipients.push(relay);
+        }
+        let notify = recipients
+            .iter()
+            .map(|_| {
+                if !rng.chance(per_million(load.dsn_fraction)) {
+                    None
+                } else if rng.chance(250_000) {
+                    Some(Notify::Never)
+                } else {
+                    Some(Notify::On {
+                        success: rng.chance(500_000),
+                        failure: true,
+                        delay: rng.chance(500_000),
+                    })
+                }
+            })
+            .collect();
+        for recipient in &recipients {
+            targets
+                .entry(recipient.clone())
+                .or_insert_with(|| vec![recipient.clone()]);
+        }
+        let size = rng.between(u64::from(load.min_size), u64::from(load.max_size));
+        let body = body(&tag, reverse_path.as_deref(), &recipients, size);
+        let spec = MessageSpec {
+            tag,
+            reverse_path,
+            recipients,
+            notify,
+            body,
+            auth,
+            at,
+        };
+        let agent = Agent::new(spec, load.client_attempts.max(1));
+        let agent_index = world.agents.len();
+        world.agents.push(agent);
+        world.engine.at(at, Event::Offer(agent_index));
+    }
+}
+
+/// A plain RFC 5322 message of about `size` octets whose Message-ID names its tag.
+fn body(tag: &str, sender: Option<&str>, recipients: &[String], size: u64) -> Arc<[u8]> {
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "From: <{}>\r\nTo: {}\r\nSubject: simulated {tag}\r\nMessage-ID: <{tag}@workload.sim>\r\n\
+Date: Thu, 1 Jan 2026 00:00:00 +0000\r\n\r\n",
+        sender.unwrap_or("mailer-daemon@remote1.example"),
+        recipients.join(", ")
+    );
+    let mut line = 0u64;
+    while (text.len() as u64) < size {
+        let _ = write!(text, "line {line} of the simulated message {tag}\r\n");
+        line += 1;
+    }
+    text.into_bytes().into()
+}
+
+fn faults(
+    world: &mut World,
+    scenario: &Scenario,
+    gateways: &[usize],
+    backends: &[usize],
+    remotes: &[usize],
+) {
+    let duration_ms = scenario.duration_secs * 1000;
+    let crashes = &scenario.crashes;
+    let restart = |rng: &mut Pcg32| {
+        Duration::from_secs(rng.between(crashes.restart_secs_min, crashes.restart_secs_max))
+    };
+    for _ in 0..crashes.gateway {
+        let rng = &mut world.engine.rng;
+        let Some(host) = rng.pick(gateways).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let back = at + restart(rng);
+        world.engine.at(at, Event::Crash(host));
+        world.engine.at(back, Event::Restart(host));
+    }
+    for _ in 0..crashes.backend {
+        let rng = &mut world.engine.rng;
+        let Some(host) = rng.pick(backends).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let back = at + restart(rng);
+        world.engine.at(at, Event::Crash(host));
+        world.engine.at(back, Event::Restart(host));
+    }
+    for host in gateways.iter().take(crashes.gateways_down as usize) {
+        world.engine.at(Instant::EPOCH, Event::Crash(*host));
+    }
+    for host in remotes.iter().take(scenario.remote.down as usize) {
+        world.engine.at(Instant::EPOCH, Event::Crash(*host));
+    }
+    let mut places: Vec<(usize, usize)> = Vec::new();
+    for gateway in gateways {
+        places.push((*gateway, OUTSIDE));
+        for backend in backends {
+            if backend != gateway {
+                places.push((*gateway, *backend));
+            }
+        }
+        for remote in remotes {
+            places.push((*gateway, *remote));
+        }
+    }
+    for _ in 0..scenario.network.partitions {
+        let rng = &mut world.engine.rng;
+        let Some((a, b)) = rng.pick(&places).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let lasts = Duration::from_secs(rng.between(1, scenario.network.partition_secs_max.max(1)));
+        world.engine.at(at, Event::Partition(a, b));
+        world.engine.at(at + lasts, Event::Heal(a, b));
+    }
+    for _ in 0..scenario.dns.outages {
+        let rng = &mut world.engine.rng;
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let lasts = Duration::from_secs(rng.between(1, scenario.dns.outage_secs_max.max(1)));
+        world.engine.at(at, Event::DnsOutage(true));
+        world.engine.at(at + lasts, Event::DnsOutage(false));
+    }
+    let sluice_hosts: Vec<usize> = gateways.iter().chain(backends).copied().collect();
+    for _ in 0..scenario.disk.full_windows {
+        let rng = &mut world.engine.rng;
+        let Some(host) = rng.pick(&sluice_hosts).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let lasts = Duration::from_secs(rng.between(1, scenario.disk.full_secs_max.max(1)));
+        world.engine.at(at, Event::DiskFull(host, true));
+        world.engine.at(at + lasts, Event::DiskFull(host, false));
+    }
+    for _ in 0..crashes.clock_jumps {
+        let rng = &mut world.engine.rng;
+        let Some(host) = rng.pick(&sluice_hosts).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let secs = i64::try_from(rng.between(1, crashes.clock_jump_secs_max.max(1))).unwrap_or(1);
+        let by = if rng.chance(500_000) { secs } else { -secs };
+        world.engine.at(at, Event::ClockJump(host, by * 1000));
+    }
+}
+
+fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunResult {
+    let mut pending = BTreeSet::new();
+    for node in &world.nodes {
+        if let NodeKind::Sluice(sluice) = &node.kind {
+            for message in sluice.disk.durable.messages.values() {
+                let Some(queued) = &message.queued else {
+                    continue;
+                };
+                let tag = check::message_tag(&message.data).unwrap_or_default();
+                for recipient in &queued.recipients {
+                    if !recipient.state.is_final() {
+                        pending.insert((tag.clone(), recipient.address.to_ascii_lowercase()));
+                    }
+                }
+            }
+        }
+    }
+    let answered = world
+        .agents
+        .iter()
+        .filter(|agent| agent.remaining.is_empty())
+        .map(|agent| agent.spec.tag.clone())
+        .collect();
+    let guarantees = &scenario.guarantees;
+    let mut checked = BTreeSet::new();
+    for (on, guarantee) in [
+        (guarantees.no_loss, Guarantee::NoLoss),
+        (guarantees.no_duplicates, Guarantee::NoDuplicates),
+        (guarantees.notices, Guarantee::Notices),
+        (guarantees.retry_schedule, Guarantee::RetrySchedule),
+        (
+            guarantees.availability_secs.is_some(),
+            Guarantee::Availability,
+        ),
+        (guarantees.no_relay, Guarantee::NoRelay),
+        (guarantees.drained, Guarantee::Drained),
+    ] {
+        if on {
+            checked.insert(guarantee);
+        }
+    }
+    let context = Context {
+        targets: setup.targets.clone(),
+        local_domain: scenario.topology.local_domain.to_ascii_lowercase(),
+        pending,
+        availability_secs: guarantees.availability_secs,
+        answered,
+        schedule: setup.schedule.clone(),
+        authenticated: world
+            .agents
+            .iter()
+            .filter(|agent| agent.spec.auth.is_some())
+            .map(|agent| agent.spec.tag.clone())
+            .collect(),
+    };
+    let obs: &Observations = &world.obs;
+    let violations = check::check(obs, &context, &checked);
+    let delivered: BTreeSet<(String, String)> = obs
+        .mailbox
+        .keys()
+        .map(|(_, user, tag, _)| (tag.clone(), user.clone()))
+        .chain(obs.remote.keys().cloned())
+        .collect();
+    let mut faults = world.faults.clone();
+    if world.dns.failures > 0 {
+        faults.insert("dns_lookup_failure", world.dns.failures);
+    }
+    RunResult {
+        scenario: scenario.name.clone(),
+        seed,
+        trace_hash: world.engine.trace.hash(),
+        events: world.engine.processed(),
+        simulated_ms: world.engine.now().as_millis(),
+        offered: obs.offered.len(),
+        promised: obs.promised.len(),
+        delivered: delivered.len(),
+        notified: obs.notices.len(),
+        pending: context.pending.len(),
+        lost: violations
+            .iter()
+            .filter(|violation| violation.guarantee == Guarantee::NoLoss)
+            .count(),
+        faults,
+        checked,
+        violations,
+        trace: world.engine.trace.lines().map(str::to_owned).collect(),
+    }
+}
+
+/// The summary table of one run.
+pub fn summary(result: &RunResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario   {}", result.scenario);
+    let _ = writeln!(out, "seed       {}", result.seed);
+    let _ = writeln!(
+        out,
+        "simulated  {} s, {} events",
+        result.simulated_ms / 1000,
+        result.events
+    );
+    let _ = writeln!(out, "messages   offered {:>5}", result.offered);
+    let _ = writeln!(
+        out,
+        "copies     promised {:>4}  delivered {:>4}  notified {:>4}  pending {:>4}  lost {:>4}",
+        result.promised, result.delivered, result.notified, result.pending, result.lost
+    );
+    let _ = writeln!(out, "faults");
+    if result.faults.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for (kind, count) in &result.faults {
+        let _ = writeln!(out, "  {kind:<24} {count:>6}");
+    }
+    let _ = writeln!(out, "guarantees");
+    for guarantee in Guarantee::ALL {
+        let state = if !result.checked.contains(&guarantee) {
+            "not checked".to_owned()
+        } else {
+            let count = result
+                .violations
+                .iter()
+                .filter(|violation| violation.guarantee == guarantee)
+                .count();
+            if count == 0 {
+                "held".to_owned()
+            } else {
+                format!("VIOLATED ({count})")
+            }
+        };
+        let _ = writeln!(out, "  {:<24} {state}", guarantee.name());
+    }
+    let _ = writeln!(out, "trace hash {:016x}", result.trace_hash);
+    out
+}
+
+/// The replay command for a seed.
+pub fn replay_command(scenario_file: &str, seed: u64, bugs: Bugs) -> String {
+    let mut command = format!("sluice-sim replay --scenario {scenario_file} --seed {seed} --trace");
+    for (on, name) in bug_names(bugs) {
+        if on {
+            let _ = write!(command, " --bug {name}");
+        }
+    }
+    command
+}
+
+pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 6] {
+    [
+        (bugs.ack_before_durability, "ack-before-durability"),
+        (bugs.skip_notice, "skip-notice"),
+        (bugs.deliver_twice_after_crash, "deliver-twice-after-crash"),
+        (bugs.drop_deferred_recipient, "drop-deferred-recipient"),
+        (bugs.open_relay, "open-relay"),
+        (bugs.retry_early, "retry-early"),
+    ]
+}
+
+/// The violation report: seed, scenario, guarantee, the trace around it (the run
+/// is replayed with the full trace to find it) and the replay command.
+pub fn violation_report(
+    scenario: &Scenario,
+    scenario_file: &str,
+    result: &RunResult,
+    bugs: Bugs,
+) -> String {
+    let mut out = String::new();
+    let full = run(scenario, result.seed, bugs, true);
+    for violation in &result.violations {
+        let _ = writeln!(
+            out,
+            "VIOLATION seed={} scenario={} guarantee={}\n  {}",
+            result.seed,
+            result.scenario,
+            violation.guarantee.name(),
+            violation.detail
+        );
+        // The subject, and every queue id a line naming it mentions: the message's
+        // path through the hosts.
+        let mut names: BTreeSet<String> = BTreeSet::from([violation.subject.clone()]);
+        for line in full
+            .trace
+            .iter()
+            .filter(|line| line.contains(&violation.subject))
+        {
+            for word in line.split([' ', ',', '(', ')']) {
+                if word.starts_with("Q-") {
+                    names.insert(word.to_owned());
+                }
+            }
+        }
+        let time_of = |line: &str| -> u64 {
+            line.split_whitespace()
+                .next()
+                .and_then(|word| word.parse().ok())
+                .unwrap_or(0)
+        };
+        let named = |line: &str| names.iter().any(|name| line.contains(name.as_str()));
+        let first = full
+            .trace
+            .iter()
+            .find(|line| named(line))
+            .map_or(0, |l| time_of(l));
+        let last = full
+            .trace
+            .iter()
+            .rev()
+            .find(|line| named(line))
+            .map_or(0, |l| time_of(l));
+        // Host-wide faults in that span belong to the story too.
+        let fault = |line: &str| {
+            [
+                " crashes",
+                " restarts",
+                "partition ",
+                "heal ",
+                "disk full",
+                "dns outage",
+            ]
+            .iter()
+            .any(|word| line.contains(word))
+                && (first..=last.saturating_add(60_000)).contains(&time_of(line))
+        };
+        let mentions: Vec<&String> = full
+            .trace
+            .iter()
+            .filter(|line| named(line) || fault(line))
+            .filter(|line| !line.contains(" queue AttemptStarted"))
+            .collect();
+        let start = mentions.len().saturating_sub(40);
+        let _ = writeln!(
+            out,
+            "  trace (lines naming {}):",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        );
+        for line in &mentions[start..] {
+            let _ = writeln!(out, "    {line}");
+        }
+        let _ = writeln!(
+            out,
+            "  replay: {}",
+            replay_command(scenario_file, result.seed, bugs)
+        );
+    }
+    out
+}

@@ -1,0 +1,462 @@
+//! Scenario files (TOML, `scenarios/*.toml`): topology, workload, fault mix and
+//! intensities, duration and the guarantees that must hold. Unknown keys are
+//! refused with the file and key named, so a typo never silently means "default".
+//! Probabilities are written as fractions (0.01) and kept as parts per million,
+//! so every draw from the seed is integer arithmetic.
+
+use serde::Deserialize;
+use std::path::Path;
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seconds of workload and faults.
+    pub duration_secs: u64,
+    /// Seconds after that with no new mail and no new faults (crashed hosts restart,
+    /// partitions heal) for queues to drain before the checkers look.
+    #[serde(default = "default_drain")]
+    pub drain_secs: u64,
+    #[serde(default)]
+    pub topology: Topology,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub disk: Disk,
+    #[serde(default)]
+    pub dns: Dns,
+    #[serde(default)]
+    pub remote: Remote,
+    #[serde(default)]
+    pub crashes: Crashes,
+    #[serde(default)]
+    pub queue: Queue,
+    #[serde(default)]
+    pub guarantees: Guarantees,
+    /// Pick a random mix of every fault per seed (intensities up to the ones given).
+    #[serde(default)]
+    pub swarm: bool,
+}
+
+fn default_drain() -> u64 {
+    6 * 3600
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topology {
+    /// Gateway hosts (role gateway) behind the load balancer; 0 means one host of
+    /// role `all` that takes mail and holds the mailboxes.
+    pub gateways: u32,
+    /// Backend hosts (role backend) holding the mailboxes, reached over LMTP. One is
+    /// used when there are gateways.
+    pub backends: u32,
+    pub local_domain: String,
+    pub users: u32,
+    /// External domains, each with one remote mail server.
+    pub remote_domains: u32,
+    /// Seconds between the load balancer's health checks.
+    pub health_check_secs: u64,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            gateways: 2,
+            backends: 1,
+            local_domain: "sluice.test".to_owned(),
+            users: 10,
+            remote_domains: 2,
+            health_check_secs: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    /// Messages offered, at uniformly random times within the duration.
+    pub messages: u32,
+    /// Recipients per message, 1..=this.
+    pub max_recipients: u32,
+    /// Fraction of recipients in external domains (needs an authenticated or local sender).
+    pub external_fraction: f64,
+    /// Fraction of messages whose sender is external (MX senders); the rest are local users.
+    pub external_sender_fraction: f64,
+    /// Fraction of messages from authenticated submitters (local users on the
+    /// submission listener), whose external recipients are addressed directly.
+    pub submitter_fraction: f64,
+    /// Fraction of messages with the null reverse-path (bounces from elsewhere).
+    pub null_sender_fraction: f64,
+    /// Fraction of messages from an unauthenticated client to an external recipient:
+    /// relay attempts that must be refused.
+    pub relay_attempt_fraction: f64,
+    pub min_size: u32,
+    pub max_size: u32,
+    /// How many times a client tries one message before giving up.
+    pub client_attempts: u32,
+    /// Fraction of recipients with a DSN NOTIFY parameter (RFC 3461): NEVER, or
+    /// FAILURE with SUCCESS and DELAY drawn at random.
+    pub dsn_fraction: f64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            messages: 20,
+            max_recipients: 3,
+            external_fraction: 0.3,
+            external_sender_fraction: 0.3,
+            null_sender_fraction: 0.0,
+            submitter_fraction: 0.0,
+            relay_attempt_fraction: 0.0,
+            min_size: 200,
+            max_size: 4000,
+            client_attempts: 20,
+            dsn_fraction: 0.3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub latency_ms_min: u64,
+    pub latency_ms_max: u64,
+    /// Chance per segment of a long-tail latency, up to `latency_tail_ms_max`.
+    pub latency_tail: f64,
+    pub latency_tail_ms_max: u64,
+    /// Chance per segment that it is lost and retransmitted (extra latency).
+    pub loss: f64,
+    /// Chance per segment that the connection is reset.
+    pub reset: f64,
+    /// Partitions during the duration, each between two random hosts.
+    pub partitions: u32,
+    pub partition_secs_max: u64,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            latency_ms_min: 1,
+            latency_ms_max: 40,
+            latency_tail: 0.0,
+            latency_tail_ms_max: 5000,
+            loss: 0.0,
+            reset: 0.0,
+            partitions: 0,
+            partition_secs_max: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Disk {
+    pub fsync_ms_min: u64,
+    pub fsync_ms_max: u64,
+    /// Chance that an fsync fails (an I/O error: the write is not made).
+    pub error: f64,
+    /// Windows during which a random host's disk is full.
+    pub full_windows: u32,
+    pub full_secs_max: u64,
+}
+
+impl Default for Disk {
+    fn default() -> Self {
+        Disk {
+            fsync_ms_min: 1,
+            fsync_ms_max: 20,
+            error: 0.0,
+            full_windows: 0,
+            full_secs_max: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Chance that one lookup fails temporarily (SERVFAIL).
+    pub failure: f64,
+    /// Chance that one lookup times out (answered as a temporary failure, late).
+    pub timeout: f64,
+    /// Outages (every lookup fails) during the duration.
+    pub outages: u32,
+    pub outage_secs_max: u64,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            failure: 0.0,
+            timeout: 0.0,
+            outages: 0,
+            outage_secs_max: 600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Remote {
+    /// Chance per recipient of a 4xx at RCPT.
+    pub temporary: f64,
+    /// Share of remote addresses that refuse for good (5xx), fixed per address.
+    pub permanent: f64,
+    /// Remote temporary failures stop after this many seconds (recovery), if set.
+    pub recover_after_secs: Option<u64>,
+    /// First contact of each (sender, recipient) gets a 4xx.
+    pub greylisting: bool,
+    /// Most extra milliseconds a remote takes to answer a store.
+    pub slow_ms_max: u64,
+    /// Chance per message that the remote never answers the end of data.
+    pub hang: f64,
+    /// Chance per message that the remote closes the connection instead of answering
+    /// the end of data (half of these after having stored it).
+    pub close_mid_data: f64,
+    /// Remote servers that are down during the whole duration.
+    pub down: u32,
+    /// Chance per connection that a remote advertises STARTTLS it cannot do.
+    pub lie_about_extensions: f64,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Remote {
+            temporary: 0.0,
+            permanent: 0.0,
+            recover_after_secs: None,
+            greylisting: false,
+            slow_ms_max: 0,
+            hang: 0.0,
+            close_mid_data: 0.0,
+            down: 0,
+            lie_about_extensions: 0.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Crashes {
+    /// Crashes of random gateways (or of the `all` host) during the duration.
+    pub gateway: u32,
+    pub backend: u32,
+    pub restart_secs_min: u64,
+    pub restart_secs_max: u64,
+    /// Chance that a host crashes right when it is asked to store a message (during
+    /// DATA, before the write is durable).
+    pub on_store: f64,
+    /// Chance that a host crashes right after its 250 (after the promise, before delivery).
+    pub after_promise: f64,
+    /// Chance that a crash is silent: peers get no reset and find out by timeout.
+    pub silent: f64,
+    /// Gateways down for the whole duration (behind the load balancer).
+    pub gateways_down: u32,
+    /// Clock jumps of random hosts during the duration.
+    pub clock_jumps: u32,
+    pub clock_jump_secs_max: u64,
+}
+
+impl Default for Crashes {
+    fn default() -> Self {
+        Crashes {
+            gateway: 0,
+            backend: 0,
+            restart_secs_min: 5,
+            restart_secs_max: 120,
+            on_store: 0.0,
+            after_promise: 0.0,
+            silent: 0.0,
+            gateways_down: 0,
+            clock_jumps: 0,
+            clock_jump_secs_max: 600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Queue {
+    pub first_retry_secs: u64,
+    pub backoff_factor: u32,
+    pub max_retry_secs: u64,
+    pub expire_after_secs: u64,
+    /// Delay notices this long after arrival (NOTIFY=DELAY, or no NOTIFY); none if unset.
+    pub delay_warning_secs: Option<u64>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            first_retry_secs: 60,
+            backoff_factor: 2,
+            max_retry_secs: 900,
+            expire_after_secs: 4 * 3600,
+            delay_warning_secs: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Guarantees {
+    pub no_loss: bool,
+    pub no_duplicates: bool,
+    pub notices: bool,
+    pub retry_schedule: bool,
+    /// Every offered message is accepted within this many seconds of its first offer.
+    pub availability_secs: Option<u64>,
+    pub no_relay: bool,
+    /// After the drain nothing promised is still queued.
+    pub drained: bool,
+}
+
+impl Default for Guarantees {
+    fn default() -> Self {
+        Guarantees {
+            no_loss: true,
+            no_duplicates: true,
+            notices: true,
+            retry_schedule: true,
+            availability_secs: None,
+            no_relay: true,
+            drained: true,
+        }
+    }
+}
+
+/// Why a scenario could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// Parses scenario text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|error| ScenarioError::Parse {
+            file: file.to_owned(),
+            message: error.to_string(),
+        })?;
+        scenario
+            .validate()
+            .map_err(|message| ScenarioError::Invalid {
+                file: file.to_owned(),
+                message,
+            })?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let fractions = [
+            (
+                "workload.external_fraction",
+                self.workload.external_fraction,
+            ),
+            (
+                "workload.external_sender_fraction",
+                self.workload.external_sender_fraction,
+            ),
+            (
+                "workload.null_sender_fraction",
+                self.workload.null_sender_fraction,
+            ),
+            (
+                "workload.relay_attempt_fraction",
+                self.workload.relay_attempt_fraction,
+            ),
+            ("network.loss", self.network.loss),
+            ("network.latency_tail", self.network.latency_tail),
+            ("network.reset", self.network.reset),
+            ("disk.error", self.disk.error),
+            ("dns.failure", self.dns.failure),
+            ("dns.timeout", self.dns.timeout),
+            ("remote.temporary", self.remote.temporary),
+            ("remote.permanent", self.remote.permanent),
+            ("remote.hang", self.remote.hang),
+            ("remote.close_mid_data", self.remote.close_mid_data),
+            (
+                "remote.lie_about_extensions",
+                self.remote.lie_about_extensions,
+            ),
+            ("crashes.on_store", self.crashes.on_store),
+            ("crashes.after_promise", self.crashes.after_promise),
+            ("crashes.silent", self.crashes.silent),
+        ];
+        for (key, value) in fractions {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("{key}: must be between 0 and 1, not {value}"));
+            }
+        }
+        if self.topology.users == 0 {
+            return Err("topology.users: must be at least 1".to_owned());
+        }
+        if self.topology.gateways > 0 && self.topology.backends == 0 {
+            return Err("topology.backends: gateways need a backend".to_owned());
+        }
+        if self.workload.max_recipients == 0 || self.workload.min_size > self.workload.max_size {
+            return Err("workload: max_recipients ≥ 1 and min_size ≤ max_size".to_owned());
+        }
+        if self.duration_secs == 0 {
+            return Err("duration_secs: must be longer than zero".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// A fraction as parts per million (the generator's unit).
+pub fn per_million(fraction: f64) -> u32 {
+    // In range by validation; `as` saturates anyway.
+    (fraction * 1_000_000.0).round() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_and_key_named() {
+        let text = "name = \"x\"\nduration_secs = 10\n[network]\nlatency = 5\n";
+        let error = Scenario::parse("bad.toml", text)
+            .err()
+            .map(|e| e.to_string());
+        let error = error.unwrap_or_default();
+        assert!(error.contains("bad.toml"), "{error}");
+        assert!(error.contains("latency"), "{error}");
+    }
+
+    #[test]
+    fn defaults_fill_what_is_not_said_and_fractions_are_checked() {
+        let scenario = Scenario::parse("ok.toml", "name = \"x\"\nduration_secs = 10\n").unwrap();
+        assert_eq!(scenario.topology.gateways, 2);
+        let text = "name = \"x\"\nduration_secs = 10\n[disk]\nerror = 2.0\n";
+        let error = Scenario::parse("f.toml", text).err().map(|e| e.to_string());
+        assert!(error.unwrap_or_default().contains("disk.error"));
+        assert_eq!(per_million(0.25), 250_000);
+    }
+}

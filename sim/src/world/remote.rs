@@ -1,0 +1,143 @@
+//! Remote mail servers: core's own server session answers the dialogue, and this
+//! model plays the remote's storage and policy from the seed — per-recipient
+//! accept, 4xx or 5xx, greylisting, slowness, a hang or a close instead of the
+//! final reply. It stands for other organisations' servers, so its choices are
+//! test inputs, not Sluice decisions.
+
+use crate::engine::Pcg32;
+use crate::engine::trace::fnv1a;
+use sluice_core::smtp::server::{RecipientCheck, RecipientVerdict};
+use sluice_core::time::{Duration, Instant};
+use std::collections::BTreeSet;
+
+/// How one remote server behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Behaviour {
+    pub temporary_ppm: u32,
+    pub permanent_ppm: u32,
+    /// Temporary failures stop at this instant (recovery).
+    pub recover_at: Option<Instant>,
+    pub greylisting: bool,
+    pub slow_ms_max: u64,
+    pub hang_ppm: u32,
+    pub close_ppm: u32,
+    /// Chance per connection that the remote advertises STARTTLS, which it cannot do.
+    pub lie_ppm: u32,
+}
+
+/// What the remote does with a complete message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// Store it and answer after this delay.
+    Store(Duration),
+    /// Never answer.
+    Hang,
+    /// Close the connection instead of answering; `stored` says whether it kept the
+    /// message first (the reply was lost: the sender will send it again).
+    Close { stored: bool },
+}
+
+#[derive(Debug)]
+pub struct RemoteServer {
+    pub domain: String,
+    pub behaviour: Behaviour,
+    greylisted: BTreeSet<(String, String)>,
+}
+
+impl RemoteServer {
+    pub fn new(domain: String, behaviour: Behaviour) -> RemoteServer {
+        RemoteServer {
+            domain,
+            behaviour,
+            greylisted: BTreeSet::new(),
+        }
+    }
+
+    /// The remote's verdict on one recipient at `now` (the simulation's clock).
+    pub fn check(
+        &mut self,
+        rng: &mut Pcg32,
+        now: Instant,
+        check: &RecipientCheck,
+    ) -> RecipientVerdict {
+        let recipient = check.recipient.to_string().to_ascii_lowercase();
+        let recipient = recipient
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned();
+        let ours = recipient
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| domain == self.domain);
+        if !ours {
+            return RecipientVerdict::RelayDenied;
+        }
+        // A fixed share of addresses does not exist: the same every time, as in life.
+        if fnv1a(recipient.as_bytes()) % 1_000_000 < u64::from(self.behaviour.permanent_ppm) {
+            return RecipientVerdict::UnknownUser;
+        }
+        if self.behaviour.greylisting
+            && self
+                .greylisted
+                .insert((check.reverse_path.to_string(), recipient))
+        {
+            return RecipientVerdict::TemporaryFailure;
+        }
+        let failing = self
+            .behaviour
+            .recover_at
+            .is_none_or(|recover| now < recover);
+        if failing && rng.chance(self.behaviour.temporary_ppm) {
+            return RecipientVerdict::TemporaryFailure;
+        }
+        RecipientVerdict::Accept
+    }
+
+    pub fn store_choice(&mut self, rng: &mut Pcg32) -> StoreChoice {
+        if rng.chance(self.behaviour.hang_ppm) {
+            return StoreChoice::Hang;
+        }
+        if rng.chance(self.behaviour.close_ppm) {
+            return StoreChoice::Close {
+                stored: rng.chance(500_000),
+            };
+        }
+        StoreChoice::Store(Duration::from_millis(
+            rng.between(0, self.behaviour.slow_ms_max),
+        ))
+    }
+}
+
+/// A lying EHLO reply: a STARTTLS line inserted after the greeting line of a
+/// multi-line reply that lists PIPELINING. The inserted line reuses the reply's own
+/// code and separator, so the simulator writes no reply code of its own; any other
+/// reply passes unchanged.
+pub fn advertise_starttls(bytes: Vec<u8>) -> Vec<u8> {
+    let lists_extensions =
+        bytes.get(3) == Some(&b'-') && bytes.windows(10).any(|window| window == b"PIPELINING");
+    let Some(first_line_end) = bytes.windows(2).position(|pair| pair == b"\r\n") else {
+        return bytes;
+    };
+    if !lists_extensions {
+        return bytes;
+    }
+    let mut lied = Vec::with_capacity(bytes.len() + 14);
+    lied.extend_from_slice(&bytes[..first_line_end + 2]);
+    lied.extend_from_slice(&bytes[..4]);
+    lied.extend_from_slice(b"STARTTLS\r\n");
+    lied.extend_from_slice(&bytes[first_line_end + 2..]);
+    lied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lie_goes_into_ehlo_replies_only() {
+        let ehlo = b"250-mx greets you\r\n250-PIPELINING\r\n250 SIZE 100\r\n".to_vec();
+        let lied = advertise_starttls(ehlo);
+        assert!(lied.starts_with(b"250-mx greets you\r\n250-STARTTLS\r\n250-PIPELINING"));
+        let ok = b"250 2.1.0 ok\r\n".to_vec();
+        assert_eq!(advertise_starttls(ok.clone()), ok);
+    }
+}

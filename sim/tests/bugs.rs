@@ -1,0 +1,151 @@
+//! The checkers can fail: with a deliberate bug switched on in the simulated hosts,
+//! a short sweep finds a violation of the guarantee that bug breaks.
+
+use sluice_sim::check::Guarantee;
+use sluice_sim::host::Bugs;
+use sluice_sim::run::run;
+use sluice_sim::scenario::Scenario;
+use std::path::PathBuf;
+
+/// How many seeds a sweep may take to find each bug.
+const BOUND: u64 = 10;
+
+fn scenario(name: &str) -> Scenario {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::load(&file).expect("a valid scenario")
+}
+
+/// The first seed below `BOUND` whose run violates `guarantee`.
+fn first_failing(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) -> Option<u64> {
+    (0..BOUND).find(|seed| {
+        run(scenario, *seed, bugs, false)
+            .violations
+            .iter()
+            .any(|violation| violation.guarantee == guarantee)
+    })
+}
+
+#[test]
+fn acknowledging_before_durability_loses_promised_mail() {
+    let bugs = Bugs {
+        ack_before_durability: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario("lost-unsynced-writes"), bugs, Guarantee::NoLoss);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn skipping_a_notice_is_found() {
+    let bugs = Bugs {
+        skip_notice: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(
+        &scenario("permanent-failures-and-expiry"),
+        bugs,
+        Guarantee::Notices,
+    );
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn delivering_twice_after_a_crash_is_found() {
+    let bugs = Bugs {
+        deliver_twice_after_crash: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(
+        &scenario("crash-after-promise"),
+        bugs,
+        Guarantee::NoDuplicates,
+    );
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn dropping_a_deferred_recipient_loses_mail() {
+    let text = r#"
+name = "deferred-and-crashes"
+duration_secs = 1800
+drain_secs = 7200
+[workload]
+messages = 40
+external_fraction = 0.7
+[remote]
+temporary = 0.5
+recover_after_secs = 1800
+[crashes]
+gateway = 4
+restart_secs_min = 5
+restart_secs_max = 60
+"#;
+    let scenario = Scenario::parse("deferred-and-crashes.toml", text).expect("valid");
+    let bugs = Bugs {
+        drop_deferred_recipient: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::NoLoss);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+    // And without the bug the same sweep is clean.
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::NoLoss),
+        None
+    );
+}
+
+#[test]
+fn an_open_relay_is_found() {
+    let bugs = Bugs {
+        open_relay: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario("swarm"), bugs, Guarantee::NoRelay);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn retrying_before_the_schedule_is_found() {
+    let bugs = Bugs {
+        retry_early: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(
+        &scenario("remote-temporary-then-recovery"),
+        bugs,
+        Guarantee::RetrySchedule,
+    );
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn with_every_gateway_down_availability_fails() {
+    let text = r#"
+name = "all-gateways-down"
+duration_secs = 600
+drain_secs = 3600
+[workload]
+messages = 10
+[crashes]
+gateways_down = 2
+[guarantees]
+availability_secs = 300
+"#;
+    let scenario = Scenario::parse("all-gateways-down.toml", text).expect("valid");
+    let result = run(&scenario, 1, Bugs::default(), false);
+    assert!(
+        result
+            .violations
+            .iter()
+            .any(|violation| violation.guarantee == Guarantee::Availability)
+    );
+    // The mail is still accepted once the gateways are back, so nothing is lost.
+    assert!(
+        result
+            .violations
+            .iter()
+            .all(|violation| violation.guarantee == Guarantee::Availability)
+    );
+}

@@ -1,0 +1,87 @@
+//! Every scenario file in `scenarios/`: the same seed gives the same trace hash,
+//! and a short slice of seeds passes every checker the scenario asks for.
+
+use sluice_sim::host::Bugs;
+use sluice_sim::run::{run, violation_report};
+use sluice_sim::scenario::Scenario;
+use std::path::PathBuf;
+
+/// Seeds per scenario in the test build; CI's sweeps cover more.
+const SEEDS: u64 = 8;
+
+fn scenario_files() -> Vec<PathBuf> {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .expect("the scenarios folder")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn there_are_the_scenarios_the_issue_lists() {
+    let names: Vec<String> = scenario_files()
+        .iter()
+        .filter_map(|path| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .collect();
+    for wanted in [
+        "happy-path",
+        "gateway-crash-during-data",
+        "crash-after-promise",
+        "backend-crash",
+        "lost-unsynced-writes",
+        "remote-temporary-then-recovery",
+        "permanent-failures-and-expiry",
+        "dns-outage",
+        "overload",
+        "one-gateway-down",
+        "swarm",
+    ] {
+        assert!(names.iter().any(|name| name == wanted), "missing {wanted}");
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_hash_in_every_scenario() {
+    for file in scenario_files() {
+        let scenario = Scenario::load(&file).expect("a valid scenario");
+        let first = run(&scenario, 7, Bugs::default(), false);
+        let second = run(&scenario, 7, Bugs::default(), false);
+        assert_eq!(
+            first.trace_hash,
+            second.trace_hash,
+            "{}: two runs of seed 7 differ",
+            file.display()
+        );
+        assert_eq!(first.events, second.events);
+        let other = run(&scenario, 8, Bugs::default(), false);
+        assert_ne!(
+            first.trace_hash,
+            other.trace_hash,
+            "{}: seeds 7 and 8 ran the same",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn a_slice_of_seeds_of_every_scenario_passes_every_checker() {
+    let mut failures = Vec::new();
+    for file in scenario_files() {
+        let scenario = Scenario::load(&file).expect("a valid scenario");
+        for seed in 0..SEEDS {
+            let result = run(&scenario, seed, Bugs::default(), false);
+            assert!(result.offered > 0, "{}: no mail offered", file.display());
+            if !result.passed() {
+                let file = file.display().to_string();
+                failures.push(violation_report(&scenario, &file, &result, Bugs::default()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
