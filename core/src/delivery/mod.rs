@@ -7,12 +7,15 @@
 //! and the notice builder (which tells the sender). Submodules:
 //! - `path`: the delivery policy, domain patterns to [`Destination`]s (the router's
 //!   decision for external recipients);
-//! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505).
+//! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505);
+//! - `credentials`: which credentials a relay path authenticates with (RFC 4954).
 
+pub mod credentials;
 pub mod mx;
 pub mod path;
 mod text;
 
+pub use credentials::{ConflictingCredentials, RelayCredentials};
 pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
 pub use text::DestinationTextError;
 

@@ -8,7 +8,9 @@ use super::connection::{self, Delivered, Job, Pool, PoolKey};
 use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
-use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult, TlsPolicy};
+use sluice_core::delivery::{
+    DeliveryPath, Destination, Failure, RecipientResult, RelayCredentials, TlsPolicy,
+};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
     ClientConfig, Limits, OutgoingMessage, OutgoingRecipient, Protocol, RecipientOutcome,
@@ -35,6 +37,8 @@ pub struct Deliverer {
     pub dkim: DkimKeyStore,
     /// Idle connections, reused by later attempts to the same host.
     pub pool: Arc<Pool>,
+    /// What relays that require AUTH are given.
+    pub relay_credentials: RelayCredentials,
 }
 
 /// One host to try: its name (for TLS and Remote-MTA), addresses, port and protocol.
@@ -73,6 +77,7 @@ impl Deliverer {
                     .collect();
             }
         };
+        let auth = self.relay_credentials.for_path(&destination.path).cloned();
         let mut results = Vec::with_capacity(message.recipients.len());
         let mut unresolved = message.recipients.clone();
         let mut last_failure = None;
@@ -89,6 +94,7 @@ impl Deliverer {
                         protocol: host.protocol,
                         tls,
                         host: host.name.clone(),
+                        auth: auth.clone(),
                     };
                     let this_try = OutgoingMessage {
                         recipients: unresolved.clone(),
@@ -211,6 +217,7 @@ impl Deliverer {
             protocol: key.protocol,
             tls: key.tls,
             remote_host: key.host.clone(),
+            auth: key.auth.clone(),
             limits: self.limits.clone(),
         };
         let (reply, answer) = oneshot::channel();
