@@ -387,6 +387,7 @@ pub fn smtp_client_run(data: &[u8]) -> ClientRun {
         protocol,
         tls,
         remote_host: "mx.sluice.test".to_owned(),
+        auth: None,
         limits: ClientLimits {
             reply_line: 128,
             reply_lines: 12,

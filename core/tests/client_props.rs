@@ -27,6 +27,7 @@ fn config(protocol: Protocol, data_block: usize) -> ClientConfig {
         protocol,
         tls: TlsPolicy::Opportunistic,
         remote_host: "mx.example".to_owned(),
+        auth: None,
         limits: Limits {
             data_block,
             ..Limits::default()

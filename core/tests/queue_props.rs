@@ -156,6 +156,7 @@ struct PendingWrite {
     queue_id: String,
     changes: Vec<RecipientChange>,
     notice: Option<NoticeRequest>,
+    remove: bool,
 }
 
 struct Driver {
@@ -263,7 +264,8 @@ impl Driver {
                 queue_id,
                 changes,
                 notice,
-            } => self.persist(token, queue_id, changes, notice),
+                remove,
+            } => self.persist(token, queue_id, changes, notice, remove),
             Output::Remove { queue_id } => {
                 let message = self.store.remove(&queue_id).unwrap();
                 assert!(
@@ -337,6 +339,7 @@ impl Driver {
         queue_id: String,
         changes: Vec<RecipientChange>,
         notice: Option<NoticeRequest>,
+        remove: bool,
     ) {
         if self.seen_writes.insert(token) {
             self.check_new_write(&queue_id, &changes, notice.as_ref());
@@ -347,6 +350,7 @@ impl Driver {
                 queue_id,
                 changes,
                 notice,
+                remove,
             },
         );
     }
@@ -484,6 +488,14 @@ impl Driver {
                 .unwrap();
             recipient.state = change.state.clone();
             recipient.delay_notified = change.delay_notified;
+        }
+        if write.remove {
+            // The message's last write deletes it in the same transaction.
+            assert!(
+                message.recipients.iter().all(|r| r.state.is_final()),
+                "removed by a write with a recipient not final: {message:?}"
+            );
+            self.store.remove(&write.queue_id);
         }
         if let Some(notice) = &write.notice {
             for line in &notice.recipients {

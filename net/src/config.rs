@@ -349,6 +349,7 @@ impl Config {
             ));
         }
         self.delivery.policy()?;
+        self.delivery.relay_credentials()?;
         if self.server.role == Role::Gateway && self.delivery.backend()?.is_none() {
             return Err((
                 "delivery.backend_lmtp",
@@ -675,6 +676,52 @@ mod tests {
     }
 
     #[test]
+    fn relay_credentials_are_checked_and_read_from_their_file() {
+        const RELAY: &str = "[[delivery.path]]\ndomains = [\"*\"]\npath = \"relay\"\n\
+                             relay = \"smart.example:587\"\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.password");
+        std::fs::write(&file, "from the file\nignored\n").unwrap();
+        let text = format!(
+            "{RELAY}username = \"u\"\npassword_file = \"{}\"\n",
+            file.display()
+        );
+        let config = Config::parse(&text, Path::new("x.toml")).unwrap();
+        let credentials = config.delivery.relay_credentials().unwrap();
+        let relay = sluice_core::delivery::DeliveryPath::Relay {
+            host: "smart.example".to_owned(),
+            port: 587,
+        };
+        let auth = credentials.for_path(&relay).unwrap();
+        assert_eq!(auth.password.expose(), "from the file");
+        assert!(!auth.plaintext_allowed);
+        // Half-given credentials, credentials off a relay, and misspelt keys fail.
+        let error = error_of(&format!("{RELAY}username = \"u\"\n"));
+        assert_eq!(error.key.as_deref(), Some("delivery.path.password"));
+        let error = error_of(&format!("{RELAY}password = \"p\"\n"));
+        assert_eq!(error.key.as_deref(), Some("delivery.path.username"));
+        let error = error_of(
+            "[[delivery.path]]\ndomains = [\"*\"]\npath = \"mx\"\n\
+             username = \"u\"\npassword = \"p\"\n",
+        );
+        assert_eq!(error.key.as_deref(), Some("delivery.path.username"));
+        let error = error_of(&format!("{RELAY}username = \"u\"\npasswd = \"p\"\n"));
+        assert!(error.message.contains("unknown field"), "{}", error.message);
+        let missing = dir.path().join("missing");
+        let error = error_of(&format!(
+            "{RELAY}username = \"u\"\npassword_file = \"{}\"\n",
+            missing.display()
+        ));
+        assert_eq!(error.key.as_deref(), Some("delivery.path.password_file"));
+        // The password never shows in an error.
+        let error = error_of(&format!(
+            "{RELAY}username = \"u\"\npassword = \"hunter2\"\npassword_file = \"{}\"\n",
+            file.display()
+        ));
+        assert!(!error.to_string().contains("hunter2"));
+    }
+
+    #[test]
     fn the_example_file_is_valid_and_documents_every_key() {
         let text = include_str!("../sluice.example.toml");
         Config::parse(text, Path::new("sluice.example.toml")).unwrap();
@@ -718,6 +765,10 @@ mod tests {
             "domains",
             "path",
             "relay",
+            "username",
+            "password",
+            "password_file",
+            "plaintext_auth",
             "nameservers",
             "timeout_seconds",
             "attempts",

@@ -109,6 +109,10 @@ async fn start_delivery(
             ..ClientLimits::default()
         },
         pool: Arc::default(),
+        relay_credentials: config
+            .delivery
+            .relay_credentials()
+            .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?,
         dkim: DkimKeyStore::load_dir(&config.server.data_dir.join("dkim"))
             .context("cannot load the DKIM keys")?,
     };

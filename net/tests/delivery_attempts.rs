@@ -118,6 +118,7 @@ fn deliverer(overrides: OverrideTable, mx_port: u16) -> Deliverer {
         limits: Limits::default(),
         dkim: DkimKeyStore::new(),
         pool: Arc::default(),
+        relay_credentials: Default::default(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The delivery queue's durable state on every database and body placement: what
 //! accept queues comes back as core's queue types; the queue's decisions and the
 //! notice they carry are written in one transaction; blob references follow the
-//! records; finished messages go away; an administrator's flush reaches the store.
+//! records; finished messages go away, with their last decision; an administrator's
+//! flush reaches the store; concurrent writes share the group commit, each answered
+//! about its own write.
 
 // Helpers in test files panic on failure like the tests they serve.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +23,8 @@ per_backend_and_placement!(
     decisions_and_their_notice_commit_together,
     finished_messages_release_their_body,
     a_flush_without_a_server_is_kept_for_the_next_start,
+    concurrent_writes_are_each_answered_and_a_bad_one_fails_alone,
+    a_last_decision_stores_its_notice_and_removes_the_message,
 );
 
 const ARRIVAL_MS: i64 = 1_764_400_000_000;
@@ -278,4 +282,146 @@ async fn a_flush_without_a_server_is_kept_for_the_next_start(database: TestDatab
         other => panic!("{other:?}"),
     }
     assert_eq!(store.retry_now(Some("elsewhere"), now).await.unwrap(), 0);
+}
+
+fn delivered_bob() -> RecipientChange {
+    RecipientChange {
+        address: "bob@far.test".to_owned(),
+        state: RecipientState::Delivered {
+            at: Instant::from_millis(ARRIVAL_MS as u64 + 5000),
+            remote_mta: Some("mx.far.test".to_owned()),
+            reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "queued as X"),
+            notify_passed_on: true,
+        },
+        delay_notified: false,
+    }
+}
+
+/// A notice from the null reverse-path into `user`'s mailbox.
+fn notice_to(queue_id: &str, user: &str) -> IncomingMessage {
+    IncomingMessage::new(
+        queue_id,
+        "<>",
+        ARRIVAL_MS + 1000,
+        vec![RoutedRecipient::Local {
+            user: user.to_owned(),
+            original: user.to_owned(),
+        }],
+        format!("From: MAILER-DAEMON@example.org\r\nSubject: {queue_id}\r\n\r\nsorry\r\n")
+            .into_bytes(),
+    )
+}
+
+async fn concurrent_writes_are_each_answered_and_a_bad_one_fails_alone(database: TestDatabase) {
+    const MESSAGES: usize = 24;
+    let store = store_with_users(&database).await;
+    // Accepts at once, one of them for a local user who does not exist.
+    let mut accepts = Vec::new();
+    for n in 0..MESSAGES {
+        let store = store.clone();
+        accepts.push(tokio::spawn(async move {
+            store.accept(&message(&format!("C{n:02}"))).await
+        }));
+    }
+    let bad = store.clone();
+    let bad_accept = tokio::spawn(async move {
+        let mut incoming = message("CBAD");
+        incoming.recipients[0] = RoutedRecipient::Local {
+            user: "nobody@example.org".to_owned(),
+            original: "nobody@example.org".to_owned(),
+        };
+        bad.accept(&incoming).await
+    });
+    for accept in accepts {
+        accept.await.unwrap().unwrap();
+    }
+    assert!(bad_accept.await.unwrap().is_err());
+    assert_eq!(store.queued_messages().await.unwrap().len(), MESSAGES);
+
+    // Queue decisions at once: even messages get bob's state, odd ones their last
+    // decision (removal), and one write carries a notice that cannot be stored.
+    let mut decisions = Vec::new();
+    for n in 0..MESSAGES {
+        let store = store.clone();
+        decisions.push(tokio::spawn(async move {
+            let queue_id = format!("C{n:02}");
+            if n % 2 == 0 {
+                let notice = notice_to(&format!("N{n:02}"), "alice@example.org");
+                store
+                    .persist_queue(&queue_id, &[delivered_bob()], Some(&notice))
+                    .await
+            } else {
+                store.finish_queued(&queue_id, None).await
+            }
+        }));
+    }
+    let bad = store.clone();
+    let bad_decision = tokio::spawn(async move {
+        let notice = notice_to("NBAD", "nobody@example.org");
+        bad.persist_queue("C00", &[delivered_bob()], Some(&notice))
+            .await
+    });
+    for decision in decisions {
+        decision.await.unwrap().unwrap();
+    }
+    assert!(bad_decision.await.unwrap().is_err());
+
+    let queued = store.queued_messages().await.unwrap();
+    let mut ids: Vec<String> = queued.iter().map(|m| m.queue_id.clone()).collect();
+    ids.sort();
+    let expected: Vec<String> = (0..MESSAGES)
+        .filter(|n| n % 2 == 0)
+        .map(|n| format!("C{n:02}"))
+        .collect();
+    assert_eq!(ids, expected, "the odd ones were removed");
+    for message in &queued {
+        assert_eq!(message.recipients[0].state, delivered_bob().state);
+    }
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    // Every accepted copy plus one notice per even message, none from the bad write.
+    assert_eq!(inbox.len(), MESSAGES + MESSAGES / 2);
+}
+
+async fn a_last_decision_stores_its_notice_and_removes_the_message(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.accept(&message("Q5")).await.unwrap();
+    let blob = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap()[0]
+        .blob
+        .clone();
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(3));
+    let notice = notice_to("N5", "alice@example.org");
+    store.finish_queued("Q5", Some(&notice)).await.unwrap();
+    // Both queued copies released, the mailbox copy kept; the notice delivered.
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(1));
+    assert!(store.queued_messages().await.unwrap().is_empty());
+    assert!(
+        store
+            .queue_entries()
+            .await
+            .unwrap()
+            .iter()
+            .all(|entry| entry.queue_id != "Q5")
+    );
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2);
+    // A retried last decision (its first commit's answer lost) changes nothing more.
+    store.finish_queued("Q5", Some(&notice)).await.unwrap();
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(1));
+    assert_eq!(
+        store
+            .folder_messages("alice@example.org", "INBOX")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }

@@ -38,7 +38,9 @@ use turmoil::net::{TcpListener, TcpStream};
 const SERVER: &str = "mx";
 const PORT: u16 = 25;
 const CLIENTS: usize = 3;
-const MESSAGES_PER_CLIENT: usize = 4;
+const MESSAGES_PER_CLIENT: usize = 6;
+/// A client's pause between two messages, so that its traffic spans the faults.
+const PAUSE: Duration = Duration::from_secs(2);
 
 /// What the store holds: the marker (Subject) of every stored message, in order.
 #[derive(Clone, Default)]
@@ -207,6 +209,7 @@ async fn client(name: String, promised: Promised) -> turmoil::Result {
             let outcome = tokio::time::timeout(Duration::from_secs(120), one_try(&marker)).await;
             if matches!(outcome, Ok(Ok(250))) {
                 promised.borrow_mut().insert(marker.clone(), tries);
+                tokio::time::sleep(PAUSE).await;
                 break;
             }
             tokio::time::sleep(Duration::from_secs(5)).await;

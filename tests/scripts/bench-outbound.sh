@@ -11,8 +11,9 @@
 #      queue is empty again, so every message was accepted, queued, delivered to
 #      smtp-sink and its record removed.
 #
-# Each delivered message costs one SMTP session to the sink (connections are not
-# reused yet) and two commits (the delivered state, then the removal).
+# Connections to the sink are reused between messages; each delivered message costs
+# one write (its last decision removes it), committed together with whatever other
+# writes are waiting (the store's group commit).
 #
 # Usage: tests/scripts/bench-outbound.sh   (needs tests/install-peers.sh first)
 # Environment: MESSAGES (default 2000), SIZE (default 5120), CONNECTIONS (default

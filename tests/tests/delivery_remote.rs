@@ -2,8 +2,9 @@
 //! authenticated client for an external domain and its queue delivers it, through
 //! the DNS override table, to Postfix's smtp-sink, to a private Postfix that
 //! accepts, defers or refuses recipients, to a scripted server that drops the
-//! connection in the middle of DATA, and to another Sluice. Failure notices come
-//! back into the sender's mailbox and are read with mail-parser.
+//! connection in the middle of DATA, and to another Sluice — as its MX, and as a
+//! relay on its submission port that requires AUTH. Failure notices come back into
+//! the sender's mailbox and are read with mail-parser.
 
 // Helpers in test files panic on failure like the tests they serve.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1018,4 +1019,120 @@ fn notify_success_for_a_local_mailbox_gets_one_delivered_notice() {
     assert_eq!(wait_for_inbox(&server, "other@sluice.test", 2).len(), 2);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(inbox(&server, USER).len(), 1);
+}
+
+/// A's rule for b.test: relay through B's submission port, which takes mail only
+/// after AUTH (and AUTH only over TLS), with `password`.
+fn relay_through_submission(relay: SocketAddr, password: &str) -> String {
+    format!(
+        "[queue]\n\
+         {FAST_RETRY}\n\
+         [delivery]\n\
+         connect_timeout_seconds = 5\n\
+         \n\
+         [[delivery.path]]\n\
+         domains = [\"b.test\"]\n\
+         path = \"relay\"\n\
+         relay = \"{relay}\"\n\
+         tls = \"opportunistic\"\n\
+         username = \"relay@b.test\"\n\
+         password = \"{password}\"\n"
+    )
+}
+
+/// B: a Sluice for b.test whose submission listener needs AUTH over TLS, with the
+/// relay account and bob.
+fn start_submission_relay() -> Server {
+    Server::start(&ServerSetup {
+        hostname: "mx.b.test".to_owned(),
+        domains: vec!["b.test".to_owned()],
+        users: vec![
+            ("bob@b.test".to_owned(), PASSWORD.to_owned()),
+            ("relay@b.test".to_owned(), "relay secret".to_owned()),
+        ],
+        auth_requires_tls: true,
+        ..ServerSetup::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_relay_on_submission_gets_auth_after_starttls() {
+    const ALICE: &str = "alice@a.test";
+    const BOB: &str = "bob@b.test";
+    let b = start_submission_relay();
+    let a = Server::start(&ServerSetup {
+        hostname: "mx.a.test".to_owned(),
+        domains: vec!["a.test".to_owned()],
+        users: vec![(ALICE.to_owned(), PASSWORD.to_owned())],
+        auth_requires_tls: false,
+        extra_toml: relay_through_submission(b.address("submission").unwrap(), "relay secret"),
+        ..ServerSetup::default()
+    })
+    .unwrap();
+    let sent = submit_as(&a, ALICE, "a-via-b", &[BOB]);
+
+    let stored = wait_for_inbox(&b, BOB, 1);
+    let trace = sluice_tests::prepended_trace(&stored[0], &sent).unwrap_or_else(|| {
+        panic!(
+            "B's copy is not the sent message after trace fields:\n{}",
+            String::from_utf8_lossy(&stored[0])
+        )
+    });
+    // RFC 3848: B saw an authenticated session over TLS.
+    let by_b = trace
+        .split("Received:")
+        .find(|field| field.contains("by mx.b.test"))
+        .unwrap_or_else(|| panic!("B's Received is missing:\n{trace}"));
+    assert!(by_b.contains("ESMTPSA"), "{by_b}");
+    wait_until("A's queue to let the message go", PATIENCE, || {
+        (!queued(&a, BOB)).then_some(())
+    });
+    assert!(
+        inbox(&a, ALICE).is_empty(),
+        "no notice: {:?}",
+        inbox(&a, ALICE)
+    );
+    // The password is in A's configuration, never in its log.
+    assert!(!a.stderr_all().contains("relay secret"));
+}
+
+#[test]
+fn credentials_the_relay_refuses_fail_the_message_with_one_notice() {
+    const ALICE: &str = "alice@a.test";
+    const BOB: &str = "bob@b.test";
+    let b = start_submission_relay();
+    let a = Server::start(&ServerSetup {
+        hostname: "mx.a.test".to_owned(),
+        domains: vec!["a.test".to_owned()],
+        users: vec![(ALICE.to_owned(), PASSWORD.to_owned())],
+        auth_requires_tls: false,
+        extra_toml: relay_through_submission(b.address("submission").unwrap(), "wrong secret"),
+        ..ServerSetup::default()
+    })
+    .unwrap();
+    submit_as(&a, ALICE, "a-via-b-refused", &[BOB]);
+
+    let notices = wait_for_inbox(&a, ALICE, 1);
+    let notice = parse_notice(&notices[0]);
+    assert_eq!(notice.recipients.len(), 1, "{notice:?}");
+    let failed = &notice.recipients[0];
+    assert_eq!(failed.get("action").map(String::as_str), Some("failed"));
+    assert!(
+        failed
+            .get("diagnostic-code")
+            .is_some_and(|code| code.starts_with("smtp; 535")),
+        "{notice:?}"
+    );
+    assert!(
+        failed
+            .get("status")
+            .is_some_and(|status| status.starts_with("5.7.")),
+        "{notice:?}"
+    );
+    wait_until("A's queue to let the message go", PATIENCE, || {
+        (!queued(&a, BOB)).then_some(())
+    });
+    assert!(inbox(&b, BOB).is_empty());
+    assert!(!a.stderr_all().contains("wrong secret"));
 }

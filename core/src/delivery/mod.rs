@@ -9,13 +9,16 @@
 //!   decision for external recipients);
 //! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505);
 //! - `walk`: one attempt's walk over those hosts and their addresses, with the TLS
-//!   fallback, to a result per recipient.
+//!   fallback, to a result per recipient;
+//! - `credentials`: which credentials a relay path authenticates with (RFC 4954).
 
+pub mod credentials;
 pub mod mx;
 pub mod path;
 mod text;
 pub mod walk;
 
+pub use credentials::{ConflictingCredentials, RelayCredentials};
 pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
 pub use text::DestinationTextError;
 

@@ -46,6 +46,8 @@ pub(super) struct PendingPersist {
     pub(super) write: Write,
     pub(super) failures: u32,
     pub(super) status: PersistStatus,
+    /// Issued as the message's last write, which deletes it (see `Entry::is_last_write`).
+    pub(super) removes: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +144,19 @@ impl Entry {
     /// Every recipient final and every write durable: the message can go.
     pub(super) fn is_done(&self) -> bool {
         self.persists.is_empty()
+            && self
+                .message
+                .recipients
+                .iter()
+                .all(|recipient| recipient.state.is_final())
+    }
+
+    /// Whether the head write, once durable, leaves nothing to do: it is the only
+    /// write and every recipient is final with it. Nothing can add a write then —
+    /// a final recipient is in no attempt, never expires and gets no delay notice —
+    /// so the driver may delete the message in the same transaction.
+    pub(super) fn is_last_write(&self) -> bool {
+        self.persists.len() == 1
             && self
                 .message
                 .recipients

@@ -180,6 +180,16 @@ impl Queue {
                 recipients: notice.recipients.len(),
             }));
         }
+        if done.removes {
+            // The driver deleted the message with this write.
+            if let Some(entry) = self.entries.remove(&queue_id) {
+                self.unindex(&entry);
+                for pending in &entry.persists {
+                    self.persist_tokens.remove(&pending.token);
+                }
+            }
+            return;
+        }
         self.refresh(now, &queue_id);
     }
 
@@ -261,6 +271,7 @@ impl Queue {
                 write,
                 failures: 0,
                 status: PersistStatus::Waiting,
+                removes: false,
             });
         }
     }
@@ -278,6 +289,7 @@ impl Queue {
         let Some(entry) = self.entries.get_mut(queue_id) else {
             return;
         };
+        let last_write = entry.is_last_write();
         if let Some(head) = entry.persists.front_mut() {
             let issue = match head.status {
                 PersistStatus::Waiting => true,
@@ -286,11 +298,14 @@ impl Queue {
             };
             if issue {
                 head.status = PersistStatus::Issued;
+                // Sticky: a retried write is the same write.
+                head.removes |= last_write;
                 self.outputs.push_back(Output::Persist {
                     token: head.token,
                     queue_id: queue_id.to_owned(),
                     changes: head.write.changes.clone(),
                     notice: head.write.notice.clone(),
+                    remove: head.removes,
                 });
             }
         }

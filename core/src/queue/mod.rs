@@ -13,7 +13,9 @@
 //!    [`Input::AttemptFinished`] with a result per recipient. [`Output::Persist`]:
 //!    write the recipient changes *and* store the notice (if any) as a new message with
 //!    the null reverse-path in one transaction, then answer [`Input::Persisted`] or
-//!    [`Input::PersistFailed`]. [`Output::Remove`]: delete the message.
+//!    [`Input::PersistFailed`]; a write marked `remove` is the message's last, and
+//!    deletes the message in that same transaction. [`Output::Remove`]: delete the
+//!    message.
 //! 3. Wake the queue with [`Input::Tick`] at [`Queue::next_deadline`].
 //!
 //! Rules: attempts follow the [`RetrySchedule`] (see there for the exact expiry rule);
@@ -127,11 +129,17 @@ pub enum Output {
     /// In ONE transaction: write these recipient states and store `notice` (built by
     /// the notice builder) as a new message. Answer [`Input::Persisted`] or
     /// [`Input::PersistFailed`] with the same token.
+    ///
+    /// `remove`: with these changes every recipient is final and nothing else is
+    /// outstanding, so instead of writing them the driver deletes the message in the
+    /// same transaction (still storing the notice); no [`Output::Remove`] follows.
+    /// One commit per finished message instead of two.
     Persist {
         token: Token,
         queue_id: String,
         changes: Vec<RecipientChange>,
         notice: Option<NoticeRequest>,
+        remove: bool,
     },
     /// Every recipient is final and durable, or the message was deleted: delete it.
     Remove { queue_id: String },

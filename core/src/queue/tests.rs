@@ -174,6 +174,21 @@ fn listed(notice: &NoticeRequest) -> Vec<(&str, NoticeAction)> {
         .collect()
 }
 
+/// Messages whose last write, issued in `outputs`, deletes them.
+fn removed_by_write(outputs: &[Output]) -> Vec<String> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Persist {
+                queue_id,
+                remove: true,
+                ..
+            } => Some(queue_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn removed(outputs: &[Output]) -> Vec<String> {
     outputs
         .iter()
@@ -313,8 +328,10 @@ fn the_last_deferral_is_clamped_to_expiry_where_the_recipient_fails() {
     assert_eq!(notice.recipients[0].failure.as_ref(), Some(failure));
     assert_eq!(notice.arrived_at, 1_700_000_000);
     assert_eq!(notice.envid.as_deref(), Some("ENV1"));
+    // The last write deletes the message with the notice: no separate removal.
+    assert_eq!(removed_by_write(&out), ["Q1"]);
     let out = harness.ack(&out);
-    assert_eq!(removed(&out), ["Q1"]);
+    assert!(removed(&out).is_empty());
     assert!(harness.queue.is_empty());
     assert_eq!(harness.queue.next_deadline(), None);
 }
@@ -395,8 +412,9 @@ fn the_null_reverse_path_never_gets_a_notice() {
     let writes = persists(&out);
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].2, None);
-    let out = harness.ack(&out);
-    assert_eq!(removed(&out), ["Q1"]);
+    assert_eq!(removed_by_write(&out), ["Q1"]);
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
 }
 
 #[test]
@@ -631,14 +649,17 @@ fn writes_of_one_message_are_issued_in_order_one_at_a_time() {
     let next_writes = persists(&next);
     assert_eq!(next_writes.len(), 1);
     assert_eq!(next_writes[0].1[0].address, "x@c.example");
-    assert!(
-        removed(&next).is_empty(),
-        "not before the last write is durable"
-    );
+    // Only the last write deletes the message, and the queue lets go of it only once
+    // that write is durable.
+    assert!(removed_by_write(&first).is_empty());
+    assert_eq!(removed_by_write(&next), ["Q1"]);
+    assert!(removed(&next).is_empty());
+    assert_eq!(harness.queue.len(), 1);
     let last = harness.handle(Input::Persisted {
         token: next_writes[0].0,
     });
-    assert_eq!(removed(&last), ["Q1"]);
+    assert!(removed(&last).is_empty());
+    assert!(harness.queue.is_empty());
 }
 
 #[test]
@@ -873,4 +894,23 @@ fn invalid_configuration_is_refused() {
     config.limits.max_recipients_per_attempt = 0;
     let error = Queue::new(config).err().map(|e| e.field);
     assert_eq!(error, Some("limits.max_recipients_per_attempt"));
+}
+
+#[test]
+fn a_delivered_message_goes_in_one_write_even_when_it_is_retried() {
+    let mut harness = Harness::new();
+    let token = start_one(&mut harness, vec![rcpt("bob@b.example")]);
+    let out = harness.handle(finish(token, vec![("bob@b.example", delivered(true))]));
+    let first = persists(&out);
+    assert_eq!(removed_by_write(&out), ["Q1"]);
+    let out = harness.handle(Input::PersistFailed { token: first[0].0 });
+    assert!(persists(&out).is_empty());
+    assert_eq!(harness.queue.len(), 1, "held until the write is durable");
+    let out = harness.run_until(harness.queue.next_deadline().unwrap());
+    assert_eq!(persists(&out), first, "the same write, same token");
+    assert_eq!(removed_by_write(&out), ["Q1"]);
+    let out = harness.handle(Input::Persisted { token: first[0].0 });
+    assert!(removed(&out).is_empty(), "no second write for the removal");
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.next_deadline(), None);
 }

@@ -1,6 +1,6 @@
 //! The delivery side of the configuration: the node's role, the queue's retry
 //! schedule and limits, and where mail goes (the MX port, relays, the backend's LMTP
-//! service). DNS has its own section type in `crate::dns`; DKIM keys are the files
+//! service, and the credentials of relays that require AUTH). DNS has its own section type in `crate::dns`; DKIM keys are the files
 //! `sluice dkim generate` writes into the data folder.
 
 use serde::Deserialize;
@@ -114,6 +114,74 @@ pub struct PathSection {
     pub lmtp: Option<String>,
     /// opportunistic, required or disabled; delivery.tls when left out.
     pub tls: Option<String>,
+    /// With path = "relay": the AUTH username (RFC 4954), with `password` or
+    /// `password_file`.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A file holding the password on its first line, so that this file need not.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Allow AUTH on a connection without TLS (a relay on a trusted network).
+    pub plaintext_auth: bool,
+}
+
+impl PathSection {
+    /// This rule's AUTH credentials, if it has any; half-given ones are an error.
+    fn client_auth(
+        &self,
+    ) -> Result<Option<sluice_core::smtp::client::ClientAuth>, (&'static str, String)> {
+        use sluice_core::smtp::client::{ClientAuth, Password};
+        let password = match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "delivery.path.password_file",
+                    "give password or password_file, not both".to_owned(),
+                ));
+            }
+            (Some(password), None) => Some(password.clone()),
+            (None, Some(file)) => Some(read_password_file(file)?),
+            (None, None) => None,
+        };
+        match (&self.username, password) {
+            (Some(username), Some(password)) if !username.is_empty() => Ok(Some(ClientAuth {
+                username: username.clone(),
+                password: Password::new(password),
+                plaintext_allowed: self.plaintext_auth,
+            })),
+            (Some(_), Some(_)) => Err(("delivery.path.username", "must not be empty".to_owned())),
+            (Some(_), None) => Err((
+                "delivery.path.password",
+                "a username needs password or password_file".to_owned(),
+            )),
+            (None, Some(_)) => Err((
+                "delivery.path.username",
+                "a password needs a username".to_owned(),
+            )),
+            (None, None) if self.plaintext_auth => Err((
+                "delivery.path.plaintext_auth",
+                "only means something with a username and password".to_owned(),
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The first line of a password file, without its line ending. The error names the
+/// file, never its content.
+fn read_password_file(path: &std::path::Path) -> Result<String, (&'static str, String)> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        (
+            "delivery.path.password_file",
+            format!("cannot read {}: {error}", path.display()),
+        )
+    })?;
+    let password = text.lines().next().unwrap_or("");
+    if password.is_empty() {
+        return Err((
+            "delivery.path.password_file",
+            format!("{} has an empty first line", path.display()),
+        ));
+    }
+    Ok(password.to_owned())
 }
 
 impl QueueSection {
@@ -179,6 +247,32 @@ impl DeliverySection {
             });
         }
         DeliveryPolicy::parse(rules).map_err(|error| ("delivery.path", error.to_string()))
+    }
+
+    /// The credentials of the relays that require AUTH, password files read.
+    pub fn relay_credentials(
+        &self,
+    ) -> Result<sluice_core::delivery::RelayCredentials, (&'static str, String)> {
+        use sluice_core::delivery::RelayCredentials;
+        use sluice_core::delivery::path::parse_host_port;
+        let mut credentials = RelayCredentials::default();
+        for section in &self.path {
+            let Some(auth) = section.client_auth()? else {
+                continue;
+            };
+            let Some(relay) = section.relay.as_deref().filter(|_| section.path == "relay") else {
+                return Err((
+                    "delivery.path.username",
+                    "credentials are for path = \"relay\" only".to_owned(),
+                ));
+            };
+            let (host, port) = parse_host_port(relay, Some(25))
+                .map_err(|error| ("delivery.path.relay", error.to_string()))?;
+            credentials
+                .insert(&host, port, auth)
+                .map_err(|error| ("delivery.path.username", error.to_string()))?;
+        }
+        Ok(credentials)
     }
 
     /// Role gateway: the backend's LMTP service as host and port.

@@ -10,7 +10,9 @@ use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
-use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
+use sluice_core::delivery::{
+    DeliveryPath, Destination, Failure, RecipientResult, RelayCredentials,
+};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
     ClientConfig, Limits, OutgoingMessage, Protocol, RecipientOutcome,
@@ -36,6 +38,8 @@ pub struct Deliverer {
     pub dkim: DkimKeyStore,
     /// Idle connections, reused by later attempts to the same host.
     pub pool: Arc<Pool>,
+    /// What relays that require AUTH are given.
+    pub relay_credentials: RelayCredentials,
 }
 
 impl Deliverer {
@@ -56,6 +60,7 @@ impl Deliverer {
         };
         // Core's walk decides which host, address and TLS policy comes next and
         // what every recipient ends with; this loop only connects and runs sessions.
+        let auth = self.relay_credentials.for_path(&destination.path).cloned();
         let mut walk = Walk::new(message.recipients.clone(), destination.tls, hosts);
         while let Some(next) = walk.next_try() {
             let key = PoolKey {
@@ -63,6 +68,7 @@ impl Deliverer {
                 protocol: next.protocol,
                 tls: next.tls,
                 host: next.name,
+                auth: auth.clone(),
             };
             let this_try = OutgoingMessage {
                 recipients: next.recipients,
@@ -146,6 +152,7 @@ impl Deliverer {
             protocol: key.protocol,
             tls: key.tls,
             remote_host: key.host.clone(),
+            auth: key.auth.clone(),
             limits: self.limits.clone(),
         };
         let (reply, answer) = oneshot::channel();

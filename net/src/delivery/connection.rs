@@ -13,8 +13,8 @@ use rustls::pki_types::ServerName;
 use sluice_core::delivery::TlsPolicy;
 use sluice_core::machine::Machine;
 use sluice_core::smtp::client::{
-    ClientConfig, ClientEvent, ClientSession, Input, MessageReport, OutgoingMessage, Output,
-    Protocol, SessionOutcome,
+    ClientAuth, ClientConfig, ClientEvent, ClientSession, Input, MessageReport, OutgoingMessage,
+    Output, Protocol, SessionOutcome,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -43,14 +43,16 @@ pub(super) struct Job {
     pub(super) reply: oneshot::Sender<Delivered>,
 }
 
-/// Which connections may carry a message: same address, protocol, TLS policy and
-/// host name (the TLS name and Remote-MTA).
+/// Which connections may carry a message: same address, protocol, TLS policy, host
+/// name (the TLS name and Remote-MTA) and credentials (an unauthenticated connection
+/// must never carry a relay's mail, nor one relay account another's).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct PoolKey {
     pub(super) address: SocketAddr,
     pub(super) protocol: Protocol,
     pub(super) tls: TlsPolicy,
     pub(super) host: String,
+    pub(super) auth: Option<ClientAuth>,
 }
 
 /// Idle connections by host, each reachable through its job channel.

@@ -27,24 +27,31 @@ pub struct NoticeWriter {
 }
 
 impl NoticeWriter {
-    /// Writes `changes` of `queue_id` and, when asked, the notice, in one transaction.
-    /// The notice's queue record when it has recipients for the queue (an external
-    /// sender, or one on another backend); `None` when there is no notice or it went
-    /// straight into a local mailbox.
+    /// Writes `changes` of `queue_id` and, when asked, the notice, in one transaction;
+    /// with `remove` (the queue's last decision about the message) the message is
+    /// deleted instead of its changes being written. The notice's queue record when
+    /// it has recipients for the queue (an external sender, or one on another
+    /// backend); `None` when there is no notice or it went straight into a local
+    /// mailbox.
     pub async fn persist(
         &self,
         store: &Store,
         queue_id: &str,
         changes: &[RecipientChange],
         request: Option<NoticeRequest>,
+        remove: bool,
     ) -> Result<Option<QueuedMessage>, StoreError> {
         let notice = match request {
             Some(request) => self.build(store, queue_id, &request).await?,
             None => None,
         };
-        store
-            .persist_queue(queue_id, changes, notice.as_ref())
-            .await?;
+        if remove {
+            store.finish_queued(queue_id, notice.as_ref()).await?;
+        } else {
+            store
+                .persist_queue(queue_id, changes, notice.as_ref())
+                .await?;
+        }
         Ok(notice.and_then(|message| node::queued_part(&message)))
     }
 

@@ -173,7 +173,10 @@ impl Service {
         let done = self.done.clone();
         tokio::spawn(async move {
             let queue_id = request.queue_id.clone();
-            match notices.persist(&store, &queue_id, &[], Some(request)).await {
+            match notices
+                .persist(&store, &queue_id, &[], Some(request), false)
+                .await
+            {
                 Ok(Some(queued)) => {
                     let _ = done.send(Done::Notice(queued));
                 }
@@ -259,12 +262,15 @@ impl Service {
                     queue_id,
                     changes,
                     notice,
+                    remove,
                 } => {
                     let store = self.store.clone();
                     let notices = Arc::clone(&self.notices);
                     let done = done.clone();
                     tokio::spawn(async move {
-                        let outcome = notices.persist(&store, &queue_id, &changes, notice).await;
+                        let outcome = notices
+                            .persist(&store, &queue_id, &changes, notice, remove)
+                            .await;
                         let (stored, notice) = match outcome {
                             Ok(notice) => (true, notice),
                             Err(error) => {

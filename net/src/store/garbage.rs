@@ -12,7 +12,7 @@
 //! period, so that a body being written (no row yet) is never taken.
 
 use super::blob::{BlobStore, FileKind};
-use super::sql::{Db, WriteTx, int, is_retryable};
+use super::sql::{Db, WriteTx, int, with_retries};
 use super::{StoreError, blob_task};
 use sqlx::Row;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,6 @@ use std::time::{Duration, SystemTime};
 /// Candidates removed per transaction: bounds memory, the transaction's size and
 /// how long it holds SQLite's single writer slot.
 const BATCH: usize = 256;
-/// Attempts for a removal that hit a deadlock with a concurrent accept.
-const ATTEMPTS: u32 = 5;
 /// Temp files are removed only once at least this old, whatever the grace
 /// period: a writer's temp file has no row to protect it, and removing it
 /// mid-write would fail that accept.
@@ -231,16 +229,7 @@ pub(crate) async fn remove(
         .partition(|candidate| matches!(candidate, Garbage::TempFile { .. }));
     let mut report = GarbageReport::default();
     if !held.is_empty() {
-        let mut attempt = 0;
-        report = loop {
-            attempt += 1;
-            match remove_held(db, blobs, &held).await {
-                Err(error) if attempt < ATTEMPTS && is_retryable(&error) => {
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                other => break other?,
-            }
-        };
+        report = with_retries(|| remove_held(db, blobs, &held)).await?;
     }
     let temp_paths = temps
         .into_iter()

@@ -21,11 +21,13 @@
 //! Modules: `sql` (the pool and SQL dialects), `migrate` (embedded schemas),
 //! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
 //! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `queue` (accept and its group commit), `outbound` (the
-//! delivery queue's state: restore, bodies for attempts, decisions with notices),
+//! `sluice_core::mailbox`), `commit` (the group commit every accepted message and
+//! every queue decision goes through), `queue` (accept), `outbound` (the delivery
+//! queue's state: restore, bodies for attempts, decisions with notices),
 //! `garbage` (garbage collection of bodies).
 
 mod blob;
+mod commit;
 mod directory;
 mod garbage;
 mod mailbox;
@@ -41,8 +43,8 @@ pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::Backend;
 
 use blob::BlobStore;
+use commit::Committer;
 use directory::Kind;
-use queue::Committer;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
@@ -278,20 +280,43 @@ impl Store {
     /// Writes the queue's decisions about `queue_id`'s recipients and, when the queue
     /// asked for one, stores the notice as a new message: all in one transaction, so
     /// that a failure is never durable without its notice, nor a notice without its
-    /// failure. Retried on deadlocks; idempotent for the changes.
+    /// failure. Concurrent calls (and accepts) share transactions (group commit); `Ok`
+    /// once committed. Idempotent for the changes.
     pub async fn persist_queue(
         &self,
         queue_id: &str,
         changes: &[RecipientChange],
         notice: Option<&IncomingMessage>,
     ) -> Result<(), StoreError> {
+        self.queue_write(queue_id, changes, notice, false).await
+    }
+
+    /// The queue's last decision about a message, whose recipients are all final
+    /// with it: stores the notice (if any) and deletes the message, in one
+    /// transaction, instead of writing the final states and then removing them.
+    pub async fn finish_queued(
+        &self,
+        queue_id: &str,
+        notice: Option<&IncomingMessage>,
+    ) -> Result<(), StoreError> {
+        self.queue_write(queue_id, &[], notice, true).await
+    }
+
+    async fn queue_write(
+        &self,
+        queue_id: &str,
+        changes: &[RecipientChange],
+        notice: Option<&IncomingMessage>,
+        remove: bool,
+    ) -> Result<(), StoreError> {
         outbound::persist(
-            &self.db,
             &self.blobs,
+            &self.committer,
             self.options.inline_body_limit,
             queue_id,
             changes,
             notice,
+            remove,
         )
         .await
     }
@@ -304,7 +329,7 @@ impl Store {
 
     /// Deletes a finished (or administratively deleted) message from the queue.
     pub async fn remove_queued(&self, queue_id: &str) -> Result<(), StoreError> {
-        self.db.remove_queued(queue_id).await
+        self.finish_queued(queue_id, None).await
     }
 
     /// The messages in one folder of a user, by UID.
@@ -433,16 +458,7 @@ impl Store {
         }
         // A deadlock or a concurrent duplicate on PostgreSQL/MySQL: try again
         // from scratch, as the accept path does.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.apply_once(operation).await {
-                Err(error) if attempt < 5 && sql::is_retryable(&error) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        sql::with_retries(|| self.apply_once(operation)).await
     }
 
     async fn apply_once(&self, operation: &Operation) -> Result<Outcome, StoreError> {

@@ -1,12 +1,13 @@
 //! The delivery queue's durable side: reading the queued messages back into core's
-//! queue types at start, the body an attempt sends, writing the queue's decisions
-//! (recipient states, with the notice they carry, in one transaction) and removing
-//! finished messages. The text forms of DSN parameters and outcomes live here.
+//! queue types at start, the body an attempt sends, and staging the queue's
+//! decisions (recipient states with the notice they carry, or the removal of a
+//! finished message) for the group commit in `commit`. The text forms of DSN parameters and outcomes live here.
 
 use super::blob::BlobStore;
+use super::commit::{Committer, Placed, Write};
 use super::mailbox::change_blob_refs;
-use super::queue::{Item, place_body, stage};
-use super::sql::{Db, WriteTx, int, is_retryable};
+use super::queue;
+use super::sql::{Db, WriteTx, int};
 use super::{IncomingMessage, StoreError};
 use sluice_core::delivery::{Destination, Diagnostic, Failure};
 use sluice_core::queue::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState};
@@ -16,10 +17,8 @@ use sluice_core::time::Instant;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
 
-/// Attempts for a write that hit a deadlock or a lock timeout.
-const ATTEMPTS: u32 = 5;
 /// The most characters of a reply or error kept per recipient (the MySQL column
 /// holds 4000); a server's essay is cut, never a reason for a write to fail.
 const MAX_DIAGNOSTIC: usize = 2000;
@@ -393,92 +392,6 @@ impl Db {
         let smtputf8 = row.try_get::<Option<i64>, _>("smtputf8")?.unwrap_or(0) != 0;
         Ok((row.try_get("blob_sha256")?, smtputf8))
     }
-
-    /// Writes recipient changes of `queue_id`, and stores `notice` (body placed) in
-    /// the same transaction.
-    async fn persist_once(
-        &self,
-        blobs: &BlobStore,
-        queue_id: &str,
-        changes: &[RecipientChange],
-        notice: Option<&Item<'_>>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let mut released = 0_i64;
-        let mut blob = None;
-        for change in changes {
-            let row = sqlx::query(&self.sql(
-                "SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ? AND recipient = ?",
-            ))
-            .bind(queue_id)
-            .bind(&change.address)
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-            let Some(row) = row else {
-                // Deleted by an administrator meanwhile: nothing left to record.
-                continue;
-            };
-            let before: String = row.try_get("state")?;
-            blob = Some(row.try_get::<String, _>("blob_sha256")?);
-            let columns = StateColumns::of(&change.state);
-            if !is_final(&before) && is_final(columns.state) {
-                released += 1;
-            }
-            write_state(
-                self,
-                &mut tx,
-                queue_id,
-                &change.address,
-                &columns,
-                change.delay_notified,
-            )
-            .await?;
-        }
-        if let Some(blob) = blob {
-            change_blob_refs(self, &mut tx, &blob, -released).await?;
-        }
-        if let Some(item) = notice {
-            stage(self, blobs, &mut tx, item).await?;
-        }
-        tx.commit().await
-    }
-
-    /// Deletes a message's queue records and envelope, releasing the body held by
-    /// records not yet final.
-    async fn remove_queued_once(&self, queue_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            &self.sql("SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ?"),
-        )
-        .bind(queue_id)
-        .fetch_all(&mut *tx.tx)
-        .await?;
-        let mut held = 0_i64;
-        let mut blob = None;
-        for row in &rows {
-            let state: String = row.try_get("state")?;
-            blob = Some(row.try_get::<String, _>("blob_sha256")?);
-            if !is_final(&state) {
-                held += 1;
-            }
-        }
-        if let Some(blob) = blob {
-            change_blob_refs(self, &mut tx, &blob, -held).await?;
-        }
-        sqlx::query(&self.sql("DELETE FROM queue_records WHERE queue_id = ?"))
-            .bind(queue_id)
-            .execute(&mut *tx.tx)
-            .await?;
-        sqlx::query(&self.sql("DELETE FROM queue_messages WHERE queue_id = ?"))
-            .bind(queue_id)
-            .execute(&mut *tx.tx)
-            .await?;
-        tx.commit().await
-    }
-
-    pub(crate) async fn remove_queued(&self, queue_id: &str) -> Result<(), StoreError> {
-        retry(|| self.remove_queued_once(queue_id)).await
-    }
 }
 
 async fn write_state(
@@ -513,47 +426,139 @@ async fn write_state(
     Ok(())
 }
 
-async fn retry<F, Fut>(mut write: F) -> Result<(), StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
-{
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match write().await {
-            Err(error) if attempt < ATTEMPTS && is_retryable(&error) => {
-                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
+/// One decision of the delivery queue about one queued message, as the group
+/// commit makes it durable: recipient changes, the notice stored with them (body
+/// placed), or — for the message's last decision, or an administrator's deletion —
+/// the removal of the message instead of its changes.
+#[derive(Debug)]
+pub(super) struct QueueWrite {
+    pub(super) queue_id: String,
+    pub(super) changes: Vec<RecipientChange>,
+    pub(super) notice: Option<Placed>,
+    pub(super) remove: bool,
 }
 
-/// Writes the queue's changes with their notice; see [`super::Store::persist_queue`].
-pub(crate) async fn persist(
+/// Writes one queue decision inside `tx`. Idempotent: changes to records that are
+/// gone (deleted meanwhile) are skipped, and a notice is stored once per queue id.
+pub(super) async fn stage(
     db: &Db,
-    blobs: &std::sync::Arc<BlobStore>,
+    blobs: &BlobStore,
+    tx: &mut WriteTx,
+    write: &QueueWrite,
+) -> Result<(), StoreError> {
+    if write.remove {
+        // The records go, so their last states need not be written first.
+        remove_records(db, tx, &write.queue_id).await?;
+    } else {
+        write_changes(db, tx, &write.queue_id, &write.changes).await?;
+    }
+    if let Some(notice) = &write.notice {
+        queue::stage(db, blobs, tx, &notice.item()).await?;
+    }
+    Ok(())
+}
+
+/// Writes recipient changes, releasing the body reference of each record that
+/// becomes final.
+async fn write_changes(
+    db: &Db,
+    tx: &mut WriteTx,
+    queue_id: &str,
+    changes: &[RecipientChange],
+) -> Result<(), StoreError> {
+    let mut released = 0_i64;
+    let mut blob = None;
+    for change in changes {
+        let row = sqlx::query(&db.sql(
+            "SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ? AND recipient = ?",
+        ))
+        .bind(queue_id)
+        .bind(&change.address)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        let Some(row) = row else {
+            // Deleted by an administrator meanwhile: nothing left to record.
+            continue;
+        };
+        let before: String = row.try_get("state")?;
+        blob = Some(row.try_get::<String, _>("blob_sha256")?);
+        let columns = StateColumns::of(&change.state);
+        if !is_final(&before) && is_final(columns.state) {
+            released += 1;
+        }
+        write_state(
+            db,
+            tx,
+            queue_id,
+            &change.address,
+            &columns,
+            change.delay_notified,
+        )
+        .await?;
+    }
+    if let Some(blob) = blob {
+        change_blob_refs(db, tx, &blob, -released).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a message's queue records and envelope, releasing the body held by
+/// records not yet final.
+async fn remove_records(db: &Db, tx: &mut WriteTx, queue_id: &str) -> Result<(), StoreError> {
+    let rows =
+        sqlx::query(&db.sql("SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ?"))
+            .bind(queue_id)
+            .fetch_all(&mut *tx.tx)
+            .await?;
+    let mut held = 0_i64;
+    let mut blob = None;
+    for row in &rows {
+        let state: String = row.try_get("state")?;
+        blob = Some(row.try_get::<String, _>("blob_sha256")?);
+        if !is_final(&state) {
+            held += 1;
+        }
+    }
+    if let Some(blob) = blob {
+        change_blob_refs(db, tx, &blob, -held).await?;
+    }
+    sqlx::query(&db.sql("DELETE FROM queue_records WHERE queue_id = ?"))
+        .bind(queue_id)
+        .execute(&mut *tx.tx)
+        .await?;
+    sqlx::query(&db.sql("DELETE FROM queue_messages WHERE queue_id = ?"))
+        .bind(queue_id)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+/// Makes one queue decision durable through the group commit; see
+/// [`super::Store::persist_queue`]. Answers once it is committed.
+pub(crate) async fn persist(
+    blobs: &Arc<BlobStore>,
+    committer: &Committer,
     inline_body_limit: usize,
     queue_id: &str,
     changes: &[RecipientChange],
     notice: Option<&IncomingMessage>,
+    remove: bool,
 ) -> Result<(), StoreError> {
-    let placed = match notice {
+    let write = |notice: Option<Placed>| {
+        Write::Queue(QueueWrite {
+            queue_id: queue_id.to_owned(),
+            changes: changes.to_vec(),
+            notice,
+            remove,
+        })
+    };
+    match notice {
         Some(message) => {
-            let inline = inline_body_limit > 0 && message.data.len() <= inline_body_limit;
-            Some(place_body(blobs, inline, &message.data).await?)
+            queue::commit_placed(blobs, committer, inline_body_limit, message, |placed| {
+                write(Some(placed))
+            })
+            .await
         }
-        None => None,
-    };
-    let item = match (notice, &placed) {
-        (Some(message), Some((blob, content))) => Some(Item {
-            message,
-            size: i64::try_from(message.data.len()).unwrap_or(i64::MAX),
-            blob,
-            content: content.as_deref(),
-        }),
-        _ => None,
-    };
-    retry(|| db.persist_once(blobs, queue_id, changes, item.as_ref())).await
+        None => committer.commit(write(None)).await,
+    }
 }

@@ -1,109 +1,28 @@
 //! Durable acceptance: `accept` places the body — small ones inline, in the blob
 //! row of the same transaction as the records; larger ones first as a durable file
-//! in the blob folder — then hands the records to a group-commit task that commits
-//! every waiting message in one transaction (one fsync for many sessions) and
-//! answers each caller separately.
+//! in the blob folder — then hands the records to the group commit (`commit`),
+//! which commits every waiting write in one transaction (one fsync for many
+//! sessions) and answers each caller separately.
 //!
 //! A file body is trusted only once its blob row is locked in the committing
 //! transaction and the file is seen to exist: garbage collection removes files only
 //! while it holds the same row (see `garbage`), so the two can never cross.
 
 use super::blob::{BlobStore, blob_name};
+use super::commit::{Committer, Placed, Write};
 use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::outbound;
-use super::sql::{Backend, Db, WriteTx, int, is_retryable};
+use super::sql::{Backend, Db, WriteTx, int};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::mailbox::Outcome;
 use sqlx::Row;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 
-/// Most messages committed in one transaction: bounds the transaction's size and
-/// the latency of the last caller in a batch.
-const MAX_BATCH: usize = 64;
-/// Waiting callers beyond which `accept` waits for room (back-pressure).
-const QUEUE_DEPTH: usize = 1024;
-/// Attempts for a transaction that hit a deadlock or a concurrent duplicate.
-const ATTEMPTS: u32 = 5;
 /// Attempts to store a file body that garbage collection removed under us (it
 /// can only do so while the body was unreferenced, so a second try succeeds
 /// unless the collector runs back to back with a grace period of zero).
 const BODY_ATTEMPTS: u32 = 4;
-
-/// One message whose body is placed, waiting for its records to be committed.
-/// `message.data` is left empty; `content` holds an inline body, None a file body
-/// that is already durable in the blob folder. `size` is the body's length.
-#[derive(Debug)]
-struct CommitRequest {
-    message: IncomingMessage,
-    size: i64,
-    blob: String,
-    content: Option<Vec<u8>>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// The handle to the group-commit task.
-#[derive(Clone, Debug)]
-pub(crate) struct Committer {
-    sender: mpsc::Sender<CommitRequest>,
-}
-
-impl Committer {
-    /// Starts the task; it ends when the last handle is dropped.
-    pub(crate) fn spawn(db: Db, blobs: Arc<BlobStore>) -> Committer {
-        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(db, blobs, receiver));
-        Committer { sender }
-    }
-}
-
-async fn run(db: Db, blobs: Arc<BlobStore>, mut receiver: mpsc::Receiver<CommitRequest>) {
-    while let Some(first) = receiver.recv().await {
-        // Whatever arrived while the previous transaction was committing joins
-        // this one: that is the whole group-commit policy, with no added delay.
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
-        commit_batch(&db, &blobs, batch).await;
-    }
-}
-
-async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<CommitRequest>) {
-    let items: Vec<Item<'_>> = batch.iter().map(CommitRequest::item).collect();
-    let together = commit_with_retries(db, blobs, &items).await;
-    tracing::debug!(
-        messages = items.len(),
-        ok = together.is_ok(),
-        "group commit"
-    );
-    drop(items);
-    match together {
-        Ok(()) => {
-            for request in batch {
-                let _ = request.reply.send(Ok(()));
-            }
-        }
-        Err(error) if batch.len() == 1 => {
-            if let Some(request) = batch.into_iter().next() {
-                let _ = request.reply.send(Err(error));
-            }
-        }
-        Err(_) => {
-            // One bad message must not fail its neighbours: retry each alone so
-            // that every caller gets the answer about its own message.
-            for request in batch {
-                let result = commit_with_retries(db, blobs, &[request.item()]).await;
-                let _ = request.reply.send(result);
-            }
-        }
-    }
-}
 
 /// A message whose body is placed, ready for its records.
 #[derive(Clone, Copy, Debug)]
@@ -112,42 +31,6 @@ pub(super) struct Item<'a> {
     pub(super) size: i64,
     pub(super) blob: &'a str,
     pub(super) content: Option<&'a [u8]>,
-}
-
-impl CommitRequest {
-    fn item(&self) -> Item<'_> {
-        Item {
-            message: &self.message,
-            size: self.size,
-            blob: &self.blob,
-            content: self.content.as_deref(),
-        }
-    }
-}
-
-async fn commit_with_retries(
-    db: &Db,
-    blobs: &BlobStore,
-    items: &[Item<'_>],
-) -> Result<(), StoreError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match commit(db, blobs, items).await {
-            Err(error) if attempt < ATTEMPTS && is_retryable(&error) => {
-                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn commit(db: &Db, blobs: &BlobStore, items: &[Item<'_>]) -> Result<(), StoreError> {
-    let mut tx = db.begin_write().await?;
-    for item in items {
-        stage(db, blobs, &mut tx, item).await?;
-    }
-    tx.commit().await
 }
 
 /// Writes one message's body claim and records inside `tx`.
@@ -413,6 +296,18 @@ pub(crate) async fn accept(
     inline_body_limit: usize,
     message: &IncomingMessage,
 ) -> Result<(), StoreError> {
+    commit_placed(blobs, committer, inline_body_limit, message, Write::Accept).await
+}
+
+/// Places `message`'s body and commits the write `write_of` makes of it, placing
+/// the body again if garbage collection removed it before the commit.
+pub(super) async fn commit_placed(
+    blobs: &Arc<BlobStore>,
+    committer: &Committer,
+    inline_body_limit: usize,
+    message: &IncomingMessage,
+    write_of: impl Fn(Placed) -> Write,
+) -> Result<(), StoreError> {
     let size = i64::try_from(message.data.len()).map_err(|_| StoreError::Invalid {
         what: "message size",
         reason: message.data.len().to_string(),
@@ -422,8 +317,7 @@ pub(crate) async fn accept(
     loop {
         attempt += 1;
         let (blob, content) = place_body(blobs, inline, &message.data).await?;
-        let (reply, answer) = oneshot::channel();
-        let request = CommitRequest {
+        let placed = Placed {
             message: IncomingMessage {
                 queue_id: message.queue_id.clone(),
                 reverse_path: message.reverse_path.clone(),
@@ -439,14 +333,8 @@ pub(crate) async fn accept(
             size,
             blob,
             content,
-            reply,
         };
-        committer
-            .sender
-            .send(request)
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        match answer.await.map_err(|_| StoreError::Closed)? {
+        match committer.commit(write_of(placed)).await {
             Err(StoreError::BlobRemoved(blob)) if attempt < BODY_ATTEMPTS => {
                 tracing::debug!(%blob, attempt, "body removed by garbage collection; storing it again");
             }

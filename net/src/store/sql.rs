@@ -195,6 +195,31 @@ pub(crate) fn is_retryable(error: &StoreError) -> bool {
     )
 }
 
+/// Tries for a transaction that hit a deadlock, a serialization failure or a
+/// concurrent duplicate.
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// Runs `transaction` until it succeeds, fails with an error that a second try
+/// cannot cure, or has been tried [`TRANSACTION_ATTEMPTS`] times, with a short
+/// growing pause in between so that the writer it collided with can finish. Every
+/// transaction the store retries goes through here.
+pub(crate) async fn with_retries<T, F, Fut>(mut transaction: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match transaction().await {
+            Err(error) if attempt < TRANSACTION_ATTEMPTS && is_retryable(&error) => {
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,15 +56,18 @@ impl World {
                 queue_id,
                 changes,
                 notice,
-            } => self.persist(host, token, queue_id, changes, notice),
-            QueueOutput::Remove { queue_id } => {
-                let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-                let submitted = self
-                    .sluice(host)
-                    .map(|sluice| sluice.disk.submit(Write::Remove { queue_id }));
-                if let Some(Ok(write)) = submitted {
-                    self.schedule_fsync(host, epoch, write);
+                remove,
+            } => {
+                // The write that leaves every recipient final also removes the
+                // message (net deletes it in the same transaction).
+                let inputs = self.persist(host, token, queue_id.clone(), changes, notice);
+                if remove {
+                    self.remove_queued_message(host, queue_id);
                 }
+                inputs
+            }
+            QueueOutput::Remove { queue_id } => {
+                self.remove_queued_message(host, queue_id);
                 Vec::new()
             }
             QueueOutput::Refused { queue_id, reason } => {
@@ -303,6 +306,7 @@ impl World {
                 tls: attempt.tls,
                 remote_host: name.clone(),
                 limits: Limits::default(),
+                auth: None,
             };
             let listener = match attempt.protocol {
                 Protocol::Lmtp => ListenerKind::Lmtp,
@@ -432,6 +436,16 @@ impl World {
 
     /// A queue write: recipient states and, in the same transaction, the notice.
     /// MIRRORS NET (`NoticeWriter::persist` + `Store::persist_queue`).
+    fn remove_queued_message(&mut self, host: usize, queue_id: String) {
+        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
+        let submitted = self
+            .sluice(host)
+            .map(|sluice| sluice.disk.submit(Write::Remove { queue_id }));
+        if let Some(Ok(write)) = submitted {
+            self.schedule_fsync(host, epoch, write);
+        }
+    }
+
     fn persist(
         &mut self,
         host: usize,

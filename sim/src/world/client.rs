@@ -167,6 +167,7 @@ impl World {
             tls: TlsPolicy::Disabled,
             remote_host,
             limits: Limits::default(),
+            auth: None,
         };
         let listener = if auth.is_some() {
             ListenerKind::Submission

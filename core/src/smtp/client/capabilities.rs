@@ -16,6 +16,9 @@ pub(super) struct Capabilities {
     pub(super) smtputf8: bool,
     pub(super) dsn: bool,
     pub(super) chunking: bool,
+    /// RFC 4954 AUTH with the PLAIN (RFC 4616) or LOGIN mechanism.
+    pub(super) auth_plain: bool,
+    pub(super) auth_login: bool,
 }
 
 impl Capabilities {
@@ -28,7 +31,13 @@ impl Capabilities {
             let Some(keyword) = words.next() else {
                 continue;
             };
-            let keyword = keyword.to_ascii_uppercase();
+            let mut keyword = keyword.to_ascii_uppercase();
+            if let Some(mechanisms) = keyword.strip_prefix("AUTH=") {
+                // `AUTH=LOGIN PLAIN`: the first mechanism is glued to the keyword.
+                let first = mechanisms.to_owned();
+                keyword = "AUTH=".to_owned();
+                capabilities.note_mechanism(&first);
+            }
             match keyword.as_str() {
                 "PIPELINING" => capabilities.pipelining = true,
                 "STARTTLS" => capabilities.starttls = true,
@@ -36,6 +45,12 @@ impl Capabilities {
                 "SMTPUTF8" => capabilities.smtputf8 = true,
                 "DSN" => capabilities.dsn = true,
                 "CHUNKING" => capabilities.chunking = true,
+                // "AUTH=" is the pre-RFC 4954 spelling some servers still list.
+                "AUTH" | "AUTH=" => {
+                    for mechanism in words.by_ref() {
+                        capabilities.note_mechanism(mechanism);
+                    }
+                }
                 "SIZE" => {
                     capabilities.size = true;
                     capabilities.size_limit = words
@@ -47,6 +62,14 @@ impl Capabilities {
             }
         }
         capabilities
+    }
+
+    fn note_mechanism(&mut self, mechanism: &str) {
+        match mechanism.to_ascii_uppercase().as_str() {
+            "PLAIN" => self.auth_plain = true,
+            "LOGIN" => self.auth_login = true,
+            _ => {}
+        }
     }
 }
 
@@ -87,8 +110,14 @@ mod tests {
                 smtputf8: true,
                 dsn: true,
                 chunking: true,
+                auth_plain: true,
+                auth_login: false,
             }
         );
+        let old_style = ehlo(&["x", "AUTH=LOGIN PLAIN"]);
+        assert!(old_style.auth_login && old_style.auth_plain);
+        let modern = ehlo(&["x", "auth cram-md5 login"]);
+        assert!(modern.auth_login && !modern.auth_plain);
     }
 
     #[test]

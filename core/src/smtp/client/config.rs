@@ -1,6 +1,7 @@
 //! What a client session is configured with: who we are, which protocol we speak,
-//! what we demand of TLS, whom we are talking to, and every bound and timeout the
-//! session keeps (RFC 5321 §4.5.3.2 timeouts as defaults).
+//! what we demand of TLS, whom we are talking to, how we authenticate to a relay that
+//! wants it, and every bound and timeout the session keeps (RFC 5321 §4.5.3.2
+//! timeouts as defaults).
 
 use crate::delivery::TlsPolicy;
 use crate::smtp::address::Domain;
@@ -26,7 +27,41 @@ pub struct ClientConfig {
     /// The name of the host the driver connected to: the STARTTLS server name to
     /// verify, and the `Remote-MTA` of every result this session reports.
     pub remote_host: String,
+    /// Credentials for a relay that requires AUTH (RFC 4954); `None`: no AUTH.
+    pub auth: Option<ClientAuth>,
     pub limits: Limits,
+}
+
+/// How the session authenticates after EHLO: AUTH PLAIN, or AUTH LOGIN where the
+/// server offers only that.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAuth {
+    pub username: String,
+    pub password: Password,
+    /// AUTH may be sent on a connection without TLS. Off unless the path says so: the
+    /// credentials would cross the network readable by anyone on the way.
+    pub plaintext_allowed: bool,
+}
+
+/// A password that never shows in logs or debug output.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(text: impl Into<String>) -> Password {
+        Password(text.into())
+    }
+
+    /// The password itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
 }
 
 /// Every bound a client session keeps. Going over one ends the session with a

@@ -16,6 +16,9 @@ pub enum ClientEvent {
     /// Opportunistic TLS: the server does not offer STARTTLS, or refused it with this
     /// code; the session goes on in plain text.
     TlsSkipped { refused_with: Option<ReplyCode> },
+    /// The relay accepted our credentials (RFC 4954). The username is not repeated
+    /// here: the configuration knows it, and logs need not.
+    Authenticated,
     /// A DSN parameter could not be written as a valid command parameter and was left
     /// out (an ORCPT with a malformed address type, an over-long ENVID).
     ParameterDropped {

@@ -1,6 +1,7 @@
 //! The opening of the session: the greeting (RFC 5321 §3.1), EHLO or LHLO with the
 //! HELO fallback (RFC 5321 §3.2, RFC 2033 §4.1), and STARTTLS (RFC 3207) as the
-//! TLS policy demands, with EHLO again over TLS.
+//! TLS policy demands, with EHLO again over TLS; then AUTH where the path has
+//! credentials.
 
 use super::capabilities::Capabilities;
 use super::replies::{local_failure, session_failure};
@@ -61,7 +62,7 @@ impl ClientSession {
 
     fn after_hello(&mut self, now: Instant) {
         let Some(verify) = starttls_wanted(self.config.tls).filter(|_| !self.tls_active) else {
-            return self.start_next(now);
+            return self.authenticate_or_start(now);
         };
         if self.capabilities.starttls {
             self.send_line("STARTTLS");
@@ -76,7 +77,7 @@ impl ClientSession {
             self.fail(SessionFailureKind::TlsRequired, failure, true);
         } else {
             self.event(ClientEvent::TlsSkipped { refused_with: None });
-            self.start_next(now);
+            self.authenticate_or_start(now);
         }
     }
 
@@ -107,7 +108,7 @@ impl ClientSession {
         self.event(ClientEvent::TlsSkipped {
             refused_with: Some(reply.code),
         });
-        self.start_next(now);
+        self.authenticate_or_start(now);
     }
 
     pub(super) fn on_tls_established(&mut self, now: Instant) {

@@ -126,4 +126,10 @@ pub enum SessionFailureKind {
     /// The server sent something that is not a well-formed, expected reply, or one
     /// over the limits.
     ProtocolViolation,
+    /// AUTH could not be done now: refused with a 4xx, not offered, or not allowed
+    /// without TLS. Temporary.
+    AuthFailed,
+    /// AUTH was refused with a 5xx (535: the credentials are wrong): the waiting
+    /// message's recipients failed permanently.
+    AuthRejected,
 }

@@ -21,7 +21,8 @@
 //! is no MIME downgrade), SMTPUTF8 (RFC 6531 §3.4: a UTF-8 envelope to a server
 //! without it fails 5.6.7), DSN (RFC 3461: RET/ENVID/NOTIFY/ORCPT only when offered),
 //! CHUNKING (RFC 3030: BDAT in chunks of `Limits::data_block`, no dot-stuffing) and
-//! STARTTLS (RFC 3207, as [`TlsPolicy`] says). The body is always sent CRLF-clean:
+//! STARTTLS (RFC 3207, as [`TlsPolicy`] says), AUTH PLAIN and LOGIN to a relay that
+//! wants credentials (RFC 4954, see the `auth` module). The body is always sent CRLF-clean:
 //! bare CR and LF become CRLF and the body ends in CRLF (see the `body` module).
 //!
 //! Deadlines are RFC 5321 §4.5.3.2's, from [`Limits`]: each restarts on progress (a
@@ -32,6 +33,7 @@ pub mod event;
 pub mod io;
 pub mod message;
 
+mod auth;
 mod body;
 mod capabilities;
 mod envelope;
@@ -39,7 +41,7 @@ mod hello;
 mod replies;
 mod transaction;
 
-pub use config::{ClientConfig, Limits, Protocol};
+pub use config::{ClientAuth, ClientConfig, Limits, Password, Protocol};
 pub use event::ClientEvent;
 pub use io::{
     Input, MessageReport, Output, RecipientOutcome, SessionFailure, SessionFailureKind,
@@ -86,6 +88,8 @@ enum Phase {
     },
     StartTls,
     TlsHandshake,
+    /// An AUTH dialogue with a relay (RFC 4954).
+    Auth(auth::AuthStep),
     /// No transaction: waiting for the driver's next message.
     Idle,
     Reset,
@@ -328,6 +332,7 @@ impl ClientSession {
             Phase::Greeting => self.on_greeting(now, reply),
             Phase::Hello { fallback } => self.on_hello_reply(now, reply, fallback),
             Phase::StartTls => self.on_starttls_reply(now, reply),
+            Phase::Auth(step) => self.on_auth_reply(now, reply, step),
             Phase::Reset => {
                 if reply.code.0 / 100 == 2 {
                     self.needs_reset = false;

@@ -8,6 +8,7 @@ use crate::smtp::address::Domain;
 use crate::time::Duration;
 use std::sync::Arc;
 
+mod auth;
 mod dialogues;
 mod failures;
 mod with_server;
@@ -20,6 +21,7 @@ fn config(protocol: Protocol, tls: TlsPolicy) -> ClientConfig {
         protocol,
         tls,
         remote_host: REMOTE.to_owned(),
+        auth: None,
         limits: Limits::default(),
     }
 }
