@@ -9,9 +9,9 @@
 //! - [`control`]: the control socket through which `sluice queue` reaches a running server.
 //! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
 //! - [`listener`]: one SMTP listener: connection limits, PROXY header, implicit TLS.
-//! - [`smtp_driver`]: one connection pumped through a core server session, generic over the stream.
+//! - [`smtp_driver`]: one connection pumped through core's reception machine (`sluice_core::node`), generic over the stream.
 //! - [`routing`]: core's router run for one recipient check against the backend.
-//! - [`incoming`]: an accepted message with its routes, as the store records it.
+//! - [`incoming`]: where a connection came from (address, reverse DNS name) for the Received field.
 //! - [`backend`]: what the driver needs from storage, as a trait.
 //! - [`tls`]: rustls configuration and the self-signed certificate.
 //! - [`dns`]: MX, address and PTR lookups on hickory, behind the configured override table.
