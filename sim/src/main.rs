@@ -1,6 +1,7 @@
 //! The `sluice-sim` binary: `run` one seed with its summary, `sweep` a range of
-//! seeds on every core with a progress line, `replay` a seed's full trace. The
-//! wall clock is read here only, for the sweep's budget and progress, never by a run.
+//! seeds on every core with a progress line, `replay` a seed's full trace, `bench`
+//! the standard scenarios' speed. The wall clock is read here only, for budgets,
+//! progress and speed, never by a run.
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
@@ -47,6 +48,19 @@ enum Command {
         budget: Option<String>,
         #[arg(long = "bug")]
         bugs: Vec<String>,
+    },
+    /// Run every scenario of a folder for a fixed set of seeds, one thread, and
+    /// print events and simulated seconds per wall-clock second (use a release build).
+    Bench {
+        /// The folder of scenario files.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Seeds 0..N of each scenario.
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Stop a scenario's seeds after this many wall-clock seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Run one seed and print its full event trace.
     Replay {
@@ -143,6 +157,11 @@ fn main() -> anyhow::Result<()> {
             }
             print!("{}", run::summary(&result));
         }
+        Command::Bench {
+            scenarios,
+            seeds,
+            seconds,
+        } => bench(&scenarios, seeds, std::time::Duration::from_secs(seconds))?,
         Command::Sweep {
             scenario,
             seeds,
@@ -169,6 +188,71 @@ fn main() -> anyhow::Result<()> {
             }
             println!("all seeds passed");
         }
+    }
+    Ok(())
+}
+
+/// The benchmark: each scenario of `folder` (by name) for seeds `0..seeds`, or as
+/// many as fit in `per_scenario`; a failing seed fails the benchmark.
+fn bench(
+    folder: &std::path::Path,
+    seeds: u64,
+    per_scenario: std::time::Duration,
+) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(|| format!("reading {}", folder.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    println!(
+        "{:<34} {:>5} {:>11} {:>10} {:>8} {:>12} {:>14}",
+        "scenario", "seeds", "events", "sim s", "wall s", "events/s", "sim s/wall s"
+    );
+    let (mut all_events, mut all_ms, mut all_wall) = (0u64, 0u64, 0f64);
+    let mut failing = Vec::new();
+    for file in files {
+        let loaded = Scenario::load(&file)?;
+        let started = std::time::Instant::now();
+        let (mut ran, mut events, mut simulated_ms) = (0u64, 0u64, 0u64);
+        for seed in 0..seeds {
+            if started.elapsed() >= per_scenario {
+                break;
+            }
+            let result = run::run(&loaded, seed, Bugs::default(), false);
+            ran += 1;
+            events += result.events;
+            simulated_ms += result.simulated_ms;
+            if !result.passed() {
+                failing.push(format!("{} seed {seed}", file.display()));
+            }
+        }
+        let wall = started.elapsed().as_secs_f64().max(1e-6);
+        let name = file
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        println!(
+            "{name:<34} {ran:>5} {events:>11} {:>10.0} {wall:>8.2} {:>12.0} {:>14.0}",
+            simulated_ms as f64 / 1000.0,
+            events as f64 / wall,
+            simulated_ms as f64 / 1000.0 / wall
+        );
+        all_events += events;
+        all_ms += simulated_ms;
+        all_wall += wall;
+    }
+    let all_wall = all_wall.max(1e-6);
+    println!(
+        "{:<34} {:>5} {all_events:>11} {:>10.0} {all_wall:>8.2} {:>12.0} {:>14.0}",
+        "total",
+        "",
+        all_ms as f64 / 1000.0,
+        all_events as f64 / all_wall,
+        all_ms as f64 / 1000.0 / all_wall
+    );
+    if !failing.is_empty() {
+        bail!("failing: {}", failing.join(", "));
     }
     Ok(())
 }

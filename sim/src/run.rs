@@ -4,7 +4,6 @@
 
 use crate::check::{self, Context, Guarantee, Observations, Violation};
 use crate::engine::{Engine, Pcg32};
-use crate::host::glue::PlacementPolicy;
 use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
 use crate::scenario::{Scenario, per_million};
 use crate::world::client::{Agent, LoadBalancer, MessageSpec};
@@ -12,6 +11,7 @@ use crate::world::network::{Network, OUTSIDE};
 use crate::world::remote::{Behaviour, RemoteServer};
 use crate::world::{Event, Node, NodeKind, World};
 use sluice_core::delivery::DeliveryPolicy;
+use sluice_core::node::PlacementPolicy;
 use sluice_core::queue::{QueueConfig, RetrySchedule};
 use sluice_core::router::MailboxAccess;
 use sluice_core::smtp::params::Notify;

@@ -59,3 +59,46 @@ fn the_detector_sees_a_reply_code() {
     assert!(has_reply_code(r#"b"451-busy""#).is_some());
     assert!(has_reply_code(r#"format!("{x} 250")"#).is_none());
 }
+
+/// Names whose handling is a decision core makes: the outcome of a recipient in a
+/// session (`RecipientOutcome::Final`/`Unresolved`, the walk's), the TLS fallback
+/// (`RetryWithoutTls`), how an accepted message is placed (`delivery_set`),
+/// its trace field and delivery key (`ReceivedFields`, `count_received`), the
+/// success notice (`success_at_acceptance`) and a notice's route check
+/// (`MAILER-DAEMON`). None of them belongs in the simulator's sources, except in
+/// the workload's clients (`world/client.rs`), which model other MTAs and read a
+/// report as any sender would.
+const DECISIONS: &[&str] = &[
+    "RecipientOutcome::Final",
+    "RecipientOutcome::Unresolved",
+    "RetryWithoutTls",
+    "delivery_set(",
+    "ReceivedFields",
+    "count_received",
+    "success_at_acceptance",
+    "MAILER-DAEMON",
+    "MIRRORS NET",
+];
+
+#[test]
+fn the_simulator_copies_no_decision_of_the_node() {
+    let mut files = Vec::new();
+    sources(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    for file in files {
+        if file.ends_with("world/client.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let code = production_code(&text);
+        for name in DECISIONS {
+            assert!(
+                !code.contains(name),
+                "{}: `{name}` in the simulator; that decision is core's",
+                file.display()
+            );
+        }
+    }
+}

@@ -8,15 +8,21 @@
 //!   placed by the router and the delivery policy, the Received field, the delivery
 //!   key, the queue's record and the success notice; also delivery notices placed
 //!   as messages.
+//! - [`notices`]: a delivery notice built, its recipient checked and placed.
+//! - [`outgoing`]: what a delivery attempt sends, from the queue's record.
 //!
 //! The delivery side of a node is core's queue machine ([`crate::queue`]) with the
 //! SMTP/LMTP client machine ([`crate::smtp::client`]) for each attempt.
 
 pub mod accepted;
+pub mod notices;
+pub mod outgoing;
 pub mod reception;
 
 pub use accepted::{
     Acceptance, ClientTrace, IncomingMessage, PlacementPolicy, QueuedCopy, Receiver,
     RoutedRecipient, Stamp, accept, notice_message, queued_part,
 };
+pub use notices::{NoticePlaced, NoticeStart, PendingNotice, start_notice};
+pub use outgoing::Envelope;
 pub use reception::{Reception, ReceptionConfig};

@@ -8,12 +8,11 @@ use crate::clock;
 use crate::queue_id;
 use crate::routing;
 use crate::store::{IncomingMessage, Store, StoreError};
-use sluice_core::node::{self, PlacementPolicy};
-use sluice_core::notice::{self, NoticeContext, NoticeRequest};
+use sluice_core::node::{self, NoticePlaced, NoticeStart, PlacementPolicy};
+use sluice_core::notice::{NoticeContext, NoticeRequest};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
-use sluice_core::router::{Route, RouterConfig};
-use sluice_core::smtp::address::{Domain, ForwardPath, Mailbox, ReversePath};
-use sluice_core::smtp::server::RecipientCheck;
+use sluice_core::router::RouterConfig;
+use sluice_core::smtp::address::Domain;
 
 /// How notices are written and placed.
 #[derive(Debug)]
@@ -73,45 +72,30 @@ impl NoticeWriter {
             now_ms.div_euclid(1000),
         );
         context.return_limit = self.return_limit;
-        let built = notice::build(request, &original.data, &context).map_err(|error| {
-            StoreError::Invalid {
+        let start = node::start_notice(request, &original.data, &context, notice_id, now_ms)
+            .map_err(|error| StoreError::Invalid {
                 what: "delivery notice",
                 reason: error.to_string(),
-            }
-        })?;
-        let Ok(mailbox) = Mailbox::parse(&built.recipient) else {
-            tracing::warn!(recipient = %built.recipient, "a notice's recipient is not an address; dropped");
-            return Ok(None);
-        };
-        let recipient = ForwardPath::Mailbox(mailbox);
-        let check = RecipientCheck {
-            reverse_path: ReversePath::Null,
-            recipient: recipient.clone(),
-            // Notices may go to any domain: they answer mail we accepted.
-            authenticated: Some(String::from("MAILER-DAEMON")),
-        };
-        let route = routing::route(store.clone(), self.router.clone(), check).await;
-        match &route {
-            Route::Deliver { .. } => {}
-            Route::Refused(refusal) => {
-                tracing::warn!(recipient = %built.recipient, ?refusal, "a notice's recipient is refused; notice dropped");
+            })?;
+        let pending = match start {
+            NoticeStart::Route(pending) => pending,
+            NoticeStart::NotAnAddress { recipient } => {
+                tracing::warn!(%recipient, "a notice's recipient is not an address; dropped");
                 return Ok(None);
             }
-            Route::TemporaryFailure(reason) => {
-                return Err(StoreError::Invalid {
-                    what: "notice recipient",
-                    reason: format!("cannot be routed now: {reason:?}"),
-                });
+        };
+        let recipient = pending.check.recipient.to_string();
+        let route = routing::route(store.clone(), self.router.clone(), pending.check.clone()).await;
+        match pending.place(&route, &self.placement) {
+            NoticePlaced::Message(message) => Ok(Some(message)),
+            NoticePlaced::Dropped(refusal) => {
+                tracing::warn!(%recipient, ?refusal, "a notice's recipient is refused; notice dropped");
+                Ok(None)
             }
+            NoticePlaced::NotNow(reason) => Err(StoreError::Invalid {
+                what: "notice recipient",
+                reason: format!("cannot be routed now: {reason:?}"),
+            }),
         }
-        Ok(node::notice_message(
-            notice_id,
-            &recipient,
-            &route,
-            &self.placement,
-            now_ms,
-            built.data,
-            built.smtputf8,
-        ))
     }
 }

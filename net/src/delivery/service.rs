@@ -10,9 +10,9 @@ use super::notices::NoticeWriter;
 use crate::clock;
 use crate::store::Store;
 use sluice_core::machine::{Machine, Token};
+use sluice_core::node::Envelope;
 use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event, Input, Output, Queue, QueuedMessage};
-use sluice_core::smtp::client::{OutgoingMessage, OutgoingRecipient};
 use sluice_core::time::Instant;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -232,7 +232,8 @@ impl Service {
                     tokio::spawn(async move {
                         let results = match store.outbound_message(&queue_id).await {
                             Ok(body) => {
-                                let outgoing = envelope.into_outgoing(queue_id, body);
+                                let outgoing =
+                                    envelope.into_outgoing(queue_id, body.data, body.smtputf8);
                                 deliverer.attempt(&destination, outgoing, seed).await
                             }
                             Err(error) => {
@@ -299,54 +300,6 @@ impl Service {
                 }
                 Output::Event(event) => log_event(&event),
             }
-        }
-    }
-}
-
-/// What an attempt needs from the queue's record of a message, copied out so the
-/// attempt's task owns it.
-#[derive(Debug)]
-struct Envelope {
-    reverse_path: Option<String>,
-    envid: Option<String>,
-    ret: Option<sluice_core::smtp::params::Ret>,
-    recipients: Vec<OutgoingRecipient>,
-}
-
-impl Envelope {
-    fn of(message: &QueuedMessage, addresses: &[String]) -> Envelope {
-        let recipients = addresses
-            .iter()
-            .map(|address| {
-                let queued = message
-                    .recipients
-                    .iter()
-                    .find(|recipient| &recipient.address == address);
-                OutgoingRecipient {
-                    address: address.clone(),
-                    notify: queued.and_then(|recipient| recipient.notify),
-                    orcpt: queued.and_then(|recipient| recipient.original.clone()),
-                }
-            })
-            .collect();
-        Envelope {
-            reverse_path: message.reverse_path.clone(),
-            envid: message.envid.clone(),
-            ret: message.ret,
-            recipients,
-        }
-    }
-
-    fn into_outgoing(self, queue_id: String, body: crate::store::OutboundBody) -> OutgoingMessage {
-        OutgoingMessage {
-            queue_id,
-            reverse_path: self.reverse_path,
-            recipients: self.recipients,
-            ret: self.ret,
-            envid: self.envid,
-            eight_bit: body.data.iter().any(|byte| *byte > 127),
-            body: body.data.into(),
-            smtputf8: body.smtputf8,
         }
     }
 }

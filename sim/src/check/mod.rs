@@ -77,6 +77,8 @@ pub struct Observations {
     pub retries: BTreeMap<(String, String, String), Vec<RetryStep>>,
     /// (host, queue id, recipient, when on the host clock) of each expiry.
     pub expiries: Vec<(String, String, String, Instant)>,
+    /// tag → the last time a gateway crashed while storing that very message.
+    pub store_crashes: BTreeMap<String, Instant>,
 }
 
 /// One step in a recipient's retry history, with the host's epoch (a crash may
@@ -98,6 +100,11 @@ pub struct StoredFacts {
 }
 
 impl Observations {
+    /// A host crashed while it stored the message `tag` (the crash-on-store fault).
+    pub fn store_crashed(&mut self, at: Instant, tag: &str) {
+        self.store_crashes.insert(tag.to_owned(), at);
+    }
+
     pub fn offered(&mut self, at: Instant, tag: &str) {
         self.offered.entry(tag.to_owned()).or_insert(at);
     }
@@ -534,6 +541,13 @@ fn availability(obs: &Observations, context: &Context, violations: &mut Vec<Viol
         return;
     };
     for (tag, offered) in &obs.offered {
+        // A crash injected into this very message's store cuts its client off; the
+        // client then waits by its own backoff, which no server can shorten. The
+        // bound measures the servers, so it counts from the last such crash.
+        let from = obs
+            .store_crashes
+            .get(tag)
+            .map_or(*offered, |crashed| (*crashed).max(*offered));
         let first_promise = obs
             .promised
             .iter()
@@ -541,7 +555,7 @@ fn availability(obs: &Observations, context: &Context, violations: &mut Vec<Viol
             .map(|(_, (at, _))| *at)
             .min();
         let late = match first_promise {
-            Some(at) => at.saturating_since(*offered).as_millis() > bound * 1000,
+            Some(at) => at.saturating_since(from).as_millis() > bound * 1000,
             None => !context.answered.contains(tag),
         };
         if late {

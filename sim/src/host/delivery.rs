@@ -1,26 +1,25 @@
 //! The delivery side of a Sluice host: the queue's outputs carried out as net's
 //! delivery service does (attempts, durable writes with their notices, removals),
-//! one attempt walking the hosts of its destination as net's `Deliverer::attempt`
-//! does, and notices built by core and routed by core as net's `NoticeWriter` does.
+//! each attempt following core's walk (`delivery::walk`) over the hosts DNS gave,
+//! and notices built, checked and placed by core (`node::notices`) with the host's
+//! router answering the one lookup.
 
-use super::glue::{self, Incoming};
 use super::store::Write;
 use super::{NoticeFacts, Waiter};
 use crate::world::{Event, NodeKind, Owner, World};
+use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
 use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
 use sluice_core::machine::Token;
-use sluice_core::notice::{self, NoticeContext, NoticeRequest};
+use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
+use sluice_core::notice::{NoticeContext, NoticeRequest};
 use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as QueueOutput};
 use sluice_core::queue::{QueuedMessage, RecipientState};
-use sluice_core::router::Route;
-use sluice_core::smtp::address::{ForwardPath, Mailbox, ReversePath};
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, MessageReport, OutgoingMessage, OutgoingRecipient, Protocol,
-    RecipientOutcome, SessionOutcome,
+    ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
+    SessionOutcome,
 };
-use sluice_core::smtp::server::{ListenerKind, RecipientCheck};
+use sluice_core::smtp::server::ListenerKind;
 use sluice_core::time::Duration;
-use std::net::IpAddr;
 
 /// The port LMTP destinations name; anything else is spoken to as SMTP.
 const MX_PORT: u16 = 25;
@@ -31,18 +30,17 @@ pub struct Attempt {
     token: Token,
     queue_id: String,
     message: OutgoingMessage,
-    protocol: Protocol,
-    tls: sluice_core::delivery::TlsPolicy,
-    hosts: Vec<(String, IpAddr)>,
-    next: usize,
-    unresolved: Vec<OutgoingRecipient>,
-    results: Vec<(String, RecipientResult)>,
-    last_failure: Option<Failure>,
+    destination: Destination,
+    /// Core's walk, once DNS has answered; the results when it could not.
+    walk: Option<Walk>,
+    unplanned: Option<Vec<(String, RecipientResult)>>,
+    /// The report of the session in progress, kept until it closes.
+    outcomes: Vec<RecipientOutcome>,
 }
 
 impl World {
-    /// Carries out one queue output; inputs it answers at once come back. MIRRORS
-    /// NET (`delivery::service::carry_out`).
+    /// Carries out one queue output; inputs it answers at once come back (net's
+    /// `delivery::service::carry_out`).
     pub(crate) fn queue_output(&mut self, host: usize, output: QueueOutput) -> Vec<QueueInput> {
         match output {
             QueueOutput::StartAttempt {
@@ -151,18 +149,18 @@ impl World {
         let Some(sluice) = self.sluice(host) else {
             return Vec::new();
         };
-        let data = sluice
+        let body = sluice
             .disk
             .durable
             .messages
             .get(&queue_id)
-            .map(|message| message.data.clone());
+            .map(|message| (message.data.clone(), message.smtputf8));
         let record = sluice
             .queue
             .as_ref()
             .and_then(|queue| queue.message(&queue_id))
-            .cloned();
-        let (Some(data), Some(record)) = (data, record) else {
+            .map(|record| Envelope::of(record, &recipients));
+        let (Some((data, smtputf8)), Some(envelope)) = (body, record) else {
             let failure = Failure::local_error("the queued message cannot be read");
             let results = recipients
                 .into_iter()
@@ -170,13 +168,7 @@ impl World {
                 .collect();
             return vec![QueueInput::AttemptFinished { token, results }];
         };
-        let message = glue::outgoing(&record, &recipients, &data);
-        let (protocol, port) = match &destination.path {
-            DeliveryPath::Lmtp { port, .. } => (Protocol::Lmtp, *port),
-            DeliveryPath::Relay { port, .. } => (Protocol::Smtp, *port),
-            DeliveryPath::Mx { .. } | DeliveryPath::Local => (Protocol::Smtp, MX_PORT),
-        };
-        let _ = port;
+        let message = envelope.into_outgoing(queue_id.clone(), data, smtputf8);
         sluice.next_attempt += 1;
         let attempt_id = sluice.next_attempt;
         sluice.attempts.insert(
@@ -184,14 +176,11 @@ impl World {
             Attempt {
                 token,
                 queue_id: queue_id.clone(),
-                unresolved: message.recipients.clone(),
                 message,
-                protocol,
-                tls: destination.tls,
-                hosts: Vec::new(),
-                next: 0,
-                results: Vec::new(),
-                last_failure: None,
+                destination: destination.clone(),
+                walk: None,
+                unplanned: None,
+                outcomes: Vec::new(),
             },
         );
         self.engine.record(&format!(
@@ -201,17 +190,38 @@ impl World {
         ));
         self.obs
             .attempt_started(at, &name, &queue_id, &recipients, local, epoch);
-        // MIRRORS NET (`Deliverer::hosts`): the path to the hosts to try.
+        // I/O, not a decision (net's `Deliverer::hosts`): the lookups a path needs.
         let (plan, took) = match &destination.path {
             DeliveryPath::Mx { domain } => {
                 let seed = self.engine.rng.next_u64();
-                self.dns.host_plan(&mut self.engine.rng, domain, seed)
+                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, domain, seed);
+                let hosts = plan.map(|plan| {
+                    plan.into_iter()
+                        .map(|(name, addresses)| PlannedHost {
+                            name,
+                            addresses,
+                            port: MX_PORT,
+                            protocol: Protocol::Smtp,
+                        })
+                        .collect()
+                });
+                (hosts, took)
             }
-            DeliveryPath::Lmtp { host: target, .. } | DeliveryPath::Relay { host: target, .. } => {
+            DeliveryPath::Lmtp { host: target, port }
+            | DeliveryPath::Relay { host: target, port } => {
+                let protocol = match &destination.path {
+                    DeliveryPath::Lmtp { .. } => Protocol::Lmtp,
+                    _ => Protocol::Smtp,
+                };
                 let (answer, took) = self.dns.address_answer(&mut self.engine.rng, target);
                 let plan = match answer {
                     sluice_core::delivery::mx::AddressAnswer::Addresses(addresses) => {
-                        Ok(vec![(target.clone(), addresses)])
+                        Ok(vec![PlannedHost {
+                            name: target.clone(),
+                            addresses,
+                            port: *port,
+                            protocol,
+                        }])
                     }
                     other => Err(Failure::no_connection(target, &format!("{other:?}"))),
                 };
@@ -248,38 +258,25 @@ impl World {
         host: usize,
         epoch: u32,
         attempt_id: u64,
-        plan: crate::world::dns::HostPlan,
+        plan: Result<Vec<PlannedHost>, Failure>,
     ) {
         let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
             return;
         };
         match plan {
-            Ok(plan) => {
-                attempt.hosts = plan
-                    .into_iter()
-                    .flat_map(|(name, addresses)| {
-                        addresses
-                            .into_iter()
-                            .map(move |address| (name.clone(), address))
-                    })
-                    .collect();
+            Ok(hosts) => {
+                let recipients = attempt.message.recipients.clone();
+                attempt.walk = Some(Walk::new(recipients, attempt.destination.tls, hosts));
             }
             Err(failure) => {
-                let unresolved = std::mem::take(&mut attempt.unresolved);
-                attempt
-                    .results
-                    .extend(unresolved.into_iter().map(|recipient| {
-                        (
-                            recipient.address,
-                            RecipientResult::from_failure(failure.clone()),
-                        )
-                    }));
+                let results = Walk::without_hosts(&attempt.message.recipients, &failure);
+                attempt.unplanned = Some(results);
             }
         }
         self.attempt_next(host, epoch, attempt_id);
     }
 
-    /// Connects to the next host of the plan, or finishes the attempt.
+    /// Connects where core's walk says next, or finishes the attempt.
     fn attempt_next(&mut self, host: usize, epoch: u32, attempt_id: u64) {
         let hostname = match self.sluice(host) {
             Some(sluice) => sluice.hostname.clone(),
@@ -289,36 +286,34 @@ impl World {
             let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
                 return;
             };
-            if attempt.unresolved.is_empty() || attempt.next >= attempt.hosts.len() {
-                return self.attempt_finish(host, epoch, attempt_id);
-            }
-            let Some((name, address)) = attempt.hosts.get(attempt.next).cloned() else {
+            let Some(next) = attempt.walk.as_ref().and_then(Walk::next_try) else {
                 return self.attempt_finish(host, epoch, attempt_id);
             };
-            attempt.next += 1;
+            attempt.outcomes.clear();
             let message = OutgoingMessage {
-                recipients: attempt.unresolved.clone(),
+                recipients: next.recipients,
                 ..attempt.message.clone()
             };
             let config = ClientConfig {
                 hostname: hostname.clone(),
-                protocol: attempt.protocol,
-                tls: attempt.tls,
-                remote_host: name.clone(),
+                protocol: next.protocol,
+                tls: next.tls,
+                remote_host: next.name.clone(),
                 limits: Limits::default(),
                 auth: None,
             };
-            let listener = match attempt.protocol {
+            let listener = match next.protocol {
                 Protocol::Lmtp => ListenerKind::Lmtp,
                 Protocol::Smtp => ListenerKind::Mx,
             };
-            let server = self.nodes.iter().position(|node| node.ip == address);
-            let Some(server) = server else {
-                if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
-                    attempt.last_failure = Some(Failure::no_connection(
-                        &name,
-                        "no such host in the simulation",
-                    ));
+            let address = next.address.ip();
+            let Some(server) = self.nodes.iter().position(|node| node.ip == address) else {
+                let failure = Failure::no_connection(&next.name, "no such host in the simulation");
+                if let Some(walk) = self
+                    .attempt_mut(host, epoch, attempt_id)
+                    .and_then(|attempt| attempt.walk.as_mut())
+                {
+                    walk.tried(Tried::NoConnection(failure));
                 }
                 continue;
             };
@@ -332,8 +327,8 @@ impl World {
         }
     }
 
-    /// MIRRORS NET (`Deliverer::attempt`): final outcomes are kept, unresolved
-    /// recipients go on to the next host.
+    /// The session's report, kept until the session closes (core's walk takes both
+    /// together).
     pub(crate) fn attempt_report(
         &mut self,
         host: usize,
@@ -342,24 +337,9 @@ impl World {
         _conn: u64,
         report: MessageReport,
     ) {
-        let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
-            return;
-        };
-        let mut still = Vec::new();
-        let unresolved = std::mem::take(&mut attempt.unresolved);
-        for (index, recipient) in unresolved.into_iter().enumerate() {
-            match report.recipients.get(index) {
-                Some(RecipientOutcome::Final(result)) => {
-                    attempt.results.push((recipient.address, result.clone()));
-                }
-                Some(RecipientOutcome::Unresolved(failure)) => {
-                    attempt.last_failure = Some(failure.clone());
-                    still.push(recipient);
-                }
-                None => still.push(recipient),
-            }
+        if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+            attempt.outcomes = report.recipients;
         }
-        attempt.unresolved = still;
     }
 
     pub(crate) fn attempt_closed(
@@ -372,11 +352,12 @@ impl World {
         let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
             return;
         };
-        match outcome {
-            Some(SessionOutcome::Failed(failure) | SessionOutcome::RetryWithoutTls(failure)) => {
-                attempt.last_failure = Some(failure.failure);
-            }
-            Some(SessionOutcome::Completed) | None => {}
+        let outcomes = std::mem::take(&mut attempt.outcomes);
+        if let Some(walk) = attempt.walk.as_mut() {
+            walk.tried(Tried::Session {
+                outcomes,
+                ended: outcome,
+            });
         }
         self.attempt_next(host, epoch, attempt_id);
     }
@@ -388,10 +369,14 @@ impl World {
         attempt_id: u64,
         server_name: &str,
     ) {
-        let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
+        let Some(walk) = self
+            .attempt_mut(host, epoch, attempt_id)
+            .and_then(|attempt| attempt.walk.as_mut())
+        else {
             return;
         };
-        attempt.last_failure = Some(Failure::no_connection(server_name, "connection timed out"));
+        let failure = Failure::no_connection(server_name, "connection timed out");
+        walk.tried(Tried::NoConnection(failure));
         self.attempt_next(host, epoch, attempt_id);
     }
 
@@ -405,16 +390,14 @@ impl World {
         else {
             return;
         };
-        let failure = attempt
-            .last_failure
-            .unwrap_or_else(|| Failure::local_error("no host could be tried for this destination"));
-        let mut results = attempt.results;
-        results.extend(attempt.unresolved.into_iter().map(|recipient| {
-            (
-                recipient.address,
-                RecipientResult::Temporary(failure.clone()),
-            )
-        }));
+        let results = match (attempt.walk, attempt.unplanned) {
+            (Some(walk), _) => walk.finish(),
+            (None, Some(results)) => results,
+            (None, None) => Walk::without_hosts(
+                &attempt.message.recipients,
+                &Failure::local_error("no host could be tried for this destination"),
+            ),
+        };
         let name = self.place_name(host);
         self.engine.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",
@@ -435,7 +418,7 @@ impl World {
     }
 
     /// A queue write: recipient states and, in the same transaction, the notice.
-    /// MIRRORS NET (`NoticeWriter::persist` + `Store::persist_queue`).
+    /// I/O: removes a finished message from the simulated disk.
     fn remove_queued_message(&mut self, host: usize, queue_id: String) {
         let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
         let submitted = self
@@ -446,6 +429,9 @@ impl World {
         }
     }
 
+    /// A queue write: recipient states and, in the same transaction, the notice.
+    /// I/O (net's `NoticeWriter::persist` + `Store::persist_queue`); the deliberate
+    /// bugs that lose a notice or a recipient act here, in the driver.
     fn persist(
         &mut self,
         host: usize,
@@ -516,7 +502,7 @@ impl World {
         Vec::new()
     }
 
-    /// MIRRORS NET (`service::store_notice`): a notice no queue decision carries
+    /// Net's `service::store_notice`: a notice no queue decision carries
     /// (the success notice at acceptance), written on its own after the message; a
     /// crash in between loses this notice, never the message.
     pub(crate) fn store_notice_alone(
@@ -561,16 +547,16 @@ impl World {
         self.schedule_fsync(host, epoch, write);
     }
 
-    /// MIRRORS NET (`NoticeWriter::build`): core builds the notice from the
-    /// original, core's router routes its one recipient, and it is placed like any
-    /// accepted message. `Ok(None)`: its recipient is refused for good, so it is
-    /// dropped; `Err`: it cannot be routed now (the write is retried).
+    /// Core builds the notice, its recipient is routed by core's router against the
+    /// host's directory, and core places it (net's `NoticeWriter::build` does the
+    /// same). `Ok(None)`: no notice to store (dropped by core); `Err`: it cannot be
+    /// routed now (the write fails and is retried).
     fn build_notice(
         &mut self,
         host: usize,
         queue_id: &str,
         request: &NoticeRequest,
-    ) -> Result<Option<(Incoming, Option<QueuedMessage>)>, ()> {
+    ) -> Result<Option<(IncomingMessage, Option<QueuedMessage>)>, ()> {
         let name = self.place_name(host);
         let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
         let now = self.local_now(host);
@@ -592,35 +578,20 @@ impl World {
             format!("{notice_id}.notice@{}", sluice.hostname.as_str()),
             now_ms.div_euclid(1000),
         );
-        let built = notice::build(request, &original, &context).map_err(|_| ())?;
-        let Ok(mailbox) = Mailbox::parse(&built.recipient) else {
-            return Ok(None);
+        let pending = match start_notice(request, &original, &context, notice_id, now_ms) {
+            Ok(NoticeStart::Route(pending)) => pending,
+            Ok(NoticeStart::NotAnAddress { .. }) => return Ok(None),
+            Err(_) => return Err(()),
         };
-        let recipient = ForwardPath::Mailbox(mailbox);
-        let check = RecipientCheck {
-            reverse_path: ReversePath::Null,
-            recipient: recipient.clone(),
-            authenticated: Some(String::from("MAILER-DAEMON")),
-        };
-        let route = sluice.route(now, &check);
-        match route {
-            Route::Deliver { .. } => {}
-            Route::Refused(_) => return Ok(None),
-            Route::TemporaryFailure(_) => return Err(()),
+        let route = sluice.route(now, &pending.check);
+        match pending.place(&route, &sluice.placement) {
+            NoticePlaced::Message(incoming) => {
+                let queued = sluice_core::node::queued_part(&incoming);
+                Ok(Some((incoming, queued)))
+            }
+            NoticePlaced::Dropped(_) => Ok(None),
+            NoticePlaced::NotNow(_) => Err(()),
         }
-        let incoming = glue::notice_message(
-            notice_id,
-            &recipient,
-            &route,
-            &sluice.placement,
-            now_ms,
-            built.data,
-            built.smtputf8,
-        );
-        Ok(incoming.map(|incoming| {
-            let queued = glue::queued(&incoming);
-            (incoming, queued)
-        }))
     }
 }
 

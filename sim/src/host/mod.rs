@@ -1,25 +1,25 @@
-//! A simulated Sluice host (role gateway, backend or all): per connection a core
-//! server session, core's router against the host's directory, the accepted
-//! message placed by core and made durable on the simulated disk before the 250,
-//! core's queue driven as net's delivery service drives it, delivery attempts with
-//! core's client machine, and notices built by core. What is glue mirroring net is
-//! marked MIRRORS NET (see `glue`), for the planned `core::node` to replace.
+//! A simulated Sluice host (role gateway, backend or all): per connection core's
+//! reception (`node::Reception`: session, routes, the accepted message's record)
+//! with core's router against the host's directory, each acceptance made durable
+//! on the simulated disk before the machine is told, core's queue driven as net's
+//! delivery service drives it, attempts walked by core's `delivery::walk`, and
+//! notices built and placed by core. What is left here is I/O.
 
 pub mod delivery;
-pub mod glue;
+pub mod reception;
 pub mod store;
 
 use crate::world::disk::Disk;
-use crate::world::{Conn, Event, NodeKind, Wake, World, bare};
-use glue::{Acceptance, PlacementPolicy};
+use crate::world::{Event, NodeKind, Wake, World};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
 use sluice_core::machine::{Machine, Token};
+use sluice_core::node::PlacementPolicy;
+use sluice_core::node::reception::Input as ReceptionInput;
 use sluice_core::queue::{Input as QueueInput, Queue, QueueConfig, QueuedMessage};
 use sluice_core::router::{self, Route, RouterConfig, TemporaryReason};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
-    AcceptedMessage, Limits, ListenerKind, RecipientCheck, RecipientVerdict, SessionConfig,
-    StoreOutcome, TlsMode,
+    Limits, ListenerKind, RecipientCheck, SessionConfig, StoreOutcome, TlsMode,
 };
 use std::collections::BTreeMap;
 use store::{Store, Write};
@@ -183,14 +183,14 @@ impl SluiceHost {
 
     /// A queue id unique over the host's lifetimes (the epoch is part of it), in a
     /// form Received headers keep whole, so checkers can find a message's origin.
-    fn new_queue_id(&mut self, name: &str, epoch: u32) -> String {
+    pub(crate) fn new_queue_id(&mut self, name: &str, epoch: u32) -> String {
         self.next_queue_id += 1;
         let short = name.split('.').next().unwrap_or(name);
         format!("Q-{short}-{epoch}-{}", self.next_queue_id)
     }
 
-    /// MIRRORS NET (`routing::route`): the route of one recipient from core's
-    /// router, its lookups answered from the directory at once.
+    /// The route of one recipient from core's router. I/O, not a decision (net's
+    /// `routing::route`): its lookups are answered from the directory at once.
     pub fn route(&self, now: sluice_core::time::Instant, check: &RecipientCheck) -> Route {
         let mut router = router::Router::new(self.router.clone());
         router.handle(now, router::Input::for_check(Token(1), check));
@@ -212,8 +212,8 @@ impl SluiceHost {
         }
     }
 
-    /// MIRRORS NET (`Backend::verify_credentials`, a store lookup): the simulated
-    /// users' password is `secret-` and their address.
+    /// A store lookup, not a decision (net's `Backend::verify_credentials`): the
+    /// simulated users' password is `secret-` and their address.
     pub fn check_credentials(
         &self,
         credentials: &sluice_core::smtp::server::Credentials,
@@ -249,7 +249,7 @@ pub fn domain(text: &str) -> Domain {
 }
 
 impl World {
-    fn sluice(&mut self, host: usize) -> Option<&mut SluiceHost> {
+    pub(crate) fn sluice(&mut self, host: usize) -> Option<&mut SluiceHost> {
         match self.nodes.get_mut(host).map(|node| &mut node.kind) {
             Some(NodeKind::Sluice(sluice)) => Some(sluice),
             _ => None,
@@ -274,116 +274,7 @@ impl World {
         }
     }
 
-    /// MIRRORS NET (`smtp_driver::check_recipient` + `on_answer`): the route decides
-    /// the verdict, and a deliverable route is kept for the store.
-    pub(crate) fn sluice_check_recipient(
-        &mut self,
-        _id: u64,
-        conn: &mut Conn,
-        check: &RecipientCheck,
-    ) -> RecipientVerdict {
-        let now = self.local_now(conn.server);
-        let Some(sluice) = self.sluice(conn.server) else {
-            return RecipientVerdict::TemporaryFailure;
-        };
-        let mut route = sluice.route(now, check);
-        if self.bugs.open_relay
-            && route == Route::Refused(sluice_core::router::Refusal::RelayDenied)
-        {
-            route = Route::Deliver {
-                local_mailboxes: Vec::new(),
-                external: vec![bare(&check.recipient).to_ascii_lowercase()],
-            };
-        }
-        let verdict = route.verdict();
-        if route.is_deliver() {
-            conn.routes.retain(|(path, _)| *path != check.recipient);
-            conn.routes.push((check.recipient.clone(), route));
-        }
-        verdict
-    }
-
-    /// MIRRORS NET (`smtp_driver::store`): the message built by core's placement,
-    /// written, and answered once durable.
-    pub(crate) fn sluice_store(
-        &mut self,
-        id: u64,
-        conn: &mut Conn,
-        token: Token,
-        message: AcceptedMessage,
-    ) -> Option<StoreOutcome> {
-        let host = conn.server;
-        let now = self.local_now(host);
-        let client_ip = self
-            .nodes
-            .get(conn.client_place)
-            .map_or(std::net::IpAddr::from([192, 0, 2, 1]), |node| node.ip);
-        let Some(node) = self.nodes.get_mut(host) else {
-            return Some(StoreOutcome::Failed);
-        };
-        let (name, epoch) = (node.name.clone(), node.epoch);
-        let NodeKind::Sluice(sluice) = &mut node.kind else {
-            return Some(StoreOutcome::Failed);
-        };
-        let queue_id = sluice.new_queue_id(&name, epoch);
-        let lmtp = conn.listener == ListenerKind::Lmtp;
-        let acceptance = Acceptance {
-            queue_id: queue_id.clone(),
-            client_ip,
-            hostname: &sluice.hostname,
-            received_at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
-            placement: &sluice.placement,
-            lmtp,
-        };
-        let tag = crate::check::message_tag(&message.data).unwrap_or_else(|| "-".to_owned());
-        let built = glue::build(&message, &conn.routes, &acceptance);
-        conn.routes.clear();
-        let Some(mut incoming) = built else {
-            return Some(StoreOutcome::Failed);
-        };
-        if lmtp && self.bugs.deliver_twice_after_crash {
-            incoming.delivery_key = queue_id.clone();
-        }
-        let queued = glue::queued(&incoming);
-        let success = glue::success_notice(&message, &incoming);
-        let write = sluice.disk.submit(Write::Accept {
-            incoming,
-            queued: queued.clone(),
-        });
-        let Ok(write) = write else {
-            self.count_fault("disk_full_refusal");
-            return Some(StoreOutcome::Failed);
-        };
-        let answered = self.bugs.ack_before_durability;
-        if let Some(sluice) = self.sluice(host) {
-            sluice.waiters.insert(
-                write,
-                Waiter::Session {
-                    conn: id,
-                    token,
-                    queue_id: queue_id.clone(),
-                    queued,
-                    success,
-                    answered,
-                },
-            );
-        }
-        self.engine
-            .record(&format!("{name} store {queue_id} ({tag}) write {write}"));
-        self.schedule_fsync(host, epoch, write);
-        if self.engine.rng.chance(self.crash_on_store_ppm) && !self.faults_over {
-            self.engine
-                .record(&format!("{name} crashes during the store"));
-            self.crash_soon(host, sluice_core::time::Duration::ZERO);
-        }
-        if answered {
-            self.after_promise(host);
-            return Some(StoreOutcome::Stored { queue_id });
-        }
-        None
-    }
-
-    fn schedule_fsync(&mut self, host: usize, epoch: u32, write: u64) {
+    pub(crate) fn schedule_fsync(&mut self, host: usize, epoch: u32, write: u64) {
         let (low, high) = self.fsync_ms;
         let delay = sluice_core::time::Duration::from_millis(self.engine.rng.between(low, high));
         self.engine
@@ -391,7 +282,7 @@ impl World {
     }
 
     /// The crash-after-250 fault.
-    fn after_promise(&mut self, host: usize) {
+    pub(crate) fn after_promise(&mut self, host: usize) {
         if self.engine.rng.chance(self.crash_after_promise_ppm) && !self.faults_over {
             let name = self.place_name(host);
             self.engine.record(&format!("{name} crashes after its 250"));
@@ -400,9 +291,9 @@ impl World {
     }
 
     /// An fsync finished: the write is durable (or failed with an injected I/O error),
-    /// and whoever waited is told. MIRRORS NET: the continuation of
-    /// `smtp_driver::store` (enqueue, success notice, then the 250) and
-    /// `delivery::service::finished` (Persisted / PersistFailed, then the notice).
+    /// and whoever waited is told, in the order core's `Acceptance` names (queue,
+    /// success notice, then `Persisted`) and net's `delivery::service::finished`
+    /// keeps (Persisted / PersistFailed, then the notice). I/O, not a decision.
     pub(crate) fn synced(&mut self, host: usize, epoch: u32, write_id: u64) {
         let Some(node) = self.nodes.get(host) else {
             return;
@@ -476,12 +367,9 @@ impl World {
                 if failed {
                     if !answered {
                         let outcome = StoreOutcome::Failed;
-                        self.drive_server(
+                        self.drive_server_end(
                             conn,
-                            Some(sluice_core::smtp::server::Input::MessageStored {
-                                token,
-                                outcome,
-                            }),
+                            Some(ReceptionInput::Persisted { token, outcome }),
                         );
                     }
                     return;
@@ -522,10 +410,7 @@ impl World {
                 }
                 if !answered {
                     let outcome = StoreOutcome::Stored { queue_id };
-                    self.drive_server(
-                        conn,
-                        Some(sluice_core::smtp::server::Input::MessageStored { token, outcome }),
-                    );
+                    self.drive_server_end(conn, Some(ReceptionInput::Persisted { token, outcome }));
                     self.after_promise(host);
                 }
             }
@@ -623,8 +508,8 @@ impl World {
         self.drop_connections_of(host, silent);
     }
 
-    /// A restart: the queue is rebuilt from what the disk made durable. MIRRORS NET
-    /// (`delivery::service::start`: `store.queued_messages()` enqueued).
+    /// A restart: the queue is rebuilt from what the disk made durable. I/O, not a
+    /// decision (net's `delivery::service::start`: `store.queued_messages()` enqueued).
     pub(crate) fn restart(&mut self, host: usize) {
         let Some(node) = self.nodes.get_mut(host) else {
             return;
@@ -670,8 +555,8 @@ impl World {
         self.queue_input(host, QueueInput::Tick);
     }
 
-    /// Feeds the host's queue and carries out everything it asks. MIRRORS NET
-    /// (`delivery::service::run` / `carry_out`).
+    /// Feeds the host's queue and carries out everything it asks (net's
+    /// `delivery::service::run` / `carry_out`); the queue decides, this only drives.
     pub(crate) fn queue_input(&mut self, host: usize, input: QueueInput) {
         let mut inputs = std::collections::VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {

@@ -2,12 +2,13 @@
 //! messages with their queue records, and the mailboxes (core's mailbox model,
 //! whose delivery is idempotent per delivery key). A `Write` is one transaction,
 //! applied whole when its fsync completes — net's store transactions in miniature.
-//! MIRRORS NET (`store::Store::accept`, `persist_queue`, `remove_queued`,
-//! `queued_messages`): local copies delivered with the delivery key in the same
-//! transaction as the queue record.
+//! I/O, not a decision (net's `store::Store::accept`, `persist_queue`,
+//! `remove_queued`, `queued_messages`): core's record of an accepted message is
+//! written as it stands, local copies with its delivery key in the same transaction
+//! as the queue record.
 
-use super::glue::{Incoming, RoutedRecipient};
 use sluice_core::mailbox::{MailboxModel, Operation, Outcome};
+use sluice_core::node::{IncomingMessage as Incoming, RoutedRecipient};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use std::collections::BTreeMap;
 
@@ -15,6 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 pub struct StoredMessage {
     pub data: Vec<u8>,
+    /// The message was accepted with SMTPUTF8 and needs it onward.
+    pub smtputf8: bool,
     /// The queue's record while it has queued copies.
     pub queued: Option<QueuedMessage>,
 }
@@ -144,6 +147,7 @@ impl Store {
         self.messages.insert(
             incoming.queue_id.clone(),
             StoredMessage {
+                smtputf8: incoming.smtputf8,
                 data: incoming.data,
                 queued,
             },

@@ -71,7 +71,7 @@ impl Dns {
         (answer, Duration::from_millis(2))
     }
 
-    /// MIRRORS NET (`dns::Resolver::host_plan`): the MX answer through core's
+    /// I/O, not a decision (net's `dns::Resolver::host_plan`): the MX answer through core's
     /// ordering, then each host's addresses through core's plan; with the total time
     /// the lookups took.
     pub fn host_plan(&mut self, rng: &mut Pcg32, domain: &str, seed: u64) -> (HostPlan, Duration) {

@@ -19,7 +19,8 @@ use dns::Dns;
 use network::{CONNECT_TIMEOUT, Network, OUTSIDE};
 use remote::RemoteServer;
 use sluice_core::machine::{Machine, Token};
-use sluice_core::router::Route;
+use sluice_core::node::Reception;
+use sluice_core::node::reception::Input as ReceptionInput;
 use sluice_core::smtp::address::ForwardPath;
 use sluice_core::smtp::client::{
     ClientConfig, ClientSession, Input as ClientInput, MessageReport, OutgoingMessage,
@@ -74,7 +75,7 @@ pub enum Event {
         host: usize,
         epoch: u32,
         attempt: u64,
-        plan: dns::HostPlan,
+        plan: Result<Vec<sluice_core::delivery::walk::PlannedHost>, sluice_core::delivery::Failure>,
     },
     Crash(usize),
     Restart(usize),
@@ -137,7 +138,7 @@ pub struct Conn {
     client_config: ClientConfig,
     message: Option<OutgoingMessage>,
     client: Option<ClientSession>,
-    session: Option<ServerSession>,
+    session: Option<ServerEnd>,
     to_server_at: Instant,
     to_client_at: Instant,
     broken: bool,
@@ -145,9 +146,30 @@ pub struct Conn {
     lies: bool,
     /// A submitter's AUTH shim (see `submission`).
     pub shim: Option<submission::AuthShim>,
-    /// Routes of the recipients accepted since the last stored message (net's
-    /// driver keeps the same map).
-    pub routes: Vec<(ForwardPath, Route)>,
+}
+
+/// The server end of a connection: a remote's bare session, or a Sluice host's
+/// reception (core's node machine around the session).
+#[derive(Debug)]
+enum ServerEnd {
+    Remote(Box<ServerSession>),
+    Sluice(Box<Reception>),
+}
+
+impl ServerEnd {
+    fn is_closed(&self) -> bool {
+        match self {
+            ServerEnd::Remote(session) => session.is_closed(),
+            ServerEnd::Sluice(reception) => reception.is_closed(),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match self {
+            ServerEnd::Remote(session) => session.next_deadline(),
+            ServerEnd::Sluice(reception) => reception.next_deadline(),
+        }
+    }
 }
 
 /// What a client machine told its owner.
@@ -394,7 +416,6 @@ impl World {
                 broken: false,
                 lies: false,
                 shim: None,
-                routes: Vec::new(),
             },
         );
         let reachable = self.nodes.get(server).is_some_and(|node| node.up)
@@ -437,10 +458,17 @@ impl World {
         if !alive {
             return self.connect_failed(id);
         }
-        let Some(config) = self.session_config(server, listener) else {
+        let end = match self.nodes.get(server).map(|node| &node.kind) {
+            Some(NodeKind::Sluice(_)) => self
+                .new_reception(server, place, listener)
+                .map(|reception| ServerEnd::Sluice(Box::new(reception))),
+            _ => self.session_config(server, listener).map(|config| {
+                ServerEnd::Remote(Box::new(ServerSession::new(self.local_now(server), config)))
+            }),
+        };
+        let Some(end) = end else {
             return self.connect_failed(id);
         };
-        let server_now = self.local_now(server);
         let client_now = self.local_now(place);
         let lies = match self.nodes.get(server).map(|node| &node.kind) {
             Some(NodeKind::Remote(remote)) => self.engine.rng.chance(remote.behaviour.lie_ppm),
@@ -451,7 +479,7 @@ impl World {
         }
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.lies = lies;
-            conn.session = Some(ServerSession::new(server_now, config));
+            conn.session = Some(end);
             let mut client = ClientSession::new(client_now, conn.client_config.clone());
             if let Some(message) = conn.message.take() {
                 client.handle(client_now, ClientInput::Message(message));
@@ -473,7 +501,7 @@ impl World {
 
     /// Sends bytes down one direction of a connection, in order, unless the
     /// network resets it or a partition cuts it.
-    fn send(&mut self, id: u64, conn: &mut Conn, to_server: bool, bytes: Vec<u8>) {
+    pub(crate) fn send(&mut self, id: u64, conn: &mut Conn, to_server: bool, bytes: Vec<u8>) {
         if conn.broken {
             return;
         }
@@ -532,7 +560,7 @@ impl World {
     fn remove_if_done(&mut self, id: u64) {
         let done = self.conns.get(&id).is_some_and(|conn| {
             conn.client.as_ref().is_none_or(ClientSession::is_closed)
-                && conn.session.as_ref().is_none_or(ServerSession::is_closed)
+                && conn.session.as_ref().is_none_or(ServerEnd::is_closed)
                 && conn.message.is_none()
         });
         if done {
@@ -611,54 +639,31 @@ impl World {
 
     /// Feeds the server machine of `id` and carries out what it asks.
     pub fn drive_server(&mut self, id: u64, input: Option<ServerInput>) {
+        self.drive_server_end(id, input.map(ReceptionInput::Session));
+    }
+
+    /// Feeds the server end of `id`: session inputs reach a remote's session, and
+    /// every input a Sluice host's reception.
+    pub(crate) fn drive_server_end(&mut self, id: u64, input: Option<ReceptionInput>) {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        let Some(mut session) = conn.session.take() else {
+        let Some(mut end) = conn.session.take() else {
             self.conns.insert(id, conn);
             return;
         };
         let server = conn.server;
-        let now = self.local_now(server);
-        if let Some(input) = input {
-            session.handle(now, input);
-        }
-        let mut closed = false;
-        while let Some(output) = session.poll() {
-            match output {
-                ServerOutput::Send(bytes) if conn.lies => {
-                    self.send(id, &mut conn, false, remote::advertise_starttls(bytes));
-                }
-                ServerOutput::Send(bytes) => {
-                    let bytes = match conn.shim.as_mut() {
-                        Some(shim) => shim.to_client(bytes),
-                        None => bytes,
-                    };
-                    if !bytes.is_empty() {
-                        self.send(id, &mut conn, false, bytes);
-                    }
-                }
-                ServerOutput::Close => closed = true,
-                ServerOutput::StartTls => session.handle(now, ServerInput::TlsFailed),
-                ServerOutput::CheckCredentials { token, credentials } => {
-                    let outcome = match self.nodes.get(server).map(|node| &node.kind) {
-                        Some(NodeKind::Sluice(sluice)) => sluice.check_credentials(&credentials),
-                        _ => CredentialOutcome::Invalid,
-                    };
-                    session.handle(now, ServerInput::CredentialsChecked { token, outcome });
-                }
-                ServerOutput::CheckRecipient { token, check } => {
-                    let verdict = self.check_recipient(id, &mut conn, &check);
-                    session.handle(now, ServerInput::RecipientChecked { token, verdict });
-                }
-                ServerOutput::StoreMessage { token, message } => {
-                    if let Some(outcome) = self.store_message(id, &mut conn, token, message) {
-                        session.handle(now, ServerInput::MessageStored { token, outcome });
-                    }
-                }
-                ServerOutput::Event(_) => {}
+        let closed = match &mut end {
+            ServerEnd::Sluice(reception) => self.step_reception(id, &mut conn, reception, input),
+            ServerEnd::Remote(session) => {
+                let input = match input {
+                    Some(ReceptionInput::Session(input)) => Some(input),
+                    Some(_) => None,
+                    None => None,
+                };
+                self.step_remote(id, &mut conn, session, input)
             }
-        }
+        };
         if closed && !conn.broken {
             let latency = self.network.latency(&mut self.engine.rng);
             let at = (self.engine.now() + latency).max(conn.to_client_at);
@@ -670,47 +675,71 @@ impl World {
                 },
             );
         }
-        let deadline = session.next_deadline();
-        conn.session = Some(session);
+        let deadline = end.next_deadline();
+        conn.session = Some(end);
         self.conns.insert(id, conn);
         self.schedule_wake(Wake::Server(id), server, deadline);
         self.remove_if_done(id);
     }
 
-    /// The recipient verdict of the server end's host.
-    fn check_recipient(
+    /// Feeds a remote server's session; whether it closed.
+    fn step_remote(
         &mut self,
         id: u64,
         conn: &mut Conn,
+        session: &mut ServerSession,
+        input: Option<ServerInput>,
+    ) -> bool {
+        let now = self.local_now(conn.server);
+        if let Some(input) = input {
+            session.handle(now, input);
+        }
+        let mut closed = false;
+        while let Some(output) = session.poll() {
+            match output {
+                ServerOutput::Send(bytes) if conn.lies => {
+                    self.send(id, conn, false, remote::advertise_starttls(bytes));
+                }
+                ServerOutput::Send(bytes) => {
+                    let bytes = match conn.shim.as_mut() {
+                        Some(shim) => shim.to_client(bytes),
+                        None => bytes,
+                    };
+                    if !bytes.is_empty() {
+                        self.send(id, conn, false, bytes);
+                    }
+                }
+                ServerOutput::Close => closed = true,
+                ServerOutput::StartTls => session.handle(now, ServerInput::TlsFailed),
+                ServerOutput::CheckCredentials { token, .. } => {
+                    let outcome = CredentialOutcome::Invalid;
+                    session.handle(now, ServerInput::CredentialsChecked { token, outcome });
+                }
+                ServerOutput::CheckRecipient { token, check } => {
+                    let verdict = self.remote_check(conn.server, &check);
+                    session.handle(now, ServerInput::RecipientChecked { token, verdict });
+                }
+                ServerOutput::StoreMessage { token, message } => {
+                    if let Some(outcome) = self.remote_store(id, conn, token, &message) {
+                        session.handle(now, ServerInput::MessageStored { token, outcome });
+                    }
+                }
+                ServerOutput::Event(_) => {}
+            }
+        }
+        closed
+    }
+
+    /// A remote server's recipient verdict.
+    fn remote_check(
+        &mut self,
+        server: usize,
         check: &sluice_core::smtp::server::RecipientCheck,
     ) -> sluice_core::smtp::server::RecipientVerdict {
         let now = self.engine.now();
-        let Some(node) = self.nodes.get_mut(conn.server) else {
-            return sluice_core::smtp::server::RecipientVerdict::TemporaryFailure;
-        };
-        match &mut node.kind {
-            NodeKind::Remote(remote) => remote.check(&mut self.engine.rng, now, check),
-            NodeKind::Sluice(_) => self.sluice_check_recipient(id, conn, check),
-        }
-    }
-
-    /// What the server end's host does with a complete message: an answer now, or
-    /// `None` when the answer comes later (or never).
-    fn store_message(
-        &mut self,
-        id: u64,
-        conn: &mut Conn,
-        token: Token,
-        message: sluice_core::smtp::server::AcceptedMessage,
-    ) -> Option<StoreOutcome> {
-        let is_remote = matches!(
-            self.nodes.get(conn.server).map(|node| &node.kind),
-            Some(NodeKind::Remote(_))
-        );
-        if is_remote {
-            self.remote_store(id, conn, token, &message)
-        } else {
-            self.sluice_store(id, conn, token, message)
+        match self.nodes.get_mut(server).map(|node| &mut node.kind) {
+            Some(NodeKind::Remote(remote)) => remote.check(&mut self.engine.rng, now, check),
+            _ => sluice_core::smtp::server::RecipientVerdict::TemporaryFailure,
         }
     }
 
