@@ -6,6 +6,7 @@
 use super::*;
 use crate::store::blob::blob_name;
 use crate::store::{QueuedCopy, RoutedRecipient, migrate};
+use sluice_core::mailbox::MailboxError;
 use sluice_core::queue::{RecipientChange, RecipientState};
 use sluice_core::smtp::reply::{EnhancedStatus, Reply};
 use sluice_core::time::Instant;
@@ -162,7 +163,13 @@ async fn one_bad_write_fails_alone() {
     let (results, transactions) = commit_all(&fixture, writes).await;
     for (index, result) in results.iter().enumerate() {
         if index == 7 {
-            assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+            assert!(
+                matches!(
+                    result,
+                    Err(StoreError::Mailbox(MailboxError::NoSuchUser(_)))
+                ),
+                "{result:?}"
+            );
         } else {
             assert!(result.is_ok(), "write {index}: {result:?}");
         }
