@@ -64,7 +64,13 @@ drained = false
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed seed: CI runs the same 64 mixes every time (sweeps explore further).
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0005),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn any_fault_mix_is_deterministic_and_safe(
@@ -141,4 +147,55 @@ drained = false
         "{:?}",
         result.violations
     );
+}
+
+/// Found by the property above on the merged tree: the write that leaves every
+/// recipient final removed the message in a second, separate disk write, so an I/O
+/// error on the first after the second succeeded lost a queued copy (net deletes
+/// the message in the same transaction; the simulated store now does too).
+#[test]
+fn the_last_queue_write_removes_the_message_atomically() {
+    let text = r#"
+name = "random"
+duration_secs = 900
+drain_secs = 7200
+[topology]
+gateways = 0
+users = 5
+[workload]
+messages = 15
+external_fraction = 0.0725
+external_sender_fraction = 0.3875
+submitter_fraction = 0.1375
+relay_attempt_fraction = 0.1
+[network]
+reset = 0.046
+partitions = 1
+[disk]
+error = 0.038125
+full_windows = 1
+[dns]
+failure = 0
+outages = 3
+[remote]
+temporary = 0.1975
+close_mid_data = 0.073125
+[crashes]
+gateway = 2
+backend = 1
+on_store = 0.05
+restart_secs_max = 60
+[queue]
+expire_after_secs = 3600
+[guarantees]
+drained = false
+"#;
+    let scenario = Scenario::parse("random.toml", text).expect("a valid scenario");
+    let result = run(
+        &scenario,
+        17_886_015_528_105_566_353,
+        Bugs::default(),
+        false,
+    );
+    assert!(result.violations.is_empty(), "{:?}", result.violations);
 }

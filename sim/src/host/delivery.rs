@@ -57,12 +57,8 @@ impl World {
                 remove,
             } => {
                 // The write that leaves every recipient final also removes the
-                // message (net deletes it in the same transaction).
-                let inputs = self.persist(host, token, queue_id.clone(), changes, notice);
-                if remove {
-                    self.remove_queued_message(host, queue_id);
-                }
-                inputs
+                // message, atomically (net deletes it in the same transaction).
+                self.persist(host, token, queue_id, changes, notice, remove)
             }
             QueueOutput::Remove { queue_id } => {
                 self.remove_queued_message(host, queue_id);
@@ -439,6 +435,7 @@ impl World {
         queue_id: String,
         mut changes: Vec<sluice_core::queue::RecipientChange>,
         notice: Option<NoticeRequest>,
+        remove: bool,
     ) -> Vec<QueueInput> {
         let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
         let failed: Vec<String> = changes
@@ -485,6 +482,7 @@ impl World {
             changes,
             dropped,
             notice: notice_write,
+            remove,
         });
         let Ok(write) = write else {
             return vec![QueueInput::PersistFailed { token }];
@@ -533,6 +531,7 @@ impl World {
             changes: Vec::new(),
             dropped: Vec::new(),
             notice: Some((incoming, queued)),
+            remove: false,
         });
         let Ok(write) = write else {
             return;

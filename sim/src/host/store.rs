@@ -37,6 +37,9 @@ pub enum Write {
         /// Recipients dropped from the record (only the deliberate bug does this).
         dropped: Vec<String>,
         notice: Option<(Incoming, Option<QueuedMessage>)>,
+        /// Every recipient is final: the message goes in this same write (as net
+        /// deletes it in the same transaction).
+        remove: bool,
     },
     Remove {
         queue_id: String,
@@ -83,6 +86,7 @@ impl Store {
                 changes,
                 dropped,
                 notice,
+                remove,
             } => {
                 if let Some(record) = self
                     .messages
@@ -102,6 +106,9 @@ impl Store {
                     record
                         .recipients
                         .retain(|recipient| !dropped.contains(&recipient.address));
+                }
+                if remove {
+                    self.messages.remove(&queue_id);
                 }
                 match notice {
                     Some((incoming, queued)) => self.accept(incoming, queued),
