@@ -15,8 +15,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod runtime_support;
+
 use sluice_core::delivery::DeliveryPolicy;
-use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
+use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::node::PlacementPolicy;
 use sluice_core::router::{MailboxAccess, RouterConfig};
 use sluice_core::smtp::address::Domain;
@@ -67,21 +69,7 @@ impl Backend for MemoryBackend {
         &self,
         query: DirectoryQuery,
     ) -> impl Future<Output = Result<DirectoryAnswer, StoreError>> + Send + 'static {
-        async move {
-            Ok(match query {
-                DirectoryQuery::Domain { domain } if domain == "x.test" => {
-                    DirectoryAnswer::Domain(Some(DomainEntry {
-                        name: domain,
-                        catch_all: None,
-                    }))
-                }
-                DirectoryQuery::Domain { .. } => DirectoryAnswer::Domain(None),
-                DirectoryQuery::Address { address } if address == "u@x.test" => {
-                    DirectoryAnswer::Address(Some(AddressEntry::User { address }))
-                }
-                DirectoryQuery::Address { .. } => DirectoryAnswer::Address(None),
-            })
-        }
+        async move { Ok(runtime_support::one_user_directory(query)) }
     }
 
     fn accept(

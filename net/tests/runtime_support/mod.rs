@@ -259,3 +259,24 @@ impl ServerCertVerifier for PinnedCertificate {
             .supported_schemes()
     }
 }
+
+/// The directory of one domain, `x.test`, with one user, `u@x.test`: what the
+/// driver tests' scripted backends answer to the router.
+pub fn one_user_directory(
+    query: sluice_core::directory::DirectoryQuery,
+) -> sluice_core::directory::DirectoryAnswer {
+    use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
+    match query {
+        DirectoryQuery::Domain { domain } if domain == "x.test" => {
+            DirectoryAnswer::Domain(Some(DomainEntry {
+                name: domain,
+                catch_all: None,
+            }))
+        }
+        DirectoryQuery::Domain { .. } => DirectoryAnswer::Domain(None),
+        DirectoryQuery::Address { address } if address == "u@x.test" => {
+            DirectoryAnswer::Address(Some(AddressEntry::User { address }))
+        }
+        DirectoryQuery::Address { .. } => DirectoryAnswer::Address(None),
+    }
+}
