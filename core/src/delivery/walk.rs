@@ -15,7 +15,7 @@
 
 use super::{Failure, RecipientResult, TlsPolicy};
 use crate::smtp::client::{OutgoingRecipient, Protocol, RecipientOutcome, SessionOutcome};
-use std::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 
 /// One host of the plan: its name (for TLS and Remote-MTA), addresses and port.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use crate::smtp::params::{Notify, OriginalRecipient, RcptParameters, Ret};
 use crate::smtp::received::{ReceivedFields, count_received};
 use crate::smtp::server::AcceptedMessage;
 use crate::time::Instant;
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 /// A message the SMTP side accepted, routed, ready to be made durable.
 #[derive(Clone, Debug, PartialEq, Eq)]

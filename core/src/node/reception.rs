@@ -14,8 +14,8 @@ use crate::smtp::server::{
     SessionEvent, StoreOutcome,
 };
 use crate::time::Instant;
+use core::net::IpAddr;
 use std::collections::VecDeque;
-use std::net::IpAddr;
 
 /// What a reception needs besides its session's configuration.
 #[derive(Clone, Debug)]
