@@ -16,7 +16,7 @@ use sluice_core::smtp::server::{
     SessionConfig, StoreOutcome, TlsMode,
 };
 use sluice_core::time::{Duration, Instant};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// Small limits, so that random messages reach them.
 fn limits() -> Limits {
@@ -395,8 +395,9 @@ fn random_session(steps: &[Step]) -> Result<Vec<Output>, TestCaseError> {
     let mut requests: Vec<(Kind, Token)> = Vec::new();
     // Store requests not yet answered: token -> recipients, as written in replies.
     let mut open_stores: Vec<(Token, Vec<String>)> = Vec::new();
-    // "<address>: ok, stored as Q<token>" lines the store allowed.
-    let mut allowed_promises: BTreeSet<String> = BTreeSet::new();
+    // "<address>: ok, stored as Q<token>" lines the store allowed, counted: a recipient
+    // given twice in one transaction is answered twice.
+    let mut allowed_promises: BTreeMap<String, usize> = BTreeMap::new();
     let mut closed = false;
     for step in steps {
         let input = match step {
@@ -451,7 +452,9 @@ fn random_session(steps: &[Step]) -> Result<Vec<Output>, TestCaseError> {
                     _ => false,
                 };
                 if stored {
-                    allowed_promises.insert(format!("{recipient}: ok, stored as Q{}", token.0));
+                    *allowed_promises
+                        .entry(format!("{recipient}: ok, stored as Q{}", token.0))
+                        .or_default() += 1;
                 }
             }
         }
@@ -491,11 +494,15 @@ fn random_session(steps: &[Step]) -> Result<Vec<Output>, TestCaseError> {
                 && line.contains(": ok, stored as ")
             {
                 prop_assert_eq!(reply.code.0, 250);
+                let allowed = allowed_promises.get_mut(line);
                 prop_assert!(
-                    allowed_promises.remove(line),
+                    allowed.as_ref().is_some_and(|count| **count > 0),
                     "promise {:?} without a durable store",
                     line
                 );
+                if let Some(count) = allowed {
+                    *count -= 1;
+                }
             }
         }
         if let Some((index, _)) = settling
