@@ -6,7 +6,7 @@
 
 use crate::backend::Backend;
 use crate::clock;
-use crate::delivery::{Command, DeliveryHandle};
+use crate::delivery::DeliveryHandle;
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
@@ -291,27 +291,19 @@ where
         self.reception.handle(clock::now(), named);
     }
 
-    /// Makes the message durable, then hands its queued copies to the queue and
-    /// its success notice to the delivery service; answers the session last.
+    /// Makes the message durable, then hands its queue record to the queue (its
+    /// queued copies, and the success notice its local copies owe); answers the
+    /// session last.
     fn persist(&self, token: Token, acceptance: Acceptance) -> PendingAnswer {
         let backend = self.context.backend.clone();
         let delivery = self.context.delivery.clone();
         Box::pin(async move {
-            let Acceptance {
-                incoming,
-                queued,
-                success,
-            } = acceptance;
+            let Acceptance { incoming, queued } = acceptance;
             let queue_id = incoming.queue_id.clone();
             let outcome = match backend.accept(incoming).await {
                 Ok(()) => {
-                    if let Some(delivery) = delivery {
-                        if let Some(queued) = queued {
-                            delivery.enqueue(queued).await;
-                        }
-                        if let Some(request) = success {
-                            delivery.send(Command::Notice(request)).await;
-                        }
+                    if let (Some(delivery), Some(queued)) = (delivery, queued) {
+                        delivery.enqueue(queued).await;
                     }
                     StoreOutcome::Stored { queue_id }
                 }

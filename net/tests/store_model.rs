@@ -220,10 +220,7 @@ async fn apply_step(store: &Store, step: &Step, expected: &Result<Outcome, Mailb
         queue_id,
         "<sender@remote.test>",
         *received_at_ms,
-        vec![RoutedRecipient::Local {
-            user: user.clone(),
-            original: user.clone(),
-        }],
+        vec![RoutedRecipient::local(user, user)],
         BODIES[*body].1.clone(),
     );
     let actual = store.accept(&incoming).await;

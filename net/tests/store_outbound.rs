@@ -25,6 +25,7 @@ per_backend_and_placement!(
     a_flush_without_a_server_is_kept_for_the_next_start,
     concurrent_writes_are_each_answered_and_a_bad_one_fails_alone,
     a_last_decision_stores_its_notice_and_removes_the_message,
+    a_local_copy_owes_its_success_notice_until_the_queue_stores_it,
 );
 
 const ARRIVAL_MS: i64 = 1_764_400_000_000;
@@ -66,10 +67,7 @@ fn message(queue_id: &str) -> IncomingMessage {
         "<alice@example.org>",
         ARRIVAL_MS,
         vec![
-            RoutedRecipient::Local {
-                user: "alice@example.org".to_owned(),
-                original: "alice@example.org".to_owned(),
-            },
+            RoutedRecipient::local("alice@example.org", "alice@example.org"),
             RoutedRecipient::Queued(far),
             RoutedRecipient::Queued(smart),
         ],
@@ -141,6 +139,7 @@ async fn queued_copies_come_back_as_the_queue_had_them(database: TestDatabase) {
         address: "bob@far.test".to_owned(),
         state: deferred(1, ARRIVAL_MS as u64 + 600_000),
         delay_notified: true,
+        success_owed: false,
     };
     store
         .persist_queue("Q1", std::slice::from_ref(&change), None)
@@ -171,16 +170,17 @@ async fn decisions_and_their_notice_commit_together(database: TestDatabase) {
         "N2",
         "<>",
         ARRIVAL_MS + 1000,
-        vec![RoutedRecipient::Local {
-            user: "alice@example.org".to_owned(),
-            original: "alice@example.org".to_owned(),
-        }],
+        vec![RoutedRecipient::local(
+            "alice@example.org",
+            "alice@example.org",
+        )],
         b"From: MAILER-DAEMON@example.org\r\nSubject: Undelivered Mail\r\n\r\nsorry\r\n".to_vec(),
     );
     let change = RecipientChange {
         address: "bob@far.test".to_owned(),
         state: failed.clone(),
         delay_notified: false,
+        success_owed: false,
     };
     store
         .persist_queue("Q2", std::slice::from_ref(&change), Some(&notice))
@@ -238,6 +238,7 @@ async fn finished_messages_release_their_body(database: TestDatabase) {
         address: "bob@far.test".to_owned(),
         state: delivered,
         delay_notified: false,
+        success_owed: false,
     };
     store.persist_queue("Q3", &[change], None).await.unwrap();
     assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(2));
@@ -265,6 +266,7 @@ async fn a_flush_without_a_server_is_kept_for_the_next_start(database: TestDatab
         address: "bob@far.test".to_owned(),
         state: deferred(3, far_future),
         delay_notified: false,
+        success_owed: false,
     };
     store.persist_queue("Q4", &[change], None).await.unwrap();
     let now = ARRIVAL_MS + 1000;
@@ -294,6 +296,7 @@ fn delivered_bob() -> RecipientChange {
             notify_passed_on: true,
         },
         delay_notified: false,
+        success_owed: false,
     }
 }
 
@@ -303,10 +306,7 @@ fn notice_to(queue_id: &str, user: &str) -> IncomingMessage {
         queue_id,
         "<>",
         ARRIVAL_MS + 1000,
-        vec![RoutedRecipient::Local {
-            user: user.to_owned(),
-            original: user.to_owned(),
-        }],
+        vec![RoutedRecipient::local(user, user)],
         format!("From: MAILER-DAEMON@example.org\r\nSubject: {queue_id}\r\n\r\nsorry\r\n")
             .into_bytes(),
     )
@@ -326,10 +326,7 @@ async fn concurrent_writes_are_each_answered_and_a_bad_one_fails_alone(database:
     let bad = store.clone();
     let bad_accept = tokio::spawn(async move {
         let mut incoming = message("CBAD");
-        incoming.recipients[0] = RoutedRecipient::Local {
-            user: "nobody@example.org".to_owned(),
-            original: "nobody@example.org".to_owned(),
-        };
+        incoming.recipients[0] = RoutedRecipient::local("nobody@example.org", "nobody@example.org");
         bad.accept(&incoming).await
     });
     for accept in accepts {
@@ -424,4 +421,79 @@ async fn a_last_decision_stores_its_notice_and_removes_the_message(database: Tes
             .len(),
         2
     );
+}
+
+/// Alice writes to her own mailbox and to Bob's with NOTIFY=SUCCESS: both copies go
+/// into mailboxes at once, and the debt of a success notice is part of the same
+/// commit, so a restart before the notice is stored finds it still owed.
+async fn a_local_copy_owes_its_success_notice_until_the_queue_stores_it(database: TestDatabase) {
+    let store = store_with_users(&database).await;
+    store.add_user("bob@example.org", "pw").await.unwrap();
+    let success = Some(Notify::On {
+        success: true,
+        failure: true,
+        delay: false,
+    });
+    let orcpt = Some(OriginalRecipient {
+        address_type: "rfc822".to_owned(),
+        address: "Bob@Example.Org".to_owned(),
+    });
+    let mut incoming = IncomingMessage::new(
+        "Q6",
+        "<alice@example.org>",
+        ARRIVAL_MS,
+        vec![
+            RoutedRecipient::local("alice@example.org", "alice@example.org"),
+            RoutedRecipient::Local {
+                user: "bob@example.org".to_owned(),
+                original: "Bob@Example.Org".to_owned(),
+                notify: success,
+                orcpt: orcpt.clone(),
+            },
+        ],
+        b"Subject: hello\r\n\r\nbody\r\n".to_vec(),
+    );
+    incoming.envid = Some("env-6".to_owned());
+    store.accept(&incoming).await.unwrap();
+    let blob = store
+        .folder_messages("bob@example.org", "INBOX")
+        .await
+        .unwrap()[0]
+        .blob
+        .clone();
+    // Two mailbox copies, and the debt holds the body for the notice.
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(3));
+    let restored = store.queued_messages().await.unwrap();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    let owed = &restored[0];
+    assert_eq!(owed.queue_id, "Q6");
+    assert_eq!(owed.reverse_path.as_deref(), Some("alice@example.org"));
+    assert_eq!(owed.envid.as_deref(), Some("env-6"));
+    assert_eq!(owed.recipients.len(), 1, "only the copy that asked");
+    let bob = &owed.recipients[0];
+    assert_eq!(bob.address, "bob@example.org");
+    assert!(bob.success_owed);
+    assert_eq!(bob.notify, success);
+    assert_eq!(bob.original, orcpt);
+    assert_eq!(bob.destination.path, DeliveryPath::Local);
+    let RecipientState::Delivered { at, .. } = &bob.state else {
+        panic!("delivered at acceptance: {:?}", bob.state);
+    };
+    assert_eq!(at.as_millis(), ARRIVAL_MS as u64);
+    // What the queue reads back is what core's acceptance gave it.
+    assert_eq!(
+        sluice_core::node::queued_part(&incoming).as_ref(),
+        Some(owed)
+    );
+
+    // The queue stores the notice and removes the record in one commit.
+    let notice = notice_to("N6", "alice@example.org");
+    store.finish_queued("Q6", Some(&notice)).await.unwrap();
+    assert!(store.queued_messages().await.unwrap().is_empty());
+    assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(2));
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2, "her copy and the notice");
 }

@@ -49,10 +49,7 @@ per_backend_and_placement!(
 );
 
 fn local(user: &str) -> RoutedRecipient {
-    RoutedRecipient::Local {
-        user: user.to_owned(),
-        original: user.to_owned(),
-    }
+    RoutedRecipient::local(user, user)
 }
 
 fn external(address: &str) -> RoutedRecipient {

@@ -63,8 +63,8 @@ fn the_detector_sees_a_reply_code() {
 /// Names whose handling is a decision core makes: the outcome of a recipient in a
 /// session (`RecipientOutcome::Final`/`Unresolved`, the walk's), the TLS fallback
 /// (`RetryWithoutTls`), how an accepted message is placed (`delivery_set`),
-/// its trace field and delivery key (`ReceivedFields`, `count_received`), the
-/// success notice (`success_at_acceptance`) and a notice's route check
+/// its trace field and delivery key (`ReceivedFields`, `count_received`), whether a
+/// local copy owes a success notice (`owes_success_notice`) and a notice's route check
 /// (`MAILER-DAEMON`). None of them belongs in the simulator's sources, except in
 /// the workload's clients (`world/client.rs`), which model other MTAs and read a
 /// report as any sender would.
@@ -75,7 +75,7 @@ const DECISIONS: &[&str] = &[
     "delivery_set(",
     "ReceivedFields",
     "count_received",
-    "success_at_acceptance",
+    "owes_success_notice",
     "MAILER-DAEMON",
     "MIRRORS NET",
 ];

@@ -3,14 +3,13 @@
 //! trace field, the delivery key, and what the queue and the notice writer get
 //! once the record is durable. Drivers store it; they decide none of it.
 
-use crate::delivery::DeliveryPolicy;
-use crate::delivery::Destination;
-use crate::notice::{AcceptedCopy, NoticeRequest, success_at_acceptance};
-use crate::queue::{QueuedMessage, QueuedRecipient};
+use crate::delivery::{DeliveryPath, DeliveryPolicy, Destination, TlsPolicy};
+use crate::queue::{QueuedMessage, QueuedRecipient, RecipientState};
 use crate::router::{MailboxAccess, Route, delivery_set, place};
 use crate::smtp::address::{Domain, ForwardPath};
 use crate::smtp::params::{Notify, OriginalRecipient, RcptParameters, Ret};
 use crate::smtp::received::{ReceivedFields, count_received};
+use crate::smtp::reply::{EnhancedStatus, Reply};
 use crate::smtp::server::AcceptedMessage;
 use crate::time::Instant;
 use core::net::IpAddr;
@@ -43,8 +42,16 @@ pub struct IncomingMessage {
 /// Where one copy of the message goes, as core's router and placement decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoutedRecipient {
-    /// Into the INBOX of a local user (canonical address); `original` is the RCPT address.
-    Local { user: String, original: String },
+    /// Into the INBOX of a local user (canonical address) now, in the transaction
+    /// that makes the message durable; `original` is the RCPT address.
+    Local {
+        user: String,
+        original: String,
+        /// NOTIFY and ORCPT from that RCPT (RFC 3461): a copy asked for with
+        /// NOTIFY=SUCCESS owes its sender a success notice.
+        notify: Option<Notify>,
+        orcpt: Option<OriginalRecipient>,
+    },
     /// To the delivery queue: an external address, or a mailbox on a backend.
     Queued(QueuedCopy),
 }
@@ -77,7 +84,34 @@ impl QueuedCopy {
     }
 }
 
+impl RoutedRecipient {
+    /// A local copy with no DSN parameters.
+    pub fn local(user: &str, original: &str) -> RoutedRecipient {
+        RoutedRecipient::Local {
+            user: user.to_owned(),
+            original: original.to_owned(),
+            notify: None,
+            orcpt: None,
+        }
+    }
+}
+
 impl IncomingMessage {
+    /// Whether `recipient`, a copy written into a local mailbox at acceptance,
+    /// owes the sender a success notice (RFC 3461 NOTIFY=SUCCESS; never to the null
+    /// reverse-path). The store records it with the copy, in the same transaction,
+    /// and the queue sends it (see [`queued_part`]), so a crash cannot lose it.
+    pub fn owes_success_notice(&self, recipient: &RoutedRecipient) -> bool {
+        let asked = matches!(
+            recipient,
+            RoutedRecipient::Local {
+                notify: Some(Notify::On { success: true, .. }),
+                ..
+            }
+        );
+        asked && !unbracketed(&self.reverse_path).is_empty()
+    }
+
     /// A message with no DSN parameters, its delivery key its queue id.
     pub fn new(
         queue_id: &str,
@@ -140,15 +174,13 @@ pub struct Receiver<'a> {
 }
 
 /// Everything a driver carries out for one accepted message, in this order: make
-/// `incoming` durable; only then hand `queued` to the queue and store `success`
-/// as a notice; then answer the session.
+/// `incoming` durable; only then hand `queued` to the queue; then answer the
+/// session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Acceptance {
     pub incoming: IncomingMessage,
-    /// The copies for the queue; None when every copy went into a local mailbox.
+    /// What the queue gets ([`queued_part`]); None when it has nothing to do.
     pub queued: Option<QueuedMessage>,
-    /// The success notice owed for local copies (RFC 3461 NOTIFY=SUCCESS).
-    pub success: Option<NoticeRequest>,
 }
 
 /// Decides the record of `message`: merges the routes decided at RCPT time into
@@ -187,13 +219,15 @@ pub fn accept(
             .map(|recipient| recipient.params.clone())
             .unwrap_or_default()
     };
-    let local = placement
-        .in_process
-        .into_iter()
-        .map(|delivery| RoutedRecipient::Local {
+    let local = placement.in_process.into_iter().map(|delivery| {
+        let params = params_of(&delivery.original);
+        RoutedRecipient::Local {
             user: delivery.address,
             original: bare(&delivery.original),
-        });
+            notify: params.notify,
+            orcpt: params.orcpt,
+        }
+    });
     let queued = placement.queued.into_iter().map(|(delivery, destination)| {
         let params = params_of(&delivery.original);
         RoutedRecipient::Queued(QueuedCopy {
@@ -228,42 +262,8 @@ pub fn accept(
     };
     Some(Acceptance {
         queued: queued_part(&incoming),
-        success: success_notice(message, &incoming),
         incoming,
     })
-}
-
-/// The success notice owed for the copies of `incoming` written into local
-/// mailboxes at acceptance (RFC 3461 NOTIFY=SUCCESS).
-fn success_notice(message: &AcceptedMessage, incoming: &IncomingMessage) -> Option<NoticeRequest> {
-    let copies: Vec<AcceptedCopy> = incoming
-        .recipients
-        .iter()
-        .filter_map(|recipient| match recipient {
-            RoutedRecipient::Local { user, original } => {
-                let params = message
-                    .recipients
-                    .iter()
-                    .find(|rcpt| bare(&rcpt.path) == *original)
-                    .map(|rcpt| rcpt.params.clone())
-                    .unwrap_or_default();
-                Some(AcceptedCopy {
-                    address: user.clone(),
-                    orcpt: params.orcpt,
-                    notify: params.notify,
-                })
-            }
-            RoutedRecipient::Queued(_) => None,
-        })
-        .collect();
-    success_at_acceptance(
-        &incoming.queue_id,
-        Some(unbracketed(&incoming.reverse_path)),
-        incoming.envid.as_deref(),
-        incoming.ret,
-        incoming.received_at_ms.div_euclid(1000),
-        &copies,
-    )
 }
 
 /// A delivery key from the content: SHA-256 of the message as received.
@@ -283,22 +283,39 @@ fn unbracketed(reverse_path: &str) -> &str {
     reverse_path.trim_start_matches('<').trim_end_matches('>')
 }
 
-/// The queue's record of a stored message: its queued copies, or `None` when every
-/// copy went into a local mailbox at acceptance.
+/// The queue's record of a stored message: its queued copies, and its local copies
+/// that owe a success notice, as delivered recipients whose notice the queue has
+/// yet to store. `None` when the queue has nothing to do.
 pub fn queued_part(message: &IncomingMessage) -> Option<QueuedMessage> {
-    let recipients: Vec<QueuedRecipient> = message
-        .recipients
-        .iter()
-        .filter_map(|recipient| match recipient {
+    let mut recipients: Vec<QueuedRecipient> = Vec::new();
+    for recipient in &message.recipients {
+        let queued = match recipient {
             RoutedRecipient::Queued(copy) => {
                 let mut queued = QueuedRecipient::new(&copy.address, copy.destination.clone());
                 queued.notify = copy.notify;
                 queued.original = copy.orcpt.clone();
-                Some(queued)
+                queued
             }
-            RoutedRecipient::Local { .. } => None,
-        })
-        .collect();
+            RoutedRecipient::Local {
+                user,
+                notify,
+                orcpt,
+                ..
+            } if message.owes_success_notice(recipient) => {
+                let mut queued = QueuedRecipient::new(user, local_destination());
+                queued.notify = *notify;
+                queued.original = orcpt.clone();
+                queued.state = delivered_at_acceptance(message.received_at_ms);
+                queued.success_owed = true;
+                queued
+            }
+            RoutedRecipient::Local { .. } => continue,
+        };
+        // Two RCPTs may lead to one mailbox or one address: one record each.
+        if !recipients.iter().any(|seen| seen.address == queued.address) {
+            recipients.push(queued);
+        }
+    }
     if recipients.is_empty() {
         return None;
     }
@@ -315,6 +332,24 @@ pub fn queued_part(message: &IncomingMessage) -> Option<QueuedMessage> {
     })
 }
 
+/// Where a copy written into a mailbox at acceptance went, for the queue's record.
+pub fn local_destination() -> Destination {
+    Destination {
+        path: DeliveryPath::Local,
+        tls: TlsPolicy::Opportunistic,
+    }
+}
+
+/// The state of a copy written into a mailbox at acceptance.
+pub fn delivered_at_acceptance(received_at_ms: i64) -> RecipientState {
+    RecipientState::Delivered {
+        at: Instant::from_millis(u64::try_from(received_at_ms).unwrap_or(0)),
+        remote_mta: None,
+        reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "delivered to mailbox"),
+        notify_passed_on: false,
+    }
+}
+
 /// A delivery notice as a message to store: from the null reverse-path, to the one
 /// recipient its route names, placed like any accepted copy. `None` when the route
 /// leads nowhere deliverable.
@@ -329,13 +364,11 @@ pub fn notice_message(
 ) -> Option<IncomingMessage> {
     let deliveries = delivery_set([(recipient, Some(route))])?;
     let placed = place(deliveries, &placement.mailboxes, &placement.delivery);
+    // A notice asks for no notices (RFC 3461 §5.1: its sender is null anyway).
     let local = placed
         .in_process
         .into_iter()
-        .map(|delivery| RoutedRecipient::Local {
-            user: delivery.address,
-            original: bare(&delivery.original),
-        });
+        .map(|delivery| RoutedRecipient::local(&delivery.address, &bare(&delivery.original)));
     let queued = placed.queued.into_iter().map(|(delivery, destination)| {
         RoutedRecipient::Queued(QueuedCopy {
             address: delivery.address,

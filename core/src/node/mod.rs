@@ -6,8 +6,8 @@
 //!   answered).
 //! - [`accepted`]: what an accepted message becomes: local copies and queued copies
 //!   placed by the router and the delivery policy, the Received field, the delivery
-//!   key, the queue's record and the success notice; also delivery notices placed
-//!   as messages.
+//!   key, and the queue's record (queued copies, and local copies still owing a
+//!   success notice); also delivery notices placed as messages.
 //! - [`notices`]: a delivery notice built, its recipient checked and placed.
 //! - [`outgoing`]: what a delivery attempt sends, from the queue's record.
 //!
@@ -21,7 +21,8 @@ pub mod reception;
 
 pub use accepted::{
     Acceptance, ClientTrace, IncomingMessage, PlacementPolicy, QueuedCopy, Receiver,
-    RoutedRecipient, Stamp, accept, notice_message, queued_part,
+    RoutedRecipient, Stamp, accept, delivered_at_acceptance, local_destination, notice_message,
+    queued_part,
 };
 pub use notices::{NoticePlaced, NoticeStart, PendingNotice, start_notice};
 pub use outgoing::Envelope;

@@ -318,9 +318,14 @@ mod tests {
 
     /// Sends one message to `rcpt` routed by `route`, up to the name request.
     fn up_to_name(reception: &mut Reception, rcpt: &str, route: Route) -> Token {
+        up_to_name_with(reception, &format!("<{rcpt}>"), route)
+    }
+
+    /// Likewise, with RCPT's whole argument (the path and its parameters).
+    fn up_to_name_with(reception: &mut Reception, rcpt: &str, route: Route) -> Token {
         send(reception, "EHLO client.example.org");
         send(reception, "MAIL FROM:<alice@example.org>");
-        send(reception, &format!("RCPT TO:<{rcpt}>"));
+        send(reception, &format!("RCPT TO:{rcpt}"));
         let outputs = drain(reception);
         answer_route(reception, &outputs, route);
         send(reception, "DATA");
@@ -367,10 +372,7 @@ mod tests {
         assert_eq!(incoming.delivery_key, "Q1");
         assert_eq!(
             incoming.recipients,
-            vec![RoutedRecipient::Local {
-                user: "bob@example.com".to_owned(),
-                original: "bob@example.com".to_owned()
-            }]
+            vec![RoutedRecipient::local("bob@example.com", "bob@example.com")]
         );
         assert!(acceptance.queued.is_none());
         let text = String::from_utf8_lossy(&incoming.data);
@@ -390,6 +392,39 @@ mod tests {
             },
         );
         assert!(replies(&drain(&mut reception)).starts_with("250 2.0.0"));
+    }
+
+    #[test]
+    fn a_local_copy_asked_for_success_owes_its_notice_in_the_queue_record() {
+        let mut reception = reception(MailboxAccess::InProcess);
+        let token = up_to_name_with(
+            &mut reception,
+            "<bob@example.com> NOTIFY=SUCCESS ORCPT=rfc822;Bob@example.com",
+            local("bob@example.com"),
+        );
+        reception.handle(Instant::from_millis(3), named(token));
+        let acceptance = drain(&mut reception)
+            .into_iter()
+            .find_map(|output| match output {
+                Output::Persist { acceptance, .. } => Some(acceptance),
+                _ => None,
+            })
+            .expect("a persist request");
+        let copy = &acceptance.incoming.recipients[0];
+        assert!(acceptance.incoming.owes_success_notice(copy));
+        let queued = acceptance.queued.expect("the debt goes to the queue");
+        assert_eq!(queued.reverse_path.as_deref(), Some("alice@example.org"));
+        let [owed] = queued.recipients.as_slice() else {
+            panic!("one recipient: {queued:?}");
+        };
+        assert_eq!(owed.address, "bob@example.com");
+        assert!(owed.success_owed);
+        assert!(owed.state.is_final(), "written into the mailbox already");
+        assert_eq!(owed.destination, crate::node::local_destination());
+        assert_eq!(
+            owed.original.as_ref().map(|orcpt| orcpt.address.as_str()),
+            Some("Bob@example.com")
+        );
     }
 
     #[test]

@@ -10,7 +10,6 @@
 //!   returned content);
 //! - `field`: outside text made safe for header-style fields.
 
-mod accepted;
 mod build;
 mod context;
 mod field;
@@ -19,7 +18,6 @@ mod original;
 mod request;
 mod status;
 
-pub use accepted::{AcceptedCopy, success_at_acceptance};
 pub use build::build;
 pub use context::{DEFAULT_RETURN_LIMIT, Notice, NoticeContext, NoticeError};
 pub use request::{NoticeAction, NoticeKind, NoticeRecipient, NoticeRequest};

@@ -439,6 +439,31 @@ impl Entry {
         self.decided(batch, events)
     }
 
+    /// Lists in one success notice every recipient delivered into a local mailbox at
+    /// acceptance whose notice is still owed (RFC 3461 NOTIFY=SUCCESS), clearing the
+    /// debt in the same write as the notice.
+    pub(super) fn owed_success_notices(&mut self) -> Decisions {
+        let reverse_path = self.message.reverse_path.as_deref();
+        let mut batch = Batch::default();
+        for recipient in &mut self.message.recipients {
+            let RecipientState::Delivered { at, .. } = recipient.state else {
+                continue;
+            };
+            if !recipient.success_owed {
+                continue;
+            }
+            recipient.success_owed = false;
+            let wanted = notices::wants(reverse_path, recipient.notify, NoticeKind::Success, false);
+            let line = wanted.then(|| {
+                let action = notices::success_action(&recipient.destination.path);
+                let line = notices::line(recipient, action, None, Some(at), None);
+                (NoticeKind::Success, line)
+            });
+            batch.add(RecipientChange::of(recipient), line);
+        }
+        self.decided(batch, Vec::new())
+    }
+
     fn decided(&self, batch: Batch, events: Vec<Event>) -> Decisions {
         Decisions {
             events,

@@ -118,9 +118,11 @@ impl Queue {
         }
         let queue_id = message.queue_id.clone();
         let mut entry = Entry::new(message);
-        let decisions = entry.fail_as_loop(now, self.config.limits.max_received_headers);
+        let owed = entry.owed_success_notices();
+        let looping = entry.fail_as_loop(now, self.config.limits.max_received_headers);
         self.entries.insert(queue_id.clone(), entry);
-        self.record(&queue_id, decisions);
+        self.record(&queue_id, owed);
+        self.record(&queue_id, looping);
         self.refresh(now, &queue_id);
     }
 

@@ -43,6 +43,10 @@ pub struct QueuedRecipient {
     pub state: RecipientState,
     /// A delay notice has been queued for this recipient; there will be no other.
     pub delay_notified: bool,
+    /// Delivered into a local mailbox at acceptance, with NOTIFY=SUCCESS, and the
+    /// success notice not stored yet: the queue stores it on enqueue (again after a
+    /// restart, until the write that clears this is durable).
+    pub success_owed: bool,
 }
 
 /// Where one recipient stands. `Delivered` and `Failed` are final.
@@ -107,6 +111,7 @@ impl QueuedRecipient {
             destination,
             state: RecipientState::Pending,
             delay_notified: false,
+            success_owed: false,
         }
     }
 }
@@ -117,6 +122,7 @@ pub struct RecipientChange {
     pub address: String,
     pub state: RecipientState,
     pub delay_notified: bool,
+    pub success_owed: bool,
 }
 
 impl RecipientChange {
@@ -125,6 +131,7 @@ impl RecipientChange {
             address: recipient.address.clone(),
             state: recipient.state.clone(),
             delay_notified: recipient.delay_notified,
+            success_owed: recipient.success_owed,
         }
     }
 }

@@ -914,3 +914,100 @@ fn a_delivered_message_goes_in_one_write_even_when_it_is_retried() {
     assert!(harness.queue.is_empty());
     assert_eq!(harness.queue.next_deadline(), None);
 }
+
+/// A copy written into a local mailbox at acceptance that asked for NOTIFY=SUCCESS.
+fn delivered_at_acceptance(address: &str) -> QueuedRecipient {
+    let mut recipient = with_notify(
+        QueuedRecipient::new(
+            address,
+            Destination {
+                path: DeliveryPath::Local,
+                tls: crate::delivery::TlsPolicy::Opportunistic,
+            },
+        ),
+        notify(true, true, false),
+    );
+    recipient.state = RecipientState::Delivered {
+        at: ARRIVAL,
+        remote_mta: None,
+        reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "delivered to mailbox"),
+        notify_passed_on: false,
+    };
+    recipient.success_owed = true;
+    recipient
+}
+
+#[test]
+fn an_owed_success_notice_is_stored_with_the_write_that_clears_the_debt() {
+    let mut harness = Harness::new();
+    let out = harness.handle(Input::Enqueue(message(
+        "Q1",
+        vec![
+            delivered_at_acceptance("bob@local.test"),
+            with_notify(rcpt("carol@b.example"), notify(true, true, false)),
+        ],
+    )));
+    let writes = persists(&out);
+    assert_eq!(writes.len(), 1, "{out:?}");
+    let (token, changes, notice) = &writes[0];
+    let notice = notice.as_ref().unwrap();
+    assert_eq!(notice.kind, NoticeKind::Success);
+    assert_eq!(
+        listed(notice),
+        vec![("bob@local.test", NoticeAction::Delivered)]
+    );
+    assert_eq!(notice.recipients[0].last_attempt_at, Some(1_700_000_000));
+    assert_eq!(changes.len(), 1);
+    assert!(!changes[0].success_owed);
+    // The remote copy waits behind the write; the message stays for it.
+    assert!(attempts(&out).is_empty());
+    assert!(removed_by_write(&out).is_empty());
+    let out = harness.handle(Input::Persisted { token: *token });
+    assert_eq!(attempts(&out).len(), 1);
+    assert!(notices(&out).is_empty());
+}
+
+#[test]
+fn a_message_of_only_owed_notices_goes_with_its_notice_and_a_failed_write_is_retried() {
+    let mut harness = Harness::new();
+    let out = harness.handle(Input::Enqueue(message(
+        "Q1",
+        vec![
+            delivered_at_acceptance("bob@local.test"),
+            delivered_at_acceptance("dave@local.test"),
+        ],
+    )));
+    assert_eq!(removed_by_write(&out), vec!["Q1".to_owned()]);
+    let writes = persists(&out);
+    assert_eq!(writes.len(), 1);
+    let (token, _, notice) = writes[0].clone();
+    assert_eq!(notice.as_ref().map(|n| n.recipients.len()), Some(2));
+    // Rolled back: the same write, notice and all, comes again.
+    let out = harness.handle(Input::PersistFailed { token });
+    assert!(persists(&out).is_empty());
+    let out = harness.run_until(harness.now + Duration::from_mins(5));
+    assert_eq!(persists(&out), vec![(token, writes[0].1.clone(), notice)]);
+    let out = harness.handle(Input::Persisted { token });
+    assert!(harness.queue.is_empty());
+    assert!(removed(&out).is_empty(), "the write removed it already");
+}
+
+#[test]
+fn a_paid_or_unwanted_success_debt_sends_nothing() {
+    let mut harness = Harness::new();
+    let mut paid = delivered_at_acceptance("bob@local.test");
+    paid.success_owed = false;
+    let out = harness.handle(Input::Enqueue(message("Q1", vec![paid])));
+    assert!(notices(&out).is_empty());
+    assert_eq!(removed(&out), vec!["Q1".to_owned()]);
+
+    // Restored from a record that owes a notice to the null reverse-path (never
+    // written so, but read back all the same): the debt is cleared, nothing is sent.
+    let mut bounce = message("Q2", vec![delivered_at_acceptance("bob@local.test")]);
+    bounce.reverse_path = None;
+    let out = harness.handle(Input::Enqueue(bounce));
+    let writes = persists(&out);
+    assert_eq!(writes.len(), 1);
+    assert!(writes[0].2.is_none());
+    assert!(!writes[0].1[0].success_owed);
+}

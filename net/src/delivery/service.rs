@@ -11,7 +11,6 @@ use crate::clock;
 use crate::store::Store;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::Envelope;
-use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event, Input, Output, Queue, QueuedMessage};
 use sluice_core::time::Instant;
 use std::sync::Arc;
@@ -29,10 +28,6 @@ pub enum Command {
     RetryNow(Option<String>),
     /// Remove a message without any notice.
     Delete(String),
-    /// Store a notice that no queue decision carries: the success notice for copies
-    /// written into local mailboxes at acceptance. Written after the message itself,
-    /// so a crash in between loses this notice (never the message).
-    Notice(NoticeRequest),
     /// How many messages the queue holds (for the control socket and tests).
     Count(oneshot::Sender<usize>),
 }
@@ -71,8 +66,6 @@ enum Done {
         /// A notice stored with the write, with recipients for the queue.
         notice: Option<QueuedMessage>,
     },
-    /// A notice stored on its own, with recipients for the queue.
-    Notice(QueuedMessage),
 }
 
 /// Starts the service: restores the queue from `store`, then runs until `shutdown`.
@@ -159,31 +152,8 @@ impl Service {
                 let _ = reply.send(self.queue.len());
                 return;
             }
-            Command::Notice(request) => {
-                self.store_notice(request);
-                return;
-            }
         };
         self.queue.handle(now(), input);
-    }
-
-    fn store_notice(&mut self, request: NoticeRequest) {
-        let store = self.store.clone();
-        let notices = Arc::clone(&self.notices);
-        let done = self.done.clone();
-        tokio::spawn(async move {
-            let queue_id = request.queue_id.clone();
-            match notices
-                .persist(&store, &queue_id, &[], Some(request), false)
-                .await
-            {
-                Ok(Some(queued)) => {
-                    let _ = done.send(Done::Notice(queued));
-                }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, %queue_id, "success notice not stored"),
-            }
-        });
     }
 
     fn finished(&mut self, finished: Done) {
@@ -207,7 +177,6 @@ impl Service {
                     self.queue.handle(now(), Input::Enqueue(notice));
                 }
             }
-            Done::Notice(notice) => self.queue.handle(now(), Input::Enqueue(notice)),
         }
     }
 

@@ -25,6 +25,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "outbound queue",
         include_str!("../../migrations/sqlite/0003_outbound_queue.sql"),
     ),
+    (
+        4,
+        "owed success notices",
+        include_str!("../../migrations/sqlite/0004_owed_success_notices.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -42,6 +47,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "outbound queue",
         include_str!("../../migrations/postgres/0003_outbound_queue.sql"),
     ),
+    (
+        4,
+        "owed success notices",
+        include_str!("../../migrations/postgres/0004_owed_success_notices.sql"),
+    ),
 ];
 const MYSQL: &[(i64, &str, &str)] = &[
     (
@@ -58,6 +68,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         3,
         "outbound queue",
         include_str!("../../migrations/mysql/0003_outbound_queue.sql"),
+    ),
+    (
+        4,
+        "owed success notices",
+        include_str!("../../migrations/mysql/0004_owed_success_notices.sql"),
     ),
 ];
 

@@ -126,21 +126,21 @@ fn reply_text(reply: &Reply) -> String {
 }
 
 /// The columns a recipient state is written to.
-struct StateColumns {
-    state: &'static str,
+pub(super) struct StateColumns {
+    pub(super) state: &'static str,
     attempts: i64,
     next_attempt_ms: Option<i64>,
-    last_attempt_ms: Option<i64>,
-    final_at_ms: Option<i64>,
-    status: Option<String>,
+    pub(super) last_attempt_ms: Option<i64>,
+    pub(super) final_at_ms: Option<i64>,
+    pub(super) status: Option<String>,
     remote_mta: Option<String>,
-    diagnostic: Option<String>,
-    diagnostic_is_reply: bool,
+    pub(super) diagnostic: Option<String>,
+    pub(super) diagnostic_is_reply: bool,
     notify_passed_on: bool,
 }
 
 impl StateColumns {
-    fn of(state: &RecipientState) -> StateColumns {
+    pub(super) fn of(state: &RecipientState) -> StateColumns {
         let failure_columns = |failure: &Failure| {
             let (diagnostic, is_reply) = match &failure.diagnostic {
                 Diagnostic::Reply(reply) => (reply_text(reply), true),
@@ -233,6 +233,13 @@ fn is_final(state: &str) -> bool {
     state == "delivered" || state == "failed"
 }
 
+/// Whether a queue record holds a reference to its message's body: while its
+/// recipient is not final (an attempt will send the body), or while it owes a
+/// success notice (the notice returns the body's headers or all of it).
+pub(super) fn holds_body(state: &str, success_owed: bool) -> bool {
+    !is_final(state) || success_owed
+}
+
 /// Reads a stored recipient state back; `None` for a row the queue does not own.
 fn state_of(row: &AnyRow) -> Result<Option<RecipientState>, StoreError> {
     let state: String = row.try_get("state")?;
@@ -291,10 +298,11 @@ impl Db {
              r.received_at_ms, r.destination, r.notify, r.orcpt, r.attempts, \
              r.next_attempt_ms, r.last_attempt_ms, r.final_at_ms, r.status, r.remote_mta, \
              r.diagnostic, r.diagnostic_is_reply, r.notify_passed_on, r.delay_notified, \
-             m.envid, m.ret, m.received_headers, m.size, m.arrival_ms \
+             r.success_owed, m.envid, m.ret, m.received_headers, m.size, m.arrival_ms \
              FROM queue_records r LEFT JOIN queue_messages m ON m.queue_id = r.queue_id \
              WHERE r.queue_id IN (SELECT queue_id FROM queue_records \
                                   WHERE state IN ('pending', 'deferred')) \
+                OR r.queue_id IN (SELECT queue_id FROM queue_records WHERE success_owed = 1) \
              ORDER BY r.id",
         )
         .fetch_all(&self.pool)
@@ -370,6 +378,7 @@ impl Db {
                 destination,
                 state: recipient_state,
                 delay_notified: int(row, "delay_notified")? != 0,
+                success_owed: int(row, "success_owed")? != 0,
             });
         }
         Ok(order
@@ -398,14 +407,13 @@ async fn write_state(
     db: &Db,
     tx: &mut WriteTx,
     queue_id: &str,
-    address: &str,
     columns: &StateColumns,
-    delay_notified: bool,
+    change: &RecipientChange,
 ) -> Result<(), StoreError> {
     sqlx::query(&db.sql(
         "UPDATE queue_records SET state = ?, attempts = ?, next_attempt_ms = ?, \
          last_attempt_ms = ?, final_at_ms = ?, status = ?, remote_mta = ?, diagnostic = ?, \
-         diagnostic_is_reply = ?, notify_passed_on = ?, delay_notified = ? \
+         diagnostic_is_reply = ?, notify_passed_on = ?, delay_notified = ?, success_owed = ? \
          WHERE queue_id = ? AND recipient = ?",
     ))
     .bind(columns.state)
@@ -418,9 +426,10 @@ async fn write_state(
     .bind(columns.diagnostic.as_deref())
     .bind(i32::from(columns.diagnostic_is_reply))
     .bind(i32::from(columns.notify_passed_on))
-    .bind(i32::from(delay_notified))
+    .bind(i32::from(change.delay_notified))
+    .bind(i32::from(change.success_owed))
     .bind(queue_id)
-    .bind(address)
+    .bind(&change.address)
     .execute(&mut *tx.tx)
     .await?;
     Ok(())
@@ -470,7 +479,8 @@ async fn write_changes(
     let mut blob = None;
     for change in changes {
         let row = sqlx::query(&db.sql(
-            "SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ? AND recipient = ?",
+            "SELECT state, success_owed, blob_sha256 FROM queue_records \
+             WHERE queue_id = ? AND recipient = ?",
         ))
         .bind(queue_id)
         .bind(&change.address)
@@ -481,20 +491,12 @@ async fn write_changes(
             continue;
         };
         let before: String = row.try_get("state")?;
+        let held = holds_body(&before, int(&row, "success_owed")? != 0);
         blob = Some(row.try_get::<String, _>("blob_sha256")?);
         let columns = StateColumns::of(&change.state);
-        if !is_final(&before) && is_final(columns.state) {
-            released += 1;
-        }
-        write_state(
-            db,
-            tx,
-            queue_id,
-            &change.address,
-            &columns,
-            change.delay_notified,
-        )
-        .await?;
+        let holds = holds_body(columns.state, change.success_owed);
+        released += i64::from(held) - i64::from(holds);
+        write_state(db, tx, queue_id, &columns, change).await?;
     }
     if let Some(blob) = blob {
         change_blob_refs(db, tx, &blob, -released).await?;
@@ -503,19 +505,20 @@ async fn write_changes(
 }
 
 /// Deletes a message's queue records and envelope, releasing the body held by
-/// records not yet final.
+/// records not yet final or still owing a notice.
 async fn remove_records(db: &Db, tx: &mut WriteTx, queue_id: &str) -> Result<(), StoreError> {
-    let rows =
-        sqlx::query(&db.sql("SELECT state, blob_sha256 FROM queue_records WHERE queue_id = ?"))
-            .bind(queue_id)
-            .fetch_all(&mut *tx.tx)
-            .await?;
+    let rows = sqlx::query(
+        &db.sql("SELECT state, success_owed, blob_sha256 FROM queue_records WHERE queue_id = ?"),
+    )
+    .bind(queue_id)
+    .fetch_all(&mut *tx.tx)
+    .await?;
     let mut held = 0_i64;
     let mut blob = None;
     for row in &rows {
         let state: String = row.try_get("state")?;
         blob = Some(row.try_get::<String, _>("blob_sha256")?);
-        if !is_final(&state) {
+        if holds_body(&state, int(row, "success_owed")? != 0) {
             held += 1;
         }
     }

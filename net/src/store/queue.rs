@@ -12,10 +12,14 @@ use super::blob::{BlobStore, blob_name};
 use super::commit::{Committer, Placed, Write};
 use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
-use super::outbound;
+use super::outbound::{self, StateColumns};
 use super::sql::{Backend, Db, WriteTx, int};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
+use sluice_core::delivery::Destination;
 use sluice_core::mailbox::Outcome;
+use sluice_core::node;
+use sluice_core::queue::RecipientState;
+use sluice_core::smtp::params::{Notify, OriginalRecipient};
 use sqlx::Row;
 use std::sync::Arc;
 
@@ -44,7 +48,7 @@ pub(super) async fn stage(
     // The claim counts every copy as a new reference at once, which saves a
     // statement on the common path; copies an earlier attempt already recorded
     // are taken back off at the end.
-    let expected = copies.count();
+    let expected = copies.references();
     claim_blob(db, tx, item, expected).await?;
     // Inside the transaction, after the claim: a collector that removed the
     // file has committed by now, and none can remove it before we commit.
@@ -103,9 +107,22 @@ async fn claim_blob(
 /// PostgreSQL and MySQL free of deadlocks) and queued copies by address.
 #[derive(Debug)]
 struct Copies<'a> {
-    /// (lookup key, canonical address, RCPT address).
-    locals: Vec<(String, &'a str, &'a str)>,
+    locals: Vec<LocalCopy<'a>>,
     queued: Vec<&'a QueuedCopy>,
+}
+
+/// A copy written into a local mailbox now.
+#[derive(Debug)]
+struct LocalCopy<'a> {
+    key: String,
+    /// The canonical address.
+    user: &'a str,
+    /// The RCPT address.
+    original: &'a str,
+    notify: Option<Notify>,
+    orcpt: Option<&'a OriginalRecipient>,
+    /// It owes a success notice: its record holds the body until the notice is stored.
+    owes_success: bool,
 }
 
 impl<'a> Copies<'a> {
@@ -114,9 +131,19 @@ impl<'a> Copies<'a> {
         let mut queued: Vec<&QueuedCopy> = Vec::new();
         for recipient in &message.recipients {
             match recipient {
-                RoutedRecipient::Local { user, original } => {
-                    locals.push((lookup_key(user), user.as_str(), original.as_str()));
-                }
+                RoutedRecipient::Local {
+                    user,
+                    original,
+                    notify,
+                    orcpt,
+                } => locals.push(LocalCopy {
+                    key: lookup_key(user),
+                    user,
+                    original,
+                    notify: *notify,
+                    orcpt: orcpt.as_ref(),
+                    owes_success: message.owes_success_notice(recipient),
+                }),
                 RoutedRecipient::Queued(copy) => {
                     if !queued.iter().any(|seen| seen.address == copy.address) {
                         queued.push(copy);
@@ -124,24 +151,61 @@ impl<'a> Copies<'a> {
                 }
             }
         }
-        locals.sort_by(|a, b| a.0.cmp(&b.0));
-        locals.dedup_by(|a, b| a.0 == b.0);
+        locals.sort_by(|a, b| a.key.cmp(&b.key));
+        locals.dedup_by(|a, b| a.key == b.key);
         Copies { locals, queued }
     }
 
-    fn count(&self) -> i64 {
-        i64::try_from(self.locals.len() + self.queued.len()).unwrap_or(i64::MAX)
+    /// The references to the body the copies make: one per mailbox entry, per
+    /// queued copy and per local copy owing a notice.
+    fn references(&self) -> i64 {
+        let owing = self
+            .locals
+            .iter()
+            .filter(|local| local.owes_success)
+            .count();
+        i64::try_from(self.locals.len() + owing + self.queued.len()).unwrap_or(i64::MAX)
     }
 }
 
 /// One queue record of a message, before it is written.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct QueueRecord<'a> {
     recipient: &'a str,
     original: &'a str,
-    state: &'a str,
-    /// A copy for the queue; None for one written into a mailbox now.
-    queued: Option<&'a QueuedCopy>,
+    /// Pending for a queued copy, delivered for one written into a mailbox now.
+    state: RecipientState,
+    /// None for a copy written into a mailbox that owes nothing.
+    destination: Option<&'a Destination>,
+    notify: Option<Notify>,
+    orcpt: Option<&'a OriginalRecipient>,
+    success_owed: bool,
+}
+
+impl<'a> QueueRecord<'a> {
+    fn queued(copy: &'a QueuedCopy) -> QueueRecord<'a> {
+        QueueRecord {
+            recipient: &copy.address,
+            original: &copy.original,
+            state: RecipientState::Pending,
+            destination: Some(&copy.destination),
+            notify: copy.notify,
+            orcpt: copy.orcpt.as_ref(),
+            success_owed: false,
+        }
+    }
+
+    fn local(copy: &LocalCopy<'a>, destination: &'a Destination, at_ms: i64) -> QueueRecord<'a> {
+        QueueRecord {
+            recipient: copy.user,
+            original: copy.original,
+            state: node::delivered_at_acceptance(at_ms),
+            destination: copy.owes_success.then_some(destination),
+            notify: copy.notify,
+            orcpt: copy.orcpt,
+            success_owed: copy.owes_success,
+        }
+    }
 }
 
 /// Writes a queue record unless (queue id, recipient) has one: whether it wrote.
@@ -165,31 +229,29 @@ async fn record_queue_entry(
             return Ok(false);
         }
     }
+    let columns = StateColumns::of(&entry.state);
     let inserted = sqlx::query(&db.insert_or_skip(
         "queue_records (queue_id, recipient, original_recipient, reverse_path, \
-         state, blob_sha256, received_at_ms, destination, notify, orcpt) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         state, blob_sha256, received_at_ms, destination, notify, orcpt, \
+         last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ))
     .bind(&message.queue_id)
     .bind(entry.recipient)
     .bind(entry.original)
     .bind(&message.reverse_path)
-    .bind(entry.state)
+    .bind(columns.state)
     .bind(blob)
     .bind(message.received_at_ms)
-    .bind(entry.queued.map(|copy| copy.destination.to_string()))
-    .bind(
-        entry
-            .queued
-            .and_then(|copy| copy.notify)
-            .map(outbound::notify_text),
-    )
-    .bind(
-        entry
-            .queued
-            .and_then(|copy| copy.orcpt.as_ref())
-            .map(outbound::orcpt_text),
-    )
+    .bind(entry.destination.map(Destination::to_string))
+    .bind(entry.notify.map(outbound::notify_text))
+    .bind(entry.orcpt.map(outbound::orcpt_text))
+    .bind(columns.last_attempt_ms)
+    .bind(columns.final_at_ms)
+    .bind(columns.status.as_deref())
+    .bind(columns.diagnostic.as_deref())
+    .bind(i32::from(columns.diagnostic_is_reply))
+    .bind(i32::from(entry.success_owed))
     .execute(&mut *tx.tx)
     .await?
     .rows_affected();
@@ -244,20 +306,19 @@ async fn record(
         content: _,
     } = *item;
     let mut references = 0_i64;
-    for &(ref user_key, user, original) in &copies.locals {
-        let entry = QueueRecord {
-            recipient: user,
-            original,
-            state: "delivered",
-            queued: None,
-        };
+    let local = node::local_destination();
+    for copy in &copies.locals {
+        let entry = QueueRecord::local(copy, &local, message.received_at_ms);
         if !record_queue_entry(db, tx, message, &entry, blob).await? {
             continue;
+        }
+        if copy.owes_success {
+            references += 1;
         }
         match deliver_to_inbox(
             db,
             tx,
-            user_key,
+            &copy.key,
             &message.delivery_key,
             blob,
             size,
@@ -271,16 +332,12 @@ async fn record(
             Err(error) => return Err(StoreError::Mailbox(error)),
         }
     }
-    if !copies.queued.is_empty() {
+    let owing = copies.locals.iter().any(|copy| copy.owes_success);
+    if !copies.queued.is_empty() || owing {
         insert_queue_message(db, tx, message, size, blob).await?;
     }
     for &copy in &copies.queued {
-        let entry = QueueRecord {
-            recipient: &copy.address,
-            original: &copy.original,
-            state: "pending",
-            queued: Some(copy),
-        };
+        let entry = QueueRecord::queued(copy);
         if record_queue_entry(db, tx, message, &entry, blob).await? {
             references += 1;
         }

@@ -500,52 +500,6 @@ impl World {
         Vec::new()
     }
 
-    /// Net's `service::store_notice`: a notice no queue decision carries
-    /// (the success notice at acceptance), written on its own after the message; a
-    /// crash in between loses this notice, never the message.
-    pub(crate) fn store_notice_alone(
-        &mut self,
-        host: usize,
-        queue_id: &str,
-        request: &NoticeRequest,
-    ) {
-        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-        let Ok(Some((incoming, queued))) = self.build_notice(host, queue_id, request) else {
-            return;
-        };
-        let facts = NoticeFacts {
-            kind: request.kind,
-            recipients: request
-                .recipients
-                .iter()
-                .map(|recipient| recipient.final_recipient.clone())
-                .collect(),
-            queued: queued.clone(),
-            notice_id: Some(incoming.queue_id.clone()),
-        };
-        let Some(sluice) = self.sluice(host) else {
-            return;
-        };
-        let write = sluice.disk.submit(Write::Persist {
-            queue_id: queue_id.to_owned(),
-            changes: Vec::new(),
-            dropped: Vec::new(),
-            notice: Some((incoming, queued)),
-            remove: false,
-        });
-        let Ok(write) = write else {
-            return;
-        };
-        sluice.waiters.insert(
-            write,
-            Waiter::Notice {
-                queue_id: queue_id.to_owned(),
-                notice: facts,
-            },
-        );
-        self.schedule_fsync(host, epoch, write);
-    }
-
     /// Core builds the notice, its recipient is routed by core's router against the
     /// host's directory, and core places it (net's `NoticeWriter::build` does the
     /// same). `Ok(None)`: no notice to store (dropped by core); `Err`: it cannot be

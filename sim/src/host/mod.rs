@@ -108,15 +108,8 @@ enum Waiter {
         token: Token,
         queue_id: String,
         queued: Option<QueuedMessage>,
-        /// The success notice owed for copies written at acceptance.
-        success: Option<sluice_core::notice::NoticeRequest>,
         /// Already answered (the ack-before-durability bug).
         answered: bool,
-    },
-    /// A notice stored on its own (a success notice at acceptance).
-    Notice {
-        queue_id: String,
-        notice: NoticeFacts,
     },
     /// A queue write.
     Persist {
@@ -361,7 +354,6 @@ impl World {
                 token,
                 queue_id,
                 queued,
-                success,
                 answered,
             }) => {
                 if failed {
@@ -405,9 +397,6 @@ impl World {
                 if let Some(queued) = queued {
                     self.queue_input(host, QueueInput::Enqueue(queued));
                 }
-                if let Some(request) = success {
-                    self.store_notice_alone(host, &queue_id, &request);
-                }
                 if !answered {
                     let outcome = StoreOutcome::Stored { queue_id };
                     self.drive_server_end(conn, Some(ReceptionInput::Persisted { token, outcome }));
@@ -431,12 +420,6 @@ impl World {
                 if let Some(notice) = notice {
                     self.notice_committed(host, &queue_id, notice);
                 }
-            }
-            Some(Waiter::Notice { queue_id, notice }) => {
-                if failed {
-                    return;
-                }
-                self.notice_committed(host, &queue_id, notice);
             }
             None => {}
         }

@@ -164,7 +164,6 @@ impl World {
         let Acceptance {
             mut incoming,
             queued,
-            success,
         } = acceptance;
         let queue_id = incoming.queue_id.clone();
         if conn.listener == ListenerKind::Lmtp && self.bugs.deliver_twice_after_crash {
@@ -187,7 +186,6 @@ impl World {
                 token,
                 queue_id: queue_id.clone(),
                 queued,
-                success,
                 answered,
             },
         );

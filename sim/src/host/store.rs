@@ -101,6 +101,7 @@ impl Store {
                         {
                             recipient.state = change.state;
                             recipient.delay_notified = change.delay_notified;
+                            recipient.success_owed = change.success_owed;
                         }
                     }
                     record
@@ -162,12 +163,18 @@ impl Store {
         deliveries
     }
 
-    /// The queue records to restore after a restart: messages with a recipient not final.
+    /// The queue records to restore after a restart: messages with a recipient not
+    /// final or still owing a success notice (net's `queued_messages` query).
     pub fn to_restore(&self) -> Vec<QueuedMessage> {
         self.messages
             .values()
             .filter_map(|message| message.queued.clone())
-            .filter(|queued| queued.recipients.iter().any(|r| !r.state.is_final()))
+            .filter(|queued| {
+                queued
+                    .recipients
+                    .iter()
+                    .any(|r| !r.state.is_final() || r.success_owed)
+            })
             .collect()
     }
 }

@@ -51,10 +51,10 @@ fn bad_accept(queue_id: &str) -> Write {
         queue_id,
         "<alice@a.test>",
         1_764_400_000_000,
-        vec![RoutedRecipient::Local {
-            user: "nobody@nowhere.test".to_owned(),
-            original: "nobody@nowhere.test".to_owned(),
-        }],
+        vec![RoutedRecipient::local(
+            "nobody@nowhere.test",
+            "nobody@nowhere.test",
+        )],
         b"Subject: bad\r\n\r\nbody\r\n".to_vec(),
     );
     Write::Accept(placed(message))
@@ -83,6 +83,7 @@ fn delivered(queue_id: &str, remove: bool) -> Write {
                 notify_passed_on: false,
             },
             delay_notified: false,
+            success_owed: false,
         }],
         notice: None,
         remove,
