@@ -86,6 +86,7 @@ fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
             "drop-deferred-recipient" => bugs.drop_deferred_recipient = true,
             "open-relay" => bugs.open_relay = true,
             "retry-early" => bugs.retry_early = true,
+            "forget-owed-success" => bugs.forget_owed_success = true,
             other => bail!("unknown bug {other:?}"),
         }
     }

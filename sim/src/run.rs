@@ -462,6 +462,7 @@ fn faults(
 
 fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunResult {
     let mut pending = BTreeSet::new();
+    let mut owed_success = BTreeSet::new();
     for node in &world.nodes {
         if let NodeKind::Sluice(sluice) = &node.kind {
             for message in sluice.disk.durable.messages.values() {
@@ -470,8 +471,12 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
                 };
                 let tag = check::message_tag(&message.data).unwrap_or_default();
                 for recipient in &queued.recipients {
+                    let key = (tag.clone(), recipient.address.to_ascii_lowercase());
+                    if recipient.success_owed {
+                        owed_success.insert(key.clone());
+                    }
                     if !recipient.state.is_final() {
-                        pending.insert((tag.clone(), recipient.address.to_ascii_lowercase()));
+                        pending.insert(key);
                     }
                 }
             }
@@ -514,6 +519,20 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .filter(|agent| agent.spec.auth.is_some())
             .map(|agent| agent.spec.tag.clone())
             .collect(),
+        success_wanted: world
+            .agents
+            .iter()
+            .filter(|agent| agent.spec.reverse_path.is_some())
+            .flat_map(|agent| {
+                let spec = &agent.spec;
+                spec.recipients
+                    .iter()
+                    .zip(&spec.notify)
+                    .filter(|(_, notify)| matches!(notify, Some(Notify::On { success: true, .. })))
+                    .map(|(recipient, _)| (spec.tag.clone(), recipient.clone()))
+            })
+            .collect(),
+        owed_success,
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);
@@ -606,7 +625,7 @@ pub fn replay_command(scenario_file: &str, seed: u64, bugs: Bugs) -> String {
     command
 }
 
-pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 6] {
+pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 7] {
     [
         (bugs.ack_before_durability, "ack-before-durability"),
         (bugs.skip_notice, "skip-notice"),
@@ -614,6 +633,7 @@ pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 6] {
         (bugs.drop_deferred_recipient, "drop-deferred-recipient"),
         (bugs.open_relay, "open-relay"),
         (bugs.retry_early, "retry-early"),
+        (bugs.forget_owed_success, "forget-owed-success"),
     ]
 }
 

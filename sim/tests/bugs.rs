@@ -149,3 +149,35 @@ availability_secs = 300
             .all(|violation| violation.guarantee == Guarantee::Availability)
     );
 }
+
+#[test]
+fn an_owed_success_notice_kept_in_memory_only_is_lost_in_a_crash() {
+    // One host of role `all` (local copies written at acceptance), many recipients
+    // asking for NOTIFY=SUCCESS, and crashes right after the 250, before the queue
+    // has stored the notice a local copy owes.
+    let text = r#"
+name = "success-notices-and-crashes"
+duration_secs = 1800
+drain_secs = 7200
+[topology]
+gateways = 0
+[workload]
+messages = 60
+dsn_fraction = 1.0
+[crashes]
+after_promise = 0.3
+restart_secs_min = 5
+restart_secs_max = 60
+"#;
+    let scenario = Scenario::parse("success-notices-and-crashes.toml", text).expect("valid");
+    assert!(
+        first_failing(&scenario, Bugs::default(), Guarantee::Notices).is_none(),
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        forget_owed_success: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::Notices);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}

@@ -9,7 +9,9 @@
 # Environment: MESSAGES (per run, default 4000), SIZE (default 5120),
 #              SESSIONS (default "1 10 50"), BENCH_FLAGS (extra sluice-bench flags),
 #              KEEP=1 keeps the temporary folder; SLUICE_BIN and BENCH_BIN (both)
-#              use prebuilt binaries instead of a release build.
+#              use prebuilt binaries instead of a release build;
+#              SLUICE_DATABASE_URL (postgres://… or mysql://…, an existing empty
+#              database) runs Sluice on that database instead of its SQLite default.
 # The disk's fsync rate swings from run to run: compare the ratio, not the absolutes.
 set -euo pipefail
 
@@ -147,6 +149,10 @@ attempts = 1
 [log]
 level = "warn"
 EOF
+if [ -n "${SLUICE_DATABASE_URL:-}" ]; then
+  printf '[database]\nurl = "%s"\n' "$SLUICE_DATABASE_URL" >>"$WORK/sluice/sluice.toml"
+  echo "   on ${SLUICE_DATABASE_URL%%://*}"
+fi
 "$SLUICE" domain add bench.test --config "$WORK/sluice/sluice.toml" >/dev/null
 "$SLUICE" user add bench@bench.test --password bench --config "$WORK/sluice/sluice.toml" >/dev/null
 "$SLUICE" serve --config "$WORK/sluice/sluice.toml" >"$WORK/sluice/stdout" 2>"$WORK/sluice/stderr" &

@@ -320,6 +320,10 @@ pub struct Context {
     pub schedule: sluice_core::queue::RetrySchedule,
     /// Tags of messages sent by authenticated submitters, who may relay.
     pub authenticated: BTreeSet<String>,
+    /// (tag, workload recipient) that asked NOTIFY=SUCCESS, from a non-null sender.
+    pub success_wanted: BTreeSet<(String, String)>,
+    /// (tag, address) whose success notice a host's durable queue still owes.
+    pub owed_success: BTreeSet<(String, String)>,
 }
 
 /// Runs the checkers of `wanted` and returns every violation.
@@ -337,6 +341,7 @@ pub fn check(
     }
     if wanted.contains(&Guarantee::Notices) {
         notices(obs, &mut violations);
+        success_notices(obs, context, &mut violations);
     }
     if wanted.contains(&Guarantee::RetrySchedule) {
         retry_schedule(obs, context, &mut violations);
@@ -480,6 +485,55 @@ fn notices(obs: &Observations, violations: &mut Vec<Violation>) {
                 subject: queue_id.clone(),
                 detail: format!(
                     "{recipient} of {queue_id} failed for good on {host}, and no failure notice was written"
+                ),
+            });
+        }
+    }
+}
+
+/// Every copy that reached a local mailbox for a recipient who asked for
+/// NOTIFY=SUCCESS (from a non-null sender) has a success notice, written by some host
+/// about its stored copy of the message, or still owed by a host's durable queue: a
+/// crash may delay the notice, never lose it. Duplicates are not judged here (a
+/// redelivery over LMTP after a lost reply may repeat a success notice).
+fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    let noticed: BTreeSet<(String, String)> = obs
+        .other_notices
+        .keys()
+        .filter(|(kind, ..)| *kind == NoticeKind::Success)
+        .filter_map(|(_, host, queue_id, recipient)| {
+            let facts = obs.stored.get(&(host.clone(), queue_id.clone()))?;
+            Some((facts.tag.clone()?, recipient.clone()))
+        })
+        .collect();
+    let delivered: BTreeSet<(String, String)> = obs
+        .mailbox
+        .keys()
+        .map(|(_, user, tag, _)| (tag.clone(), user.clone()))
+        .collect();
+    for (tag, recipient) in &context.success_wanted {
+        if !obs.promised.contains_key(&(tag.clone(), recipient.clone())) {
+            continue;
+        }
+        let targets = context
+            .targets
+            .get(recipient)
+            .cloned()
+            .unwrap_or_else(|| vec![recipient.clone()]);
+        for target in targets {
+            let key = (tag.clone(), target.to_ascii_lowercase());
+            if !delivered.contains(&key)
+                || noticed.contains(&key)
+                || context.owed_success.contains(&key)
+            {
+                continue;
+            }
+            violations.push(Violation {
+                guarantee: Guarantee::Notices,
+                subject: tag.clone(),
+                detail: format!(
+                    "{tag} reached the mailbox of {target} for {recipient}, who asked for \
+                     NOTIFY=SUCCESS, and no host wrote or still owes a success notice"
                 ),
             });
         }

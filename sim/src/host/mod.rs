@@ -42,6 +42,9 @@ pub struct Bugs {
     /// Flush a message (the admin's retry-now) whenever a recipient is deferred, so
     /// retries come before their time.
     pub retry_early: bool,
+    /// Keep a local copy's owed success notice in memory only, out of the durable
+    /// record, so a crash before the notice is stored loses it.
+    pub forget_owed_success: bool,
 }
 
 impl Bugs {

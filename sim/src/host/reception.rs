@@ -171,10 +171,18 @@ impl World {
         }
         let tag = crate::check::message_tag(&incoming.data).unwrap_or_else(|| "-".to_owned());
         let answered = self.bugs.ack_before_durability;
+        let mut durable = queued.clone();
+        if self.bugs.forget_owed_success
+            && let Some(record) = durable.as_mut()
+        {
+            for recipient in &mut record.recipients {
+                recipient.success_owed = false;
+            }
+        }
         let sluice = self.sluice(host)?;
         let Ok(write) = sluice.disk.submit(Write::Accept {
             incoming,
-            queued: queued.clone(),
+            queued: durable,
         }) else {
             self.count_fault("disk_full_refusal");
             return Some(StoreOutcome::Failed);
