@@ -170,7 +170,8 @@ pub enum GroupCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// Every recipient record, oldest first: state, arrival, next attempt, last outcome.
+    /// The messages still in the queue, a line per recipient, oldest first: state,
+    /// arrival, next attempt, last outcome.
     List,
     /// One message: its envelope and every recipient in detail.
     Show { queue_id: String },
@@ -267,8 +268,8 @@ fn print_entry(entry: &QueueEntry) {
 /// Fails unless the store holds records of `queue_id`: the running queue ignores
 /// an unknown id, and reporting success for a mistyped one would mislead.
 async fn ensure_queued(config: &Config, queue_id: &str) -> anyhow::Result<()> {
-    let entries = open_store(config).await?.queue_entries().await?;
-    if !entries.iter().any(|entry| entry.queue_id == queue_id) {
+    let entries = open_store(config).await?.entries_of(queue_id).await?;
+    if entries.is_empty() {
         anyhow::bail!("no message {queue_id} in the queue");
     }
     Ok(())
@@ -279,18 +280,12 @@ async fn queue(config: &Config, command: QueueCommand) -> anyhow::Result<()> {
     let data_dir = &config.server.data_dir;
     match command {
         QueueCommand::List => {
-            for entry in open_store(config).await?.queue_entries().await? {
+            for entry in open_store(config).await?.queued_entries().await? {
                 print_entry(&entry);
             }
         }
         QueueCommand::Show { queue_id } => {
-            let entries: Vec<QueueEntry> = open_store(config)
-                .await?
-                .queue_entries()
-                .await?
-                .into_iter()
-                .filter(|entry| entry.queue_id == queue_id)
-                .collect();
+            let entries: Vec<QueueEntry> = open_store(config).await?.entries_of(&queue_id).await?;
             let Some(first) = entries.first() else {
                 anyhow::bail!("no message {queue_id} in the queue");
             };

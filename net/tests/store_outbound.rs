@@ -486,10 +486,40 @@ async fn a_local_copy_owes_its_success_notice_until_the_queue_stores_it(database
         Some(owed)
     );
 
+    // `sluice queue list` shows the message while it owes; a message whose copies
+    // all went into mailboxes owing nothing is not in the queue, only on record.
+    let quiet = IncomingMessage::new(
+        "Q7",
+        "<alice@example.org>",
+        ARRIVAL_MS,
+        vec![RoutedRecipient::local("bob@example.org", "bob@example.org")],
+        b"Subject: quiet\r\n\r\nbody\r\n".to_vec(),
+    );
+    store.accept(&quiet).await.unwrap();
+    let listed: Vec<(String, String)> = store
+        .queued_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.queue_id, entry.recipient))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("Q6".to_owned(), "alice@example.org".to_owned()),
+            ("Q6".to_owned(), "bob@example.org".to_owned()),
+        ]
+    );
+    let on_record = store.entries_of("Q7").await.unwrap();
+    assert_eq!(on_record.len(), 1);
+    assert_eq!(on_record[0].state, "delivered");
+    assert_eq!(on_record[0].status.as_deref(), Some("2.0.0"));
+
     // The queue stores the notice and removes the record in one commit.
     let notice = notice_to("N6", "alice@example.org");
     store.finish_queued("Q6", Some(&notice)).await.unwrap();
     assert!(store.queued_messages().await.unwrap().is_empty());
+    assert!(store.queued_entries().await.unwrap().is_empty());
     assert_eq!(store.blob_refcount(&blob).await.unwrap(), Some(2));
     let inbox = store
         .folder_messages("alice@example.org", "INBOX")

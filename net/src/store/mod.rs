@@ -45,6 +45,7 @@ pub use sql::Backend;
 use blob::BlobStore;
 use commit::Committer;
 use directory::Kind;
+use queue::QueueSelection;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
@@ -428,9 +429,23 @@ impl Store {
         }
     }
 
-    /// Every queue record, oldest first.
+    /// Every queue record, oldest first: the queue, and the record of every copy
+    /// written into a local mailbox at acceptance.
     pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        self.db.queue_entries().await
+        self.db.queue_entries(QueueSelection::All).await
+    }
+
+    /// The records of the messages still in the queue (a recipient not final, or a
+    /// success notice owed), oldest first: what `sluice queue list` shows.
+    pub async fn queued_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        self.db.queue_entries(QueueSelection::Outstanding).await
+    }
+
+    /// The records of one message, oldest first.
+    pub async fn entries_of(&self, queue_id: &str) -> Result<Vec<QueueEntry>, StoreError> {
+        self.db
+            .queue_entries(QueueSelection::Message(queue_id))
+            .await
     }
 
     // Mailboxes: the operations of `sluice_core::mailbox`, with the model's results.

@@ -168,6 +168,15 @@ impl<'a> Copies<'a> {
     }
 }
 
+/// Which queue records a listing reads.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum QueueSelection<'a> {
+    All,
+    /// The messages still in the queue.
+    Outstanding,
+    Message(&'a str),
+}
+
 /// One queue record of a message, before it is written.
 #[derive(Clone, Debug)]
 struct QueueRecord<'a> {
@@ -434,14 +443,29 @@ pub(super) async fn place_body(
 }
 
 impl Db {
-    pub(crate) async fn queue_entries(&self) -> Result<Vec<QueueEntry>, StoreError> {
-        let rows = sqlx::query(
+    pub(crate) async fn queue_entries(
+        &self,
+        selection: QueueSelection<'_>,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let filter = match selection {
+            QueueSelection::All => "",
+            QueueSelection::Outstanding => {
+                "WHERE queue_id IN (SELECT queue_id FROM queue_records \
+                                    WHERE state IN ('pending', 'deferred')) \
+                    OR queue_id IN (SELECT queue_id FROM queue_records WHERE success_owed = 1) "
+            }
+            QueueSelection::Message(_) => "WHERE queue_id = ? ",
+        };
+        let statement = self.sql(&format!(
             "SELECT queue_id, reverse_path, recipient, state, received_at_ms, destination, \
              attempts, next_attempt_ms, status, remote_mta, diagnostic FROM queue_records \
-             ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             {filter}ORDER BY id"
+        ));
+        let mut query = sqlx::query(&statement);
+        if let QueueSelection::Message(queue_id) = selection {
+            query = query.bind(queue_id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok(QueueEntry {

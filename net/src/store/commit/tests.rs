@@ -119,7 +119,7 @@ async fn commit_all(fixture: &Fixture, writes: Vec<Write>) -> (Vec<Result<(), St
 async fn states(fixture: &Fixture) -> Vec<(String, String)> {
     fixture
         .db
-        .queue_entries()
+        .queue_entries(crate::store::queue::QueueSelection::All)
         .await
         .unwrap()
         .into_iter()
