@@ -353,6 +353,18 @@ mod tests {
         }
     }
 
+    /// Names the message of `token` and returns the acceptance it is to persist.
+    fn named_and_accepted(reception: &mut Reception, token: Token) -> Box<Acceptance> {
+        reception.handle(Instant::from_millis(3), named(token));
+        drain(reception)
+            .into_iter()
+            .find_map(|output| match output {
+                Output::Persist { acceptance, .. } => Some(acceptance),
+                _ => None,
+            })
+            .expect("a persist request")
+    }
+
     #[test]
     fn a_local_message_is_named_made_durable_then_promised() {
         let mut reception = reception(MailboxAccess::InProcess);
@@ -402,14 +414,7 @@ mod tests {
             "<bob@example.com> NOTIFY=SUCCESS ORCPT=rfc822;Bob@example.com",
             local("bob@example.com"),
         );
-        reception.handle(Instant::from_millis(3), named(token));
-        let acceptance = drain(&mut reception)
-            .into_iter()
-            .find_map(|output| match output {
-                Output::Persist { acceptance, .. } => Some(acceptance),
-                _ => None,
-            })
-            .expect("a persist request");
+        let acceptance = named_and_accepted(&mut reception, token);
         let copy = &acceptance.incoming.recipients[0];
         assert!(acceptance.incoming.owes_success_notice(copy));
         let queued = acceptance.queued.expect("the debt goes to the queue");
@@ -434,14 +439,7 @@ mod tests {
             port: 24,
         });
         let token = up_to_name(&mut reception, "bob@example.com", local("bob@example.com"));
-        reception.handle(Instant::from_millis(3), named(token));
-        let acceptance = drain(&mut reception)
-            .into_iter()
-            .find_map(|output| match output {
-                Output::Persist { acceptance, .. } => Some(acceptance),
-                _ => None,
-            })
-            .expect("a persist request");
+        let acceptance = named_and_accepted(&mut reception, token);
         let queued = acceptance.queued.expect("queued copies");
         assert_eq!(queued.queue_id, "Q1");
         assert_eq!(queued.reverse_path.as_deref(), Some("alice@example.org"));

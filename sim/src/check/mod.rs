@@ -326,6 +326,17 @@ pub struct Context {
     pub owed_success: BTreeSet<(String, String)>,
 }
 
+impl Context {
+    /// The addresses a workload recipient's copies go to: itself unless an alias
+    /// or group expands it.
+    fn targets_of(&self, recipient: &str) -> Vec<String> {
+        self.targets
+            .get(recipient)
+            .cloned()
+            .unwrap_or_else(|| vec![recipient.to_owned()])
+    }
+}
+
 /// Runs the checkers of `wanted` and returns every violation.
 pub fn check(
     obs: &Observations,
@@ -382,20 +393,20 @@ fn resolved_by_failure(obs: &Observations) -> BTreeSet<(String, String)> {
     resolved
 }
 
-fn no_loss(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
-    let delivered: BTreeSet<(String, String)> = obs
-        .mailbox
+/// (tag, user) of every copy that reached a local mailbox.
+fn mailbox_copies(obs: &Observations) -> BTreeSet<(String, String)> {
+    obs.mailbox
         .keys()
         .map(|(_, user, tag, _)| (tag.clone(), user.clone()))
-        .chain(obs.remote.keys().cloned())
-        .collect();
+        .collect()
+}
+
+fn no_loss(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    let mut delivered = mailbox_copies(obs);
+    delivered.extend(obs.remote.keys().cloned());
     let failed = resolved_by_failure(obs);
     for ((tag, recipient), (at, gateway)) in &obs.promised {
-        let targets = context
-            .targets
-            .get(recipient)
-            .cloned()
-            .unwrap_or_else(|| vec![recipient.clone()]);
+        let targets = context.targets_of(recipient);
         for target in targets {
             let key = (tag.clone(), target.clone());
             if delivered.contains(&key) || failed.contains(&key) || context.pending.contains(&key) {
@@ -506,20 +517,12 @@ fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<V
             Some((facts.tag.clone()?, recipient.clone()))
         })
         .collect();
-    let delivered: BTreeSet<(String, String)> = obs
-        .mailbox
-        .keys()
-        .map(|(_, user, tag, _)| (tag.clone(), user.clone()))
-        .collect();
+    let delivered = mailbox_copies(obs);
     for (tag, recipient) in &context.success_wanted {
         if !obs.promised.contains_key(&(tag.clone(), recipient.clone())) {
             continue;
         }
-        let targets = context
-            .targets
-            .get(recipient)
-            .cloned()
-            .unwrap_or_else(|| vec![recipient.clone()]);
+        let targets = context.targets_of(recipient);
         for target in targets {
             let key = (tag.clone(), target.to_ascii_lowercase());
             if !delivered.contains(&key)
