@@ -76,6 +76,9 @@ pub struct StorageSection {
     pub garbage_interval_seconds: u64,
     /// A file without a row is removed only once this many seconds old.
     pub garbage_grace_seconds: u64,
+    /// Records of copies written into local mailboxes (queue records, delivery
+    /// keys) are deleted this many days after their message arrived; 0 keeps them.
+    pub delivery_record_days: u64,
 }
 
 impl Default for StorageSection {
@@ -84,6 +87,7 @@ impl Default for StorageSection {
             inline_body_limit: crate::store::DEFAULT_INLINE_BODY_LIMIT,
             garbage_interval_seconds: 3600,
             garbage_grace_seconds: 3600,
+            delivery_record_days: 30,
         }
     }
 }
@@ -304,6 +308,24 @@ impl Config {
             return Err((
                 "storage.garbage_interval_seconds",
                 "must be at least 1".to_owned(),
+            ));
+        }
+        let retention_days = self.storage.delivery_record_days;
+        let expiry_days = self.queue.expire_after_seconds.div_ceil(86_400);
+        if retention_days != 0 && retention_days < expiry_days {
+            // A redelivery within the queue's lifetime must still find its key.
+            return Err((
+                "storage.delivery_record_days",
+                format!(
+                    "must be 0 (keep) or at least {expiry_days}, the days of \
+                     queue.expire_after_seconds"
+                ),
+            ));
+        }
+        if retention_days > 36_500 {
+            return Err((
+                "storage.delivery_record_days",
+                "must be at most 36500".to_owned(),
             ));
         }
         if self.server.max_connections == 0 {
@@ -613,6 +635,20 @@ mod tests {
             error.key.as_deref(),
             Some("storage.garbage_interval_seconds")
         );
+        assert_eq!(config.storage.delivery_record_days, 30);
+        assert_eq!(
+            parse("[storage]\ndelivery_record_days = 0\n")
+                .storage
+                .delivery_record_days,
+            0
+        );
+        // Shorter than the queue keeps a message: a redelivery could go in twice.
+        let error = error_of("[storage]\ndelivery_record_days = 4\n");
+        assert_eq!(error.key.as_deref(), Some("storage.delivery_record_days"));
+        assert!(error.to_string().contains("at least 5"), "{error}");
+        let config =
+            parse("[storage]\ndelivery_record_days = 2\n[queue]\nexpire_after_seconds = 86400\n");
+        assert_eq!(config.storage.delivery_record_days, 2);
     }
 
     #[test]
@@ -735,6 +771,7 @@ mod tests {
             "inline_body_limit",
             "garbage_interval_seconds",
             "garbage_grace_seconds",
+            "delivery_record_days",
             "certificate",
             "private_key",
             "auth_requires_tls",

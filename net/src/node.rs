@@ -27,8 +27,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// Removes unreferenced bodies now and then every `garbage_interval_seconds`,
-/// until shutdown. A failed run is logged and tried again at the next interval.
+/// Removes unreferenced bodies, and the records of local copies older than
+/// `delivery_record_days`, now and then every `garbage_interval_seconds`, until
+/// shutdown. A failed run is logged and tried again at the next interval.
 async fn collect_garbage_periodically(
     store: Store,
     storage: StorageSection,
@@ -36,7 +37,21 @@ async fn collect_garbage_periodically(
 ) {
     let grace = Duration::from_secs(storage.garbage_grace_seconds);
     let interval = Duration::from_secs(storage.garbage_interval_seconds);
+    let retention_ms = i64::try_from(storage.delivery_record_days)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(86_400_000);
     loop {
+        if retention_ms > 0 {
+            let cutoff = crate::clock::unix_millis().saturating_sub(retention_ms);
+            match store.prune_delivery_records(cutoff).await {
+                Ok(report) => tracing::info!(
+                    records = report.records,
+                    keys = report.keys,
+                    "delivery records pruned"
+                ),
+                Err(error) => tracing::warn!(%error, "pruning delivery records failed"),
+            }
+        }
         match store.collect_garbage(grace).await {
             Ok(report) => tracing::info!(
                 rows = report.rows,

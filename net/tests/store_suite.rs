@@ -31,6 +31,7 @@ per_backend!(
     a_body_keeps_its_placement_when_the_limit_changes,
     garbage_collection_removes_only_old_crash_leftovers,
     an_orphan_file_used_again_after_the_scan_survives,
+    delivery_records_are_pruned_after_their_retention,
 );
 
 per_backend_and_placement!(
@@ -1149,4 +1150,67 @@ async fn garbage_collection_races_accepts_safely(database: TestDatabase) {
         "{:?}",
         blob_files(&database)
     );
+}
+
+/// The records of local copies go once older than the retention, in any number of
+/// batches; the queue's own records, newer ones and the mailbox copies stay.
+async fn delivery_records_are_pruned_after_their_retention(database: TestDatabase) {
+    const DAY_MS: i64 = 86_400_000;
+    let store = store_with_domain(&database).await;
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    let arrived = |queue_id: &str, recipients, at_ms| {
+        let mut incoming = message(queue_id, recipients, "kept\r\n");
+        incoming.received_at_ms = at_ms;
+        incoming
+    };
+    let old_ms = 1_764_400_000_000;
+    // More old local-only messages than one batch deletes.
+    let old_count = 600;
+    for index in 0..old_count {
+        let queue_id = format!("OLD{index}");
+        let incoming = arrived(&queue_id, vec![local("alice@example.org")], old_ms);
+        store.accept(&incoming).await.unwrap();
+    }
+    let mixed = arrived(
+        "MIXED",
+        vec![local("alice@example.org"), external("bob@remote.test")],
+        old_ms,
+    );
+    store.accept(&mixed).await.unwrap();
+    let recent = arrived(
+        "NEW",
+        vec![local("alice@example.org")],
+        old_ms + 10 * DAY_MS,
+    );
+    store.accept(&recent).await.unwrap();
+
+    let report = store.prune_delivery_records(old_ms + DAY_MS).await.unwrap();
+    assert_eq!(report.records, old_count + 1);
+    assert_eq!(report.keys, old_count + 1);
+    assert!(store.entries_of("OLD0").await.unwrap().is_empty());
+    let mixed_left = store.entries_of("MIXED").await.unwrap();
+    assert_eq!(mixed_left.len(), 1, "the queued copy stays: {mixed_left:?}");
+    assert_eq!(mixed_left[0].state, "pending");
+    assert_eq!(store.entries_of("NEW").await.unwrap().len(), 1);
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), old_count as usize + 2, "mailbox copies stay");
+    assert_eq!(
+        store.prune_delivery_records(old_ms + DAY_MS).await.unwrap(),
+        Default::default()
+    );
+    // The trade-off the retention documents: past it, the same message delivered
+    // again is no longer recognised; within it, it is.
+    store.accept(&recent).await.unwrap();
+    store
+        .accept(&arrived("OLD0", vec![local("alice@example.org")], old_ms))
+        .await
+        .unwrap();
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), old_count as usize + 3);
 }

@@ -317,7 +317,7 @@ pub(crate) async fn deliver_to_inbox(
     internal_date_ms: i64,
     queue_id: &str,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-    match record_delivery_key(db, tx, user_key, delivery_key).await? {
+    match record_delivery_key(db, tx, user_key, delivery_key, internal_date_ms).await? {
         KeyRecord::Recorded => {}
         KeyRecord::Seen => return Ok(Ok(Outcome::AlreadyDelivered)),
         KeyRecord::NoSuchUser => return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned()))),
@@ -360,6 +360,7 @@ async fn record_delivery_key(
     tx: &mut WriteTx,
     user_key: &str,
     delivery_key: &str,
+    arrived_at_ms: i64,
 ) -> Result<KeyRecord, StoreError> {
     if db.backend == Backend::Mysql {
         // MySQL has no ON CONFLICT, and sqlx's FOUND_ROWS makes an ON DUPLICATE
@@ -376,11 +377,12 @@ async fn record_delivery_key(
         }
     }
     let inserted = sqlx::query(&db.insert_or_skip(
-        "deliveries (user_key, delivery_key) SELECT ?, ? FROM addresses \
+        "deliveries (user_key, delivery_key, delivered_at_ms) SELECT ?, ?, ? FROM addresses \
          WHERE address_key = ? AND kind = 'user'",
     ))
     .bind(user_key)
     .bind(delivery_key)
+    .bind(arrived_at_ms)
     .bind(user_key)
     .execute(&mut *tx.tx)
     .await?

@@ -30,6 +30,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "owed success notices",
         include_str!("../../migrations/sqlite/0004_owed_success_notices.sql"),
     ),
+    (
+        5,
+        "delivery record retention",
+        include_str!("../../migrations/sqlite/0005_delivery_record_retention.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -52,6 +57,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "owed success notices",
         include_str!("../../migrations/postgres/0004_owed_success_notices.sql"),
     ),
+    (
+        5,
+        "delivery record retention",
+        include_str!("../../migrations/postgres/0005_delivery_record_retention.sql"),
+    ),
 ];
 const MYSQL: &[(i64, &str, &str)] = &[
     (
@@ -73,6 +83,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         4,
         "owed success notices",
         include_str!("../../migrations/mysql/0004_owed_success_notices.sql"),
+    ),
+    (
+        5,
+        "delivery record retention",
+        include_str!("../../migrations/mysql/0005_delivery_record_retention.sql"),
     ),
 ];
 

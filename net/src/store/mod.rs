@@ -35,10 +35,12 @@ mod migrate;
 mod outbound;
 mod password;
 mod queue;
+mod retention;
 mod sql;
 
 pub use garbage::{Garbage, GarbageReport};
 pub use outbound::OutboundBody;
+pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::Backend;
 
@@ -395,6 +397,18 @@ impl Store {
     /// Safe to run while accepting; works in bounded batches.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GarbageReport, StoreError> {
         garbage::collect(&self.db, &self.blobs, grace).await
+    }
+
+    /// Deletes the records of copies written into local mailboxes of messages that
+    /// arrived before `arrived_before_ms` (milliseconds since the Unix epoch): their
+    /// queue records and their delivery keys. A message redelivered after that is
+    /// no longer recognised, so the retention must outlast any sender's retries.
+    /// Records the queue still needs are kept. Safe to run while accepting.
+    pub async fn prune_delivery_records(
+        &self,
+        arrived_before_ms: i64,
+    ) -> Result<PruneReport, StoreError> {
+        retention::prune(&self.db, arrived_before_ms).await
     }
 
     /// Up to `limit` candidates of [`Store::collect_garbage`], without removing
