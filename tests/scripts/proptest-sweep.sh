@@ -26,9 +26,15 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   round=$((round + 1))
   seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')
   echo "== round $round, PROPTEST_RNG_SEED=$seed"
-  if ! PROPTEST_RNG_SEED=$seed cargo test --release --quiet "${args[@]}" 2>&1 | tail -n 40; then
+  log=$(mktemp)
+  if ! PROPTEST_RNG_SEED=$seed cargo test --release --quiet "${args[@]}" >"$log" 2>&1; then
+    # The failure and its minimal case, then proptest's summary.
+    grep -a -A 12 -e '^---- ' -e 'Test failed' "$log" | head -n 80
+    tail -n 15 "$log"
+    rm -f "$log"
     echo "property failure in round $round: rerun with PROPTEST_RNG_SEED=$seed" >&2
     exit 1
   fi
+  rm -f "$log"
 done
 echo "proptest sweep: $round rounds, no failure"

@@ -505,8 +505,11 @@ fn notices(obs: &Observations, violations: &mut Vec<Violation>) {
 /// Every copy that reached a local mailbox for a recipient who asked for
 /// NOTIFY=SUCCESS (from a non-null sender) has a success notice, written by some host
 /// about its stored copy of the message, or still owed by a host's durable queue: a
-/// crash may delay the notice, never lose it. Duplicates are not judged here (a
-/// redelivery over LMTP after a lost reply may repeat a success notice).
+/// crash may delay the notice, never lose it. The exception is a delivery its
+/// sender never learned of: an LMTP reply lost on the way back leaves the gateway
+/// still trying (the copy is pending there) or, at expiry, reporting a failure —
+/// the sender hears something either way. Duplicates are not judged here (a
+/// redelivery after a lost reply may repeat a success notice).
 fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
     let noticed: BTreeSet<(String, String)> = obs
         .other_notices
@@ -518,6 +521,7 @@ fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<V
         })
         .collect();
     let delivered = mailbox_copies(obs);
+    let failed = resolved_by_failure(obs);
     for (tag, recipient) in &context.success_wanted {
         if !obs.promised.contains_key(&(tag.clone(), recipient.clone())) {
             continue;
@@ -528,6 +532,8 @@ fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<V
             if !delivered.contains(&key)
                 || noticed.contains(&key)
                 || context.owed_success.contains(&key)
+                || failed.contains(&key)
+                || context.pending.contains(&key)
             {
                 continue;
             }
