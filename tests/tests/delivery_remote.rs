@@ -743,8 +743,6 @@ fn a_connection_dropped_during_data_is_retried_and_delivered_once() {
 /// unknown user at RCPT, and A turns that into a failure notice for its sender.
 #[test]
 fn two_sluice_nodes_relay_and_a_refusal_becomes_a_notice() {
-    const ALICE: &str = "alice@a.test";
-    const BOB: &str = "bob@b.test";
     // B needs no DNS beyond what it looks up for its trace fields.
     let b = Server::start(&ServerSetup {
         hostname: "mx.b.test".to_owned(),
@@ -1056,20 +1054,28 @@ fn start_submission_relay() -> Server {
     .unwrap()
 }
 
-#[test]
-fn a_relay_on_submission_gets_auth_after_starttls() {
-    const ALICE: &str = "alice@a.test";
-    const BOB: &str = "bob@b.test";
+const ALICE: &str = "alice@a.test";
+const BOB: &str = "bob@b.test";
+
+/// A (a.test, alice) relaying everything through B's submission listener as
+/// relay@b.test with `password`; B as `start_submission_relay` makes it.
+fn relaying_through_submission(password: &str) -> (Server, Server) {
     let b = start_submission_relay();
     let a = Server::start(&ServerSetup {
         hostname: "mx.a.test".to_owned(),
         domains: vec!["a.test".to_owned()],
         users: vec![(ALICE.to_owned(), PASSWORD.to_owned())],
         auth_requires_tls: false,
-        extra_toml: relay_through_submission(b.address("submission").unwrap(), "relay secret"),
+        extra_toml: relay_through_submission(b.address("submission").unwrap(), password),
         ..ServerSetup::default()
     })
     .unwrap();
+    (a, b)
+}
+
+#[test]
+fn a_relay_on_submission_gets_auth_after_starttls() {
+    let (a, b) = relaying_through_submission("relay secret");
     let sent = submit_as(&a, ALICE, "a-via-b", &[BOB]);
 
     let stored = wait_for_inbox(&b, BOB, 1);
@@ -1099,18 +1105,7 @@ fn a_relay_on_submission_gets_auth_after_starttls() {
 
 #[test]
 fn credentials_the_relay_refuses_fail_the_message_with_one_notice() {
-    const ALICE: &str = "alice@a.test";
-    const BOB: &str = "bob@b.test";
-    let b = start_submission_relay();
-    let a = Server::start(&ServerSetup {
-        hostname: "mx.a.test".to_owned(),
-        domains: vec!["a.test".to_owned()],
-        users: vec![(ALICE.to_owned(), PASSWORD.to_owned())],
-        auth_requires_tls: false,
-        extra_toml: relay_through_submission(b.address("submission").unwrap(), "wrong secret"),
-        ..ServerSetup::default()
-    })
-    .unwrap();
+    let (a, b) = relaying_through_submission("wrong secret");
     submit_as(&a, ALICE, "a-via-b-refused", &[BOB]);
 
     let notices = wait_for_inbox(&a, ALICE, 1);

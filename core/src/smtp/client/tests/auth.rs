@@ -79,24 +79,29 @@ fn auth_login_where_plain_is_not_offered() {
     insta::assert_snapshot!(scripted.render());
 }
 
-#[test]
-fn a_535_fails_the_recipients_permanently() {
-    let scripted = Scripted::new(
+/// A session with a relay that offers AUTH PLAIN after STARTTLS and answers it
+/// with `reply`, for one message to `recipients`.
+fn auth_answered(reply: &str, recipients: &[&str]) -> Scripted {
+    Scripted::new(
         relay(TlsPolicy::Opportunistic, false),
         &[
             GREETING,
             &ehlo(&["STARTTLS"]),
             "220 go\r\n",
             &ehlo(&["AUTH PLAIN"]),
-            "535 5.7.8 Authentication credentials invalid\r\n",
+            reply,
             BYE,
         ],
     )
-    .run(vec![message(
-        "Q1",
+    .run(vec![message("Q1", recipients, b"hi\r\n")])
+}
+
+#[test]
+fn a_535_fails_the_recipients_permanently() {
+    let scripted = auth_answered(
+        "535 5.7.8 Authentication credentials invalid\r\n",
         &["bob@example.com", "carol@example.com"],
-        b"hi\r\n",
-    )]);
+    );
     assert_eq!(kinds(scripted.only_report()), "pp");
     assert_eq!(
         status(&scripted.only_report().recipients[0]),
@@ -113,18 +118,10 @@ fn a_535_fails_the_recipients_permanently() {
 
 #[test]
 fn a_454_is_a_temporary_session_failure() {
-    let scripted = Scripted::new(
-        relay(TlsPolicy::Opportunistic, false),
-        &[
-            GREETING,
-            &ehlo(&["STARTTLS"]),
-            "220 go\r\n",
-            &ehlo(&["AUTH PLAIN"]),
-            "454 4.7.0 Temporary authentication failure\r\n",
-            BYE,
-        ],
-    )
-    .run(vec![message("Q1", &["bob@example.com"], b"hi\r\n")]);
+    let scripted = auth_answered(
+        "454 4.7.0 Temporary authentication failure\r\n",
+        &["bob@example.com"],
+    );
     assert_eq!(kinds(scripted.only_report()), "u");
     assert_eq!(
         status(&scripted.only_report().recipients[0]),
