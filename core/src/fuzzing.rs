@@ -1,5 +1,7 @@
 //! The bodies of the fuzz targets in `fuzz/`, kept here so that every corpus file
 //! also runs as an ordinary test under `cargo test` (see `core/tests/fuzz_corpus.rs`).
+//! Test code, not API: compiled only with the `fuzzing` feature, which the fuzz
+//! crate and core's own tests turn on.
 //!
 //! Each function takes arbitrary bytes and panics only when it finds a bug: a
 //! parser panic, a broken round trip, a malformed reply, or a session that breaks
@@ -37,6 +39,40 @@ pub fn smtp_command(data: &[u8]) {
             }
             other => panic!("serialised reply {bytes:?} does not parse back: {other:?}"),
         }
+    }
+}
+
+/// Target `proxy_header`: the PROXY protocol v1/v2 header parser on arbitrary bytes.
+///
+/// The parser never panics, never claims more bytes than it was given, agrees with
+/// itself on every shorter limit, and whatever it accepts writes back (as v1 and as
+/// v2) to bytes that parse to the same header.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy::{ProxyLimits, parse, parse_with_limits};
+
+    let outcome = parse(data);
+    if let Ok(Some((header, consumed))) = outcome {
+        assert!(
+            consumed > 0 && consumed <= data.len(),
+            "consumed {consumed}"
+        );
+        for written in [header.to_v1(), header.to_v2()] {
+            assert_eq!(
+                parse(&written),
+                Ok(Some((header, written.len()))),
+                "{written:?} does not parse back"
+            );
+        }
+        // A header cut short is incomplete, never an error or a different header.
+        for cut in [0, 1, consumed / 2, consumed - 1] {
+            let prefix = data.get(..cut).unwrap_or(&[]);
+            assert_eq!(parse(prefix), Ok(None), "prefix of {cut} bytes");
+        }
+    }
+    // Tight limits may refuse more, but never accept something else.
+    let tight = ProxyLimits { max_v2_header: 64 };
+    if let Ok(Some(accepted)) = parse_with_limits(data, &tight) {
+        assert_eq!(outcome, Ok(Some(accepted)));
     }
 }
 

@@ -17,7 +17,8 @@
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
 //! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
 //! - [`proxy`]: the HAProxy PROXY protocol v1 and v2 header parser for listeners behind a load balancer.
-//! - [`fuzzing`]: the bodies of the fuzz targets, shared with the corpus regression tests.
+//! - `fuzzing` (only with the `fuzzing` feature, for the fuzz crate and core's tests): the
+//!   bodies of the fuzz targets, shared with the corpus regression tests.
 //!
 //! Planned by later issues: the filter pipeline, SMTP client session,
 //! delivery-path selector, replica, IMAP and POP3 sessions.
@@ -26,6 +27,7 @@
 
 pub mod delivery;
 pub mod directory;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod machine;
 pub mod mailbox;

@@ -326,7 +326,7 @@ fn uidvalidities(observation: &Observation) -> BTreeMap<String, u32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn sequences_keep_the_invariants(operations in proptest::collection::vec(operation(), 1..60)) {

@@ -91,7 +91,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..300)) {
-        sluice_core::proxy::fuzzing::proxy_header(&bytes);
+        sluice_core::fuzzing::proxy_header(&bytes);
     }
 
     #[test]
@@ -105,7 +105,7 @@ proptest! {
             b"PROXY ".to_vec()
         };
         bytes.extend_from_slice(&tail);
-        sluice_core::proxy::fuzzing::proxy_header(&bytes);
+        sluice_core::fuzzing::proxy_header(&bytes);
         if let Ok(Some((_, consumed))) = parse(&bytes) {
             prop_assert!(consumed <= bytes.len());
         }
@@ -139,7 +139,7 @@ fn proxy_header_corpus_passes() {
     let mut accepted = 0;
     for file in files {
         let data = fs::read(&file).unwrap();
-        let outcome = std::panic::catch_unwind(|| sluice_core::proxy::fuzzing::proxy_header(&data));
+        let outcome = std::panic::catch_unwind(|| sluice_core::fuzzing::proxy_header(&data));
         assert!(outcome.is_ok(), "corpus file {} fails", file.display());
         if matches!(parse(&data), Ok(Some(_))) {
             accepted += 1;
@@ -147,4 +147,11 @@ fn proxy_header_corpus_passes() {
     }
     // The seeds are mostly valid headers; they would be useless if the parser refused them.
     assert!(accepted >= 8, "only {accepted} seeds parse");
+}
+
+#[test]
+fn the_fuzz_body_accepts_its_own_examples() {
+    sluice_core::fuzzing::proxy_header(b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 25\r\n");
+    sluice_core::fuzzing::proxy_header(&ProxyHeader::UNKNOWN.to_v2());
+    sluice_core::fuzzing::proxy_header(b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00");
 }

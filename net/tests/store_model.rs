@@ -341,9 +341,12 @@ fn model_test(engine: Engine, placement: Placement, cases: u32) {
     if runtime.block_on(TestDatabase::create(engine)).is_none() {
         return;
     }
+    // A failing sequence is saved in store_model.proptest-regressions next to this
+    // file (proptest's default persistence, given the source file as `proptest!`
+    // gives it) and replayed first on every later run, on every engine.
     let mut runner = TestRunner::new(Config {
         cases,
-        failure_persistence: None,
+        source_file: Some(file!()),
         ..Config::default()
     });
     let strategy = proptest::collection::vec(step(), 20..40);

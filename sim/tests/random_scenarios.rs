@@ -66,10 +66,10 @@ drained = false
 proptest! {
     // 64 mixes per run, drawn from PROPTEST_RNG_SEED like every property test: CI
     // fixes it, so CI runs the same mixes every time; tests/scripts/proptest-sweep.sh
-    // explores others. A failing mix becomes a regression test below.
+    // explores others. A failing mix is saved in random_scenarios.proptest-regressions
+    // (replayed first on every run) and becomes a named regression test below.
     #![proptest_config(ProptestConfig {
         cases: 64,
-        failure_persistence: None,
         ..ProptestConfig::default()
     })]
 

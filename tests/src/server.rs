@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a SIGTERM may take before SIGKILL follows.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the control socket may take to answer: the delivery service answers
+/// between two turns of its loop, each short.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `sluice` binary, built if needed.
 ///
@@ -91,6 +94,9 @@ pub struct ServerSetup {
     pub users: Vec<(String, String)>,
     pub auth_requires_tls: bool,
     pub max_connections_per_ip: usize,
+    /// `log.level`: a level or tracing directives, e.g. `info,sluice_net::delivery=debug`
+    /// for a test that reads the queue's debug events in the log.
+    pub log_level: String,
     /// Appended verbatim to the configuration file.
     pub extra_toml: String,
 }
@@ -104,6 +110,7 @@ impl Default for ServerSetup {
             users: vec![("user@sluice.test".to_owned(), "correct horse".to_owned())],
             auth_requires_tls: true,
             max_connections_per_ip: 100,
+            log_level: "info".to_owned(),
             extra_toml: String::new(),
         }
     }
@@ -182,7 +189,7 @@ impl Server {
              \n\
              [log]\n\
              format = \"json\"\n\
-             level = \"info\"\n\
+             level = \"{log_level}\"\n\
              {extra}\n",
             role = setup.role,
             hostname = setup.hostname,
@@ -190,6 +197,7 @@ impl Server {
             database = database.display(),
             auth_requires_tls = setup.auth_requires_tls,
             per_ip = setup.max_connections_per_ip,
+            log_level = setup.log_level,
             extra = with_loopback_dns(&setup.extra_toml),
         );
         std::fs::write(&config_path, config)?;
@@ -438,6 +446,37 @@ impl Server {
             .map(|start| std::fs::read_to_string(self.stderr_path(start)).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// How many messages the running server's queue holds, asked over the control
+    /// socket (`count`): the queue in memory, the authority while the server runs.
+    ///
+    /// The answer also marks a point in the delivery service's life: it answers
+    /// between two turns of its loop, so whatever the queue asked for before (an
+    /// attempt started, a write issued) has been carried out and logged by then.
+    pub fn queued_in_memory(&self) -> anyhow::Result<usize> {
+        use sluice_net::control::{Request, socket_path};
+        use std::io::{Read, Write};
+        let path = socket_path(&self.data_dir);
+        let mut stream = std::os::unix::net::UnixStream::connect(&path)
+            .with_context(|| format!("connecting to {}", path.display()))?;
+        stream.set_read_timeout(Some(CONTROL_TIMEOUT))?;
+        stream.write_all(Request::Count.to_line().as_bytes())?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let answer = answer.trim_end();
+        answer
+            .strip_prefix("ok ")
+            .and_then(|count| count.parse().ok())
+            .with_context(|| format!("control socket answered {answer:?} to `count`"))
+    }
+
+    /// Whether the running server's queue is finished with everything it was given:
+    /// nothing held in memory and nothing queued in the store. Nothing more leaves
+    /// the server after that (no copy, no notice) unless new mail arrives.
+    pub fn queue_is_idle(&self) -> anyhow::Result<bool> {
+        let listed = self.cli(&["queue", "list"])?;
+        Ok(listed.trim().is_empty() && self.queued_in_memory()? == 0)
     }
 
     /// Opens the server's store (SQLite in the data folder) through its own API.

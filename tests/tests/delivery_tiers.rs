@@ -25,8 +25,6 @@ const GHOST: &str = "ghost@sluice.test";
 const PASSWORD: &str = "correct horse";
 /// Long enough for slow attempts on a loaded machine, short enough to fail visibly.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a test watches for a duplicate or an unwanted notice after the fact.
-const QUIET_PERIOD: Duration = Duration::from_secs(3);
 
 /// No real DNS: every lookup (FCrDNS of the client, MX) fails fast or is overridden.
 const NO_DNS: &str = "[dns]\n\
@@ -162,9 +160,12 @@ fn queue_lines(server: &Server) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for_empty_queue(server: &Server) {
-    wait_until("the queue to empty", || {
-        queue_lines(server).is_empty().then_some(())
+/// Waits until `server`'s queue is finished with everything it was given (nothing
+/// in memory, nothing in the store): the event after which nothing more leaves it,
+/// so a test may assert that no duplicate or notice followed.
+async fn wait_for_idle_queue(server: &Server) {
+    wait_until("the queue to finish", || {
+        server.queue_is_idle().unwrap().then_some(())
     })
     .await;
 }
@@ -203,8 +204,7 @@ async fn gateway_delivers_local_mail_to_the_backend_over_lmtp() {
 
     let alice = wait_for_inbox(&backend, ALICE, 2).await;
     let bob = wait_for_inbox(&backend, BOB, 1).await;
-    wait_for_empty_queue(&gateway).await;
-    tokio::time::sleep(QUIET_PERIOD).await;
+    wait_for_idle_queue(&gateway).await;
     let alice_after = inbox(&backend, ALICE).await;
     let bob_after = inbox(&backend, BOB).await;
     assert_eq!(alice_after.len(), 2, "alice got a duplicate");
@@ -266,8 +266,7 @@ async fn mail_waits_in_the_gateway_while_the_backend_is_down() {
     let flushed = gateway.cli(&["queue", "flush"]).unwrap();
     assert!(flushed.contains("retrying"), "{flushed}");
     let stored = wait_for_inbox(&backend, ALICE, 1).await;
-    wait_for_empty_queue(&gateway).await;
-    tokio::time::sleep(QUIET_PERIOD).await;
+    wait_for_idle_queue(&gateway).await;
     assert_eq!(inbox(&backend, ALICE).await.len(), 1, "delivered twice");
     assert_eq!(received_before(&stored[0], &sent), 2);
 }
@@ -331,8 +330,7 @@ async fn a_recipient_the_backend_refuses_gets_one_failure_notice() {
     submit(&gateway, "to-ghost", ALICE, GHOST);
 
     let notices = wait_for_inbox(&backend, ALICE, 1).await;
-    wait_for_empty_queue(&gateway).await;
-    tokio::time::sleep(QUIET_PERIOD).await;
+    wait_for_idle_queue(&gateway).await;
     assert_eq!(
         inbox(&backend, ALICE).await.len(),
         1,
@@ -429,7 +427,21 @@ async fn postfix_delivers_into_the_backend_over_lmtp() {
     assert!(bounced.contains("status=bounced"), "{bounced}");
     assert!(bounced.contains("said: 550"), "{bounced}");
     assert!(bounced.contains("RCPT TO"), "refused at RCPT: {bounced}");
-    tokio::time::sleep(QUIET_PERIOD).await;
+    // Postfix is finished with the message once its queue manager removes it (both
+    // recipients done): it sends no copy after that.
+    let postfix_id = bounced
+        .split(": to=<")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("no queue id in {bounced:?}"))
+        .to_owned();
+    wait_until("Postfix to remove the message from its queue", || {
+        postfix
+            .log()
+            .contains(&format!(" {postfix_id}: removed"))
+            .then_some(())
+    })
+    .await;
     assert_eq!(inbox(&backend, ALICE).await.len(), 1, "delivered twice");
     let delivered = postfix
         .log()
@@ -618,9 +630,7 @@ async fn queue_commands_against_a_running_and_a_stopped_server() {
     // Deleted: gone from the queue, and no notice to the sender.
     let deleted = server.cli(&["queue", "delete", &queue_id]).unwrap();
     assert!(deleted.contains("deleted"), "{deleted}");
-    wait_for_empty_queue(&server).await;
-    tokio::time::sleep(QUIET_PERIOD).await;
-    assert!(queue_lines(&server).is_empty());
+    wait_for_idle_queue(&server).await;
     assert!(
         inbox(&server, ALICE).await.is_empty(),
         "a notice after delete"
