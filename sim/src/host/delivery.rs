@@ -38,6 +38,13 @@ pub struct Attempt {
     outcomes: Vec<RecipientOutcome>,
 }
 
+impl Attempt {
+    /// The workload's name of the message this attempt carries (for the checkers).
+    pub(crate) fn message_tag(&self) -> Option<String> {
+        crate::check::message_tag(&self.message.body)
+    }
+}
+
 impl World {
     /// Carries out one queue output; inputs it answers at once come back (net's
     /// `delivery::service::carry_out`).
@@ -90,8 +97,16 @@ impl World {
                     next_attempt.as_millis()
                 ));
                 let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-                self.obs
-                    .deferred(at, &name, queue_id, recipient, *next_attempt, epoch);
+                let learned = self.local_now(host);
+                self.obs.deferred(
+                    at,
+                    &name,
+                    queue_id,
+                    recipient,
+                    learned,
+                    *next_attempt,
+                    epoch,
+                );
                 if self.bugs.retry_early {
                     return vec![QueueInput::RetryNow {
                         queue_id: Some(queue_id.clone()),
