@@ -694,6 +694,7 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
             bugs.forget_deferred_on_restart,
             "forget-deferred-on-restart",
         ),
+        (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -723,6 +724,7 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "retry-early" => bugs.retry_early = true,
             "forget-owed-success" => bugs.forget_owed_success = true,
             "forget-deferred-on-restart" => bugs.forget_deferred_on_restart = true,
+            "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

@@ -222,3 +222,21 @@ fn forgetting_deferred_mail_at_a_restart_leaves_the_queues_undrained() {
     let found = first_failing(&scenario, bugs, Guarantee::Drained);
     assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
+
+#[test]
+fn sending_again_after_the_remote_took_the_message_is_an_unexplained_duplicate() {
+    // Copies a remote stores twice are allowed only when the sender never heard the
+    // final reply (or crashed); here it heard it and sent again anyway.
+    let scenario = scenario("remote-misbehaviour");
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::NoDuplicates),
+        None,
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        forget_remote_acceptance: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::NoDuplicates);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}

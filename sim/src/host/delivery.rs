@@ -401,7 +401,7 @@ impl World {
         else {
             return;
         };
-        let results = match (attempt.walk, attempt.unplanned) {
+        let mut results = match (attempt.walk, attempt.unplanned) {
             (Some(walk), _) => walk.finish(),
             (None, Some(results)) => results,
             (None, None) => Walk::without_hosts(
@@ -409,6 +409,15 @@ impl World {
                 &Failure::local_error("no host could be tried for this destination"),
             ),
         };
+        if self.bugs.forget_remote_acceptance
+            && matches!(attempt.destination.path, DeliveryPath::Mx { .. })
+        {
+            for (_, result) in &mut results {
+                if matches!(result, RecipientResult::Delivered { .. }) {
+                    *result = RecipientResult::Temporary(Failure::local_error("forgotten"));
+                }
+            }
+        }
         let name = self.place_name(host);
         self.engine.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",

@@ -48,6 +48,9 @@ pub struct Bugs {
     /// At a restart, leave out of the rebuilt queue every message with a deferred
     /// recipient: its next attempt is never scheduled, and it stays queued forever.
     pub forget_deferred_on_restart: bool,
+    /// Report a remote server's acceptance to the queue as a temporary failure: the
+    /// message is sent again though the sender heard the remote take it.
+    pub forget_remote_acceptance: bool,
     /// A bug inside core's retry schedule (`PlantedScheduleBug::BackoffOffByOne`):
     /// the backoff exponent one too small.
     #[cfg(feature = "planted-bugs")]
