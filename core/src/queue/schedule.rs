@@ -246,6 +246,13 @@ mod tests {
             ),
         ];
         assert_eq!(RetrySchedule::default().validate(), Ok(()));
+        // The caps may equal their first values (a constant interval).
+        let constant = RetrySchedule {
+            max_retry_interval: Duration::from_mins(5),
+            persist_retry_max: Duration::from_secs(1),
+            ..RetrySchedule::default()
+        };
+        assert_eq!(constant.validate(), Ok(()));
         for (break_it, field) in cases {
             let mut schedule = RetrySchedule::default();
             break_it(&mut schedule);
