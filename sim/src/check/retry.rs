@@ -249,6 +249,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The model and core agree on every valid schedule: two writings of one
+        /// rule, so that a change to either without the other shows up here, not
+        /// only as a simulated violation.
+        #[test]
+        fn the_oracle_agrees_with_the_correct_core_schedule(
+            first_secs in 1u64..=7200,
+            factor in 1u32..=16,
+            extra_secs in 0u64..=86_400,
+            failures in 1u32..=40,
+        ) {
+            let oracle = ScheduleOracle {
+                first_retry: Duration::from_secs(first_secs),
+                backoff_factor: factor,
+                max_retry: Duration::from_secs(first_secs + extra_secs),
+                expire_after: Duration::from_secs(5 * 86_400),
+            };
+            let core = sluice_core::queue::RetrySchedule {
+                first_retry: oracle.first_retry,
+                backoff_factor: factor,
+                max_retry_interval: oracle.max_retry,
+                ..sluice_core::queue::RetrySchedule::default()
+            };
+            proptest::prop_assert_eq!(oracle.wait_after(failures), core.retry_interval(failures));
+        }
+    }
+
     fn deferred_then_attempted(learned: u64, next: u64, attempt: u64) -> Observations {
         let mut obs = Observations::default();
         let facts = super::super::StoredFacts {
