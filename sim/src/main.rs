@@ -30,7 +30,10 @@ enum Command {
         #[arg(long)]
         seed: u64,
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
-        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early).
+        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early,
+        /// forget-owed-success, forget-deferred-on-restart, forget-remote-acceptance;
+        /// core-backoff-off-by-one,
+        /// inside core, with `--features planted-bugs`).
         #[arg(long = "bug")]
         bugs: Vec<String>,
     },
@@ -77,20 +80,7 @@ enum Command {
 }
 
 fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
-    let mut bugs = Bugs::default();
-    for name in names {
-        match name.as_str() {
-            "ack-before-durability" => bugs.ack_before_durability = true,
-            "skip-notice" => bugs.skip_notice = true,
-            "deliver-twice-after-crash" => bugs.deliver_twice_after_crash = true,
-            "drop-deferred-recipient" => bugs.drop_deferred_recipient = true,
-            "open-relay" => bugs.open_relay = true,
-            "retry-early" => bugs.retry_early = true,
-            "forget-owed-success" => bugs.forget_owed_success = true,
-            other => bail!("unknown bug {other:?}"),
-        }
-    }
-    Ok(bugs)
+    run::parse_bugs(names).map_err(anyhow::Error::msg)
 }
 
 fn parse_seeds(text: &str) -> anyhow::Result<(u64, u64)> {

@@ -2,7 +2,9 @@
 //! workload, faults — every draw from the seed, in a fixed order), run to the end
 //! of its drain, then checked. Also the summary table and the violation report.
 
-use crate::check::{self, Context, Guarantee, Observations, Violation};
+use crate::check::{
+    self, Context, DuplicateCause, Guarantee, Observations, QueuedAtEnd, ScheduleOracle, Violation,
+};
 use crate::engine::{Engine, Pcg32};
 use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
 use crate::scenario::{Scenario, per_million};
@@ -38,6 +40,9 @@ pub struct RunResult {
     pub notified: usize,
     pub pending: usize,
     pub lost: usize,
+    /// Copies remote servers stored more than once, by cause (a lost final reply, a
+    /// crash of the sender, or nothing: a violation).
+    pub remote_duplicates: BTreeMap<DuplicateCause, usize>,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -81,7 +86,30 @@ pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunR
 #[derive(Debug, Default)]
 struct Setup {
     targets: BTreeMap<String, Vec<String>>,
-    schedule: RetrySchedule,
+}
+
+/// The checker's model of the retry schedule, read from the scenario itself (not
+/// from the `RetrySchedule` handed to core, which a planted bug may have changed).
+fn schedule_oracle(scenario: &Scenario) -> ScheduleOracle {
+    let queue = &scenario.queue;
+    ScheduleOracle {
+        first_retry: Duration::from_secs(queue.first_retry_secs),
+        backoff_factor: queue.backoff_factor,
+        max_retry: Duration::from_secs(queue.max_retry_secs),
+        expire_after: Duration::from_secs(queue.expire_after_secs),
+    }
+}
+
+/// How late expiry may come: an attempt running at expiry ends within the SMTP
+/// client's longest timeout (10 minutes for the reply to the end of data, RFC 5321
+/// §4.5.3.2.6) plus a connection timeout, write retries back off to a minute, and
+/// the host may be down or its disk full for the scenario's longest window, or its
+/// clock set back by the largest jump.
+fn expiry_grace(scenario: &Scenario) -> Duration {
+    Duration::from_mins(20)
+        + Duration::from_secs(scenario.crashes.restart_secs_max)
+        + Duration::from_secs(scenario.disk.full_secs_max)
+        + Duration::from_secs(scenario.crashes.clock_jump_secs_max)
 }
 
 /// A scenario with a random mix of its faults: each intensity scaled by a draw.
@@ -157,6 +185,11 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         max_retry_interval: Duration::from_secs(scenario.queue.max_retry_secs),
         expire_after: Duration::from_secs(scenario.queue.expire_after_secs),
         delay_warning_after: scenario.queue.delay_warning_secs.map(Duration::from_secs),
+        #[cfg(feature = "planted-bugs")]
+        planted_bug: world
+            .bugs
+            .core_backoff_off_by_one
+            .then_some(sluice_core::queue::PlantedScheduleBug::BackoffOffByOne),
         ..RetrySchedule::default()
     };
     let queue_config = QueueConfig {
@@ -258,7 +291,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         Instant::from_millis(scenario.duration_secs * 1000),
         Event::FaultsEnd,
     );
-    Setup { targets, schedule }
+    Setup { targets }
 }
 
 fn workload(
@@ -463,8 +496,10 @@ fn faults(
 fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunResult {
     let mut pending = BTreeSet::new();
     let mut owed_success = BTreeSet::new();
-    for node in &world.nodes {
+    let mut queued_at_end = Vec::new();
+    for (index, node) in world.nodes.iter().enumerate() {
         if let NodeKind::Sluice(sluice) = &node.kind {
+            let host_now = world.local_now(index);
             for message in sluice.disk.durable.messages.values() {
                 let Some(queued) = &message.queued else {
                     continue;
@@ -477,6 +512,13 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
                     }
                     if !recipient.state.is_final() {
                         pending.insert(key);
+                        queued_at_end.push(QueuedAtEnd {
+                            host: node.name.clone(),
+                            queue_id: queued.queue_id.clone(),
+                            address: recipient.address.to_ascii_lowercase(),
+                            arrival: queued.arrival,
+                            host_now,
+                        });
                     }
                 }
             }
@@ -512,7 +554,9 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         pending,
         availability_secs: guarantees.availability_secs,
         answered,
-        schedule: setup.schedule.clone(),
+        schedule: schedule_oracle(scenario),
+        expiry_grace: expiry_grace(scenario),
+        queued_at_end,
         authenticated: world
             .agents
             .iter()
@@ -561,6 +605,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .iter()
             .filter(|violation| violation.guarantee == Guarantee::NoLoss)
             .count(),
+        remote_duplicates: check::remote_duplicates(obs),
         faults,
         checked,
         violations,
@@ -584,6 +629,16 @@ pub fn summary(result: &RunResult) -> String {
         out,
         "copies     promised {:>4}  delivered {:>4}  notified {:>4}  pending {:>4}  lost {:>4}",
         result.promised, result.delivered, result.notified, result.pending, result.lost
+    );
+    let twice: usize = result.remote_duplicates.values().sum();
+    let cause = |cause| result.remote_duplicates.get(&cause).copied().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "remote     copies stored twice {:>4}  (reply lost {}, sender crashed {}, unexplained {})",
+        twice,
+        cause(DuplicateCause::LostReply),
+        cause(DuplicateCause::Crash),
+        cause(DuplicateCause::Unexplained)
     );
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
@@ -625,8 +680,9 @@ pub fn replay_command(scenario_file: &str, seed: u64, bugs: Bugs) -> String {
     command
 }
 
-pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 7] {
-    [
+/// Each deliberate bug by its `--bug` name, with whether `bugs` switches it on.
+pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
+    let mut names = vec![
         (bugs.ack_before_durability, "ack-before-durability"),
         (bugs.skip_notice, "skip-notice"),
         (bugs.deliver_twice_after_crash, "deliver-twice-after-crash"),
@@ -634,7 +690,53 @@ pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 7] {
         (bugs.open_relay, "open-relay"),
         (bugs.retry_early, "retry-early"),
         (bugs.forget_owed_success, "forget-owed-success"),
-    ]
+        (
+            bugs.forget_deferred_on_restart,
+            "forget-deferred-on-restart",
+        ),
+        (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
+    ];
+    names.extend(core_bug_names(bugs));
+    names
+}
+
+/// The bugs planted inside core, known only with the `planted-bugs` feature.
+#[cfg(feature = "planted-bugs")]
+fn core_bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
+    vec![(bugs.core_backoff_off_by_one, "core-backoff-off-by-one")]
+}
+
+#[cfg(not(feature = "planted-bugs"))]
+fn core_bug_names(_: Bugs) -> Vec<(bool, &'static str)> {
+    Vec::new()
+}
+
+/// The bugs named by `--bug` arguments.
+pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
+    let mut bugs = Bugs::default();
+    for name in names {
+        match name.as_str() {
+            "ack-before-durability" => bugs.ack_before_durability = true,
+            "skip-notice" => bugs.skip_notice = true,
+            "deliver-twice-after-crash" => bugs.deliver_twice_after_crash = true,
+            "drop-deferred-recipient" => bugs.drop_deferred_recipient = true,
+            "open-relay" => bugs.open_relay = true,
+            "retry-early" => bugs.retry_early = true,
+            "forget-owed-success" => bugs.forget_owed_success = true,
+            "forget-deferred-on-restart" => bugs.forget_deferred_on_restart = true,
+            "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
+            #[cfg(feature = "planted-bugs")]
+            "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
+            #[cfg(not(feature = "planted-bugs"))]
+            "core-backoff-off-by-one" => {
+                return Err(format!(
+                    "bug {name:?} lives in core: build with --features planted-bugs"
+                ));
+            }
+            other => return Err(format!("unknown bug {other:?}")),
+        }
+    }
+    Ok(bugs)
 }
 
 /// The violation report: seed, scenario, guarantee, the trace around it (the run

@@ -1,5 +1,7 @@
 //! The checkers can fail: with a deliberate bug switched on in the simulated hosts,
-//! a short sweep finds a violation of the guarantee that bug breaks.
+//! a short sweep finds a violation of the guarantee that bug breaks. One of them
+//! (`core_backoff_off_by_one`) lives inside core's retry schedule, switched on by
+//! sluice-core's `planted-bugs` feature, which only test builds enable.
 
 use sluice_sim::check::Guarantee;
 use sluice_sim::host::Bugs;
@@ -26,6 +28,24 @@ fn first_failing(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) -> Optio
             .any(|violation| violation.guarantee == guarantee)
     })
 }
+
+/// Remotes that defer half the recipients for half an hour, and gateways that crash:
+/// deferred recipients are restored from disk after each restart.
+const DEFERRED_AND_CRASHES: &str = r#"
+name = "deferred-and-crashes"
+duration_secs = 1800
+drain_secs = 7200
+[workload]
+messages = 40
+external_fraction = 0.7
+[remote]
+temporary = 0.5
+recover_after_secs = 1800
+[crashes]
+gateway = 4
+restart_secs_min = 5
+restart_secs_max = 60
+"#;
 
 #[test]
 fn acknowledging_before_durability_loses_promised_mail() {
@@ -67,22 +87,8 @@ fn delivering_twice_after_a_crash_is_found() {
 
 #[test]
 fn dropping_a_deferred_recipient_loses_mail() {
-    let text = r#"
-name = "deferred-and-crashes"
-duration_secs = 1800
-drain_secs = 7200
-[workload]
-messages = 40
-external_fraction = 0.7
-[remote]
-temporary = 0.5
-recover_after_secs = 1800
-[crashes]
-gateway = 4
-restart_secs_min = 5
-restart_secs_max = 60
-"#;
-    let scenario = Scenario::parse("deferred-and-crashes.toml", text).expect("valid");
+    let scenario =
+        Scenario::parse("deferred-and-crashes.toml", DEFERRED_AND_CRASHES).expect("valid");
     let bugs = Bugs {
         drop_deferred_recipient: true,
         ..Bugs::default()
@@ -179,5 +185,58 @@ restart_secs_max = 60
         ..Bugs::default()
     };
     let found = first_failing(&scenario, bugs, Guarantee::Notices);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn a_backoff_bug_inside_core_breaks_the_configured_schedule() {
+    // The retry checker holds core to the schedule the scenario configures, not to
+    // the next attempt core announces, so a wrong schedule inside core is caught.
+    let scenario = scenario("remote-temporary-then-recovery");
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::RetrySchedule),
+        None,
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        core_backoff_off_by_one: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::RetrySchedule);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn forgetting_deferred_mail_at_a_restart_leaves_the_queues_undrained() {
+    let scenario =
+        Scenario::parse("deferred-and-crashes.toml", DEFERRED_AND_CRASHES).expect("valid");
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::Drained),
+        None,
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        forget_deferred_on_restart: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::Drained);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
+#[test]
+fn sending_again_after_the_remote_took_the_message_is_an_unexplained_duplicate() {
+    // Copies a remote stores twice are allowed only when the sender never heard the
+    // final reply (or crashed); here it heard it and sent again anyway.
+    let scenario = scenario("remote-misbehaviour");
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::NoDuplicates),
+        None,
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        forget_remote_acceptance: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::NoDuplicates);
     assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }

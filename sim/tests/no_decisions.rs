@@ -1,6 +1,8 @@
 //! ARCHITECTURE.md's quick test of the one rule, for the simulator: outside its
 //! tests, `sim` contains no SMTP reply code; every reply is core's. (The only retry
-//! arithmetic in `sim` is the simulated clients' own backoff, a model of other MTAs.)
+//! arithmetic in `sim` is the simulated clients' own backoff, a model of other MTAs,
+//! and the retry checker's model of the configured schedule in `check/retry.rs`,
+//! written apart from core's on purpose: it judges core, it decides nothing.)
 
 use std::path::{Path, PathBuf};
 

@@ -82,6 +82,8 @@ mod tests;
 pub use config::{ConfigError, QueueConfig};
 pub use limits::{AttemptRate, QueueLimits};
 pub use machine::Queue;
+#[cfg(feature = "planted-bugs")]
+pub use schedule::PlantedScheduleBug;
 pub use schedule::RetrySchedule;
 pub use state::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState};
 

@@ -36,6 +36,21 @@ pub struct RetrySchedule {
     pub persist_retry_first: Duration,
     /// The longest wait between two retries of one write. Default 1 minute.
     pub persist_retry_max: Duration,
+    /// A deliberate bug in this schedule, for proving that the simulator's retry
+    /// checker catches a wrong schedule in core itself. `None` (the default) is the
+    /// correct schedule; the field exists only with the `planted-bugs` feature.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bug: Option<PlantedScheduleBug>,
+}
+
+/// The bugs [`RetrySchedule::planted_bug`] can plant.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedScheduleBug {
+    /// The backoff exponent is one too small: the second retry waits `first_retry`
+    /// again instead of `first_retry × backoff_factor`, and every later one half
+    /// of what it should (until the cap).
+    BackoffOffByOne,
 }
 
 impl Default for RetrySchedule {
@@ -48,6 +63,8 @@ impl Default for RetrySchedule {
             delay_warning_after: Some(Duration::from_mins(4 * 60)),
             persist_retry_first: Duration::from_secs(1),
             persist_retry_max: Duration::from_mins(1),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
         }
     }
 }
@@ -61,6 +78,11 @@ impl RetrySchedule {
     /// 0 is treated as 1). Never shorter than `first_retry` nor longer than the cap.
     pub fn retry_interval(&self, attempts: u32) -> Duration {
         let exponent = attempts.saturating_sub(1);
+        #[cfg(feature = "planted-bugs")]
+        let exponent = match self.planted_bug {
+            Some(PlantedScheduleBug::BackoffOffByOne) => exponent.saturating_sub(1),
+            None => exponent,
+        };
         let growth = u64::from(self.backoff_factor).saturating_pow(exponent);
         let interval = Duration::from_millis(self.first_retry.as_millis().saturating_mul(growth));
         interval.min(self.max_retry_interval)
@@ -146,6 +168,19 @@ mod tests {
         assert_eq!(schedule.retry_interval(0), Duration::from_mins(5));
     }
 
+    #[cfg(feature = "planted-bugs")]
+    #[test]
+    fn the_planted_backoff_bug_repeats_the_first_interval() {
+        let schedule = RetrySchedule {
+            planted_bug: Some(PlantedScheduleBug::BackoffOffByOne),
+            ..RetrySchedule::default()
+        };
+        let minutes: Vec<u64> = (1..=4)
+            .map(|n| schedule.retry_interval(n).as_millis() / 60_000)
+            .collect();
+        assert_eq!(minutes, [5, 5, 10, 20]);
+    }
+
     #[test]
     fn the_next_attempt_is_clamped_to_expiry() {
         let schedule = RetrySchedule::default();
@@ -211,6 +246,13 @@ mod tests {
             ),
         ];
         assert_eq!(RetrySchedule::default().validate(), Ok(()));
+        // The caps may equal their first values (a constant interval).
+        let constant = RetrySchedule {
+            max_retry_interval: Duration::from_mins(5),
+            persist_retry_max: Duration::from_secs(1),
+            ..RetrySchedule::default()
+        };
+        assert_eq!(constant.validate(), Ok(()));
         for (break_it, field) in cases {
             let mut schedule = RetrySchedule::default();
             break_it(&mut schedule);

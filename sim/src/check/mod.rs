@@ -4,8 +4,14 @@
 //! checker reads the log (and the hosts' durable state for what is still queued)
 //! and reports every violation of its guarantee from ARCHITECTURE.md.
 
+mod duplicates;
+mod retry;
+
+pub use duplicates::{DuplicateCause, RemoteCopy, explains_duplicate, remote_duplicates};
+pub use retry::ScheduleOracle;
+
 use sluice_core::notice::NoticeKind;
-use sluice_core::time::Instant;
+use sluice_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One guarantee, by the name scenarios and reports use.
@@ -65,12 +71,22 @@ pub struct Observations {
     /// (host, user, tag, origin queue id) → new deliveries.
     pub mailbox: BTreeMap<(String, String, String, String), u32>,
     pub remote: BTreeMap<(String, String), u32>,
+    /// (tag, recipient, origin queue id) → every copy a remote server stored, in order.
+    pub remote_copies: BTreeMap<(String, String, String), Vec<RemoteCopy>>,
+    /// (connection, tag) of the delivery transactions whose final reply (a 250 after
+    /// the end of data) reached the sending host.
+    pub replies_received: BTreeSet<(u64, String)>,
+    /// Host name → when (simulation clock) it crashed.
+    pub crashes: BTreeMap<String, Vec<Instant>>,
     /// (host, queue id) → (tag, null sender, arrival on the host's clock).
     pub stored: BTreeMap<(String, String), StoredFacts>,
     /// (host, queue id, recipient) that failed for good, durably.
     pub failed: BTreeSet<(String, String, String)>,
     /// (host, queue id about, recipient) → failure notices naming it.
     pub notices: BTreeMap<(String, String, String), u32>,
+    /// (host, queue id about, recipient) → when (on the host's clock) its first
+    /// failure notice became durable.
+    pub notice_times: BTreeMap<(String, String, String), Instant>,
     /// (kind, host, queue id about, recipient) → delay and success notices naming it.
     pub other_notices: BTreeMap<(NoticeKind, String, String, String), u32>,
     /// (host, queue id, recipient) → its attempts and deferrals, in order.
@@ -85,8 +101,17 @@ pub struct Observations {
 /// undo a deferral that was not yet durable, so steps compare within an epoch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryStep {
-    Attempt { at: Instant, epoch: u32 },
-    Deferred { next_attempt: Instant, epoch: u32 },
+    Attempt {
+        at: Instant,
+        epoch: u32,
+    },
+    /// A temporary failure the queue learned at `learned` (host clock), and the next
+    /// attempt it announced.
+    Deferred {
+        learned: Instant,
+        next_attempt: Instant,
+        epoch: u32,
+    },
 }
 
 /// What is known of a stored message.
@@ -150,17 +175,42 @@ impl Observations {
             .or_insert(0) += 1;
     }
 
+    /// A remote server stored `data` for `recipient`, received over `conn` from the
+    /// host named `sender`.
     pub fn remote_accepted(
         &mut self,
-        _at: Instant,
-        _remote: &str,
+        at: Instant,
+        conn: u64,
+        sender: &str,
         recipient: &str,
-        tag: Option<String>,
+        data: &[u8],
     ) {
+        let tag = message_tag(data).unwrap_or_default();
+        let origin = origin_queue_id(data).unwrap_or_default();
+        let recipient = recipient.to_ascii_lowercase();
         *self
             .remote
-            .entry((tag.unwrap_or_default(), recipient.to_ascii_lowercase()))
+            .entry((tag.clone(), recipient.clone()))
             .or_insert(0) += 1;
+        self.remote_copies
+            .entry((tag, recipient, origin))
+            .or_default()
+            .push(RemoteCopy {
+                at,
+                conn,
+                sender: sender.to_owned(),
+            });
+    }
+
+    /// A delivery transaction of the message `tag` over `conn` got its final reply
+    /// back to the sending host (the remote said it took the message).
+    pub fn reply_received(&mut self, conn: u64, tag: Option<String>) {
+        self.replies_received
+            .insert((conn, tag.unwrap_or_default()));
+    }
+
+    pub fn crashed(&mut self, at: Instant, host: &str) {
+        self.crashes.entry(host.to_owned()).or_default().push(at);
     }
 
     pub fn stored(&mut self, host: &str, queue_id: &str, facts: StoredFacts) {
@@ -183,6 +233,7 @@ impl Observations {
         queue_id: &str,
         kind: NoticeKind,
         recipients: &[String],
+        local: Instant,
     ) {
         if kind != NoticeKind::Failure {
             for recipient in recipients {
@@ -199,23 +250,26 @@ impl Observations {
             return;
         }
         for recipient in recipients {
-            *self
-                .notices
-                .entry((
-                    host.to_owned(),
-                    queue_id.to_owned(),
-                    recipient.to_ascii_lowercase(),
-                ))
-                .or_insert(0) += 1;
+            let key = (
+                host.to_owned(),
+                queue_id.to_owned(),
+                recipient.to_ascii_lowercase(),
+            );
+            self.notice_times.entry(key.clone()).or_insert(local);
+            *self.notices.entry(key).or_insert(0) += 1;
         }
     }
 
+    /// The queue deferred `recipient`: it learned of the temporary failure at
+    /// `learned` on the host's clock and announced `next_attempt`.
+    #[allow(clippy::too_many_arguments)]
     pub fn deferred(
         &mut self,
         _at: Instant,
         host: &str,
         queue_id: &str,
         recipient: &str,
+        learned: Instant,
         next_attempt: Instant,
         epoch: u32,
     ) {
@@ -227,6 +281,7 @@ impl Observations {
             ))
             .or_default()
             .push(RetryStep::Deferred {
+                learned,
                 next_attempt,
                 epoch,
             });
@@ -317,13 +372,30 @@ pub struct Context {
     pub availability_secs: Option<u64>,
     /// Tags of offered messages whose recipients all got a final answer.
     pub answered: BTreeSet<String>,
-    pub schedule: sluice_core::queue::RetrySchedule,
+    /// The retry schedule the scenario configured, as the checker's own model.
+    pub schedule: ScheduleOracle,
+    /// How late after its expiry a recipient may still fail, and its notice become
+    /// durable (an attempt running at expiry, the host down then, write retries).
+    pub expiry_grace: Duration,
+    /// Every recipient still waiting in a host's durable queue when the run ended.
+    pub queued_at_end: Vec<QueuedAtEnd>,
     /// Tags of messages sent by authenticated submitters, who may relay.
     pub authenticated: BTreeSet<String>,
     /// (tag, workload recipient) that asked NOTIFY=SUCCESS, from a non-null sender.
     pub success_wanted: BTreeSet<(String, String)>,
     /// (tag, address) whose success notice a host's durable queue still owes.
     pub owed_success: BTreeSet<(String, String)>,
+}
+
+/// A recipient still waiting in a host's durable queue at the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedAtEnd {
+    pub host: String,
+    pub queue_id: String,
+    pub address: String,
+    pub arrival: Instant,
+    /// The host's clock when the run ended.
+    pub host_now: Instant,
 }
 
 impl Context {
@@ -348,14 +420,14 @@ pub fn check(
         no_loss(obs, context, &mut violations);
     }
     if wanted.contains(&Guarantee::NoDuplicates) {
-        no_duplicates(obs, &mut violations);
+        duplicates::no_duplicates(obs, &mut violations);
     }
     if wanted.contains(&Guarantee::Notices) {
         notices(obs, &mut violations);
         success_notices(obs, context, &mut violations);
     }
     if wanted.contains(&Guarantee::RetrySchedule) {
-        retry_schedule(obs, context, &mut violations);
+        retry::retry_schedule(obs, context, &mut violations);
     }
     if wanted.contains(&Guarantee::Availability) {
         availability(obs, context, &mut violations);
@@ -439,20 +511,6 @@ fn drained(obs: &Observations, context: &Context, violations: &mut Vec<Violation
                 guarantee: Guarantee::Drained,
                 subject: tag.clone(),
                 detail: format!("{tag} for {address} is still queued after the drain"),
-            });
-        }
-    }
-}
-
-fn no_duplicates(obs: &Observations, violations: &mut Vec<Violation>) {
-    for ((host, user, tag, origin), count) in &obs.mailbox {
-        if *count > 1 {
-            violations.push(Violation {
-                guarantee: Guarantee::NoDuplicates,
-                subject: tag.clone(),
-                detail: format!(
-                    "{tag} (accepted as {origin}) is in the mailbox of {user} on {host} {count} times"
-                ),
             });
         }
     }
@@ -543,56 +601,6 @@ fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<V
                 detail: format!(
                     "{tag} reached the mailbox of {target} for {recipient}, who asked for \
                      NOTIFY=SUCCESS, and no host wrote or still owes a success notice"
-                ),
-            });
-        }
-    }
-}
-
-fn retry_schedule(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
-    for ((host, queue_id, recipient), steps) in &obs.retries {
-        // After a deferral, the next attempt in the same epoch may not start before
-        // the deferral's retry time.
-        let mut due: Option<(Instant, u32)> = None;
-        for step in steps {
-            match *step {
-                RetryStep::Deferred {
-                    next_attempt,
-                    epoch,
-                } => due = Some((next_attempt, epoch)),
-                RetryStep::Attempt { at, epoch } => {
-                    if let Some((next_attempt, due_epoch)) = due
-                        && due_epoch == epoch
-                        && at < next_attempt
-                    {
-                        violations.push(Violation {
-                            guarantee: Guarantee::RetrySchedule,
-                            subject: queue_id.clone(),
-                            detail: format!(
-                                "{recipient} of {queue_id} on {host} was attempted at {} before its retry time {}",
-                                at.as_millis(),
-                                next_attempt.as_millis()
-                            ),
-                        });
-                    }
-                    due = None;
-                }
-            }
-        }
-    }
-    for (host, queue_id, recipient, at) in &obs.expiries {
-        let Some(facts) = obs.stored.get(&(host.clone(), queue_id.clone())) else {
-            continue;
-        };
-        let due = context.schedule.expires_at(facts.arrival);
-        if *at < due {
-            violations.push(Violation {
-                guarantee: Guarantee::RetrySchedule,
-                subject: queue_id.clone(),
-                detail: format!(
-                    "{recipient} of {queue_id} on {host} expired at {} before its expiry {}",
-                    at.as_millis(),
-                    due.as_millis()
                 ),
             });
         }

@@ -38,6 +38,13 @@ pub struct Attempt {
     outcomes: Vec<RecipientOutcome>,
 }
 
+impl Attempt {
+    /// The workload's name of the message this attempt carries (for the checkers).
+    pub(crate) fn message_tag(&self) -> Option<String> {
+        crate::check::message_tag(&self.message.body)
+    }
+}
+
 impl World {
     /// Carries out one queue output; inputs it answers at once come back (net's
     /// `delivery::service::carry_out`).
@@ -90,8 +97,16 @@ impl World {
                     next_attempt.as_millis()
                 ));
                 let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-                self.obs
-                    .deferred(at, &name, queue_id, recipient, *next_attempt, epoch);
+                let learned = self.local_now(host);
+                self.obs.deferred(
+                    at,
+                    &name,
+                    queue_id,
+                    recipient,
+                    learned,
+                    *next_attempt,
+                    epoch,
+                );
                 if self.bugs.retry_early {
                     return vec![QueueInput::RetryNow {
                         queue_id: Some(queue_id.clone()),
@@ -386,7 +401,7 @@ impl World {
         else {
             return;
         };
-        let results = match (attempt.walk, attempt.unplanned) {
+        let mut results = match (attempt.walk, attempt.unplanned) {
             (Some(walk), _) => walk.finish(),
             (None, Some(results)) => results,
             (None, None) => Walk::without_hosts(
@@ -394,6 +409,15 @@ impl World {
                 &Failure::local_error("no host could be tried for this destination"),
             ),
         };
+        if self.bugs.forget_remote_acceptance
+            && matches!(attempt.destination.path, DeliveryPath::Mx { .. })
+        {
+            for (_, result) in &mut results {
+                if matches!(result, RecipientResult::Delivered { .. }) {
+                    *result = RecipientResult::Temporary(Failure::local_error("forgotten"));
+                }
+            }
+        }
         let name = self.place_name(host);
         self.engine.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",

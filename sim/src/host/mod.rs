@@ -45,6 +45,16 @@ pub struct Bugs {
     /// Keep a local copy's owed success notice in memory only, out of the durable
     /// record, so a crash before the notice is stored loses it.
     pub forget_owed_success: bool,
+    /// At a restart, leave out of the rebuilt queue every message with a deferred
+    /// recipient: its next attempt is never scheduled, and it stays queued forever.
+    pub forget_deferred_on_restart: bool,
+    /// Report a remote server's acceptance to the queue as a temporary failure: the
+    /// message is sent again though the sender heard the remote take it.
+    pub forget_remote_acceptance: bool,
+    /// A bug inside core's retry schedule (`PlantedScheduleBug::BackoffOffByOne`):
+    /// the backoff exponent one too small.
+    #[cfg(feature = "planted-bugs")]
+    pub core_backoff_off_by_one: bool,
 }
 
 impl Bugs {
@@ -453,7 +463,7 @@ impl World {
             notice.recipients.join(",")
         ));
         self.obs
-            .notice_durable(at, &name, queue_id, notice.kind, &notice.recipients);
+            .notice_durable(at, &name, queue_id, notice.kind, &notice.recipients, local);
         if let Some(queued) = notice.queued {
             self.queue_input(host, QueueInput::Enqueue(queued));
         }
@@ -483,6 +493,8 @@ impl World {
             NodeKind::Remote(_) => 0,
         };
         self.count_fault("host_crash");
+        let at = self.engine.now();
+        self.obs.crashed(at, &name);
         let silent = self.engine.rng.chance(self.silent_crash_ppm);
         if silent {
             self.count_fault("silent_crash");
@@ -505,13 +517,23 @@ impl World {
         }
         node.up = true;
         let name = node.name.clone();
-        let restored = match &mut node.kind {
+        let mut restored = match &mut node.kind {
             NodeKind::Sluice(sluice) => {
                 sluice.queue = Queue::new(sluice.queue_config.clone()).ok();
                 sluice.disk.durable.to_restore()
             }
             NodeKind::Remote(_) => Vec::new(),
         };
+        if self.bugs.forget_deferred_on_restart {
+            restored.retain(|message| {
+                !message.recipients.iter().any(|recipient| {
+                    matches!(
+                        recipient.state,
+                        sluice_core::queue::RecipientState::Deferred { .. }
+                    )
+                })
+            });
+        }
         self.engine.record(&format!(
             "{name} restarts, {} queued messages restored",
             restored.len()

@@ -751,6 +751,7 @@ impl World {
         message: &sluice_core::smtp::server::AcceptedMessage,
     ) -> Option<StoreOutcome> {
         let server = conn.server;
+        let sender = self.place_name(conn.client_place);
         let Some(Node {
             kind: NodeKind::Remote(remote),
             name,
@@ -779,7 +780,8 @@ impl World {
             ));
             let at = self.engine.now();
             for recipient in recipients {
-                self.obs.remote_accepted(at, &name, &recipient, tag.clone());
+                self.obs
+                    .remote_accepted(at, id, &sender, &recipient, &message.data);
             }
         }
         match choice {
