@@ -24,6 +24,6 @@ pub use accepted::{
     RoutedRecipient, Stamp, accept, delivered_at_acceptance, local_destination, notice_message,
     queued_part,
 };
-pub use notices::{NoticePlaced, NoticeStart, PendingNotice, start_notice};
+pub use notices::{NoticePlaced, NoticeSettings, NoticeStart, PendingNotice, start_notice};
 pub use outgoing::Envelope;
 pub use reception::{Reception, ReceptionConfig};

@@ -83,7 +83,7 @@ pub use config::{ConfigError, QueueConfig};
 pub use limits::{AttemptRate, QueueLimits};
 pub use machine::Queue;
 pub use schedule::RetrySchedule;
-pub use state::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState};
+pub use state::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState, still_owned};
 
 use crate::delivery::{Destination, RecipientResult};
 use crate::machine::Token;
