@@ -15,14 +15,12 @@ use sluice_core::delivery::mx::{
     AddressAnswer, HostPlan, HostPlanner, MxAnswer, MxLimits, PlanAnswer, PlanLookup, PlanStep,
     combine_address_answers, normalise_host,
 };
+use sluice_core::node::client_name::{ClientNamer, NameAnswer, NameLookup, NameStep};
+use sluice_core::smtp::address::Domain;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-
-/// PTR names checked per address for forward confirmation; a host with more is
-/// unusual and each costs a lookup.
-const MAX_PTR_NAMES: usize = 4;
 
 /// The `[dns]` section of the configuration file.
 ///
@@ -378,29 +376,34 @@ impl Resolver {
         }
     }
 
-    /// The forward-confirmed name of `ip` (FCrDNS): a PTR name that resolves back to
-    /// `ip`, lower case without the trailing dot. None when there is no PTR record,
-    /// no name confirms, or DNS fails: the caller writes the bare address literal.
-    pub async fn reverse_name(&self, ip: IpAddr) -> Option<String> {
-        let lookup = self.dns.reverse_lookup(ip).await.ok()?;
-        let names = lookup
-            .answers()
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::PTR(ptr) => Some(normalise_host(&ptr.0.to_ascii())),
-                _ => None,
-            })
-            .filter(|name| !name.is_empty())
-            .take(MAX_PTR_NAMES)
-            .collect::<Vec<_>>();
-        for name in names {
-            if let Ok(addresses) = self.addresses(&name).await
-                && addresses.contains(&ip)
-            {
-                return Some(name);
-            }
+    /// The forward-confirmed name of `ip` (FCrDNS), as core's `ClientNamer` decides
+    /// it from the PTR and address lookups it asks for. None when there is no PTR
+    /// record, no name confirms, or DNS fails: the caller writes the bare address
+    /// literal.
+    pub async fn reverse_name(&self, ip: IpAddr) -> Option<Domain> {
+        let mut namer = ClientNamer::new(ip);
+        loop {
+            let answer = match namer.step() {
+                NameStep::Done(name) => return name,
+                NameStep::Lookup(NameLookup::Ptr { ip }) => {
+                    NameAnswer::Ptr(match self.dns.reverse_lookup(ip).await {
+                        Ok(lookup) => lookup
+                            .answers()
+                            .iter()
+                            .filter_map(|record| match &record.data {
+                                RData::PTR(ptr) => Some(ptr.0.to_ascii()),
+                                _ => None,
+                            })
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    })
+                }
+                NameStep::Lookup(NameLookup::Addresses { name }) => {
+                    NameAnswer::Addresses(self.addresses(&name).await.unwrap_or_default())
+                }
+            };
+            namer.answer(answer);
         }
-        None
     }
 }
 
