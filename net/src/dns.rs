@@ -11,18 +11,16 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData};
 use serde::Deserialize;
-use sluice_core::delivery::Failure;
 use sluice_core::delivery::mx::{
-    AddressAnswer, MxAnswer, MxLimits, connection_plan, hosts_to_try, normalise_host,
+    AddressAnswer, HostPlan, HostPlanner, MxAnswer, MxLimits, PlanAnswer, PlanLookup, PlanStep,
+    combine_address_answers, normalise_host,
 };
+use sluice_core::node::client_name::{ClientNamer, NameAnswer, NameLookup, NameStep};
+use sluice_core::smtp::address::Domain;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
-
-/// PTR names checked per address for forward confirmation; a host with more is
-/// unusual and each costs a lookup.
-const MAX_PTR_NAMES: usize = 4;
 
 /// The `[dns]` section of the configuration file.
 ///
@@ -319,40 +317,34 @@ impl Resolver {
             self.dns.ipv4_lookup(name.clone()),
             self.dns.ipv6_lookup(name)
         );
-        let mut addresses = Vec::new();
-        let mut negatives = Vec::new();
-        for result in [v4, v6] {
-            match result {
-                Ok(lookup) => {
-                    addresses.extend(lookup.answers().iter().filter_map(
-                        |record| match &record.data {
-                            RData::A(a) => Some(IpAddr::V4(a.0)),
-                            RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
-                            _ => None,
-                        },
-                    ))
-                }
-                Err(error) => negatives.push(classify(&error)),
-            }
-        }
-        if !addresses.is_empty() {
-            return Ok(addresses);
-        }
-        // A temporary failure outranks a negative answer: the other query may be
-        // the one that would have found the address.
-        if let Some(reason) = negatives.iter().find_map(|negative| match negative {
-            Negative::Temporary(reason) => Some(reason.clone()),
-            _ => None,
-        }) {
-            return Err(LookupError::Temporary {
+        let answers = [v4, v6].into_iter().map(|result| match result {
+            Ok(lookup) => AddressAnswer::Addresses(
+                lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::A(a) => Some(IpAddr::V4(a.0)),
+                        RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Err(error) => match classify(&error) {
+                Negative::NoSuchDomain => AddressAnswer::NoSuchDomain,
+                Negative::NoRecords => AddressAnswer::NoRecords,
+                Negative::Temporary(reason) => AddressAnswer::TemporaryFailure(reason),
+            },
+        });
+        // Which answer wins when neither query found an address is core's.
+        match combine_address_answers(answers) {
+            AddressAnswer::Addresses(addresses) => Ok(addresses),
+            AddressAnswer::TemporaryFailure(reason) => Err(LookupError::Temporary {
                 name: host_name,
                 reason,
-            });
+            }),
+            AddressAnswer::NoSuchDomain => Err(LookupError::NoSuchDomain(host_name)),
+            AddressAnswer::NoRecords => Err(LookupError::NoRecords(host_name)),
         }
-        if negatives.contains(&Negative::NoSuchDomain) {
-            return Err(LookupError::NoSuchDomain(host_name));
-        }
-        Err(LookupError::NoRecords(host_name))
     }
 
     /// [`Resolver::addresses`] as core's answer type.
@@ -366,45 +358,52 @@ impl Resolver {
     }
 
     /// The hosts to connect to for mail to `domain`, with their addresses, in the
-    /// order core decides (`seed` shuffles hosts of equal preference).
-    pub async fn host_plan(
-        &self,
-        domain: &str,
-        seed: u64,
-    ) -> Result<Vec<(String, Vec<IpAddr>)>, Failure> {
-        let answer = self.mx(domain).await;
-        let hosts = hosts_to_try(domain, &answer, seed, &self.limits)?;
-        let mut answers = Vec::with_capacity(hosts.len());
-        for host in hosts {
-            let addresses = self.address_answer(&host).await;
-            answers.push((host, addresses));
+    /// order core decides (`seed` shuffles hosts of equal preference): core's
+    /// planner asks for each lookup in turn, this only performs them.
+    pub async fn host_plan(&self, domain: &str, seed: u64) -> HostPlan {
+        let mut planner = HostPlanner::new(domain, seed, self.limits.clone());
+        loop {
+            let answer = match planner.step() {
+                PlanStep::Done(plan) => return plan,
+                PlanStep::Lookup(PlanLookup::Mx { domain }) => {
+                    PlanAnswer::Mx(self.mx(&domain).await)
+                }
+                PlanStep::Lookup(PlanLookup::Addresses { host }) => {
+                    PlanAnswer::Addresses(self.address_answer(&host).await)
+                }
+            };
+            planner.answer(answer);
         }
-        connection_plan(domain, answers, &self.limits)
     }
 
-    /// The forward-confirmed name of `ip` (FCrDNS): a PTR name that resolves back to
-    /// `ip`, lower case without the trailing dot. None when there is no PTR record,
-    /// no name confirms, or DNS fails: the caller writes the bare address literal.
-    pub async fn reverse_name(&self, ip: IpAddr) -> Option<String> {
-        let lookup = self.dns.reverse_lookup(ip).await.ok()?;
-        let names = lookup
-            .answers()
-            .iter()
-            .filter_map(|record| match &record.data {
-                RData::PTR(ptr) => Some(normalise_host(&ptr.0.to_ascii())),
-                _ => None,
-            })
-            .filter(|name| !name.is_empty())
-            .take(MAX_PTR_NAMES)
-            .collect::<Vec<_>>();
-        for name in names {
-            if let Ok(addresses) = self.addresses(&name).await
-                && addresses.contains(&ip)
-            {
-                return Some(name);
-            }
+    /// The forward-confirmed name of `ip` (FCrDNS), as core's `ClientNamer` decides
+    /// it from the PTR and address lookups it asks for. None when there is no PTR
+    /// record, no name confirms, or DNS fails: the caller writes the bare address
+    /// literal.
+    pub async fn reverse_name(&self, ip: IpAddr) -> Option<Domain> {
+        let mut namer = ClientNamer::new(ip);
+        loop {
+            let answer = match namer.step() {
+                NameStep::Done(name) => return name,
+                NameStep::Lookup(NameLookup::Ptr { ip }) => {
+                    NameAnswer::Ptr(match self.dns.reverse_lookup(ip).await {
+                        Ok(lookup) => lookup
+                            .answers()
+                            .iter()
+                            .filter_map(|record| match &record.data {
+                                RData::PTR(ptr) => Some(ptr.0.to_ascii()),
+                                _ => None,
+                            })
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    })
+                }
+                NameStep::Lookup(NameLookup::Addresses { name }) => {
+                    NameAnswer::Addresses(self.addresses(&name).await.unwrap_or_default())
+                }
+            };
+            namer.answer(answer);
         }
-        None
     }
 }
 

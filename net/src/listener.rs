@@ -271,9 +271,7 @@ async fn connection<B: Backend>(
         if let Some(resolver) = shared.resolver.clone() {
             let name = Arc::clone(&client_info.name);
             tokio::spawn(async move {
-                if let Some(found) = resolver.reverse_name(client.ip()).await
-                    && let Ok(domain) = sluice_core::smtp::address::Domain::parse(&found)
-                {
+                if let Some(domain) = resolver.reverse_name(client.ip()).await {
                     let _ = name.set(domain);
                 }
             });

@@ -132,8 +132,7 @@ async fn start_delivery(
             .context("cannot load the DKIM keys")?,
     };
     let notices = NoticeWriter {
-        hostname,
-        return_limit: config.queue.notice_return_limit,
+        settings: config.queue.notice_settings(hostname),
         router: router_config(config)?,
         placement: placement_policy(config)?,
     };

@@ -79,6 +79,23 @@ impl Destination {
             tls: TlsPolicy::Opportunistic,
         }
     }
+
+    /// The MX hosts of `address`'s domain: where a copy goes when nothing else was
+    /// decided for it — a queue record written before records kept their
+    /// destination, or a copy made without a delivery policy.
+    pub fn mx_of_address(address: &str) -> Destination {
+        Destination::mx(address_domain(address))
+    }
+}
+
+/// The domain of an address: the text after its last `@` (a quoted local part may
+/// itself hold one). Text without any `@` is taken whole, so that a malformed
+/// address still names something DNS answers (with NXDOMAIN, a permanent failure)
+/// instead of an empty name.
+pub fn address_domain(address: &str) -> &str {
+    address
+        .rsplit_once('@')
+        .map_or(address, |(_, domain)| domain)
 }
 
 /// Why a recipient was not delivered on an attempt (RFC 3464's per-recipient fields).
@@ -155,5 +172,39 @@ impl RecipientResult {
         } else {
             RecipientResult::Temporary(failure)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_goes_to_its_domains_mx_hosts_by_the_last_at() {
+        assert_eq!(
+            Destination::mx_of_address("Bob@Far.Example"),
+            Destination::mx("far.example")
+        );
+        // A quoted local part may hold an `@`; the domain follows the last one.
+        assert_eq!(
+            Destination::mx_of_address("\"a@b\"@c.example").path,
+            DeliveryPath::Mx {
+                domain: "c.example".to_owned()
+            }
+        );
+        assert_eq!(
+            Destination::mx_of_address("x@y.test").tls,
+            TlsPolicy::Opportunistic
+        );
+    }
+
+    #[test]
+    fn text_without_an_at_is_its_own_domain() {
+        assert_eq!(address_domain("postmaster"), "postmaster");
+        assert_eq!(address_domain("a@"), "");
+        assert_eq!(
+            Destination::mx_of_address("nobody"),
+            Destination::mx("nobody")
+        );
     }
 }

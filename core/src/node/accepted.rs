@@ -71,13 +71,10 @@ pub struct QueuedCopy {
 impl QueuedCopy {
     /// An external copy by its address, with no DSN parameters, to the domain's MX hosts.
     pub fn to_mx(address: &str, original: &str) -> QueuedCopy {
-        let domain = address
-            .rsplit_once('@')
-            .map_or(address, |(_, domain)| domain);
         QueuedCopy {
             address: address.to_owned(),
             original: original.to_owned(),
-            destination: Destination::mx(domain),
+            destination: Destination::mx_of_address(address),
             notify: None,
             orcpt: None,
         }

@@ -9,12 +9,14 @@
 //!   key, and the queue's record (queued copies, and local copies still owing a
 //!   success notice); also delivery notices placed as messages.
 //! - [`notices`]: a delivery notice built, its recipient checked and placed.
+//! - [`client_name`]: the client's forward-confirmed name for the Received field.
 //! - [`outgoing`]: what a delivery attempt sends, from the queue's record.
 //!
 //! The delivery side of a node is core's queue machine ([`crate::queue`]) with the
 //! SMTP/LMTP client machine ([`crate::smtp::client`]) for each attempt.
 
 pub mod accepted;
+pub mod client_name;
 pub mod notices;
 pub mod outgoing;
 pub mod reception;
@@ -24,6 +26,6 @@ pub use accepted::{
     RoutedRecipient, Stamp, accept, delivered_at_acceptance, local_destination, notice_message,
     queued_part,
 };
-pub use notices::{NoticePlaced, NoticeStart, PendingNotice, start_notice};
+pub use notices::{NoticePlaced, NoticeSettings, NoticeStart, PendingNotice, start_notice};
 pub use outgoing::Envelope;
 pub use reception::{Reception, ReceptionConfig};

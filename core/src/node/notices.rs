@@ -4,10 +4,46 @@
 //! the route it got. The driver only reads the original and runs the router.
 
 use super::accepted::{IncomingMessage, PlacementPolicy, notice_message};
-use crate::notice::{self, NoticeContext, NoticeError, NoticeRequest};
+use crate::notice::{self, NoticeContext, NoticeError, NoticeRequest, notice_message_id};
 use crate::router::{Refusal, Route, TemporaryReason};
-use crate::smtp::address::{ForwardPath, Mailbox, ReversePath};
+use crate::smtp::address::{Domain, ForwardPath, Mailbox, ReversePath};
 use crate::smtp::server::RecipientCheck;
+
+/// How a node writes its notices, from its configuration. Every driver builds
+/// notices through [`start_notice`] with these, so a notice reads the same whether
+/// production or the simulator wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeSettings {
+    /// Our name: the Reporting-MTA, the MAILER-DAEMON address and the Message-ID's
+    /// domain.
+    pub reporting_mta: Domain,
+    /// The largest original returned whole; a larger one is returned as its header
+    /// section only. Default [`notice::DEFAULT_RETURN_LIMIT`].
+    pub return_limit: usize,
+}
+
+impl NoticeSettings {
+    /// Settings with the default return limit.
+    pub fn new(reporting_mta: Domain) -> NoticeSettings {
+        NoticeSettings {
+            reporting_mta,
+            return_limit: notice::DEFAULT_RETURN_LIMIT,
+        }
+    }
+
+    /// The builder's context for notice `notice_id` dated `now_ms` (milliseconds
+    /// since the Unix epoch; the Date: field has whole seconds).
+    pub fn context(&self, notice_id: &str, now_ms: i64) -> NoticeContext {
+        let host = self.reporting_mta.as_str();
+        let mut context = NoticeContext::new(
+            host,
+            notice_message_id(notice_id, host),
+            now_ms.div_euclid(1000),
+        );
+        context.return_limit = self.return_limit;
+        context
+    }
+}
 
 /// A built notice waiting for its recipient's route.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,15 +80,15 @@ pub enum NoticePlaced {
 }
 
 /// Builds the notice for `request` about `original` (the stored message) as
-/// `notice_id`, dated `now_ms`.
+/// `notice_id` (the notice's own queue id), dated `now_ms`, as `settings` say.
 pub fn start_notice(
     request: &NoticeRequest,
     original: &[u8],
-    context: &NoticeContext,
+    settings: &NoticeSettings,
     notice_id: String,
     now_ms: i64,
 ) -> Result<NoticeStart, NoticeError> {
-    let built = notice::build(request, original, context)?;
+    let built = notice::build(request, original, &settings.context(&notice_id, now_ms))?;
     let Ok(mailbox) = Mailbox::parse(&built.recipient) else {
         return Ok(NoticeStart::NotAnAddress {
             recipient: built.recipient,
@@ -103,8 +139,12 @@ mod tests {
     use crate::notice::{NoticeAction, NoticeKind, NoticeRecipient};
     use crate::router::MailboxAccess;
 
-    fn pending(notify: &str) -> NoticeStart {
-        let request = NoticeRequest {
+    fn settings() -> NoticeSettings {
+        NoticeSettings::new(Domain::parse("mx.here.test").expect("a domain"))
+    }
+
+    fn request(notify: &str) -> NoticeRequest {
+        NoticeRequest {
             kind: NoticeKind::Failure,
             queue_id: "Q1".to_owned(),
             notify: notify.to_owned(),
@@ -119,10 +159,72 @@ mod tests {
                 last_attempt_at: None,
                 will_retry_until: None,
             }],
-        };
-        let context = NoticeContext::new("mx.here.test", "N1.notice@mx.here.test", 0);
+        }
+    }
+
+    fn pending(notify: &str) -> NoticeStart {
         let original = b"Subject: hi\r\n\r\nbody\r\n";
-        start_notice(&request, original, &context, "N1".to_owned(), 1_000).expect("built")
+        start_notice(
+            &request(notify),
+            original,
+            &settings(),
+            "N1".to_owned(),
+            1_000,
+        )
+        .expect("built")
+    }
+
+    fn built_text(start: NoticeStart) -> String {
+        let NoticeStart::Route(notice) = start else {
+            panic!("an address");
+        };
+        String::from_utf8_lossy(&notice.data).into_owned()
+    }
+
+    #[test]
+    fn the_settings_name_the_reporter_the_message_id_and_the_date() {
+        let context = settings().context("N7", 1_999);
+        assert_eq!(context.reporting_mta, "mx.here.test");
+        assert_eq!(context.message_id, "N7.notice@mx.here.test");
+        assert_eq!(context.date, 1, "whole seconds");
+        assert_eq!(context.return_limit, notice::DEFAULT_RETURN_LIMIT);
+        // Before the epoch, the second is rounded down, not towards zero.
+        assert_eq!(settings().context("N7", -1).date, -1);
+        let text = built_text(pending("alice@here.test"));
+        assert!(
+            text.contains("Message-ID: <N1.notice@mx.here.test>"),
+            "{text}"
+        );
+        assert!(text.contains("Reporting-MTA: dns; mx.here.test"), "{text}");
+    }
+
+    #[test]
+    fn the_return_limit_comes_from_the_settings() {
+        let body = "x".repeat(400);
+        let original = format!("Subject: big\r\n\r\n{body}\r\n");
+        let start = |settings: &NoticeSettings| {
+            let start = start_notice(
+                &request("alice@here.test"),
+                original.as_bytes(),
+                settings,
+                "N1".to_owned(),
+                0,
+            );
+            built_text(start.expect("built"))
+        };
+        let whole = start(&settings());
+        assert!(
+            whole.contains(&body),
+            "returned whole under the default limit"
+        );
+        let small = NoticeSettings {
+            return_limit: 100,
+            ..settings()
+        };
+        let headers_only = start(&small);
+        assert!(!headers_only.contains(&body), "the body is not returned");
+        assert!(headers_only.contains("Subject: big"), "{headers_only}");
+        assert!(headers_only.contains("100 octets"), "{headers_only}");
     }
 
     fn placement() -> PlacementPolicy {

@@ -69,6 +69,14 @@ impl NoticeContext {
     }
 }
 
+/// The Message-ID of notice `notice_id` written by `reporting_mta`, without angle
+/// brackets: `<notice_id>.notice@<reporting_mta>`. The notice id is the notice's own
+/// queue id, unique on the node, so the Message-ID is unique wherever the host
+/// name is; the `.notice` part tells a reader what the message is.
+pub fn notice_message_id(notice_id: &str, reporting_mta: &str) -> String {
+    format!("{notice_id}.notice@{reporting_mta}")
+}
+
 /// A built notice, ready for the queue.
 ///
 /// Its envelope sender is always the null reverse-path `<>`: RFC 5321 §4.5.5 requires
@@ -176,6 +184,32 @@ mod tests {
         assert_eq!(bad.validate(), Err(NoticeError::InvalidPostmaster));
         bad.postmaster_address = "m\u{e9}@host".to_owned();
         assert_eq!(bad.validate(), Err(NoticeError::InvalidPostmaster));
+    }
+
+    #[test]
+    fn a_notice_message_id_names_the_notice_and_the_host() {
+        let id = notice_message_id("Q-1a2b", "mx.sluice.test");
+        assert_eq!(id, "Q-1a2b.notice@mx.sluice.test");
+        assert!(is_message_id(&id));
+    }
+
+    proptest::proptest! {
+        /// Every queue id a node makes (letters, digits, `-`, `_`, `.`) under any host
+        /// name gives a valid Message-ID, and distinct ids distinct Message-IDs.
+        #[test]
+        fn notice_message_ids_are_valid_and_distinct(
+            first in "[A-Za-z0-9_.-]{1,40}",
+            second in "[A-Za-z0-9_.-]{1,40}",
+            host in "[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}",
+        ) {
+            let one = notice_message_id(&first, &host);
+            proptest::prop_assert!(is_message_id(&one), "{one}");
+            let context = NoticeContext::new(host.clone(), one.clone(), 0);
+            proptest::prop_assert_eq!(context.validate(), Ok(()));
+            if first != second {
+                proptest::prop_assert_ne!(one, notice_message_id(&second, &host));
+            }
+        }
     }
 
     #[test]

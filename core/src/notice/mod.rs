@@ -19,5 +19,5 @@ mod request;
 mod status;
 
 pub use build::build;
-pub use context::{DEFAULT_RETURN_LIMIT, Notice, NoticeContext, NoticeError};
+pub use context::{DEFAULT_RETURN_LIMIT, Notice, NoticeContext, NoticeError, notice_message_id};
 pub use request::{NoticeAction, NoticeKind, NoticeRecipient, NoticeRequest};

@@ -85,7 +85,7 @@ pub use machine::Queue;
 #[cfg(feature = "planted-bugs")]
 pub use schedule::PlantedScheduleBug;
 pub use schedule::RetrySchedule;
-pub use state::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState};
+pub use state::{QueuedMessage, QueuedRecipient, RecipientChange, RecipientState, still_owned};
 
 use crate::delivery::{Destination, RecipientResult};
 use crate::machine::Token;

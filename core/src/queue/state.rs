@@ -101,7 +101,22 @@ impl RecipientState {
     }
 }
 
+/// Whether the queue still owns a recipient's record (and with it a reference to the
+/// message's body): while the recipient is not final, an attempt will send the body;
+/// while a success notice is owed, the notice returns the body's headers or all of
+/// it. A record the queue no longer owns is history, not work: it is not restored
+/// after a restart and holds no body. Every driver (in-memory, on a simulated disk or
+/// in SQL) asks this one function, or states exactly it in its query language.
+pub fn still_owned(is_final: bool, success_owed: bool) -> bool {
+    !is_final || success_owed
+}
+
 impl QueuedRecipient {
+    /// [`still_owned`] for this recipient.
+    pub fn is_still_owned(&self) -> bool {
+        still_owned(self.state.is_final(), self.success_owed)
+    }
+
     /// A recipient not tried yet, with no NOTIFY or ORCPT.
     pub fn new(address: impl Into<String>, destination: Destination) -> QueuedRecipient {
         QueuedRecipient {
@@ -133,5 +148,55 @@ impl RecipientChange {
             delay_notified: recipient.delay_notified,
             success_owed: recipient.success_owed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{Destination, Diagnostic};
+    use crate::smtp::reply::EnhancedStatus;
+
+    fn failure() -> Failure {
+        Failure {
+            status: EnhancedStatus::new(5, 1, 1),
+            remote_mta: None,
+            diagnostic: Diagnostic::Local("gone".to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_queue_owns_a_record_until_it_is_final_and_owes_nothing() {
+        assert!(still_owned(false, false));
+        assert!(still_owned(false, true));
+        assert!(still_owned(true, true));
+        assert!(!still_owned(true, false));
+    }
+
+    #[test]
+    fn a_recipient_is_owned_by_its_state_and_its_debt() {
+        let mut recipient = QueuedRecipient::new("a@b.test", Destination::mx("b.test"));
+        assert!(recipient.is_still_owned(), "pending");
+        recipient.state = RecipientState::Deferred {
+            attempts: 1,
+            next_attempt: Instant::from_millis(1),
+            last_failure: failure(),
+            last_attempt_at: Instant::from_millis(0),
+        };
+        assert!(recipient.is_still_owned(), "deferred");
+        recipient.state = RecipientState::Failed {
+            at: Instant::from_millis(2),
+            failure: failure(),
+        };
+        assert!(!recipient.is_still_owned(), "failed, nothing owed");
+        recipient.state = RecipientState::Delivered {
+            at: Instant::from_millis(2),
+            remote_mta: None,
+            reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "ok"),
+            notify_passed_on: false,
+        };
+        assert!(!recipient.is_still_owned(), "delivered, nothing owed");
+        recipient.success_owed = true;
+        assert!(recipient.is_still_owned(), "delivered, success notice owed");
     }
 }

@@ -16,6 +16,10 @@
 //! 4. Wake the router with [`Input::Tick`] at [`Router::next_deadline`]; send
 //!    [`Input::Cancel`] for jobs nobody waits for any more (the session closed).
 //!
+//! A driver that routes one check at a time runs [`RecipientRouting`], which does
+//! steps 1 to 4 for a router of the check's own and leaves only the lookups and the
+//! waiting to the driver.
+//!
 //! Rules (decided in `job`): domains compare case-insensitively; `<Postmaster>` is
 //! `postmaster@` the primary domain; an address literal is external; an external
 //! recipient named by an unauthenticated client is `RelayDenied`, but external
@@ -31,6 +35,7 @@ mod delivery;
 mod job;
 mod placement;
 mod route;
+mod single;
 mod target;
 
 #[cfg(test)]
@@ -41,6 +46,7 @@ pub use delivery::{Delivery, DeliverySet, delivery_set};
 pub use job::RouteContext;
 pub use placement::{MailboxAccess, Placement, place};
 pub use route::{Refusal, Route, RouteStats, TemporaryReason};
+pub use single::{RecipientRouting, RoutingStep};
 
 use crate::directory::{DirectoryAnswer, DirectoryQuery};
 use crate::machine::{Machine, Token, TokenSource};

@@ -4,7 +4,7 @@
 //! path of every other address.
 
 use super::delivery::{Delivery, DeliverySet};
-use crate::delivery::{DeliveryPath, DeliveryPolicy, Destination, TlsPolicy};
+use crate::delivery::{DeliveryPath, DeliveryPolicy, Destination, TlsPolicy, address_domain};
 
 /// How this node reaches the mailboxes of local users.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,11 +45,7 @@ pub fn place(set: DeliverySet, mailboxes: &MailboxAccess, policy: &DeliveryPolic
         }
     }
     for delivery in set.external {
-        let domain = delivery
-            .address
-            .rsplit_once('@')
-            .map_or(delivery.address.as_str(), |(_, domain)| domain);
-        let destination = policy.destination_for(domain);
+        let destination = policy.destination_for(address_domain(&delivery.address));
         placement.queued.push((delivery, destination));
     }
     placement

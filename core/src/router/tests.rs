@@ -610,3 +610,171 @@ fn a_group_sharing_members_with_its_subgroups_is_no_loop() {
     assert_eq!(stats.loops_dropped, 0);
     assert_eq!(stats.addresses, 3);
 }
+
+// ---- RecipientRouting: one check on its own router, as the drivers run it ----
+
+fn check(text: &str, authenticated: bool) -> RecipientCheck {
+    RecipientCheck {
+        reverse_path: crate::smtp::address::ReversePath::Null,
+        recipient: recipient(text),
+        authenticated: authenticated.then(|| "user".to_owned()),
+    }
+}
+
+/// Drives a check as the simulator does: every lookup answered at once.
+fn route_single(
+    directory: &Directory,
+    config: RouterConfig,
+    text: &str,
+    authenticated: bool,
+) -> Route {
+    let now = Instant::from_millis(1_000);
+    let mut routing = RecipientRouting::start(config, now, &check(text, authenticated));
+    for _ in 0..10_000 {
+        match routing.step() {
+            RoutingStep::Lookup { token, query } => {
+                routing.answered(now, token, directory.answer(&query));
+            }
+            RoutingStep::Wait { until } => panic!("waiting until {until:?} with every answer in"),
+            RoutingStep::Routed { route, .. } => return route,
+        }
+    }
+    panic!("the check was not routed");
+}
+
+/// Drives a check as net does: every lookup out first, the answers in afterwards,
+/// in reverse order.
+fn route_single_late(directory: &Directory, text: &str, authenticated: bool) -> Route {
+    let now = Instant::from_millis(1_000);
+    let mut routing = RecipientRouting::start(config(), now, &check(text, authenticated));
+    for _ in 0..10_000 {
+        let mut out = Vec::new();
+        loop {
+            match routing.step() {
+                RoutingStep::Lookup { token, query } => out.push((token, query)),
+                RoutingStep::Wait { until } => {
+                    assert!(!out.is_empty(), "waiting for nothing until {until:?}");
+                    break;
+                }
+                RoutingStep::Routed { route, .. } => {
+                    assert!(out.is_empty(), "routed with lookups out");
+                    return route;
+                }
+            }
+        }
+        for (token, query) in out.into_iter().rev() {
+            routing.answered(now, token, directory.answer(&query));
+        }
+    }
+    panic!("the check was not routed");
+}
+
+#[test]
+fn a_single_check_routes_as_the_router_does() {
+    let directory = basic()
+        .alias("team@sluice.test", &["alice@sluice.test", "carol@far.test"])
+        .group("all@sluice.test", &["team@sluice.test", "bob@sluice.test"]);
+    for (text, authenticated) in [
+        ("alice@sluice.test", false),
+        ("team@sluice.test", false),
+        ("all@sluice.test", false),
+        ("nobody@sluice.test", false),
+        ("someone@other.test", false),
+        ("far@away.test", false),
+        ("far@away.test", true),
+        ("Postmaster", false),
+    ] {
+        let expected = route(&directory, text, authenticated);
+        assert_eq!(
+            route_single(&directory, config(), text, authenticated),
+            expected,
+            "{text}"
+        );
+        assert_eq!(
+            route_single_late(&directory, text, authenticated),
+            expected,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_check_whose_lookups_go_unanswered_fails_temporarily_at_the_deadline() {
+    let start = Instant::from_millis(1_000);
+    let mut routing = RecipientRouting::start(config(), start, &check("alice@sluice.test", false));
+    let RoutingStep::Lookup { token, .. } = routing.step() else {
+        panic!("a lookup first");
+    };
+    let RoutingStep::Wait { until } = routing.step() else {
+        panic!("then a wait");
+    };
+    assert_eq!(until, start + config().limits.lookup_timeout);
+    routing.tick(Instant::from_millis(until.as_millis() - 1));
+    assert_eq!(routing.step(), RoutingStep::Wait { until }, "not yet");
+    routing.tick(until);
+    let RoutingStep::Routed { route, .. } = routing.step() else {
+        panic!("routed at the deadline");
+    };
+    assert_eq!(route, Route::TemporaryFailure(TemporaryReason::Timeout));
+    // The decision stands: a late answer or tick changes nothing.
+    routing.answered(until, token, DirectoryAnswer::Unavailable);
+    routing.tick(until + Duration::from_secs(1));
+    assert!(matches!(
+        routing.step(),
+        RoutingStep::Routed {
+            route: Route::TemporaryFailure(TemporaryReason::Timeout),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_check_the_router_refuses_at_once_needs_no_lookup() {
+    let mut overloaded = config();
+    overloaded.limits.jobs = 0;
+    assert_eq!(
+        route_single(&basic(), overloaded, "alice@sluice.test", false),
+        Route::TemporaryFailure(TemporaryReason::Overloaded)
+    );
+}
+
+#[test]
+fn a_failed_lookup_fails_the_check_temporarily() {
+    let mut directory = basic();
+    directory.broken.push("alice@sluice.test".to_owned());
+    assert!(matches!(
+        route_single(&directory, config(), "alice@sluice.test", false),
+        Route::TemporaryFailure(_)
+    ));
+}
+
+proptest::proptest! {
+    /// Whatever the directory holds, a check answered at once and one answered late
+    /// in reverse order get the route the router gives.
+    #[test]
+    fn a_single_check_is_routed_the_same_whatever_the_order_of_answers(
+        members in proptest::collection::vec(0_usize..6, 0..12),
+        team in proptest::collection::vec(0_usize..6, 0..4),
+        target in 0_usize..6,
+        authenticated in proptest::prelude::any::<bool>(),
+    ) {
+        let names = [
+            "alice@sluice.test",
+            "list@sluice.test",
+            "team@sluice.test",
+            "ghost@sluice.test",
+            "out@far.test",
+            "someone@other.test",
+        ];
+        let group: Vec<&str> = members.iter().map(|index| names[*index]).collect();
+        let mut directory = basic().group("list@sluice.test", &group);
+        let team: Vec<&str> = team.iter().map(|index| names[*index]).collect();
+        if !team.is_empty() {
+            directory = directory.alias("team@sluice.test", &team);
+        }
+        let text = names[target];
+        let expected = route(&directory, text, authenticated);
+        proptest::prop_assert_eq!(route_single(&directory, config(), text, authenticated), expected.clone());
+        proptest::prop_assert_eq!(route_single_late(&directory, text, authenticated), expected);
+    }
+}

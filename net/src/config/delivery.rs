@@ -63,7 +63,7 @@ impl Default for QueueSection {
             max_attempts_per_minute: 0,
             max_attempts: 500,
             max_received_headers: 50,
-            notice_return_limit: 256 * 1024,
+            notice_return_limit: sluice_core::notice::DEFAULT_RETURN_LIMIT,
         }
     }
 }
@@ -204,6 +204,17 @@ impl QueueSection {
                 burst: self.max_attempts_per_minute,
             });
         config
+    }
+
+    /// How this node's notices are written, reported by `hostname`.
+    pub fn notice_settings(
+        &self,
+        hostname: sluice_core::smtp::address::Domain,
+    ) -> sluice_core::node::NoticeSettings {
+        sluice_core::node::NoticeSettings {
+            reporting_mta: hostname,
+            return_limit: self.notice_return_limit,
+        }
     }
 }
 

@@ -8,19 +8,16 @@ use crate::clock;
 use crate::queue_id;
 use crate::routing;
 use crate::store::{IncomingMessage, Store, StoreError};
-use sluice_core::node::{self, NoticePlaced, NoticeStart, PlacementPolicy};
-use sluice_core::notice::{NoticeContext, NoticeRequest};
+use sluice_core::node::{self, NoticePlaced, NoticeSettings, NoticeStart, PlacementPolicy};
+use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use sluice_core::router::RouterConfig;
-use sluice_core::smtp::address::Domain;
 
 /// How notices are written and placed.
 #[derive(Debug)]
 pub struct NoticeWriter {
-    /// Our name: Reporting-MTA, the MAILER-DAEMON address and Message-ID domain.
-    pub hostname: Domain,
-    /// Largest original returned whole.
-    pub return_limit: usize,
+    /// Who reports, and how much of the original goes back (`[queue]` section).
+    pub settings: NoticeSettings,
     pub router: RouterConfig,
     pub placement: PlacementPolicy,
 }
@@ -66,13 +63,7 @@ impl NoticeWriter {
         let original = store.outbound_message(queue_id).await?;
         let notice_id = queue_id::next();
         let now_ms = clock::unix_millis();
-        let mut context = NoticeContext::new(
-            self.hostname.as_str(),
-            format!("{notice_id}.notice@{}", self.hostname.as_str()),
-            now_ms.div_euclid(1000),
-        );
-        context.return_limit = self.return_limit;
-        let start = node::start_notice(request, &original.data, &context, notice_id, now_ms)
+        let start = node::start_notice(request, &original.data, &self.settings, notice_id, now_ms)
             .map_err(|error| StoreError::Invalid {
                 what: "delivery notice",
                 reason: error.to_string(),

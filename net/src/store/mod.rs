@@ -33,6 +33,7 @@ mod garbage;
 mod mailbox;
 mod migrate;
 mod outbound;
+mod owned;
 mod password;
 mod queue;
 mod retention;

@@ -6,6 +6,7 @@
 use super::blob::BlobStore;
 use super::commit::{Committer, Placed, Write};
 use super::mailbox::change_blob_refs;
+use super::owned::{is_final, message_still_owned, record_still_owned};
 use super::queue;
 use super::sql::{Db, WriteTx, int};
 use super::{IncomingMessage, StoreError};
@@ -229,17 +230,6 @@ impl StateColumns {
     }
 }
 
-fn is_final(state: &str) -> bool {
-    state == "delivered" || state == "failed"
-}
-
-/// Whether a queue record holds a reference to its message's body: while its
-/// recipient is not final (an attempt will send the body), or while it owes a
-/// success notice (the notice returns the body's headers or all of it).
-pub(super) fn holds_body(state: &str, success_owed: bool) -> bool {
-    !is_final(state) || success_owed
-}
-
 /// Reads a stored recipient state back; `None` for a row the queue does not own.
 fn state_of(row: &AnyRow) -> Result<Option<RecipientState>, StoreError> {
     let state: String = row.try_get("state")?;
@@ -293,18 +283,16 @@ impl Db {
     /// recipients, as core's queue takes them at start. Records written before the
     /// queue kept destinations go to their domain's MX hosts.
     pub(crate) async fn queued_messages(&self) -> Result<Vec<QueuedMessage>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT r.queue_id, r.recipient, r.reverse_path, r.state, r.blob_sha256, \
              r.received_at_ms, r.destination, r.notify, r.orcpt, r.attempts, \
              r.next_attempt_ms, r.last_attempt_ms, r.final_at_ms, r.status, r.remote_mta, \
              r.diagnostic, r.diagnostic_is_reply, r.notify_passed_on, r.delay_notified, \
              r.success_owed, m.envid, m.ret, m.received_headers, m.size, m.arrival_ms \
              FROM queue_records r LEFT JOIN queue_messages m ON m.queue_id = r.queue_id \
-             WHERE r.queue_id IN (SELECT queue_id FROM queue_records \
-                                  WHERE state IN ('pending', 'deferred')) \
-                OR r.queue_id IN (SELECT queue_id FROM queue_records WHERE success_owed = 1) \
-             ORDER BY r.id",
-        )
+             WHERE {} ORDER BY r.id",
+            message_still_owned("r.queue_id")
+        ))
         .fetch_all(&self.pool)
         .await?;
         let mut messages: BTreeMap<String, QueuedMessage> = BTreeMap::new();
@@ -324,10 +312,7 @@ impl Db {
                         what: "queue record destination",
                         reason: error.to_string(),
                     })?,
-                None => {
-                    let domain = recipient.rsplit_once('@').map_or("", |(_, domain)| domain);
-                    Destination::mx(domain)
-                }
+                None => Destination::mx_of_address(&recipient),
             };
             let Some(recipient_state) = state_of(row)? else {
                 continue;
@@ -491,10 +476,10 @@ async fn write_changes(
             continue;
         };
         let before: String = row.try_get("state")?;
-        let held = holds_body(&before, int(&row, "success_owed")? != 0);
+        let held = record_still_owned(&before, int(&row, "success_owed")? != 0);
         blob = Some(row.try_get::<String, _>("blob_sha256")?);
         let columns = StateColumns::of(&change.state);
-        let holds = holds_body(columns.state, change.success_owed);
+        let holds = record_still_owned(columns.state, change.success_owed);
         released += i64::from(held) - i64::from(holds);
         write_state(db, tx, queue_id, &columns, change).await?;
     }
@@ -518,7 +503,7 @@ async fn remove_records(db: &Db, tx: &mut WriteTx, queue_id: &str) -> Result<(),
     for row in &rows {
         let state: String = row.try_get("state")?;
         blob = Some(row.try_get::<String, _>("blob_sha256")?);
-        if holds_body(&state, int(row, "success_owed")? != 0) {
+        if record_still_owned(&state, int(row, "success_owed")? != 0) {
             held += 1;
         }
     }

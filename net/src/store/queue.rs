@@ -13,6 +13,7 @@ use super::commit::{Committer, Placed, Write};
 use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::outbound::{self, StateColumns};
+use super::owned::message_still_owned;
 use super::sql::{Backend, Db, WriteTx, int};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::delivery::Destination;
@@ -448,13 +449,9 @@ impl Db {
         selection: QueueSelection<'_>,
     ) -> Result<Vec<QueueEntry>, StoreError> {
         let filter = match selection {
-            QueueSelection::All => "",
-            QueueSelection::Outstanding => {
-                "WHERE queue_id IN (SELECT queue_id FROM queue_records \
-                                    WHERE state IN ('pending', 'deferred')) \
-                    OR queue_id IN (SELECT queue_id FROM queue_records WHERE success_owed = 1) "
-            }
-            QueueSelection::Message(_) => "WHERE queue_id = ? ",
+            QueueSelection::All => String::new(),
+            QueueSelection::Outstanding => format!("WHERE {} ", message_still_owned("queue_id")),
+            QueueSelection::Message(_) => "WHERE queue_id = ? ".to_owned(),
         };
         let statement = self.sql(&format!(
             "SELECT queue_id, reverse_path, recipient, state, received_at_ms, destination, \

@@ -6,6 +6,7 @@
 //! mailbox copies themselves are untouched.
 
 use super::StoreError;
+use super::owned::STILL_OWNED;
 use super::sql::{Db, int, with_retries};
 use sqlx::Row;
 
@@ -47,10 +48,12 @@ pub(crate) async fn prune(db: &Db, arrived_before_ms: i64) -> Result<PruneReport
 /// LIMIT inside an IN subquery, PostgreSQL no LIMIT on DELETE).
 async fn prune_records(db: &Db, arrived_before_ms: i64) -> Result<u64, StoreError> {
     let mut tx = db.begin_write().await?;
-    let ids: Vec<i64> = sqlx::query(&db.sql(
+    // A local copy (no destination) delivered at acceptance, that the queue no
+    // longer owns (no success notice owed).
+    let ids: Vec<i64> = sqlx::query(&db.sql(&format!(
         "SELECT id FROM queue_records WHERE received_at_ms < ? AND destination IS NULL \
-         AND state = 'delivered' AND success_owed = 0 ORDER BY id LIMIT ?",
-    ))
+         AND state = 'delivered' AND NOT {STILL_OWNED} ORDER BY id LIMIT ?",
+    )))
     .bind(arrived_before_ms)
     .bind(BATCH)
     .fetch_all(&mut *tx.tx)

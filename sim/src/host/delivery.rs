@@ -11,7 +11,7 @@ use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
 use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
 use sluice_core::machine::Token;
 use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
-use sluice_core::notice::{NoticeContext, NoticeRequest};
+use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as QueueOutput};
 use sluice_core::queue::{QueuedMessage, RecipientState};
 use sluice_core::smtp::client::{
@@ -550,12 +550,7 @@ impl World {
             .ok_or(())?;
         let notice_id = sluice.new_queue_id(&name, epoch);
         let now_ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
-        let context = NoticeContext::new(
-            sluice.hostname.as_str(),
-            format!("{notice_id}.notice@{}", sluice.hostname.as_str()),
-            now_ms.div_euclid(1000),
-        );
-        let pending = match start_notice(request, &original, &context, notice_id, now_ms) {
+        let pending = match start_notice(request, &original, &sluice.notices, notice_id, now_ms) {
             Ok(NoticeStart::Route(pending)) => pending,
             Ok(NoticeStart::NotAnAddress { .. }) => return Ok(None),
             Err(_) => return Err(()),

@@ -13,10 +13,10 @@ use crate::world::disk::Disk;
 use crate::world::{Event, NodeKind, Wake, World};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
 use sluice_core::machine::{Machine, Token};
-use sluice_core::node::PlacementPolicy;
 use sluice_core::node::reception::Input as ReceptionInput;
+use sluice_core::node::{NoticeSettings, PlacementPolicy};
 use sluice_core::queue::{Input as QueueInput, Queue, QueueConfig, QueuedMessage};
-use sluice_core::router::{self, Route, RouterConfig, TemporaryReason};
+use sluice_core::router::{RecipientRouting, Route, RouterConfig, RoutingStep};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
     Limits, ListenerKind, RecipientCheck, SessionConfig, StoreOutcome, TlsMode,
@@ -148,6 +148,8 @@ pub struct SluiceHost {
     pub role: Role,
     pub hostname: Domain,
     pub router: RouterConfig,
+    /// How notices are written: as net's defaults (`[queue]` section) say.
+    pub notices: NoticeSettings,
     pub placement: PlacementPolicy,
     pub queue_config: QueueConfig,
     pub directory: Directory,
@@ -173,6 +175,7 @@ impl SluiceHost {
         let queue = Queue::new(queue_config.clone()).ok();
         SluiceHost {
             role,
+            notices: NoticeSettings::new(hostname.clone()),
             hostname,
             router,
             placement,
@@ -196,24 +199,18 @@ impl SluiceHost {
     }
 
     /// The route of one recipient from core's router. I/O, not a decision (net's
-    /// `routing::route`): its lookups are answered from the directory at once.
+    /// `routing::route` runs the same `RecipientRouting`): its lookups are answered
+    /// from the directory at once, so nothing is left to wait for; a wait would be
+    /// for lookups that can no longer come, and its deadline is reached at once.
     pub fn route(&self, now: sluice_core::time::Instant, check: &RecipientCheck) -> Route {
-        let mut router = router::Router::new(self.router.clone());
-        router.handle(now, router::Input::for_check(Token(1), check));
+        let mut routing = RecipientRouting::start(self.router.clone(), now, check);
         loop {
-            let mut progressed = false;
-            while let Some(output) = router.poll() {
-                progressed = true;
-                match output {
-                    router::Output::Lookup { token, query } => {
-                        let answer = self.directory.answer(&query);
-                        router.handle(now, router::Input::LookupAnswered { token, answer });
-                    }
-                    router::Output::Routed { route, .. } => return route,
+            match routing.step() {
+                RoutingStep::Lookup { token, query } => {
+                    routing.answered(now, token, self.directory.answer(&query));
                 }
-            }
-            if !progressed {
-                return Route::TemporaryFailure(TemporaryReason::Timeout);
+                RoutingStep::Wait { until } => routing.tick(until),
+                RoutingStep::Routed { route, .. } => return route,
             }
         }
     }

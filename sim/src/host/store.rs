@@ -9,7 +9,7 @@
 
 use sluice_core::mailbox::{MailboxModel, Operation, Outcome};
 use sluice_core::node::{IncomingMessage as Incoming, RoutedRecipient};
-use sluice_core::queue::{QueuedMessage, RecipientChange};
+use sluice_core::queue::{QueuedMessage, QueuedRecipient, RecipientChange};
 use std::collections::BTreeMap;
 
 /// One stored message.
@@ -163,8 +163,8 @@ impl Store {
         deliveries
     }
 
-    /// The queue records to restore after a restart: messages with a recipient not
-    /// final or still owing a success notice (net's `queued_messages` query).
+    /// The queue records to restore after a restart: messages with a recipient the
+    /// queue still owns (core's `still_owned`, as net's `queued_messages` query).
     pub fn to_restore(&self) -> Vec<QueuedMessage> {
         self.messages
             .values()
@@ -173,7 +173,7 @@ impl Store {
                 queued
                     .recipients
                     .iter()
-                    .any(|r| !r.state.is_final() || r.success_owed)
+                    .any(QueuedRecipient::is_still_owned)
             })
             .collect()
     }

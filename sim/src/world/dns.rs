@@ -1,18 +1,16 @@
 //! Simulated DNS: MX and address records, with lookup failures, timeouts and
 //! outages drawn from the seed. It only answers; turning answers into hosts to try
-//! is core's (`delivery::mx::hosts_to_try`, `connection_plan`), as in net.
+//! is core's (`delivery::mx::HostPlanner`), as in net.
 
 use crate::engine::Pcg32;
-use sluice_core::delivery::Failure;
+use sluice_core::delivery::mx::HostPlan;
 use sluice_core::delivery::mx::{
-    AddressAnswer, MxAnswer, MxLimits, connection_plan, hosts_to_try, normalise_host,
+    AddressAnswer, HostPlanner, MxAnswer, MxLimits, PlanAnswer, PlanLookup, PlanStep,
+    normalise_host,
 };
 use sluice_core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-/// The hosts to try with their addresses, in order, or why there are none.
-pub type HostPlan = Result<Vec<(String, Vec<IpAddr>)>, Failure>;
 
 /// How long a lookup that times out takes before it is answered as a failure.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,23 +69,27 @@ impl Dns {
         (answer, Duration::from_millis(2))
     }
 
-    /// I/O, not a decision (net's `dns::Resolver::host_plan`): the MX answer through core's
-    /// ordering, then each host's addresses through core's plan; with the total time
-    /// the lookups took.
+    /// I/O, not a decision (net's `dns::Resolver::host_plan` runs the same planner):
+    /// core's planner asks for each lookup in turn, this answers them; with the
+    /// total time the lookups took.
     pub fn host_plan(&mut self, rng: &mut Pcg32, domain: &str, seed: u64) -> (HostPlan, Duration) {
-        let limits = MxLimits::default();
-        let (answer, mut took) = self.mx_answer(rng, domain);
-        let hosts = match hosts_to_try(domain, &answer, seed, &limits) {
-            Ok(hosts) => hosts,
-            Err(failure) => return (Err(failure), took),
-        };
-        let mut answers = Vec::with_capacity(hosts.len());
-        for host in hosts {
-            let (addresses, spent) = self.address_answer(rng, &host);
+        let mut planner = HostPlanner::new(domain, seed, MxLimits::default());
+        let mut took = Duration::ZERO;
+        loop {
+            let (answer, spent) = match planner.step() {
+                PlanStep::Done(plan) => return (plan, took),
+                PlanStep::Lookup(PlanLookup::Mx { domain }) => {
+                    let (answer, spent) = self.mx_answer(rng, &domain);
+                    (PlanAnswer::Mx(answer), spent)
+                }
+                PlanStep::Lookup(PlanLookup::Addresses { host }) => {
+                    let (answer, spent) = self.address_answer(rng, &host);
+                    (PlanAnswer::Addresses(answer), spent)
+                }
+            };
             took = took + spent;
-            answers.push((host, addresses));
+            planner.answer(answer);
         }
-        (connection_plan(domain, answers, &limits), took)
     }
 }
 
