@@ -13,6 +13,12 @@
 #              SLUICE_DATABASE_URL (postgres://… or mysql://…, an existing empty
 #              database) runs Sluice on that database instead of its SQLite default.
 # The disk's fsync rate swings from run to run: compare the ratio, not the absolutes.
+# The CPU per accepted message is the steadier figure, printed two ways for Sluice
+# and Postfix: "machine" is the whole machine's busy time during the run (/proc/stat)
+# minus the load tool's own CPU, per message (it includes the kernel's work on the
+# server's behalf: loopback, fsync, journal; and anything else running, so read it
+# on a quiet machine: the load average is printed with it); "process" is the CPU
+# of the server's own processes (utime+stime, Postfix's master and its children).
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-4000}
@@ -161,18 +167,72 @@ for _ in $(seq 1 100); do grep -q '^ready$' "$WORK/sluice/stdout" && break; slee
 SLUICE_ADDRESS=$(awk '$1 == "listening" && $2 == "mx" {print $3}' "$WORK/sluice/stdout")
 [ -n "$SLUICE_ADDRESS" ] || { cat "$WORK/sluice/stderr" >&2; exit 1; }
 
-declare -A RATE P50 P99 ERRORS
+CLK_TCK=$(getconf CLK_TCK)
+POSTFIX_MASTER=$(tr -d ' ' <"$PF/queue/pid/master.pid")
+# The machine's busy time so far, in ticks: every CPU's user, nice, system, irq,
+# softirq and steal time (guest time is inside user).
+machine_busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# utime+stime of a process and its live descendants, plus what they reaped
+# (cutime+cstime): Postfix's short-lived cleanup and smtpd processes end up in
+# their master's reaped time.
+tree_ticks() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+parent, ticks = {}, {}
+for name in os.listdir("/proc"):
+    if not name.isdigit():
+        continue
+    try:
+        with open(f"/proc/{name}/stat") as stat:
+            text = stat.read()
+    except OSError:
+        continue
+    fields = text[text.rindex(")") + 2:].split()  # fields[0] is field 3, the state
+    parent[int(name)] = int(fields[1])
+    ticks[int(name)] = sum(int(value) for value in fields[11:15])
+def within(pid):
+    while pid > 1:
+        if pid == root:
+            return True
+        pid = parent.get(pid, 0)
+    return False
+print(sum(value for pid, value in ticks.items() if within(pid)))
+PY
+}
+server_pid() { # label
+  case $1 in
+    sluice) echo "$SLUICE_PID" ;;
+    postfix) echo "$POSTFIX_MASTER" ;;
+    *) echo "" ;;
+  esac
+}
+
+declare -A RATE P50 P99 ERRORS MACHINE_US PROCESS_US LOAD
 run_bench() { # label address sessions
-  local line
+  local line pid server_before=0 server_after=0 busy_before busy_after
+  pid=$(server_pid "$1")
+  [ -n "$pid" ] && server_before=$(tree_ticks "$pid")
+  busy_before=$(machine_busy_ticks)
   # shellcheck disable=SC2086
   line=$("$BENCH" --server "$2" --sessions "$3" --messages "$MESSAGES" --size "$SIZE" \
     --to bench@bench.test --label "$1" $BENCH_FLAGS | tee -a "$WORK/bench.log" | grep '^RESULT ')
+  busy_after=$(machine_busy_ticks)
+  [ -n "$pid" ] && server_after=$(tree_ticks "$pid")
   local key="$1/$3"
-  RATE[$key]=$(sed -n 's/.* rate=\([^ ]*\).*/\1/p' <<<"$line")
-  P50[$key]=$(sed -n 's/.* p50_ms=\([^ ]*\).*/\1/p' <<<"$line")
-  P99[$key]=$(sed -n 's/.* p99_ms=\([^ ]*\).*/\1/p' <<<"$line")
-  ERRORS[$key]=$(sed -n 's/.* errors=\([^ ]*\).*/\1/p' <<<"$line")
-  echo "  $1 at $3 sessions: ${RATE[$key]} messages/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms, ${ERRORS[$key]} errors"
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  RATE[$key]=$(field rate)
+  P50[$key]=$(field p50_ms)
+  P99[$key]=$(field p99_ms)
+  ERRORS[$key]=$(field errors)
+  LOAD[$key]=$(cut -d' ' -f1-3 /proc/loadavg)
+  local ok client
+  ok=$(field ok)
+  client=$(field cpu_ticks)
+  MACHINE_US[$key]=$(python3 -c "print(round(($busy_after - $busy_before - $client) * 1e6 / $CLK_TCK / $ok) if $ok > 0 and $client >= 0 else 'n/a')")
+  PROCESS_US[$key]=$(python3 -c "print(round(($server_after - $server_before) * 1e6 / $CLK_TCK / $ok) if $ok > 0 else 'n/a')")
+  echo "  $1 at $3 sessions: ${RATE[$key]} messages/s, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms, ${ERRORS[$key]} errors;" \
+    "CPU µs/message: machine ${MACHINE_US[$key]}, server processes ${PROCESS_US[$key]}; load ${LOAD[$key]}"
 }
 
 echo "== runs: $MESSAGES messages of $SIZE bytes per run, connections reused $BENCH_FLAGS"
@@ -193,6 +253,17 @@ for sessions in $SESSIONS; do
   printf '%-9s | %8s (%6s/%7s) | %8s (%6s/%7s) | %8s (%6s/%7s) | %s\n' "$sessions" \
     "${RATE[$s]}" "${P50[$s]}" "${P99[$s]}" "${RATE[$p]}" "${P50[$p]}" "${P99[$p]}" \
     "${RATE[$k]}" "${P50[$k]}" "${P99[$k]}" "$ratio"
+done
+echo
+echo "CPU per accepted message, µs: machine = whole machine's busy time minus the load tool's;"
+echo "process = the server's own processes; load average after each Sluice run"
+printf '%-9s | %-18s | %-18s | %-14s | %s\n' sessions "Sluice machine/proc" "Postfix machine/proc" "Postfix/Sluice" "load (1/5/15 min)"
+printf '%s\n' "----------|--------------------|--------------------|----------------|------------------"
+for sessions in $SESSIONS; do
+  s="sluice/$sessions" p="postfix/$sessions"
+  cpu_ratio=$(python3 -c "m, n = '${MACHINE_US[$p]}', '${MACHINE_US[$s]}'; print(f'{int(m)/int(n):.2f}' if m.lstrip('-').isdigit() and n.isdigit() and int(n) > 0 else 'n/a')")
+  printf '%-9s | %8s / %7s | %8s / %7s | %-14s | %s\n' "$sessions" \
+    "${MACHINE_US[$s]}" "${PROCESS_US[$s]}" "${MACHINE_US[$p]}" "${PROCESS_US[$p]}" "$cpu_ratio" "${LOAD[$s]}"
 done
 total_errors=0
 for key in "${!ERRORS[@]}"; do total_errors=$((total_errors + ERRORS[$key])); done

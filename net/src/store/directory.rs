@@ -2,8 +2,9 @@
 //! in one address namespace, the router's lookups against it, and password checks.
 //! Domains are lower-cased; local parts keep their spelling but match ASCII-case-insensitively.
 
-use super::sql::{Db, int};
+use super::sql::{Db, int, run_ready};
 use super::{StoreError, mailbox, password};
+use rusqlite::OptionalExtension;
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
 use sluice_core::smtp::address::{Domain, Host, Mailbox};
 use sqlx::Row;
@@ -96,6 +97,100 @@ pub(crate) fn lookup_key(text: &str) -> String {
         .unwrap_or_else(|_| text.trim().to_ascii_lowercase())
 }
 
+/// The reads a router lookup makes, for one way of reaching the database: sqlx
+/// on every backend, or an SQLite file's read connection. [`answer`] is the one
+/// lookup over them.
+trait DirectoryReads {
+    /// The domain row of `name` (lower-cased).
+    async fn domain(&mut self, name: &str) -> Result<Option<DomainEntry>, StoreError>;
+    /// See [`Db::address_kind`].
+    async fn address_kind(&mut self, key: &str) -> Result<Option<(Kind, String)>, StoreError>;
+    /// The targets of an alias or the members of a group, in order.
+    async fn targets_of(&mut self, key: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// Answers one router lookup with `reads`.
+async fn answer(
+    reads: &mut impl DirectoryReads,
+    query: &DirectoryQuery,
+) -> Result<DirectoryAnswer, StoreError> {
+    match query {
+        DirectoryQuery::Domain { domain } => {
+            let name = domain.trim().to_ascii_lowercase();
+            Ok(DirectoryAnswer::Domain(reads.domain(&name).await?))
+        }
+        DirectoryQuery::Address { address } => {
+            let key = lookup_key(address);
+            let entry = match reads.address_kind(&key).await? {
+                None => None,
+                Some((Kind::User, address)) => Some(AddressEntry::User { address }),
+                Some((Kind::Alias, _)) => Some(AddressEntry::Alias {
+                    targets: reads.targets_of(&key).await?,
+                }),
+                Some((Kind::Group, _)) => Some(AddressEntry::Group {
+                    members: reads.targets_of(&key).await?,
+                }),
+            };
+            Ok(DirectoryAnswer::Address(entry))
+        }
+    }
+}
+
+struct SqlxReads<'a>(&'a Db);
+
+impl DirectoryReads for SqlxReads<'_> {
+    async fn domain(&mut self, name: &str) -> Result<Option<DomainEntry>, StoreError> {
+        self.0.domain(name).await
+    }
+
+    async fn address_kind(&mut self, key: &str) -> Result<Option<(Kind, String)>, StoreError> {
+        self.0.address_kind(key).await
+    }
+
+    async fn targets_of(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.0.targets_of(key).await
+    }
+}
+
+/// The same reads as [`SqlxReads`], in SQLite's text, on a read connection.
+struct SqliteReads<'a>(&'a rusqlite::Connection);
+
+impl DirectoryReads for SqliteReads<'_> {
+    async fn domain(&mut self, name: &str) -> Result<Option<DomainEntry>, StoreError> {
+        Ok(self
+            .0
+            .prepare_cached("SELECT name, catch_all FROM domains WHERE name = ?")?
+            .query_row([name], |row| {
+                Ok(DomainEntry {
+                    name: row.get(0)?,
+                    catch_all: row.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    async fn address_kind(&mut self, key: &str) -> Result<Option<(Kind, String)>, StoreError> {
+        let row = self
+            .0
+            .prepare_cached("SELECT kind, address FROM addresses WHERE address_key = ?")?
+            .query_row([key], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .optional()?;
+        Ok(row.and_then(|(kind, address)| Kind::parse(&kind).map(|kind| (kind, address))))
+    }
+
+    async fn targets_of(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        let mut statement = self.0.prepare_cached(
+            "SELECT target FROM address_targets WHERE address_key = ? ORDER BY position",
+        )?;
+        let targets = statement
+            .query_map([key], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(targets)
+    }
+}
+
 impl Db {
     /// The kind and canonical address of an address row, if present.
     pub(crate) async fn address_kind(
@@ -125,41 +220,33 @@ impl Db {
             .collect()
     }
 
+    /// Answers one router lookup. On an SQLite file it reads on the calling
+    /// thread through one of the store's own read connections (see
+    /// `sql::SqliteReaders`): a lookup there takes microseconds, less than the
+    /// hand-off to a sqlx connection's worker thread and back.
     pub(crate) async fn query(
         &self,
         query: &DirectoryQuery,
     ) -> Result<DirectoryAnswer, StoreError> {
-        match query {
-            DirectoryQuery::Domain { domain } => {
-                let name = domain.trim().to_ascii_lowercase();
-                let row =
-                    sqlx::query(&self.sql("SELECT name, catch_all FROM domains WHERE name = ?"))
-                        .bind(&name)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                let entry = match row {
-                    Some(row) => Some(DomainEntry {
-                        name: row.try_get("name")?,
-                        catch_all: row.try_get("catch_all")?,
-                    }),
-                    None => None,
-                };
-                Ok(DirectoryAnswer::Domain(entry))
+        match self.sqlite_readers() {
+            Some(readers) => {
+                readers.read(|connection| run_ready(answer(&mut SqliteReads(connection), query)))
             }
-            DirectoryQuery::Address { address } => {
-                let key = lookup_key(address);
-                let entry = match self.address_kind(&key).await? {
-                    None => None,
-                    Some((Kind::User, address)) => Some(AddressEntry::User { address }),
-                    Some((Kind::Alias, _)) => Some(AddressEntry::Alias {
-                        targets: self.targets_of(&key).await?,
-                    }),
-                    Some((Kind::Group, _)) => Some(AddressEntry::Group {
-                        members: self.targets_of(&key).await?,
-                    }),
-                };
-                Ok(DirectoryAnswer::Address(entry))
-            }
+            None => answer(&mut SqlxReads(self), query).await,
+        }
+    }
+
+    async fn domain(&self, name: &str) -> Result<Option<DomainEntry>, StoreError> {
+        let row = sqlx::query(&self.sql("SELECT name, catch_all FROM domains WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(DomainEntry {
+                name: row.try_get("name")?,
+                catch_all: row.try_get("catch_all")?,
+            })),
+            None => Ok(None),
         }
     }
 

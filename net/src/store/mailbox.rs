@@ -362,31 +362,27 @@ async fn record_delivery_key(
     delivery_key: &str,
     arrived_at_ms: i64,
 ) -> Result<KeyRecord, StoreError> {
-    if db.backend == Backend::Mysql {
+    let statement = match db.backend {
         // MySQL has no ON CONFLICT, and sqlx's FOUND_ROWS makes an ON DUPLICATE
-        // KEY no-op count as a row: look first.
-        let seen = sqlx::query(
-            "SELECT delivery_key FROM deliveries WHERE user_key = ? AND delivery_key = ?",
-        )
+        // KEY no-op count as a row: the insert skips a seen key itself.
+        Backend::Mysql => "INSERT INTO deliveries (user_key, delivery_key, delivered_at_ms) \
+             SELECT ?, ?, ? FROM addresses WHERE address_key = ? AND kind = 'user' \
+             AND NOT EXISTS (SELECT 1 FROM deliveries WHERE user_key = ? AND delivery_key = ?)"
+            .to_owned(),
+        Backend::Sqlite | Backend::Postgres => db.insert_or_skip(
+            "deliveries (user_key, delivery_key, delivered_at_ms) SELECT ?, ?, ? FROM addresses \
+             WHERE address_key = ? AND kind = 'user'",
+        ),
+    };
+    let mut insert = sqlx::query(&statement)
         .bind(user_key)
         .bind(delivery_key)
-        .fetch_optional(&mut *tx.tx)
-        .await?;
-        if seen.is_some() {
-            return Ok(KeyRecord::Seen);
-        }
+        .bind(arrived_at_ms)
+        .bind(user_key);
+    if db.backend == Backend::Mysql {
+        insert = insert.bind(user_key).bind(delivery_key);
     }
-    let inserted = sqlx::query(&db.insert_or_skip(
-        "deliveries (user_key, delivery_key, delivered_at_ms) SELECT ?, ?, ? FROM addresses \
-         WHERE address_key = ? AND kind = 'user'",
-    ))
-    .bind(user_key)
-    .bind(delivery_key)
-    .bind(arrived_at_ms)
-    .bind(user_key)
-    .execute(&mut *tx.tx)
-    .await?
-    .rows_affected();
+    let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
     if inserted == 1 {
         Ok(KeyRecord::Recorded)
     } else if user_exists(db, tx, user_key).await? {
@@ -408,9 +404,21 @@ async fn take_inbox_uid(
         let Some(inbox) = find_folder(db, tx, user_key, INBOX).await? else {
             return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
         };
-        return Ok(allocate_uids(db, tx, &inbox, INBOX, 1)
-            .await?
-            .map(|uid| (inbox.id, uid)));
+        // No RETURNING on MySQL: LAST_INSERT_ID(expr) hands the incremented value
+        // back in the UPDATE's own reply, which saves reading it again.
+        let taken =
+            sqlx::query("UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + 1) WHERE id = ?")
+                .bind(inbox.id)
+                .execute(&mut *tx.tx)
+                .await?;
+        let uidnext = match taken.last_insert_id() {
+            Some(uidnext) if taken.rows_affected() == 1 => uidnext,
+            _ => return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned()))),
+        };
+        if uidnext > i64::from(u32::MAX) {
+            return Ok(Err(MailboxError::UidsExhausted(INBOX.to_owned())));
+        }
+        return Ok(Ok((inbox.id, to_u32(uidnext - 1, "uid")?)));
     }
     let row = sqlx::query(&db.sql(
         "UPDATE folders SET uidnext = uidnext + 1 WHERE user_key = ? AND name = ? \

@@ -22,7 +22,10 @@
 //! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
 //! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
 //! `sluice_core::mailbox`), `commit` (the group commit every accepted message and
-//! every queue decision goes through), `queue` (accept), `outbound` (the delivery
+//! every queue decision goes through; on an SQLite file accepted messages are
+//! committed by a writer thread with its own connection, and router lookups read
+//! through connections of the store's own on the calling thread, because through
+//! sqlx every statement costs two thread wake-ups), `queue` (accept), `outbound` (the delivery
 //! queue's state: restore, bodies for attempts, decisions with notices),
 //! `garbage` (garbage collection of bodies).
 
@@ -63,6 +66,9 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite writer of the group commit, which has its own connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("blob store error at {path}: {source}")]
@@ -220,7 +226,7 @@ impl Store {
         let db = Db::connect(database_url).await?;
         migrate::run(&db).await?;
         Ok(Store {
-            committer: Committer::spawn(db.clone(), Arc::clone(&blobs)),
+            committer: Committer::spawn(db.clone(), Arc::clone(&blobs))?,
             db,
             blobs,
             options,

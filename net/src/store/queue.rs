@@ -17,7 +17,7 @@ use super::owned::message_still_owned;
 use super::sql::{Backend, Db, WriteTx, int};
 use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::delivery::Destination;
-use sluice_core::mailbox::Outcome;
+use sluice_core::mailbox::{MailboxError, Outcome};
 use sluice_core::node;
 use sluice_core::queue::RecipientState;
 use sluice_core::smtp::params::{Notify, OriginalRecipient};
@@ -38,6 +38,106 @@ pub(super) struct Item<'a> {
     pub(super) content: Option<&'a [u8]>,
 }
 
+/// The statements an acceptance runs inside one write transaction, for one way of
+/// reaching the database: sqlx on every backend ([`SqlxStatements`]) and, for
+/// SQLite, the group commit's own connection on its writer thread
+/// (`commit::sqlite`). [`stage_with`] is the one algorithm over them; each
+/// statement keeps the meaning documented on the sqlx version.
+pub(super) trait AcceptStatements {
+    /// See [`claim_blob`].
+    async fn claim_blob(&mut self, item: &Item<'_>, references: i64) -> Result<(), StoreError>;
+    /// Whether the file body `blob` is in the blob folder.
+    async fn file_exists(&mut self, blob: &str) -> Result<bool, StoreError>;
+    /// See [`record_queue_entry`].
+    async fn record_queue_entry(
+        &mut self,
+        message: &IncomingMessage,
+        entry: &QueueRecord<'_>,
+        blob: &str,
+    ) -> Result<bool, StoreError>;
+    /// See [`deliver_to_inbox`].
+    async fn deliver_to_inbox(
+        &mut self,
+        delivery: &InboxDelivery<'_>,
+    ) -> Result<Result<Outcome, MailboxError>, StoreError>;
+    /// See [`insert_queue_message`].
+    async fn insert_queue_message(
+        &mut self,
+        message: &IncomingMessage,
+        size: i64,
+        blob: &str,
+    ) -> Result<(), StoreError>;
+    /// Adds `delta` (not 0) to the body's reference count.
+    async fn change_blob_refs(&mut self, blob: &str, delta: i64) -> Result<(), StoreError>;
+}
+
+/// One local copy written into its user's INBOX.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InboxDelivery<'a> {
+    pub(super) user_key: &'a str,
+    pub(super) delivery_key: &'a str,
+    pub(super) blob: &'a str,
+    pub(super) size: i64,
+    pub(super) internal_date_ms: i64,
+    pub(super) queue_id: &'a str,
+}
+
+/// The acceptance's statements through sqlx, inside `tx`.
+struct SqlxStatements<'a> {
+    db: &'a Db,
+    blobs: &'a BlobStore,
+    tx: &'a mut WriteTx,
+}
+
+impl AcceptStatements for SqlxStatements<'_> {
+    async fn claim_blob(&mut self, item: &Item<'_>, references: i64) -> Result<(), StoreError> {
+        claim_blob(self.db, self.tx, item, references).await
+    }
+
+    async fn file_exists(&mut self, blob: &str) -> Result<bool, StoreError> {
+        file_exists(self.blobs, blob).await
+    }
+
+    async fn record_queue_entry(
+        &mut self,
+        message: &IncomingMessage,
+        entry: &QueueRecord<'_>,
+        blob: &str,
+    ) -> Result<bool, StoreError> {
+        record_queue_entry(self.db, self.tx, message, entry, blob).await
+    }
+
+    async fn deliver_to_inbox(
+        &mut self,
+        delivery: &InboxDelivery<'_>,
+    ) -> Result<Result<Outcome, MailboxError>, StoreError> {
+        deliver_to_inbox(
+            self.db,
+            self.tx,
+            delivery.user_key,
+            delivery.delivery_key,
+            delivery.blob,
+            delivery.size,
+            delivery.internal_date_ms,
+            delivery.queue_id,
+        )
+        .await
+    }
+
+    async fn insert_queue_message(
+        &mut self,
+        message: &IncomingMessage,
+        size: i64,
+        blob: &str,
+    ) -> Result<(), StoreError> {
+        insert_queue_message(self.db, self.tx, message, size, blob).await
+    }
+
+    async fn change_blob_refs(&mut self, blob: &str, delta: i64) -> Result<(), StoreError> {
+        change_blob_refs(self.db, self.tx, blob, delta).await
+    }
+}
+
 /// Writes one message's body claim and records inside `tx`.
 pub(super) async fn stage(
     db: &Db,
@@ -45,19 +145,31 @@ pub(super) async fn stage(
     tx: &mut WriteTx,
     item: &Item<'_>,
 ) -> Result<(), StoreError> {
+    stage_with(&mut SqlxStatements { db, blobs, tx }, item).await
+}
+
+/// Writes one message's body claim and records with `statements`.
+pub(super) async fn stage_with(
+    statements: &mut impl AcceptStatements,
+    item: &Item<'_>,
+) -> Result<(), StoreError> {
     let copies = Copies::of(item.message);
     // The claim counts every copy as a new reference at once, which saves a
     // statement on the common path; copies an earlier attempt already recorded
     // are taken back off at the end.
     let expected = copies.references();
-    claim_blob(db, tx, item, expected).await?;
+    statements.claim_blob(item, expected).await?;
     // Inside the transaction, after the claim: a collector that removed the
     // file has committed by now, and none can remove it before we commit.
-    if item.content.is_none() && !file_exists(blobs, item.blob).await? {
+    if item.content.is_none() && !statements.file_exists(item.blob).await? {
         return Err(StoreError::BlobRemoved(item.blob.to_owned()));
     }
-    let recorded = record(db, tx, item, &copies).await?;
-    change_blob_refs(db, tx, item.blob, recorded - expected).await
+    let recorded = record(statements, item, &copies).await?;
+    let delta = recorded - expected;
+    if delta != 0 {
+        statements.change_blob_refs(item.blob, delta).await?;
+    }
+    Ok(())
 }
 
 async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
@@ -180,16 +292,16 @@ pub(crate) enum QueueSelection<'a> {
 
 /// One queue record of a message, before it is written.
 #[derive(Clone, Debug)]
-struct QueueRecord<'a> {
-    recipient: &'a str,
-    original: &'a str,
+pub(super) struct QueueRecord<'a> {
+    pub(super) recipient: &'a str,
+    pub(super) original: &'a str,
     /// Pending for a queued copy, delivered for one written into a mailbox now.
-    state: RecipientState,
+    pub(super) state: RecipientState,
     /// None for a copy written into a mailbox that owes nothing.
-    destination: Option<&'a Destination>,
-    notify: Option<Notify>,
-    orcpt: Option<&'a OriginalRecipient>,
-    success_owed: bool,
+    pub(super) destination: Option<&'a Destination>,
+    pub(super) notify: Option<Notify>,
+    pub(super) orcpt: Option<&'a OriginalRecipient>,
+    pub(super) success_owed: bool,
 }
 
 impl<'a> QueueRecord<'a> {
@@ -228,43 +340,44 @@ async fn record_queue_entry(
     entry: &QueueRecord<'_>,
     blob: &str,
 ) -> Result<bool, StoreError> {
-    if db.backend == Backend::Mysql {
-        // No ON CONFLICT on MySQL (and INSERT IGNORE would truncate silently).
-        let row = sqlx::query("SELECT id FROM queue_records WHERE queue_id = ? AND recipient = ?")
-            .bind(&message.queue_id)
-            .bind(entry.recipient)
-            .fetch_optional(&mut *tx.tx)
-            .await?;
-        if row.is_some() {
-            return Ok(false);
+    const COLUMNS: &str = "queue_records (queue_id, recipient, original_recipient, \
+         reverse_path, state, blob_sha256, received_at_ms, destination, notify, orcpt, \
+         last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed)";
+    const VALUES: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
+    let statement = match db.backend {
+        // No ON CONFLICT on MySQL, and INSERT IGNORE would also turn a too-long
+        // value into a silent truncation: the insert itself skips an existing key,
+        // in the same round trip.
+        Backend::Mysql => format!(
+            "INSERT INTO {COLUMNS} SELECT {VALUES} FROM DUAL WHERE NOT EXISTS \
+             (SELECT 1 FROM queue_records WHERE queue_id = ? AND recipient = ?)"
+        ),
+        Backend::Sqlite | Backend::Postgres => {
+            db.insert_or_skip(&format!("{COLUMNS} VALUES ({VALUES})"))
         }
-    }
+    };
     let columns = StateColumns::of(&entry.state);
-    let inserted = sqlx::query(&db.insert_or_skip(
-        "queue_records (queue_id, recipient, original_recipient, reverse_path, \
-         state, blob_sha256, received_at_ms, destination, notify, orcpt, \
-         last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(&message.queue_id)
-    .bind(entry.recipient)
-    .bind(entry.original)
-    .bind(&message.reverse_path)
-    .bind(columns.state)
-    .bind(blob)
-    .bind(message.received_at_ms)
-    .bind(entry.destination.map(Destination::to_string))
-    .bind(entry.notify.map(outbound::notify_text))
-    .bind(entry.orcpt.map(outbound::orcpt_text))
-    .bind(columns.last_attempt_ms)
-    .bind(columns.final_at_ms)
-    .bind(columns.status.as_deref())
-    .bind(columns.diagnostic.as_deref())
-    .bind(i32::from(columns.diagnostic_is_reply))
-    .bind(i32::from(entry.success_owed))
-    .execute(&mut *tx.tx)
-    .await?
-    .rows_affected();
+    let mut insert = sqlx::query(&statement)
+        .bind(&message.queue_id)
+        .bind(entry.recipient)
+        .bind(entry.original)
+        .bind(&message.reverse_path)
+        .bind(columns.state)
+        .bind(blob)
+        .bind(message.received_at_ms)
+        .bind(entry.destination.map(Destination::to_string))
+        .bind(entry.notify.map(outbound::notify_text))
+        .bind(entry.orcpt.map(outbound::orcpt_text))
+        .bind(columns.last_attempt_ms)
+        .bind(columns.final_at_ms)
+        .bind(columns.status.as_deref())
+        .bind(columns.diagnostic.as_deref())
+        .bind(i32::from(columns.diagnostic_is_reply))
+        .bind(i32::from(entry.success_owed));
+    if db.backend == Backend::Mysql {
+        insert = insert.bind(&message.queue_id).bind(entry.recipient);
+    }
+    let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
     Ok(inserted == 1)
 }
 
@@ -276,10 +389,7 @@ async fn insert_queue_message(
     size: i64,
     blob: &str,
 ) -> Result<(), StoreError> {
-    let reverse_path = message
-        .reverse_path
-        .trim_start_matches('<')
-        .trim_end_matches('>');
+    let reverse_path = bare_reverse_path(&message.reverse_path);
     sqlx::query(&db.insert_ignore(
         "queue_messages (queue_id, reverse_path, envid, ret, smtputf8, received_headers, \
          size, blob_sha256, arrival_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -298,14 +408,18 @@ async fn insert_queue_message(
     Ok(())
 }
 
+/// The reverse-path as the queue's message row keeps it: without its brackets.
+pub(super) fn bare_reverse_path(reverse_path: &str) -> &str {
+    reverse_path.trim_start_matches('<').trim_end_matches('>')
+}
+
 /// The records of one message: how many new references to its body they hold.
 /// Every step skips what a previous attempt of the same message already
 /// committed, which is what makes `accept` idempotent. A local copy names the
 /// user the router found; a user removed since then has no INBOX any more, which
 /// fails the delivery and with it the transaction.
 async fn record(
-    db: &Db,
-    tx: &mut WriteTx,
+    statements: &mut impl AcceptStatements,
     item: &Item<'_>,
     copies: &Copies<'_>,
 ) -> Result<i64, StoreError> {
@@ -319,24 +433,21 @@ async fn record(
     let local = node::local_destination();
     for copy in &copies.locals {
         let entry = QueueRecord::local(copy, &local, message.received_at_ms);
-        if !record_queue_entry(db, tx, message, &entry, blob).await? {
+        if !statements.record_queue_entry(message, &entry, blob).await? {
             continue;
         }
         if copy.owes_success {
             references += 1;
         }
-        match deliver_to_inbox(
-            db,
-            tx,
-            &copy.key,
-            &message.delivery_key,
+        let delivery = InboxDelivery {
+            user_key: &copy.key,
+            delivery_key: &message.delivery_key,
             blob,
             size,
-            message.received_at_ms,
-            &message.queue_id,
-        )
-        .await?
-        {
+            internal_date_ms: message.received_at_ms,
+            queue_id: &message.queue_id,
+        };
+        match statements.deliver_to_inbox(&delivery).await? {
             Ok(Outcome::Delivered { .. }) => references += 1,
             Ok(_) => {}
             Err(error) => return Err(StoreError::Mailbox(error)),
@@ -344,11 +455,11 @@ async fn record(
     }
     let owing = copies.locals.iter().any(|copy| copy.owes_success);
     if !copies.queued.is_empty() || owing {
-        insert_queue_message(db, tx, message, size, blob).await?;
+        statements.insert_queue_message(message, size, blob).await?;
     }
     for &copy in &copies.queued {
         let entry = QueueRecord::queued(copy);
-        if record_queue_entry(db, tx, message, &entry, blob).await? {
+        if statements.record_queue_entry(message, &entry, blob).await? {
             references += 1;
         }
     }

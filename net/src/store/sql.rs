@@ -5,6 +5,8 @@
 use super::StoreError;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -39,6 +41,75 @@ pub(crate) struct Db {
     /// busy handler (which sleeps and polls) keeps concurrent accepts fast and
     /// rules out `database is locked` errors under load.
     write_lock: Arc<Mutex<()>>,
+    /// The database file of an SQLite store (None in memory and on the other
+    /// backends): the SQLite writer of the group commit opens its own connection.
+    sqlite_file: Option<PathBuf>,
+    /// Read connections to that file, for lookups made on the calling thread.
+    sqlite_readers: Option<Arc<SqliteReaders>>,
+}
+
+/// Most idle read connections an SQLite store keeps; a busier moment opens more
+/// and closes the extra ones after use.
+const IDLE_READERS: usize = 4;
+
+/// Read connections to an SQLite file, used on the calling thread. A read in WAL
+/// mode takes no lock a writer holds, so it does not wait on the group commit;
+/// with the pages cached, a lookup takes microseconds, far less than the hand-off
+/// to a sqlx connection's worker thread and back.
+#[derive(Debug)]
+pub(crate) struct SqliteReaders {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl SqliteReaders {
+    /// Runs `read` on an idle connection (or a new one).
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some(connection) => connection,
+            None => {
+                let connection = rusqlite::Connection::open(&self.path)?;
+                // Reads only: a bug that tried to write here fails instead.
+                connection.pragma_update(None, "query_only", "ON")?;
+                connection.busy_timeout(Duration::from_secs(10))?;
+                connection
+            }
+        };
+        let result = read(&connection);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(connection);
+        }
+        result
+    }
+}
+
+/// Runs a future whose every step is synchronous (the rusqlite statements of the
+/// store never wait on anything) to its end on this thread: how the store runs its
+/// shared async algorithms over an SQLite connection of its own. Should one ever be
+/// pending, the thread parks until it is woken, so this stays correct.
+pub(crate) fn run_ready<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }
 
 /// A write transaction; on SQLite it also holds the process-wide writer slot.
@@ -72,10 +143,20 @@ impl Db {
             }
             _ => url.to_owned(),
         };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let sqlite_file = if backend == Backend::Sqlite && !in_memory {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?;
+            Some(options.get_filename().to_owned())
+        } else {
+            None
+        };
         let mut options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            // A connection to a local SQLite file does not go stale; testing it
+            // before each use would cost a round trip to its worker thread per query.
+            .test_before_acquire(backend != Backend::Sqlite)
             .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite && (url.contains(":memory:") || url.contains("mode=memory")) {
+        if backend == Backend::Sqlite && in_memory {
             // Each connection to an in-memory SQLite is its own empty database:
             // keep exactly one, forever (the store never nests a pool query
             // inside its own write transaction, so one connection cannot deadlock).
@@ -107,7 +188,29 @@ impl Db {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            sqlite_readers: sqlite_file.clone().map(|path| {
+                Arc::new(SqliteReaders {
+                    path,
+                    idle: std::sync::Mutex::default(),
+                })
+            }),
+            sqlite_file,
         })
+    }
+
+    /// The database file, on SQLite outside memory.
+    pub(crate) fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
+    }
+
+    /// The read connections of an SQLite file.
+    pub(crate) fn sqlite_readers(&self) -> Option<&SqliteReaders> {
+        self.sqlite_readers.as_deref()
+    }
+
+    /// The process-wide writer slot every SQLite write transaction holds.
+    pub(crate) fn writer_slot(&self) -> Arc<Mutex<()>> {
+        Arc::clone(&self.write_lock)
     }
 
     /// Rewrites `?` placeholders into the backend's form (`$1`, `$2`… on PostgreSQL).
@@ -180,10 +283,16 @@ pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
 /// serialization failures, and unique-key races with a concurrent writer of the
 /// same delivery (the retry then finds the row and skips it).
 pub(crate) fn is_retryable(error: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(database)) = error else {
-        return false;
+    let code = match error {
+        StoreError::Database(sqlx::Error::Database(database)) => {
+            database.code().unwrap_or_default()
+        }
+        // The SQLite writer's own connection (rusqlite): the same extended codes.
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+            failure.extended_code.to_string().into()
+        }
+        _ => return false,
     };
-    let code = database.code().unwrap_or_default();
     matches!(
         code.as_ref(),
         // PostgreSQL: serialization failure, deadlock, unique violation.
@@ -197,7 +306,7 @@ pub(crate) fn is_retryable(error: &StoreError) -> bool {
 
 /// Tries for a transaction that hit a deadlock, a serialization failure or a
 /// concurrent duplicate.
-const TRANSACTION_ATTEMPTS: u32 = 5;
+pub(crate) const TRANSACTION_ATTEMPTS: u32 = 5;
 
 /// Runs `transaction` until it succeeds, fails with an error that a second try
 /// cannot cure, or has been tried [`TRANSACTION_ATTEMPTS`] times, with a short

@@ -32,8 +32,12 @@ async fn fixture() -> Fixture {
 
 /// An accepted message with one queued copy, its body inline.
 fn accept(queue_id: &str) -> Write {
+    Write::Accept(accepted(queue_id))
+}
+
+fn accepted(queue_id: &str) -> Placed {
     let data = format!("Subject: {queue_id}\r\n\r\nbody\r\n").into_bytes();
-    Write::Accept(placed(IncomingMessage::new(
+    placed(IncomingMessage::new(
         queue_id,
         "<alice@a.test>",
         1_764_400_000_000,
@@ -42,11 +46,15 @@ fn accept(queue_id: &str) -> Write {
             "bob@far.test",
         ))],
         data,
-    )))
+    ))
 }
 
 /// A message for a local user who does not exist: its write fails.
 fn bad_accept(queue_id: &str) -> Write {
+    Write::Accept(bad_accepted(queue_id))
+}
+
+fn bad_accepted(queue_id: &str) -> Placed {
     let message = IncomingMessage::new(
         queue_id,
         "<alice@a.test>",
@@ -57,7 +65,7 @@ fn bad_accept(queue_id: &str) -> Write {
         )],
         b"Subject: bad\r\n\r\nbody\r\n".to_vec(),
     );
-    Write::Accept(placed(message))
+    placed(message)
 }
 
 fn placed(mut message: IncomingMessage) -> Placed {
@@ -180,4 +188,105 @@ async fn one_bad_write_fails_alone() {
     let stored = states(&fixture).await;
     assert_eq!(stored.len(), 20);
     assert!(stored.iter().all(|(queue_id, _)| queue_id != "BAD"));
+}
+
+/// Queues `accepts` for the SQLite writer before it starts, then runs it on its own
+/// thread until every answer is in: the answers in order, and the transactions.
+async fn commit_on_sqlite_writer(
+    fixture: &Fixture,
+    accepts: Vec<Placed>,
+) -> (Vec<Result<(), StoreError>>, u64) {
+    let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+    let mut answers = Vec::new();
+    for placed in accepts {
+        let (reply, answer) = oneshot::channel();
+        sender
+            .try_send(sqlite::AcceptRequest { placed, reply })
+            .unwrap();
+        answers.push(answer);
+    }
+    drop(sender);
+    let connection = sqlite::open(fixture.db.sqlite_file().unwrap()).unwrap();
+    let transactions = Arc::new(AtomicU64::new(0));
+    let blobs = Arc::clone(&fixture.blobs);
+    let slot = fixture.db.writer_slot();
+    let counted = Arc::clone(&transactions);
+    tokio::task::spawn_blocking(move || sqlite::run(connection, blobs, slot, receiver, counted))
+        .await
+        .unwrap();
+    let mut results = Vec::new();
+    for answer in answers {
+        results.push(answer.await.unwrap());
+    }
+    (results, transactions.load(Ordering::Relaxed))
+}
+
+/// The 250 after DATA rests on this for the SQLite writer as for the pool: WAL
+/// with synchronous = FULL (2), where each commit fsyncs the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_commits_durably() {
+    let fixture = fixture().await;
+    let connection = sqlite::open(fixture.db.sqlite_file().unwrap()).unwrap();
+    let synchronous: i64 = connection
+        .query_row("PRAGMA synchronous", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2);
+    let journal: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_writer_shares_transactions_up_to_the_batch_limit() {
+    let fixture = fixture().await;
+    let accepts = (0..100).map(|n| accepted(&format!("Q{n:03}"))).collect();
+    let (results, transactions) = commit_on_sqlite_writer(&fixture, accepts).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(transactions, 2, "64, then the other 36");
+    assert_eq!(states(&fixture).await.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_sqlite_writer_one_bad_write_fails_alone() {
+    let fixture = fixture().await;
+    let mut accepts: Vec<Placed> = (0..20).map(|n| accepted(&format!("Q{n:03}"))).collect();
+    accepts.insert(7, bad_accepted("BAD"));
+    let (results, transactions) = commit_on_sqlite_writer(&fixture, accepts).await;
+    for (index, result) in results.iter().enumerate() {
+        if index == 7 {
+            assert!(
+                matches!(
+                    result,
+                    Err(StoreError::Mailbox(MailboxError::NoSuchUser(_)))
+                ),
+                "{result:?}"
+            );
+        } else {
+            assert!(result.is_ok(), "write {index}: {result:?}");
+        }
+    }
+    assert_eq!(transactions, 20);
+    let stored = states(&fixture).await;
+    assert_eq!(stored.len(), 20);
+    assert!(stored.iter().all(|(queue_id, _)| queue_id != "BAD"));
+}
+
+/// A write through the SQLite writer is committed when its caller hears `Ok`:
+/// another connection (the pool's) reads it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_sends_accepts_on_sqlite_to_its_writer() {
+    let fixture = fixture().await;
+    let committer = Committer::spawn(fixture.db.clone(), Arc::clone(&fixture.blobs)).unwrap();
+    assert!(committer.accepts.is_some());
+    committer.commit(accept("Q1")).await.unwrap();
+    assert_eq!(
+        states(&fixture).await,
+        [("Q1".to_owned(), "pending".to_owned())]
+    );
+    committer.commit(delivered("Q1", false)).await.unwrap();
+    assert_eq!(
+        states(&fixture).await,
+        [("Q1".to_owned(), "delivered".to_owned())]
+    );
 }
