@@ -224,6 +224,13 @@ impl Entry {
                         "attempt ended without a result",
                     ))
                 });
+            if let RecipientResult::Ambiguous(failure) = &result {
+                events.push(Event::Ambiguous {
+                    queue_id: queue_id.clone(),
+                    recipient: recipient.address.clone(),
+                    remote_mta: failure.remote_mta.clone(),
+                });
+            }
             let line = match result {
                 RecipientResult::Delivered {
                     remote_mta,
@@ -250,7 +257,9 @@ impl Entry {
                         (NoticeKind::Success, line)
                     })
                 }
-                RecipientResult::Temporary(failure) if now < expiry => {
+                RecipientResult::Temporary(failure) | RecipientResult::Ambiguous(failure)
+                    if now < expiry =>
+                {
                     deferred += 1;
                     let attempts = recipient.state.attempts().saturating_add(1);
                     let next_attempt = schedule.next_attempt(arrival, now, attempts);
@@ -269,7 +278,9 @@ impl Entry {
                     };
                     None
                 }
-                RecipientResult::Temporary(failure) | RecipientResult::Permanent(failure) => {
+                RecipientResult::Temporary(failure)
+                | RecipientResult::Ambiguous(failure)
+                | RecipientResult::Permanent(failure) => {
                     failed += 1;
                     events.push(Event::Failed {
                         queue_id: queue_id.clone(),

@@ -190,6 +190,15 @@ pub enum Event {
         next_attempt: Instant,
         status: EnhancedStatus,
     },
+    /// The connection ended after the end of the data and before the final reply
+    /// (RFC 5321 §4.1.1.4): `remote_mta` may hold the message, and the next attempt
+    /// may deliver a second copy. Followed by the recipient's `Deferred` (or `Failed`
+    /// at expiry).
+    Ambiguous {
+        queue_id: String,
+        recipient: String,
+        remote_mta: Option<String>,
+    },
     /// Failed for good on an attempt's result (or as part of a loop).
     Failed {
         queue_id: String,
