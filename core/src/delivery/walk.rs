@@ -174,8 +174,7 @@ impl Walk {
             } => (outcomes, ended, progress, reused),
         };
         // Only a session that ended can leave a final reply owed.
-        let ambiguous =
-            ended.is_some() && progress == TransactionProgress::AwaitingFinalReply;
+        let ambiguous = ended.is_some() && progress == TransactionProgress::AwaitingFinalReply;
         let mut still = Vec::new();
         for (index, recipient) in std::mem::take(&mut self.unresolved).into_iter().enumerate() {
             match outcomes.get(index) {
@@ -336,10 +335,7 @@ mod tests {
         let third = walk.next_try().expect("a try");
         assert_eq!(third.name, "mx2");
         assert_eq!(third.recipients, vec![recipient("b@x.test")]);
-        walk.tried(Tried::fresh_session(
-            vec![delivered()],
-            None,
-        ));
+        walk.tried(Tried::fresh_session(vec![delivered()], None));
         assert_eq!(walk.next_try(), None);
         let results = walk.finish();
         assert_eq!(results.len(), 2);
@@ -427,7 +423,10 @@ mod tests {
 
     #[test]
     fn a_stale_reused_connection_is_retried_once_on_a_fresh_one_at_the_same_address() {
-        for progress in [TransactionProgress::NotStarted, TransactionProgress::Unanswered] {
+        for progress in [
+            TransactionProgress::NotStarted,
+            TransactionProgress::Unanswered,
+        ] {
             let mut walk = Walk::new(
                 vec![recipient("a@x.test")],
                 TlsPolicy::Opportunistic,
@@ -465,10 +464,7 @@ mod tests {
             walk.tried(lost(TransactionProgress::Unanswered, true, 1));
         }
         assert_eq!(tries, 2);
-        assert!(matches!(
-            walk.finish()[0].1,
-            RecipientResult::Temporary(_)
-        ));
+        assert!(matches!(walk.finish()[0].1, RecipientResult::Temporary(_)));
     }
 
     #[test]

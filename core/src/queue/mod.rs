@@ -18,6 +18,10 @@
 //!    message.
 //! 3. Wake the queue with [`Input::Tick`] at [`Queue::next_deadline`].
 //!
+//! Every attempt has a deadline (`QueueLimits::attempt_timeout`): an attempt the
+//! driver never answers is deferred then, and its late result, if any, is applied by
+//! the rule documented on [`Queue`].
+//!
 //! Rules: attempts follow the [`RetrySchedule`] (see there for the exact expiry rule);
 //! recipients of one message due for one destination share an attempt (up to
 //! `max_recipients_per_attempt`); destinations get attempts oldest-due first within
@@ -98,7 +102,8 @@ pub enum Input {
     /// recipient states.
     Enqueue(QueuedMessage),
     /// The answer to [`Output::StartAttempt`]: a result per recipient, by address. A
-    /// recipient of the attempt missing here failed temporarily.
+    /// recipient of the attempt missing here failed temporarily. An answer after the
+    /// attempt's deadline is a late result (see [`Queue`]).
     AttemptFinished {
         token: Token,
         results: Vec<(String, RecipientResult)>,
@@ -177,6 +182,21 @@ pub enum Event {
         delivered: usize,
         deferred: usize,
         failed: usize,
+    },
+    /// The attempt's result did not come back by its deadline
+    /// (`QueueLimits::attempt_timeout`): its recipients are deferred, and a result
+    /// that comes later is a late one.
+    AttemptTimedOut {
+        token: Token,
+        queue_id: String,
+    },
+    /// A result of an attempt superseded at its deadline came back. `applied`: the
+    /// recipient was delivered and is now recorded so; otherwise it was ignored.
+    LateResult {
+        token: Token,
+        queue_id: String,
+        recipient: String,
+        applied: bool,
     },
     Delivered {
         queue_id: String,

@@ -15,7 +15,8 @@ use sluice_core::delivery::{
 };
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, OutgoingMessage, Protocol, RecipientOutcome,
+    ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
+    SessionFailure, SessionFailureKind, SessionOutcome, TransactionProgress,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,10 +75,12 @@ impl Deliverer {
                 recipients: next.recipients,
                 ..message.clone()
             };
-            let tried = match self.deliver_on(&key, this_try).await {
-                Ok(delivered) => Tried::Session {
+            let tried = match self.deliver_on(&key, this_try, next.fresh).await {
+                Ok((delivered, reused)) => Tried::Session {
+                    progress: delivered.report.progress,
                     outcomes: delivered.report.recipients,
                     ended: delivered.ended,
+                    reused,
                 },
                 Err(failure) => Tried::NoConnection(failure),
             };
@@ -110,33 +113,33 @@ impl Deliverer {
     }
 
     /// Runs `message` on an idle connection for `key` when the pool has one that
-    /// takes it, else on a new connection. A pooled connection that ended before
-    /// answering anything (its server timed it out) is not held against the host: the
-    /// message then goes over a new connection.
+    /// takes it (unless the walk asks for a `fresh` one), else on a new connection;
+    /// says whether the connection was reused. What a reused connection that died
+    /// means — retry at once, or not — is the walk's decision, not this driver's.
     async fn deliver_on(
         &self,
         key: &PoolKey,
         message: OutgoingMessage,
-    ) -> Result<Delivered, Failure> {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Job {
-            message: message.clone(),
-            reply,
-        });
-        if self.pool.offer(key, job).is_ok() {
-            if let Ok(delivered) = answer.await
-                && (delivered.ended.is_none()
-                    || delivered
-                        .report
-                        .recipients
-                        .iter()
-                        .any(|outcome| matches!(outcome, RecipientOutcome::Final(_))))
-            {
-                return Ok(delivered);
+        fresh: bool,
+    ) -> Result<(Delivered, bool), Failure> {
+        if !fresh {
+            let (reply, answer) = oneshot::channel();
+            let job = Box::new(Job {
+                message: message.clone(),
+                reply,
+            });
+            if self.pool.offer(key, job).is_ok() {
+                return match answer.await {
+                    Ok(delivered) => Ok((delivered, true)),
+                    // The connection dropped the job unanswered: it was closing, and
+                    // the message was never given to its session.
+                    Err(_) => Ok((unattempted(&message), true)),
+                };
             }
-            return Box::pin(self.deliver_fresh(key, message)).await;
         }
-        self.deliver_fresh(key, message).await
+        self.deliver_fresh(key, message)
+            .await
+            .map(|delivered| (delivered, false))
     }
 
     async fn deliver_fresh(
@@ -222,5 +225,26 @@ impl Deliverer {
             port,
             protocol,
         }])
+    }
+}
+
+/// The answer for a message a pooled connection dropped before giving it to its
+/// session: nothing of it was sent.
+fn unattempted(message: &OutgoingMessage) -> Delivered {
+    let failure = Failure::local_error("the pooled connection closed before taking the message");
+    Delivered {
+        report: MessageReport {
+            queue_id: message.queue_id.clone(),
+            recipients: message
+                .recipients
+                .iter()
+                .map(|_| RecipientOutcome::Unresolved(failure.clone()))
+                .collect(),
+            progress: TransactionProgress::NotStarted,
+        },
+        ended: Some(SessionOutcome::Failed(SessionFailure {
+            kind: SessionFailureKind::ConnectionLost,
+            failure,
+        })),
     }
 }

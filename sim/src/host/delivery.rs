@@ -16,7 +16,7 @@ use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as Que
 use sluice_core::queue::{QueuedMessage, RecipientState};
 use sluice_core::smtp::client::{
     ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
-    SessionOutcome,
+    SessionOutcome, TransactionProgress,
 };
 use sluice_core::smtp::server::ListenerKind;
 use sluice_core::time::Duration;
@@ -36,6 +36,8 @@ pub struct Attempt {
     unplanned: Option<Vec<(String, RecipientResult)>>,
     /// The report of the session in progress, kept until it closes.
     outcomes: Vec<RecipientOutcome>,
+    /// How far that report's transaction got.
+    progress: TransactionProgress,
 }
 
 impl World {
@@ -177,6 +179,7 @@ impl World {
                 walk: None,
                 unplanned: None,
                 outcomes: Vec::new(),
+                progress: TransactionProgress::NotStarted,
             },
         );
         self.engine.record(&format!(
@@ -335,6 +338,7 @@ impl World {
     ) {
         if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
             attempt.outcomes = report.recipients;
+            attempt.progress = report.progress;
         }
     }
 
@@ -349,10 +353,13 @@ impl World {
             return;
         };
         let outcomes = std::mem::take(&mut attempt.outcomes);
+        let progress = std::mem::take(&mut attempt.progress);
         if let Some(walk) = attempt.walk.as_mut() {
             walk.tried(Tried::Session {
                 outcomes,
                 ended: outcome,
+                progress,
+                reused: false,
             });
         }
         self.attempt_next(host, epoch, attempt_id);
@@ -552,6 +559,7 @@ fn result_word(result: &RecipientResult) -> String {
     match result {
         RecipientResult::Delivered { .. } => "delivered".to_owned(),
         RecipientResult::Temporary(failure) => format!("temporary {}", failure.status),
+        RecipientResult::Ambiguous(failure) => format!("ambiguous {}", failure.status),
         RecipientResult::Permanent(failure) => format!("permanent {}", failure.status),
     }
 }

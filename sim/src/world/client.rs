@@ -197,7 +197,9 @@ impl World {
                 RecipientOutcome::Final(RecipientResult::Permanent(failure)) => {
                     refused.push((recipient.clone(), failure.status.to_string()));
                 }
-                RecipientOutcome::Final(RecipientResult::Temporary(_))
+                RecipientOutcome::Final(
+                    RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_),
+                )
                 | RecipientOutcome::Unresolved(_) => {}
             }
         }

@@ -503,8 +503,8 @@ fn the_report_says_how_far_the_transaction_got_when_the_connection_ended() {
         TransactionProgress::NotStarted
     );
     // A 421 as the first answer is the server closing, not an answer to the message.
-    let closing = Scripted::new(smtp(), &[GREETING, &plain, "421 4.4.2 idle too long\r\n"])
-        .run(one());
+    let closing =
+        Scripted::new(smtp(), &[GREETING, &plain, "421 4.4.2 idle too long\r\n"]).run(one());
     assert_eq!(
         closing.only_report().progress,
         TransactionProgress::Unanswered
@@ -520,7 +520,11 @@ fn an_lmtp_final_reply_missing_for_one_recipient_awaits_the_final_reply() {
         config(Protocol::Lmtp, TlsPolicy::Disabled),
         &[GREETING, &lhlo, OK, OK, OK, "354 go\r\n", OK],
     )
-    .run(vec![message("Q1", &["a@b.example", "c@b.example"], b"hi\r\n")]);
+    .run(vec![message(
+        "Q1",
+        &["a@b.example", "c@b.example"],
+        b"hi\r\n",
+    )]);
     scripted.input(Input::PeerClosed);
     let report = scripted.only_report();
     assert_eq!(report.progress, TransactionProgress::AwaitingFinalReply);

@@ -331,7 +331,9 @@ fn describe_outcome(outcome: &SessionOutcome) -> String {
 fn kind_of(outcome: &RecipientOutcome) -> char {
     match outcome {
         RecipientOutcome::Final(RecipientResult::Delivered { .. }) => 'd',
-        RecipientOutcome::Final(RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_)) => 't',
+        RecipientOutcome::Final(RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_)) => {
+            't'
+        }
         RecipientOutcome::Final(RecipientResult::Permanent(_)) => 'p',
         RecipientOutcome::Unresolved(_) => 'u',
     }
