@@ -30,7 +30,7 @@ enum Command {
         #[arg(long)]
         seed: u64,
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
-        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early).
+        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early, forget-owed-success, drop-attempt-report).
         #[arg(long = "bug")]
         bugs: Vec<String>,
     },
@@ -87,6 +87,7 @@ fn parse_bugs(names: &[String]) -> anyhow::Result<Bugs> {
             "open-relay" => bugs.open_relay = true,
             "retry-early" => bugs.retry_early = true,
             "forget-owed-success" => bugs.forget_owed_success = true,
+            "drop-attempt-report" => bugs.drop_attempt_report = true,
             other => bail!("unknown bug {other:?}"),
         }
     }

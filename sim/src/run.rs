@@ -38,6 +38,9 @@ pub struct RunResult {
     pub notified: usize,
     pub pending: usize,
     pub lost: usize,
+    /// Recipients of attempts whose final reply was lost after the end of data
+    /// (each may explain a second copy at a remote).
+    pub ambiguous: usize,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -561,6 +564,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .iter()
             .filter(|violation| violation.guarantee == Guarantee::NoLoss)
             .count(),
+        ambiguous: obs.ambiguous.len(),
         faults,
         checked,
         violations,
@@ -584,6 +588,11 @@ pub fn summary(result: &RunResult) -> String {
         out,
         "copies     promised {:>4}  delivered {:>4}  notified {:>4}  pending {:>4}  lost {:>4}",
         result.promised, result.delivered, result.notified, result.pending, result.lost
+    );
+    let _ = writeln!(
+        out,
+        "ambiguous  {:>4} (connection lost after the end of data; deferred)",
+        result.ambiguous
     );
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
@@ -625,7 +634,7 @@ pub fn replay_command(scenario_file: &str, seed: u64, bugs: Bugs) -> String {
     command
 }
 
-pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 7] {
+pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 8] {
     [
         (bugs.ack_before_durability, "ack-before-durability"),
         (bugs.skip_notice, "skip-notice"),
@@ -634,6 +643,7 @@ pub fn bug_names(bugs: Bugs) -> [(bool, &'static str); 7] {
         (bugs.open_relay, "open-relay"),
         (bugs.retry_early, "retry-early"),
         (bugs.forget_owed_success, "forget-owed-success"),
+        (bugs.drop_attempt_report, "drop-attempt-report"),
     ]
 }
 

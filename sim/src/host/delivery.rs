@@ -124,6 +124,26 @@ impl World {
             } => self
                 .engine
                 .record(&format!("{name} failed {queue_id} {recipient} {status}")),
+            QueueEvent::Ambiguous {
+                queue_id,
+                recipient,
+                remote_mta,
+            } => {
+                let remote = remote_mta.as_deref().unwrap_or("-");
+                self.engine.record(&format!(
+                    "{name} ambiguous {queue_id} {recipient} at {remote}: lost after the end of data"
+                ));
+                self.obs
+                    .ambiguous(at, &name, queue_id, recipient, remote_mta.clone());
+            }
+            QueueEvent::AttemptTimedOut { queue_id, token } => {
+                self.engine.record(&format!(
+                    "{name} attempt {token:?} for {queue_id} unanswered by its deadline"
+                ));
+                self.obs
+                    .unanswered_attempts
+                    .push((name.clone(), queue_id.clone()));
+            }
             other => {
                 let text = format!("{name} queue {other:?}");
                 self.engine.record(&text);
@@ -402,6 +422,13 @@ impl World {
             ),
         };
         let name = self.place_name(host);
+        if self.bugs.drop_attempt_report {
+            self.engine.record(&format!(
+                "{name} attempt {attempt_id} {} finished: report dropped (bug)",
+                attempt.queue_id
+            ));
+            return;
+        }
         self.engine.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",
             attempt.queue_id,

@@ -45,6 +45,8 @@ pub struct Bugs {
     /// Keep a local copy's owed success notice in memory only, out of the durable
     /// record, so a crash before the notice is stored loses it.
     pub forget_owed_success: bool,
+    /// Never hand a finished attempt's results back to the queue.
+    pub drop_attempt_report: bool,
 }
 
 impl Bugs {
