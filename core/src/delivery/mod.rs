@@ -8,11 +8,13 @@
 //! - `path`: the delivery policy, domain patterns to [`Destination`]s (the router's
 //!   decision for external recipients);
 //! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505);
+//! - `hosts`: which lookup a path needs, and the hosts its walk tries from the answer;
 //! - `walk`: one attempt's walk over those hosts and their addresses, with the TLS
 //!   fallback, to a result per recipient;
 //! - `credentials`: which credentials a relay path authenticates with (RFC 4954).
 
 pub mod credentials;
+pub mod hosts;
 pub mod mx;
 pub mod path;
 mod text;

@@ -9,14 +9,15 @@ use super::connection::{self, Delivered, Job, Pool, PoolKey};
 use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
+use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
 use sluice_core::delivery::{
     DeliveryPath, Destination, Failure, RecipientResult, RelayCredentials,
 };
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
-    SessionFailure, SessionFailureKind, SessionOutcome, TransactionProgress,
+    ClientConfig, Limits, MessageReport, OutgoingMessage, RecipientOutcome, SessionFailure,
+    SessionFailureKind, SessionOutcome, TransactionProgress,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,48 +184,23 @@ impl Deliverer {
         }
     }
 
-    /// The hosts to try for a path, in order.
+    /// The hosts to try for a path, in order: core says what to look up and builds
+    /// the hosts from the answer; this only asks DNS.
     async fn hosts(&self, path: &DeliveryPath, seed: u64) -> Result<Vec<PlannedHost>, Failure> {
-        match path {
-            DeliveryPath::Mx { domain } => {
-                let plan = self.dns.host_plan(domain, seed).await?;
-                Ok(plan
-                    .into_iter()
-                    .map(|(name, addresses)| PlannedHost {
-                        name,
-                        addresses,
-                        port: self.mx_port,
-                        protocol: Protocol::Smtp,
-                    })
-                    .collect())
+        match HostQuery::for_path(path)? {
+            HostQuery::Mx { domain } => {
+                let plan = self.dns.host_plan(&domain, seed).await?;
+                Ok(mx_hosts(plan, self.mx_port))
             }
-            DeliveryPath::Relay { host, port } => {
-                self.named_host(host, *port, Protocol::Smtp).await
+            HostQuery::Named(named) => {
+                let addresses = self
+                    .dns
+                    .addresses(&named.name)
+                    .await
+                    .map_err(|error| error.to_string());
+                named.resolved(addresses)
             }
-            DeliveryPath::Lmtp { host, port } => self.named_host(host, *port, Protocol::Lmtp).await,
-            DeliveryPath::Local => Err(Failure::local_error(
-                "local delivery is made when the message is accepted, not by the queue",
-            )),
         }
-    }
-
-    async fn named_host(
-        &self,
-        host: &str,
-        port: u16,
-        protocol: Protocol,
-    ) -> Result<Vec<PlannedHost>, Failure> {
-        let addresses = self
-            .dns
-            .addresses(host)
-            .await
-            .map_err(|error| Failure::no_connection(host, &error.to_string()))?;
-        Ok(vec![PlannedHost {
-            name: host.to_owned(),
-            addresses,
-            port,
-            protocol,
-        }])
     }
 }
 

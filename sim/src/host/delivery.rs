@@ -7,8 +7,10 @@
 use super::store::Write;
 use super::{NoticeFacts, Waiter};
 use crate::world::{Event, NodeKind, Owner, World};
+use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
+use sluice_core::delivery::mx::AddressAnswer;
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
-use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
+use sluice_core::delivery::{Destination, Failure, RecipientResult};
 use sluice_core::machine::Token;
 use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
 use sluice_core::notice::{NoticeContext, NoticeRequest};
@@ -209,49 +211,23 @@ impl World {
         ));
         self.obs
             .attempt_started(at, &name, &queue_id, &recipients, local, epoch);
-        // I/O, not a decision (net's `Deliverer::hosts`): the lookups a path needs.
-        let (plan, took) = match &destination.path {
-            DeliveryPath::Mx { domain } => {
+        // I/O, not a decision (net's `Deliverer::hosts`): core says which lookup the
+        // path needs and builds the hosts from the answer.
+        let (plan, took) = match HostQuery::for_path(&destination.path) {
+            Ok(HostQuery::Mx { domain }) => {
                 let seed = self.engine.rng.next_u64();
-                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, domain, seed);
-                let hosts = plan.map(|plan| {
-                    plan.into_iter()
-                        .map(|(name, addresses)| PlannedHost {
-                            name,
-                            addresses,
-                            port: MX_PORT,
-                            protocol: Protocol::Smtp,
-                        })
-                        .collect()
-                });
-                (hosts, took)
+                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, &domain, seed);
+                (plan.map(|plan| mx_hosts(plan, MX_PORT)), took)
             }
-            DeliveryPath::Lmtp { host: target, port }
-            | DeliveryPath::Relay { host: target, port } => {
-                let protocol = match &destination.path {
-                    DeliveryPath::Lmtp { .. } => Protocol::Lmtp,
-                    _ => Protocol::Smtp,
+            Ok(HostQuery::Named(named)) => {
+                let (answer, took) = self.dns.address_answer(&mut self.engine.rng, &named.name);
+                let addresses = match answer {
+                    AddressAnswer::Addresses(addresses) => Ok(addresses),
+                    other => Err(format!("{other:?}")),
                 };
-                let (answer, took) = self.dns.address_answer(&mut self.engine.rng, target);
-                let plan = match answer {
-                    sluice_core::delivery::mx::AddressAnswer::Addresses(addresses) => {
-                        Ok(vec![PlannedHost {
-                            name: target.clone(),
-                            addresses,
-                            port: *port,
-                            protocol,
-                        }])
-                    }
-                    other => Err(Failure::no_connection(target, &format!("{other:?}"))),
-                };
-                (plan, took)
+                (named.resolved(addresses), took)
             }
-            DeliveryPath::Local => (
-                Err(Failure::local_error(
-                    "local delivery is made when the message is accepted, not by the queue",
-                )),
-                Duration::ZERO,
-            ),
+            Err(failure) => (Err(failure), Duration::ZERO),
         };
         self.engine.after(
             took,
