@@ -166,8 +166,9 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         schedule: schedule.clone(),
         ..QueueConfig::default()
     };
+    let pool_idle = Duration::from_secs(scenario.queue.pool_idle_secs);
     let host = |role, name: &str, mailboxes| {
-        NodeKind::Sluice(Box::new(SluiceHost::new(
+        let mut sluice = SluiceHost::new(
             role,
             domain(name),
             PlacementPolicy {
@@ -176,7 +177,9 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
             },
             queue_config.clone(),
             directory.clone(),
-        )))
+        );
+        sluice.pool.idle_timeout = pool_idle;
+        NodeKind::Sluice(Box::new(sluice))
     };
     let mut gateways = Vec::new();
     let mut backends = Vec::new();
@@ -222,6 +225,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         hang_ppm: per_million(remote.hang),
         close_ppm: per_million(remote.close_mid_data),
         lie_ppm: per_million(remote.lie_about_extensions),
+        idle_close: remote.idle_close_secs.map(Duration::from_secs),
     };
     let mut remote_nodes = Vec::new();
     for k in 1..=remotes {

@@ -10,7 +10,7 @@ use crate::world::{Event, NodeKind, Owner, World};
 use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
 use sluice_core::delivery::mx::AddressAnswer;
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
-use sluice_core::delivery::{Destination, Failure, RecipientResult};
+use sluice_core::delivery::{Destination, Failure, RecipientResult, TlsPolicy};
 use sluice_core::machine::Token;
 use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
 use sluice_core::notice::{NoticeContext, NoticeRequest};
@@ -22,9 +22,72 @@ use sluice_core::smtp::client::{
 };
 use sluice_core::smtp::server::ListenerKind;
 use sluice_core::time::Duration;
+use std::collections::BTreeMap;
 
 /// The port LMTP destinations name; anything else is spoken to as SMTP.
 const MX_PORT: u16 = 25;
+
+/// Idle delivery connections by destination (net's `delivery::connection::Pool`):
+/// a later attempt to the same address, protocol, TLS policy and host name takes one
+/// instead of connecting, unless core's walk asks for a fresh connection.
+#[derive(Debug)]
+pub struct Pool {
+    idle: BTreeMap<PoolKey, Vec<u64>>,
+    /// How long an idle connection waits for the next message before QUIT (the
+    /// client session's idle timeout; net's pool waits 5 seconds).
+    pub idle_timeout: Duration,
+}
+
+/// Which connections may carry an attempt's message.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PoolKey {
+    address: std::net::SocketAddr,
+    host: String,
+    lmtp: bool,
+    tls: TlsPolicy,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            idle: BTreeMap::new(),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Pool {
+    fn park(&mut self, key: PoolKey, conn: u64) {
+        self.idle.entry(key).or_default().push(conn);
+    }
+
+    fn take(&mut self, key: &PoolKey) -> Option<u64> {
+        let idle = self.idle.get_mut(key)?;
+        let conn = idle.pop();
+        if idle.is_empty() {
+            self.idle.remove(key);
+        }
+        conn
+    }
+
+    fn forget(&mut self, conn: u64) {
+        self.idle.retain(|_, idle| {
+            idle.retain(|parked| *parked != conn);
+            !idle.is_empty()
+        });
+    }
+
+    pub fn clear(&mut self) {
+        self.idle.clear();
+    }
+}
+
+/// The connection an attempt's current try runs on.
+#[derive(Clone, Debug)]
+struct Current {
+    key: PoolKey,
+    reused: bool,
+}
 
 /// One delivery attempt in flight.
 #[derive(Debug)]
@@ -40,6 +103,8 @@ pub struct Attempt {
     outcomes: Vec<RecipientOutcome>,
     /// How far that report's transaction got.
     progress: TransactionProgress,
+    /// The connection of the try in progress.
+    current: Option<Current>,
 }
 
 impl World {
@@ -202,6 +267,7 @@ impl World {
                 unplanned: None,
                 outcomes: Vec::new(),
                 progress: TransactionProgress::NotStarted,
+                current: None,
             },
         );
         self.engine.record(&format!(
@@ -271,10 +337,11 @@ impl World {
         self.attempt_next(host, epoch, attempt_id);
     }
 
-    /// Connects where core's walk says next, or finishes the attempt.
+    /// Connects where core's walk says next (on an idle pooled connection unless
+    /// the walk wants a fresh one), or finishes the attempt.
     fn attempt_next(&mut self, host: usize, epoch: u32, attempt_id: u64) {
-        let hostname = match self.sluice(host) {
-            Some(sluice) => sluice.hostname.clone(),
+        let (hostname, idle_timeout) = match self.sluice(host) {
+            Some(sluice) => (sluice.hostname.clone(), sluice.pool.idle_timeout),
             None => return,
         };
         loop {
@@ -285,16 +352,37 @@ impl World {
                 return self.attempt_finish(host, epoch, attempt_id);
             };
             attempt.outcomes.clear();
+            attempt.progress = TransactionProgress::NotStarted;
             let message = OutgoingMessage {
                 recipients: next.recipients,
                 ..attempt.message.clone()
             };
+            let key = PoolKey {
+                address: next.address,
+                host: next.name.clone(),
+                lmtp: next.protocol == Protocol::Lmtp,
+                tls: next.tls,
+            };
+            let owner = Owner::Attempt {
+                host,
+                epoch,
+                attempt: attempt_id,
+            };
+            if !next.fresh && self.reuse_pooled(host, epoch, &key, owner, &message) {
+                return;
+            }
+            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+                attempt.current = Some(Current { key, reused: false });
+            }
             let config = ClientConfig {
                 hostname: hostname.clone(),
                 protocol: next.protocol,
                 tls: next.tls,
                 remote_host: next.name.clone(),
-                limits: Limits::default(),
+                limits: Limits {
+                    idle_timeout,
+                    ..Limits::default()
+                },
                 auth: None,
             };
             let listener = match next.protocol {
@@ -312,13 +400,69 @@ impl World {
                 }
                 continue;
             };
-            let owner = Owner::Attempt {
-                host,
-                epoch,
-                attempt: attempt_id,
-            };
             self.connect(owner, server, listener, config, message);
             return;
+        }
+    }
+
+    /// Gives `message` to an idle connection of the pool for `key`, if one takes it.
+    fn reuse_pooled(
+        &mut self,
+        host: usize,
+        epoch: u32,
+        key: &PoolKey,
+        owner: Owner,
+        message: &OutgoingMessage,
+    ) -> bool {
+        let Owner::Attempt {
+            attempt: attempt_id,
+            ..
+        } = owner
+        else {
+            return false;
+        };
+        loop {
+            let Some(conn) = self.sluice(host).and_then(|sluice| sluice.pool.take(key)) else {
+                return false;
+            };
+            let parked_here = self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.owner == Owner::Pooled { host, epoch });
+            if !parked_here {
+                continue;
+            }
+            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+                attempt.current = Some(Current {
+                    key: key.clone(),
+                    reused: true,
+                });
+            }
+            if self.reuse(conn, owner, message.clone()) {
+                return true;
+            }
+        }
+    }
+
+    /// The try's connection finished its message and is alive: it goes to the pool,
+    /// and the walk hears that the session goes on (as net's driver reports it).
+    pub(crate) fn attempt_idle(&mut self, host: usize, epoch: u32, attempt_id: u64, conn: u64) {
+        let current = self
+            .attempt_mut(host, epoch, attempt_id)
+            .and_then(|attempt| attempt.current.clone());
+        if let Some(current) = current
+            && let Some(sluice) = self.sluice(host)
+        {
+            sluice.pool.park(current.key, conn);
+            self.set_owner(conn, Owner::Pooled { host, epoch });
+        }
+        self.attempt_closed(host, epoch, attempt_id, None);
+    }
+
+    /// A pooled connection closed (its idle timeout, or the remote went away).
+    pub(crate) fn pooled_closed(&mut self, host: usize, conn: u64) {
+        if let Some(sluice) = self.sluice(host) {
+            sluice.pool.forget(conn);
         }
     }
 
@@ -350,12 +494,13 @@ impl World {
         };
         let outcomes = std::mem::take(&mut attempt.outcomes);
         let progress = std::mem::take(&mut attempt.progress);
+        let reused = attempt.current.take().is_some_and(|current| current.reused);
         if let Some(walk) = attempt.walk.as_mut() {
             walk.tried(Tried::Session {
                 outcomes,
                 ended: outcome,
                 progress,
-                reused: false,
+                reused,
             });
         }
         self.attempt_next(host, epoch, attempt_id);
