@@ -30,7 +30,8 @@ enum Command {
         #[arg(long)]
         seed: u64,
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
-        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early, forget-owed-success, drop-attempt-report).
+        /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early,
+        /// forget-owed-success, drop-attempt-report).
         #[arg(long = "bug")]
         bugs: Vec<String>,
     },

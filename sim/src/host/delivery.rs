@@ -368,7 +368,13 @@ impl World {
                 epoch,
                 attempt: attempt_id,
             };
-            if !next.fresh && self.reuse_pooled(host, epoch, &key, owner, &message) {
+            if next.fresh {
+                let name = self.place_name(host);
+                self.engine.record(&format!(
+                    "{name} attempt {attempt_id} fresh connection to {} after a stale pooled one",
+                    next.address
+                ));
+            } else if self.reuse_pooled(host, epoch, &key, owner, &message) {
                 return;
             }
             if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
