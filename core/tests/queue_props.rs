@@ -7,6 +7,9 @@
 //! never two failure notices for one recipient, never a notice to the null
 //! reverse-path or for NOTIFY=NEVER, at most one delay notice per recipient,
 //! concurrency stays within its limits, and a restored deferral keeps its next attempt.
+//! The driver also loses attempts (never answers them): the queue defers them at
+//! their deadline, and their results, delivered late, never change a final state nor
+//! notify twice.
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const START: Instant = Instant::from_millis(1_700_000_000_000);
 /// The driver ends every attempt within this long.
 const MAX_ATTEMPT: Duration = Duration::from_mins(10);
+/// The queue's deadline per attempt: longer than any attempt the driver answers.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_mins(30);
 const DOMAINS: [&str; 3] = ["b.example", "c.example", "backend"];
 
 fn config(rate: bool) -> QueueConfig {
@@ -37,6 +42,7 @@ fn config(rate: bool) -> QueueConfig {
     config.limits.max_attempts_in_flight = 5;
     config.limits.max_recipients_per_attempt = 2;
     config.limits.max_received_headers = 30;
+    config.limits.attempt_timeout = ATTEMPT_TIMEOUT;
     config.limits.destination_rate = rate.then_some(AttemptRate {
         per_minute: 6,
         burst: 2,
@@ -117,6 +123,10 @@ enum Step {
     Restart,
     RetryNow,
     Enqueue(MessageSpec),
+    /// The driver loses an attempt: it will never answer it in time.
+    Lose(u8),
+    /// A lost attempt's result turns up after its deadline.
+    Late(u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -127,6 +137,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Restart),
         1 => Just(Step::RetryNow),
         1 => message_spec().prop_map(Step::Enqueue),
+        1 => any::<u8>().prop_map(Step::Lose),
+        2 => any::<u8>().prop_map(Step::Late),
     ]
 }
 
@@ -166,6 +178,10 @@ struct Driver {
     /// The durable store: every message with its last committed recipient states.
     store: BTreeMap<String, QueuedMessage>,
     in_flight: BTreeMap<Token, InFlight>,
+    /// Attempts the driver lost, until the queue gives up on them.
+    lost: BTreeMap<Token, InFlight>,
+    /// Attempts the queue gave up on, whose result may still turn up.
+    superseded: BTreeMap<Token, InFlight>,
     writes: BTreeMap<Token, PendingWrite>,
     seen_writes: BTreeSet<Token>,
     /// When the driver reported each recipient's last result.
@@ -188,6 +204,8 @@ struct Stats {
     persist_failures: usize,
     restarts: usize,
     attempts: usize,
+    timed_out: usize,
+    late_applied: usize,
 }
 
 impl Driver {
@@ -198,6 +216,8 @@ impl Driver {
             now: START,
             store: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            lost: BTreeMap::new(),
+            superseded: BTreeMap::new(),
             writes: BTreeMap::new(),
             seen_writes: BTreeSet::new(),
             result_at: BTreeMap::new(),
@@ -275,6 +295,21 @@ impl Driver {
             }
             Output::Refused { queue_id, reason } => panic!("refused {queue_id}: {reason:?}"),
             Output::Event(Event::Expired { .. }) => self.stats.expired += 1,
+            Output::Event(Event::AttemptTimedOut { token, .. }) => {
+                let attempt = self.lost.remove(&token);
+                let attempt = attempt.expect("only a lost attempt reaches its deadline");
+                assert!(self.now >= attempt.started_at + ATTEMPT_TIMEOUT);
+                self.stats.timed_out += 1;
+                // The deadline is the result the schedule counts from.
+                for address in &attempt.recipients {
+                    self.result_at
+                        .insert((attempt.queue_id.clone(), address.clone()), self.now);
+                }
+                self.superseded.insert(token, attempt);
+            }
+            Output::Event(Event::LateResult { applied: true, .. }) => {
+                self.stats.late_applied += 1;
+            }
             Output::Event(_) => {}
         }
     }
@@ -538,6 +573,7 @@ impl Driver {
         let attempting: BTreeMap<(&str, &str), Instant> = self
             .in_flight
             .values()
+            .chain(self.lost.values())
             .flat_map(|a| {
                 a.recipients
                     .iter()
@@ -570,9 +606,14 @@ impl Driver {
 impl Driver {
     /// Ends attempt `token` with a random result per recipient (some left out).
     fn finish(&mut self, token: Token) {
-        let Some(attempt) = self.in_flight.remove(&token) else {
+        let Some(attempt) = self
+            .in_flight
+            .remove(&token)
+            .or_else(|| self.superseded.remove(&token))
+        else {
             return;
         };
+        let late = self.now >= attempt.started_at + ATTEMPT_TIMEOUT;
         let mut results = Vec::new();
         for address in &attempt.recipients {
             let roll = self.mix.next() % 100;
@@ -592,8 +633,10 @@ impl Driver {
                 70..82 => Some(RecipientResult::Permanent(failure(5, 550))),
                 _ => None,
             };
-            self.result_at
-                .insert((attempt.queue_id.clone(), address.clone()), self.now);
+            if !late {
+                self.result_at
+                    .insert((attempt.queue_id.clone(), address.clone()), self.now);
+            }
             if let Some(result) = result {
                 results.push((address.clone(), result));
             }
@@ -623,6 +666,8 @@ impl Driver {
         self.stats.restarts += 1;
         self.queue = Queue::new(self.config.clone()).unwrap();
         self.in_flight.clear();
+        self.lost.clear();
+        self.superseded.clear();
         self.writes.clear();
         self.seen_writes.clear();
         self.last_flush = None;
@@ -685,6 +730,18 @@ impl Driver {
                 self.handle(Input::RetryNow { queue_id: None });
             }
             Step::Enqueue(spec) => self.new_message(spec),
+            Step::Lose(pick) => {
+                if let Some(token) = pick_key(&self.in_flight, *pick)
+                    && let Some(attempt) = self.in_flight.remove(&token)
+                {
+                    self.lost.insert(token, attempt);
+                }
+            }
+            Step::Late(pick) => {
+                if let Some(token) = pick_key(&self.superseded, *pick) {
+                    self.finish(token);
+                }
+            }
         }
     }
 
@@ -694,6 +751,8 @@ impl Driver {
             if let Some(token) = self.writes.keys().next().copied() {
                 self.answer(token, true);
             } else if let Some(token) = self.in_flight.keys().next().copied() {
+                self.finish(token);
+            } else if let Some(token) = self.superseded.keys().next().copied() {
                 self.finish(token);
             } else if let Some(deadline) = self.queue.next_deadline() {
                 self.now = self.now.max(deadline);
@@ -799,6 +858,8 @@ fn the_random_driver_exercises_every_path() {
         total.persist_failures += stats.persist_failures;
         total.restarts += stats.restarts;
         total.attempts += stats.attempts;
+        total.timed_out += stats.timed_out;
+        total.late_applied += stats.late_applied;
     }
     for kind in ["Failure", "Delay", "Success"] {
         assert!(
@@ -809,5 +870,9 @@ fn the_random_driver_exercises_every_path() {
     assert!(
         total.expired > 0 && total.persist_failures > 0 && total.restarts > 0,
         "{total:?}"
+    );
+    assert!(
+        total.timed_out > 0 && total.late_applied > 0,
+        "lost attempts and late successes: {total:?}"
     );
 }

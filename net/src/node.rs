@@ -120,7 +120,7 @@ async fn start_delivery(
         connect_timeout: Duration::from_secs(config.delivery.connect_timeout_seconds),
         // Idle connections wait this long for the next message to their host.
         limits: ClientLimits {
-            idle_timeout: sluice_core::time::Duration::from_secs(5),
+            idle_timeout: sluice_core::time::Duration::from_secs(config.delivery.pool_idle_seconds),
             ..ClientLimits::default()
         },
         pool: Arc::default(),

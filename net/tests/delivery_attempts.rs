@@ -26,6 +26,12 @@ enum Script {
     Accept,
     /// 554 instead of the greeting: no service here.
     RefuseSession,
+    /// Like `Accept`, but a connection's second MAIL is met with a close: a pooled
+    /// connection the server dropped while it was idle.
+    CloseOnSecondMail,
+    /// Like `Accept`, but a connection's second message is kept and the connection
+    /// closed instead of the final reply: the reply is lost (RFC 5321 §4.1.1.4).
+    LoseSecondFinalReply,
 }
 
 /// A minimal SMTP server on loopback; counts connections and messages.
@@ -61,11 +67,15 @@ async fn scripted_on(address: &str, script: Script) -> Scripted {
                 }
                 let _ = writer.write_all(b"220 scripted ESMTP\r\n").await;
                 let mut in_data = false;
+                let mut transactions = 0;
                 while let Ok(Some(line)) = lines.next_line().await {
                     let reply: &[u8] = if in_data {
                         if line == "." {
                             in_data = false;
                             delivered.fetch_add(1, Ordering::SeqCst);
+                            if matches!(script, Script::LoseSecondFinalReply) && transactions == 2 {
+                                return;
+                            }
                             b"250 2.0.0 accepted\r\n"
                         } else {
                             continue;
@@ -74,6 +84,14 @@ async fn scripted_on(address: &str, script: Script) -> Scripted {
                         let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
                         match verb.as_str() {
                             "EHLO" => b"250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+                            "MAIL" => {
+                                transactions += 1;
+                                if matches!(script, Script::CloseOnSecondMail) && transactions == 2
+                                {
+                                    return;
+                                }
+                                b"250 2.0.0 ok\r\n"
+                            }
                             "DATA" => {
                                 in_data = true;
                                 b"354 go on\r\n"
@@ -261,4 +279,39 @@ async fn nobody_listening_is_a_temporary_failure() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Delivers two messages in a row to one scripted relay; returns the second one's
+/// results.
+async fn two_in_a_row(server: &Scripted) -> Vec<(String, RecipientResult)> {
+    let deliverer = deliverer(OverrideTable::new(), 25);
+    let first = deliverer
+        .attempt(&relay(server.port), message("Q1", &["bob@far.test"]), 1)
+        .await;
+    assert!(all_delivered(&first), "{first:?}");
+    deliverer
+        .attempt(&relay(server.port), message("Q2", &["bob@far.test"]), 2)
+        .await
+}
+
+#[tokio::test]
+async fn a_pooled_connection_dropped_before_any_reply_is_retried_at_once_on_a_fresh_one() {
+    let server = scripted(Script::CloseOnSecondMail).await;
+    let second = two_in_a_row(&server).await;
+    assert!(all_delivered(&second), "{second:?}");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(server.messages.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_reply_lost_after_the_end_of_data_is_ambiguous_and_not_sent_again() {
+    let server = scripted(Script::LoseSecondFinalReply).await;
+    let second = two_in_a_row(&server).await;
+    assert!(
+        matches!(second.as_slice(), [(_, RecipientResult::Ambiguous(_))]),
+        "{second:?}"
+    );
+    // The server holds the message once: no second copy on a fresh connection.
+    assert_eq!(server.messages.load(Ordering::SeqCst), 2);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }

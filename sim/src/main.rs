@@ -31,7 +31,8 @@ enum Command {
         seed: u64,
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
         /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early,
-        /// forget-owed-success, forget-deferred-on-restart, forget-remote-acceptance;
+        /// forget-owed-success, forget-deferred-on-restart, forget-remote-acceptance,
+        /// drop-attempt-report;
         /// core-backoff-off-by-one,
         /// inside core, with `--features planted-bugs`).
         #[arg(long = "bug")]

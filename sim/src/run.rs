@@ -43,6 +43,9 @@ pub struct RunResult {
     /// Copies remote servers stored more than once, by cause (a lost final reply, a
     /// crash of the sender, or nothing: a violation).
     pub remote_duplicates: BTreeMap<DuplicateCause, usize>,
+    /// Recipients of attempts whose final reply was lost after the end of data
+    /// (each may explain a second copy at a remote).
+    pub ambiguous: usize,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -196,8 +199,9 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         schedule: schedule.clone(),
         ..QueueConfig::default()
     };
+    let pool_idle = Duration::from_secs(scenario.queue.pool_idle_secs);
     let host = |role, name: &str, mailboxes| {
-        NodeKind::Sluice(Box::new(SluiceHost::new(
+        let mut sluice = SluiceHost::new(
             role,
             domain(name),
             PlacementPolicy {
@@ -206,7 +210,9 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
             },
             queue_config.clone(),
             directory.clone(),
-        )))
+        );
+        sluice.pool.idle_timeout = pool_idle;
+        NodeKind::Sluice(Box::new(sluice))
     };
     let mut gateways = Vec::new();
     let mut backends = Vec::new();
@@ -252,6 +258,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         hang_ppm: per_million(remote.hang),
         close_ppm: per_million(remote.close_mid_data),
         lie_ppm: per_million(remote.lie_about_extensions),
+        idle_close: remote.idle_close_secs.map(Duration::from_secs),
     };
     let mut remote_nodes = Vec::new();
     for k in 1..=remotes {
@@ -606,6 +613,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .filter(|violation| violation.guarantee == Guarantee::NoLoss)
             .count(),
         remote_duplicates: check::remote_duplicates(obs),
+        ambiguous: obs.ambiguous.len(),
         faults,
         checked,
         violations,
@@ -639,6 +647,11 @@ pub fn summary(result: &RunResult) -> String {
         cause(DuplicateCause::LostReply),
         cause(DuplicateCause::Crash),
         cause(DuplicateCause::Unexplained)
+    );
+    let _ = writeln!(
+        out,
+        "ambiguous  {:>4} (connection lost after the end of data; deferred)",
+        result.ambiguous
     );
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
@@ -695,6 +708,7 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
             "forget-deferred-on-restart",
         ),
         (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
+        (bugs.drop_attempt_report, "drop-attempt-report"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -725,6 +739,7 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "forget-owed-success" => bugs.forget_owed_success = true,
             "forget-deferred-on-restart" => bugs.forget_deferred_on_restart = true,
             "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
+            "drop-attempt-report" => bugs.drop_attempt_report = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

@@ -224,6 +224,9 @@ pub struct Remote {
     pub down: u32,
     /// Chance per connection that a remote advertises STARTTLS it cannot do.
     pub lie_about_extensions: f64,
+    /// A remote closes a connection idle this many seconds (421, then close), if set:
+    /// shorter than the pool's idle time, pooled connections go stale.
+    pub idle_close_secs: Option<u64>,
 }
 
 impl Default for Remote {
@@ -238,6 +241,7 @@ impl Default for Remote {
             close_mid_data: 0.0,
             down: 0,
             lie_about_extensions: 0.0,
+            idle_close_secs: None,
         }
     }
 }
@@ -290,6 +294,9 @@ pub struct Queue {
     pub expire_after_secs: u64,
     /// Delay notices this long after arrival (NOTIFY=DELAY, or no NOTIFY); none if unset.
     pub delay_warning_secs: Option<u64>,
+    /// How long an idle delivery connection waits in the pool for the next message
+    /// (net's pool: 5 seconds).
+    pub pool_idle_secs: u64,
 }
 
 impl Default for Queue {
@@ -300,6 +307,7 @@ impl Default for Queue {
             max_retry_secs: 900,
             expire_after_secs: 4 * 3600,
             delay_warning_secs: None,
+            pool_idle_secs: 5,
         }
     }
 }

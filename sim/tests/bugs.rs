@@ -240,3 +240,29 @@ fn sending_again_after_the_remote_took_the_message_is_an_unexplained_duplicate()
     let found = first_failing(&scenario, bugs, Guarantee::NoDuplicates);
     assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
+
+#[test]
+fn dropping_attempt_reports_is_found() {
+    // Every attempt's results lost on the way back to the queue: the queue gives up
+    // waiting at each attempt's deadline, and the drain checker names the attempt.
+    let text = r#"
+name = "attempt-reports"
+duration_secs = 1200
+drain_secs = 14400
+[workload]
+messages = 15
+external_fraction = 0.5
+"#;
+    let scenario = Scenario::parse("attempt-reports.toml", text).expect("valid");
+    assert_eq!(
+        first_failing(&scenario, Bugs::default(), Guarantee::Drained),
+        None,
+        "the scenario passes without the bug"
+    );
+    let bugs = Bugs {
+        drop_attempt_report: true,
+        ..Bugs::default()
+    };
+    let found = first_failing(&scenario, bugs, Guarantee::Drained);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}

@@ -8,11 +8,13 @@
 //! - `path`: the delivery policy, domain patterns to [`Destination`]s (the router's
 //!   decision for external recipients);
 //! - `mx`: an MX answer to the ordered list of hosts to try (RFC 5321 §5.1, RFC 7505);
+//! - `hosts`: which lookup a path needs, and the hosts its walk tries from the answer;
 //! - `walk`: one attempt's walk over those hosts and their addresses, with the TLS
 //!   fallback, to a result per recipient;
 //! - `credentials`: which credentials a relay path authenticates with (RFC 4954).
 
 pub mod credentials;
+pub mod hosts;
 pub mod mx;
 pub mod path;
 mod text;
@@ -133,6 +135,12 @@ pub enum RecipientResult {
     },
     /// Try again later: 4xx, connection or TLS failure, timeout, DNS failure.
     Temporary(Failure),
+    /// The end of the data was sent and the connection ended before the final reply
+    /// (RFC 5321 §4.1.1.4, RFC 1047): the remote may hold the message already. It is
+    /// deferred like a temporary failure — never sent again at once to another host —
+    /// and a copy the next attempt delivers may reach the recipient twice. Kept apart
+    /// so that the queue's log and the simulator can account for such duplicates.
+    Ambiguous(Failure),
     /// Never going to work: 5xx, null MX, a UTF-8 envelope to a server without SMTPUTF8.
     Permanent(Failure),
 }
@@ -165,6 +173,14 @@ impl Failure {
 }
 
 impl RecipientResult {
+    /// Whether the recipient waits for another attempt (temporary or ambiguous).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_)
+        )
+    }
+
     /// A failure as the result it is: permanent for class 5, else temporary.
     pub fn from_failure(failure: Failure) -> RecipientResult {
         if failure.is_permanent() {

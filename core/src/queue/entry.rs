@@ -224,6 +224,13 @@ impl Entry {
                         "attempt ended without a result",
                     ))
                 });
+            if let RecipientResult::Ambiguous(failure) = &result {
+                events.push(Event::Ambiguous {
+                    queue_id: queue_id.clone(),
+                    recipient: recipient.address.clone(),
+                    remote_mta: failure.remote_mta.clone(),
+                });
+            }
             let line = match result {
                 RecipientResult::Delivered {
                     remote_mta,
@@ -231,26 +238,16 @@ impl Entry {
                     notify_passed_on,
                 } => {
                     delivered += 1;
-                    events.push(Event::Delivered {
-                        queue_id: queue_id.clone(),
-                        recipient: recipient.address.clone(),
-                        remote_mta: remote_mta.clone(),
-                    });
-                    recipient.state = RecipientState::Delivered {
-                        at: now,
+                    let delivery = Delivery {
                         remote_mta,
                         reply,
                         notify_passed_on,
                     };
-                    // RFC 3461 §5.2.2: once a DSN-capable server has the NOTIFY
-                    // parameter, the success notice is its job, not ours.
-                    let action = notices::success_action(&recipient.destination.path);
-                    (!notify_passed_on).then(|| {
-                        let line = notices::line(recipient, action, None, Some(started_at), None);
-                        (NoticeKind::Success, line)
-                    })
+                    delivery.record(recipient, &queue_id, now, started_at, &mut events)
                 }
-                RecipientResult::Temporary(failure) if now < expiry => {
+                RecipientResult::Temporary(failure) | RecipientResult::Ambiguous(failure)
+                    if now < expiry =>
+                {
                     deferred += 1;
                     let attempts = recipient.state.attempts().saturating_add(1);
                     let next_attempt = schedule.next_attempt(arrival, now, attempts);
@@ -269,7 +266,9 @@ impl Entry {
                     };
                     None
                 }
-                RecipientResult::Temporary(failure) | RecipientResult::Permanent(failure) => {
+                RecipientResult::Temporary(failure)
+                | RecipientResult::Ambiguous(failure)
+                | RecipientResult::Permanent(failure) => {
                     failed += 1;
                     events.push(Event::Failed {
                         queue_id: queue_id.clone(),
@@ -299,6 +298,87 @@ impl Entry {
             deferred,
             failed,
         });
+        self.decided(batch, events)
+    }
+
+    /// Attempt `token` did not report by its deadline: its recipients are deferred
+    /// (or fail, at expiry) as if it had ended without a result for them.
+    pub(super) fn time_out(
+        &mut self,
+        now: Instant,
+        schedule: &RetrySchedule,
+        token: Token,
+        recipients: &[usize],
+        started_at: Instant,
+    ) -> Decisions {
+        let failure = local_failure(
+            NO_RESULT,
+            "the attempt's result did not come back before its deadline",
+        );
+        let results: Vec<(String, RecipientResult)> = recipients
+            .iter()
+            .filter_map(|&index| self.message.recipients.get(index))
+            .map(|recipient| {
+                (
+                    recipient.address.clone(),
+                    RecipientResult::Temporary(failure.clone()),
+                )
+            })
+            .collect();
+        self.apply_results(now, schedule, token, recipients, started_at, &results)
+    }
+
+    /// Applies the late result of attempt `token`, superseded at its deadline: a
+    /// recipient reported delivered that is not final yet is delivered (whatever
+    /// attempt it is in now: that attempt's result will find it final); anything
+    /// else is ignored. Each recipient gets a `LateResult` event saying which.
+    pub(super) fn apply_late_results(
+        &mut self,
+        now: Instant,
+        token: Token,
+        recipients: &[usize],
+        started_at: Instant,
+        results: &[(String, RecipientResult)],
+    ) -> Decisions {
+        let queue_id = self.message.queue_id.clone();
+        let reverse_path = self.message.reverse_path.clone();
+        let mut batch = Batch::default();
+        let mut events = Vec::new();
+        for &index in recipients {
+            let Some(recipient) = self.message.recipients.get_mut(index) else {
+                continue;
+            };
+            let result = results
+                .iter()
+                .find(|(address, _)| *address == recipient.address)
+                .map(|(_, result)| result.clone());
+            let applied = match result {
+                Some(RecipientResult::Delivered {
+                    remote_mta,
+                    reply,
+                    notify_passed_on,
+                }) if !recipient.state.is_final() => {
+                    let delivery = Delivery {
+                        remote_mta,
+                        reply,
+                        notify_passed_on,
+                    };
+                    let line = delivery.record(recipient, &queue_id, now, started_at, &mut events);
+                    let line = line.filter(|(kind, _)| {
+                        notices::wants(reverse_path.as_deref(), recipient.notify, *kind, false)
+                    });
+                    batch.add(RecipientChange::of(recipient), line);
+                    true
+                }
+                _ => false,
+            };
+            events.push(Event::LateResult {
+                token,
+                queue_id: queue_id.clone(),
+                recipient: recipient.address.clone(),
+                applied,
+            });
+        }
         self.decided(batch, events)
     }
 
@@ -548,6 +628,45 @@ impl Entry {
             .filter(|&index| self.message.recipients[index].destination == *destination)
             .take(max)
             .collect()
+    }
+}
+
+/// A remote's acceptance of one recipient, as an attempt reported it.
+struct Delivery {
+    remote_mta: Option<String>,
+    reply: crate::smtp::reply::Reply,
+    notify_passed_on: bool,
+}
+
+impl Delivery {
+    /// Makes `recipient` delivered, with its event; the success notice line it is
+    /// owed, if any, before the sender's wishes are applied.
+    fn record(
+        self,
+        recipient: &mut super::state::QueuedRecipient,
+        queue_id: &str,
+        now: Instant,
+        started_at: Instant,
+        events: &mut Vec<Event>,
+    ) -> Option<(NoticeKind, NoticeRecipient)> {
+        events.push(Event::Delivered {
+            queue_id: queue_id.to_owned(),
+            recipient: recipient.address.clone(),
+            remote_mta: self.remote_mta.clone(),
+        });
+        recipient.state = RecipientState::Delivered {
+            at: now,
+            remote_mta: self.remote_mta,
+            reply: self.reply,
+            notify_passed_on: self.notify_passed_on,
+        };
+        // RFC 3461 §5.2.2: once a DSN-capable server has the NOTIFY parameter, the
+        // success notice is its job, not ours.
+        let action = notices::success_action(&recipient.destination.path);
+        (!self.notify_passed_on).then(|| {
+            let line = notices::line(recipient, action, None, Some(started_at), None);
+            (NoticeKind::Success, line)
+        })
     }
 }
 

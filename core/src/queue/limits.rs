@@ -3,6 +3,8 @@
 //! header count past which a message is treated as a mail loop.
 
 use super::config::ConfigError;
+use crate::smtp::client::Limits;
+use crate::time::Duration;
 
 /// Every bound a queue keeps. Going over one is an explicit output (a refused
 /// enqueue, a loop failure) or a wait, never a panic and never unbounded memory.
@@ -26,6 +28,12 @@ pub struct QueueLimits {
     /// Received headers a message may carry; a message with more fails all its
     /// recipients at once as a loop (5.4.6, RFC 5321 §6.3). Default 50.
     pub max_received_headers: u32,
+    /// How long the queue waits for an attempt's result: past it the attempt's
+    /// recipients are deferred as if it had failed temporarily, so that no attempt a
+    /// driver loses holds its recipients for ever (see [`super::Queue`] for a result
+    /// that arrives later). Default: the client's [`Limits::attempt_budget`] with the
+    /// RFC 5321 timeouts (about three hours).
+    pub attempt_timeout: Duration,
 }
 
 /// A token bucket per destination: `per_minute` attempts a minute on average, up to
@@ -46,6 +54,7 @@ impl Default for QueueLimits {
             max_messages: 100_000,
             max_recipients_per_message: 10_000,
             max_received_headers: 50,
+            attempt_timeout: Limits::default().attempt_budget(),
         }
     }
 }
@@ -72,6 +81,9 @@ impl QueueLimits {
         }
         if self.max_attempts_in_flight == 0 {
             return invalid("limits.max_attempts_in_flight", "must be at least 1");
+        }
+        if self.attempt_timeout == Duration::ZERO {
+            return invalid("limits.attempt_timeout", "must be longer than zero");
         }
         if self.max_messages == 0 {
             return invalid("limits.max_messages", "must be at least 1");

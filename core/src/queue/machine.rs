@@ -20,13 +20,34 @@ struct Attempt {
     /// Indexes into the message's recipients.
     recipients: Vec<usize>,
     started_at: Instant,
+    /// When the queue stops waiting for the result.
+    deadline: Instant,
     /// The message was deleted: the result is ignored, but the attempt still counts
     /// against the destination's concurrency until it ends.
     orphaned: bool,
 }
 
+/// An attempt whose deadline passed before its result came: what a late result
+/// needs to be applied.
+#[derive(Debug)]
+struct Superseded {
+    queue_id: String,
+    recipients: Vec<usize>,
+    started_at: Instant,
+}
+
 /// The delivery queue: per-recipient durable state, the retry schedule, expiry and
 /// notices, for up to `QueueLimits::max_messages` messages.
+///
+/// No attempt can be lost: each has a deadline (`QueueLimits::attempt_timeout`),
+/// and one whose result has not come back by then is superseded — its recipients
+/// are deferred as after a temporary failure and it no longer counts against its
+/// destination. Its late result, if one ever comes, follows one rule: a recipient it
+/// reports delivered and that is not final yet becomes delivered (the remote has
+/// the message: forgetting it would only send a second copy, and its success notice,
+/// if due, goes out once, from this change); every other late result is ignored
+/// (the deferral stands and the next attempt asks again). A recipient that became
+/// final meanwhile is never touched again, so nobody is notified twice.
 #[derive(Debug)]
 pub struct Queue {
     config: QueueConfig,
@@ -34,6 +55,11 @@ pub struct Queue {
     outputs: VecDeque<Output>,
     entries: BTreeMap<String, Entry>,
     attempts: BTreeMap<Token, Attempt>,
+    /// (deadline, token) of every attempt in `attempts`.
+    attempt_deadlines: BTreeSet<(Instant, Token)>,
+    /// Attempts given up on at their deadline, until their late result or their
+    /// message's removal.
+    superseded: BTreeMap<Token, Superseded>,
     /// Write tokens to the message they belong to.
     persist_tokens: BTreeMap<Token, String>,
     /// (when, queue id): a message needs attention then.
@@ -53,6 +79,8 @@ impl Queue {
             outputs: VecDeque::new(),
             entries: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            attempt_deadlines: BTreeSet::new(),
+            superseded: BTreeMap::new(),
             persist_tokens: BTreeMap::new(),
             wakes: BTreeSet::new(),
             destinations: BTreeMap::new(),
@@ -133,8 +161,9 @@ impl Queue {
         results: &[(String, RecipientResult)],
     ) {
         let Some(attempt) = self.attempts.remove(&token) else {
-            return;
+            return self.late_result(now, token, results);
         };
+        self.attempt_deadlines.remove(&(attempt.deadline, token));
         if let Some(load) = self.destinations.get_mut(&attempt.destination) {
             load.in_flight = load.in_flight.saturating_sub(1);
         }
@@ -154,6 +183,81 @@ impl Queue {
         );
         self.record(&attempt.queue_id, decisions);
         self.refresh(now, &attempt.queue_id);
+    }
+
+    /// The result of an attempt superseded at its deadline (see the module
+    /// documentation for the rule).
+    fn late_result(&mut self, now: Instant, token: Token, results: &[(String, RecipientResult)]) {
+        let Some(superseded) = self.superseded.remove(&token) else {
+            return;
+        };
+        let Some(entry) = self.entries.get_mut(&superseded.queue_id) else {
+            return;
+        };
+        let decisions = entry.apply_late_results(
+            now,
+            token,
+            &superseded.recipients,
+            superseded.started_at,
+            results,
+        );
+        self.record(&superseded.queue_id, decisions);
+        self.refresh(now, &superseded.queue_id);
+    }
+
+    /// Supersedes every attempt whose deadline has passed: its recipients are
+    /// deferred as after a temporary failure, and its slot is free again.
+    fn time_out_attempts(&mut self, now: Instant) {
+        while let Some((deadline, token)) = self.attempt_deadlines.first().copied() {
+            if deadline > now {
+                break;
+            }
+            self.attempt_deadlines.remove(&(deadline, token));
+            let Some(attempt) = self.attempts.remove(&token) else {
+                continue;
+            };
+            if let Some(load) = self.destinations.get_mut(&attempt.destination) {
+                load.in_flight = load.in_flight.saturating_sub(1);
+            }
+            if attempt.orphaned {
+                continue;
+            }
+            let Some(entry) = self.entries.get_mut(&attempt.queue_id) else {
+                continue;
+            };
+            let mut decisions = entry.time_out(
+                now,
+                &self.config.schedule,
+                token,
+                &attempt.recipients,
+                attempt.started_at,
+            );
+            decisions.events.insert(
+                0,
+                Event::AttemptTimedOut {
+                    token,
+                    queue_id: attempt.queue_id.clone(),
+                },
+            );
+            self.record(&attempt.queue_id, decisions);
+            self.superseded.insert(
+                token,
+                Superseded {
+                    queue_id: attempt.queue_id.clone(),
+                    recipients: attempt.recipients,
+                    started_at: attempt.started_at,
+                },
+            );
+            self.refresh(now, &attempt.queue_id);
+        }
+    }
+
+    /// Forgets the superseded attempts of a message that left the queue.
+    fn forget_superseded(&mut self, queue_id: &str) {
+        if !self.superseded.is_empty() {
+            self.superseded
+                .retain(|_, superseded| superseded.queue_id != queue_id);
+        }
     }
 
     fn persisted(&mut self, now: Instant, token: Token) {
@@ -190,6 +294,7 @@ impl Queue {
                     self.persist_tokens.remove(&pending.token);
                 }
             }
+            self.forget_superseded(&queue_id);
             return;
         }
         self.refresh(now, &queue_id);
@@ -249,6 +354,7 @@ impl Queue {
         for pending in &entry.persists {
             self.persist_tokens.remove(&pending.token);
         }
+        self.forget_superseded(queue_id);
         self.outputs.push_back(Output::Remove {
             queue_id: queue_id.to_owned(),
         });
@@ -315,6 +421,7 @@ impl Queue {
             if let Some(entry) = self.entries.remove(queue_id) {
                 self.unindex(&entry);
             }
+            self.forget_superseded(queue_id);
             self.outputs.push_back(Output::Remove {
                 queue_id: queue_id.to_owned(),
             });
@@ -459,6 +566,8 @@ impl Queue {
             destination: destination.clone(),
             recipients: recipients.len(),
         }));
+        let deadline = now + self.config.limits.attempt_timeout;
+        self.attempt_deadlines.insert((deadline, token));
         self.attempts.insert(
             token,
             Attempt {
@@ -466,6 +575,7 @@ impl Queue {
                 destination,
                 recipients,
                 started_at: now,
+                deadline,
                 orphaned: false,
             },
         );
@@ -499,6 +609,7 @@ impl Machine for Queue {
             Input::Delete { queue_id } => self.delete(&queue_id),
             Input::Tick => {}
         }
+        self.time_out_attempts(now);
         self.wake_due(now);
         self.dispatch(now);
     }
@@ -509,9 +620,7 @@ impl Machine for Queue {
 
     fn next_deadline(&self) -> Option<Instant> {
         let wake = self.wakes.first().map(|(at, _)| *at);
-        match (wake, self.rate_wake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let timeout = self.attempt_deadlines.first().map(|(at, _)| *at);
+        [wake, self.rate_wake, timeout].into_iter().flatten().min()
     }
 }

@@ -18,6 +18,10 @@
 //!    message.
 //! 3. Wake the queue with [`Input::Tick`] at [`Queue::next_deadline`].
 //!
+//! Every attempt has a deadline (`QueueLimits::attempt_timeout`): an attempt the
+//! driver never answers is deferred then, and its late result, if any, is applied by
+//! the rule documented on [`Queue`].
+//!
 //! Rules: attempts follow the [`RetrySchedule`] (see there for the exact expiry rule);
 //! recipients of one message due for one destination share an attempt (up to
 //! `max_recipients_per_attempt`); destinations get attempts oldest-due first within
@@ -100,7 +104,8 @@ pub enum Input {
     /// recipient states.
     Enqueue(QueuedMessage),
     /// The answer to [`Output::StartAttempt`]: a result per recipient, by address. A
-    /// recipient of the attempt missing here failed temporarily.
+    /// recipient of the attempt missing here failed temporarily. An answer after the
+    /// attempt's deadline is a late result (see [`Queue`]).
     AttemptFinished {
         token: Token,
         results: Vec<(String, RecipientResult)>,
@@ -180,6 +185,21 @@ pub enum Event {
         deferred: usize,
         failed: usize,
     },
+    /// The attempt's result did not come back by its deadline
+    /// (`QueueLimits::attempt_timeout`): its recipients are deferred, and a result
+    /// that comes later is a late one.
+    AttemptTimedOut {
+        token: Token,
+        queue_id: String,
+    },
+    /// A result of an attempt superseded at its deadline came back. `applied`: the
+    /// recipient was delivered and is now recorded so; otherwise it was ignored.
+    LateResult {
+        token: Token,
+        queue_id: String,
+        recipient: String,
+        applied: bool,
+    },
     Delivered {
         queue_id: String,
         recipient: String,
@@ -191,6 +211,15 @@ pub enum Event {
         attempts: u32,
         next_attempt: Instant,
         status: EnhancedStatus,
+    },
+    /// The connection ended after the end of the data and before the final reply
+    /// (RFC 5321 §4.1.1.4): `remote_mta` may hold the message, and the next attempt
+    /// may deliver a second copy. Followed by the recipient's `Deferred` (or `Failed`
+    /// at expiry).
+    Ambiguous {
+        queue_id: String,
+        recipient: String,
+        remote_mta: Option<String>,
     },
     /// Failed for good on an attempt's result (or as part of a loop).
     Failed {

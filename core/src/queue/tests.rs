@@ -1014,3 +1014,220 @@ fn a_paid_or_unwanted_success_debt_sends_nothing() {
     assert!(writes[0].2.is_none());
     assert!(!writes[0].1[0].success_owed);
 }
+
+// Attempts that never report: the deadline, and late results.
+
+fn timeout() -> Duration {
+    QueueConfig::default().limits.attempt_timeout
+}
+
+fn timed_out(outputs: &[Output]) -> Vec<Token> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::AttemptTimedOut { token, .. }) => Some(*token),
+            _ => None,
+        })
+        .collect()
+}
+
+fn late(outputs: &[Output]) -> Vec<(String, bool)> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::LateResult {
+                recipient, applied, ..
+            }) => Some((recipient.clone(), *applied)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Starts one attempt for `recipients` of message Q1 and returns its token.
+fn one_attempt(harness: &mut Harness, recipients: Vec<QueuedRecipient>) -> Token {
+    let out = harness.handle(Input::Enqueue(message("Q1", recipients)));
+    attempts(&out)[0].0
+}
+
+#[test]
+fn the_attempt_timeout_is_derived_from_the_client_timeouts_and_must_be_positive() {
+    let client = crate::smtp::client::Limits::default();
+    assert_eq!(timeout(), client.attempt_budget());
+    assert!(timeout() > client.session_budget());
+    let mut config = QueueConfig::default();
+    config.limits.attempt_timeout = Duration::ZERO;
+    assert!(Queue::new(config).is_err());
+}
+
+#[test]
+fn an_attempt_that_never_reports_is_deferred_at_its_deadline_and_frees_its_slot() {
+    let mut config = QueueConfig::default();
+    config.limits.max_concurrent_per_destination = 1;
+    let mut harness = Harness::with(config);
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    assert_eq!(harness.queue.next_deadline(), Some(ARRIVAL + timeout()));
+    // Nothing happens before the deadline.
+    let before = harness.run_until(ARRIVAL + timeout() - Duration::from_millis(1));
+    assert!(timed_out(&before).is_empty());
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    assert_eq!(harness.queue.attempts_in_flight(), 0);
+    let (_, changes, notice) = persists(&out).pop().expect("a write");
+    assert!(notice.is_none());
+    assert!(matches!(
+        changes[0].state,
+        RecipientState::Deferred { attempts: 1, .. }
+    ));
+    // The recipient is tried again on the schedule: the slot is free.
+    harness.ack(&out);
+    let retry = harness.run_until(ARRIVAL + timeout() + Duration::from_mins(60));
+    let next = attempts(&retry);
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].0, token);
+}
+
+#[test]
+fn a_late_success_after_the_deadline_is_kept_and_notified_once() {
+    let mut harness = Harness::new();
+    let token = one_attempt(
+        &mut harness,
+        vec![with_notify(
+            rcpt("bob@b.example"),
+            notify(true, true, false),
+        )],
+    );
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    harness.ack(&out);
+    // The lost result turns up: the remote has the message.
+    let out = harness.handle(Input::AttemptFinished {
+        token,
+        results: vec![("bob@b.example".to_owned(), delivered(false))],
+    });
+    assert_eq!(late(&out), vec![("bob@b.example".to_owned(), true)]);
+    let written = persists(&out);
+    assert_eq!(written.len(), 1);
+    assert!(matches!(
+        written[0].1[0].state,
+        RecipientState::Delivered { .. }
+    ));
+    let success = notices(&out);
+    assert_eq!(success.len(), 1);
+    assert_eq!(success[0].kind, NoticeKind::Success);
+    // Delivered is final: the message leaves, and the same result again changes nothing.
+    let after = harness.ack(&out);
+    let again = harness.handle(Input::AttemptFinished {
+        token,
+        results: vec![("bob@b.example".to_owned(), delivered(false))],
+    });
+    assert!(persists(&again).is_empty());
+    assert!(late(&again).is_empty());
+    assert!(harness.queue.is_empty(), "{after:?}");
+}
+
+#[test]
+fn a_late_success_while_a_new_attempt_runs_wins_and_the_new_result_is_ignored() {
+    let mut harness = Harness::new();
+    let first = one_attempt(
+        &mut harness,
+        vec![with_notify(
+            rcpt("bob@b.example"),
+            notify(true, true, false),
+        )],
+    );
+    let out = harness.run_until(ARRIVAL + timeout());
+    harness.ack(&out);
+    let retry = harness.run_until(ARRIVAL + timeout() + Duration::from_mins(60));
+    let second = attempts(&retry)[0].0;
+    let out = harness.handle(Input::AttemptFinished {
+        token: first,
+        results: vec![("bob@b.example".to_owned(), delivered(false))],
+    });
+    assert_eq!(late(&out), vec![("bob@b.example".to_owned(), true)]);
+    let mut all = out.clone();
+    all.extend(harness.ack(&out));
+    // The second attempt delivers a copy too: no second state change, no second notice.
+    let out = harness.handle(Input::AttemptFinished {
+        token: second,
+        results: vec![("bob@b.example".to_owned(), delivered(false))],
+    });
+    all.extend(out.clone());
+    all.extend(harness.ack(&out));
+    assert_eq!(notices(&all).len(), 1);
+    assert!(harness.queue.is_empty());
+}
+
+#[test]
+fn late_failures_are_ignored_and_a_late_result_after_expiry_touches_nothing() {
+    let mut harness = Harness::new();
+    let token = one_attempt(
+        &mut harness,
+        vec![rcpt("bob@b.example"), rcpt("carol@b.example")],
+    );
+    let out = harness.run_until(ARRIVAL + timeout());
+    harness.ack(&out);
+    let out = harness.handle(Input::AttemptFinished {
+        token,
+        results: vec![
+            ("bob@b.example".to_owned(), permanent()),
+            ("carol@b.example".to_owned(), temporary("busy")),
+        ],
+    });
+    assert_eq!(
+        late(&out),
+        vec![
+            ("bob@b.example".to_owned(), false),
+            ("carol@b.example".to_owned(), false)
+        ]
+    );
+    assert!(persists(&out).is_empty());
+
+    // A message that expired (failure notice sent) before its lost result turned up.
+    let mut config = QueueConfig::default();
+    config.schedule.expire_after = timeout();
+    config.schedule.delay_warning_after = None;
+    let mut harness = Harness::with(config);
+    let token = one_attempt(
+        &mut harness,
+        vec![with_notify(
+            rcpt("bob@b.example"),
+            notify(true, true, false),
+        )],
+    );
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(notices(&out).len(), 1, "the failure notice");
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
+    let out = harness.handle(Input::AttemptFinished {
+        token,
+        results: vec![("bob@b.example".to_owned(), delivered(false))],
+    });
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn an_ambiguous_result_is_deferred_with_its_own_event() {
+    let mut harness = Harness::new();
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    let failure = Failure {
+        status: EnhancedStatus::new(4, 4, 2),
+        remote_mta: Some("mx.b.example".to_owned()),
+        diagnostic: Diagnostic::Local("connection lost after the end of data".to_owned()),
+    };
+    let out = harness.handle(Input::AttemptFinished {
+        token,
+        results: vec![(
+            "bob@b.example".to_owned(),
+            RecipientResult::Ambiguous(failure),
+        )],
+    });
+    assert!(out.iter().any(|output| matches!(
+        output,
+        Output::Event(Event::Ambiguous { recipient, remote_mta: Some(remote), .. })
+            if recipient == "bob@b.example" && remote == "mx.b.example"
+    )));
+    assert!(matches!(
+        persists(&out)[0].1[0].state,
+        RecipientState::Deferred { attempts: 1, .. }
+    ));
+}

@@ -80,6 +80,9 @@ pub struct DeliverySection {
     pub tls: String,
     /// Seconds to wait for a TCP connection to a remote host.
     pub connect_timeout_seconds: u64,
+    /// Seconds an idle delivery connection waits in the pool for the next message
+    /// to its host before QUIT.
+    pub pool_idle_seconds: u64,
     /// Extra trust anchors (PEM) for tls = "required", beside the system's.
     pub ca_file: Option<std::path::PathBuf>,
     /// Rules per recipient-domain pattern: a relay, an LMTP service, or MX with a TLS
@@ -94,6 +97,7 @@ impl Default for DeliverySection {
             mx_port: 25,
             tls: "opportunistic".to_owned(),
             connect_timeout_seconds: 30,
+            pool_idle_seconds: 5,
             ca_file: None,
             path: Vec::new(),
         }

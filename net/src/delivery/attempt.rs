@@ -9,13 +9,15 @@ use super::connection::{self, Delivered, Job, Pool, PoolKey};
 use super::tls::ClientTls;
 use crate::dkim::DkimKeyStore;
 use crate::dns::Resolver;
+use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
 use sluice_core::delivery::{
     DeliveryPath, Destination, Failure, RecipientResult, RelayCredentials,
 };
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, OutgoingMessage, Protocol, RecipientOutcome,
+    ClientConfig, Limits, MessageReport, OutgoingMessage, RecipientOutcome, SessionFailure,
+    SessionFailureKind, SessionOutcome, TransactionProgress,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,10 +76,12 @@ impl Deliverer {
                 recipients: next.recipients,
                 ..message.clone()
             };
-            let tried = match self.deliver_on(&key, this_try).await {
-                Ok(delivered) => Tried::Session {
+            let tried = match self.deliver_on(&key, this_try, next.fresh).await {
+                Ok((delivered, reused)) => Tried::Session {
+                    progress: delivered.report.progress,
                     outcomes: delivered.report.recipients,
                     ended: delivered.ended,
+                    reused,
                 },
                 Err(failure) => Tried::NoConnection(failure),
             };
@@ -110,33 +114,33 @@ impl Deliverer {
     }
 
     /// Runs `message` on an idle connection for `key` when the pool has one that
-    /// takes it, else on a new connection. A pooled connection that ended before
-    /// answering anything (its server timed it out) is not held against the host: the
-    /// message then goes over a new connection.
+    /// takes it (unless the walk asks for a `fresh` one), else on a new connection;
+    /// says whether the connection was reused. What a reused connection that died
+    /// means — retry at once, or not — is the walk's decision, not this driver's.
     async fn deliver_on(
         &self,
         key: &PoolKey,
         message: OutgoingMessage,
-    ) -> Result<Delivered, Failure> {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Job {
-            message: message.clone(),
-            reply,
-        });
-        if self.pool.offer(key, job).is_ok() {
-            if let Ok(delivered) = answer.await
-                && (delivered.ended.is_none()
-                    || delivered
-                        .report
-                        .recipients
-                        .iter()
-                        .any(|outcome| matches!(outcome, RecipientOutcome::Final(_))))
-            {
-                return Ok(delivered);
+        fresh: bool,
+    ) -> Result<(Delivered, bool), Failure> {
+        if !fresh {
+            let (reply, answer) = oneshot::channel();
+            let job = Box::new(Job {
+                message: message.clone(),
+                reply,
+            });
+            if self.pool.offer(key, job).is_ok() {
+                return match answer.await {
+                    Ok(delivered) => Ok((delivered, true)),
+                    // The connection dropped the job unanswered: it was closing, and
+                    // the message was never given to its session.
+                    Err(_) => Ok((unattempted(&message), true)),
+                };
             }
-            return Box::pin(self.deliver_fresh(key, message)).await;
         }
-        self.deliver_fresh(key, message).await
+        self.deliver_fresh(key, message)
+            .await
+            .map(|delivered| (delivered, false))
     }
 
     async fn deliver_fresh(
@@ -180,47 +184,43 @@ impl Deliverer {
         }
     }
 
-    /// The hosts to try for a path, in order.
+    /// The hosts to try for a path, in order: core says what to look up and builds
+    /// the hosts from the answer; this only asks DNS.
     async fn hosts(&self, path: &DeliveryPath, seed: u64) -> Result<Vec<PlannedHost>, Failure> {
-        match path {
-            DeliveryPath::Mx { domain } => {
-                let plan = self.dns.host_plan(domain, seed).await?;
-                Ok(plan
-                    .into_iter()
-                    .map(|(name, addresses)| PlannedHost {
-                        name,
-                        addresses,
-                        port: self.mx_port,
-                        protocol: Protocol::Smtp,
-                    })
-                    .collect())
+        match HostQuery::for_path(path)? {
+            HostQuery::Mx { domain } => {
+                let plan = self.dns.host_plan(&domain, seed).await?;
+                Ok(mx_hosts(plan, self.mx_port))
             }
-            DeliveryPath::Relay { host, port } => {
-                self.named_host(host, *port, Protocol::Smtp).await
+            HostQuery::Named(named) => {
+                let addresses = self
+                    .dns
+                    .addresses(&named.name)
+                    .await
+                    .map_err(|error| error.to_string());
+                named.resolved(addresses)
             }
-            DeliveryPath::Lmtp { host, port } => self.named_host(host, *port, Protocol::Lmtp).await,
-            DeliveryPath::Local => Err(Failure::local_error(
-                "local delivery is made when the message is accepted, not by the queue",
-            )),
         }
     }
+}
 
-    async fn named_host(
-        &self,
-        host: &str,
-        port: u16,
-        protocol: Protocol,
-    ) -> Result<Vec<PlannedHost>, Failure> {
-        let addresses = self
-            .dns
-            .addresses(host)
-            .await
-            .map_err(|error| Failure::no_connection(host, &error.to_string()))?;
-        Ok(vec![PlannedHost {
-            name: host.to_owned(),
-            addresses,
-            port,
-            protocol,
-        }])
+/// The answer for a message a pooled connection dropped before giving it to its
+/// session: nothing of it was sent.
+fn unattempted(message: &OutgoingMessage) -> Delivered {
+    let failure = Failure::local_error("the pooled connection closed before taking the message");
+    Delivered {
+        report: MessageReport {
+            queue_id: message.queue_id.clone(),
+            recipients: message
+                .recipients
+                .iter()
+                .map(|_| RecipientOutcome::Unresolved(failure.clone()))
+                .collect(),
+            progress: TransactionProgress::NotStarted,
+        },
+        ended: Some(SessionOutcome::Failed(SessionFailure {
+            kind: SessionFailureKind::ConnectionLost,
+            failure,
+        })),
     }
 }

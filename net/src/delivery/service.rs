@@ -9,6 +9,7 @@ use super::attempt::Deliverer;
 use super::notices::NoticeWriter;
 use crate::clock;
 use crate::store::Store;
+use sluice_core::delivery::{Failure, RecipientResult};
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::Envelope;
 use sluice_core::queue::{Event, Input, Output, Queue, QueuedMessage};
@@ -58,7 +59,7 @@ impl DeliveryHandle {
 enum Done {
     Attempt {
         token: Token,
-        results: Vec<(String, sluice_core::delivery::RecipientResult)>,
+        results: Vec<(String, RecipientResult)>,
     },
     Persist {
         token: Token,
@@ -190,6 +191,11 @@ impl Service {
                     recipients,
                 } => {
                     let Some(message) = self.queue.message(&queue_id) else {
+                        // Never expected (the queue names only messages it holds), but
+                        // an attempt must always be answered: a temporary failure.
+                        let failure = Failure::local_error("the queue no longer holds the message");
+                        let results = all_temporary(&recipients, &failure);
+                        let _ = done.send(Done::Attempt { token, results });
                         continue;
                     };
                     let envelope = Envelope::of(message, &recipients);
@@ -198,8 +204,9 @@ impl Service {
                     let store = self.store.clone();
                     let deliverer = Arc::clone(&self.deliverer);
                     let done = done.clone();
-                    tokio::spawn(async move {
-                        let results = match store.outbound_message(&queue_id).await {
+                    let addresses = recipients.clone();
+                    let attempt = async move {
+                        match store.outbound_message(&queue_id).await {
                             Ok(body) => {
                                 let outgoing =
                                     envelope.into_outgoing(queue_id, body.data, body.smtputf8);
@@ -207,21 +214,24 @@ impl Service {
                             }
                             Err(error) => {
                                 tracing::warn!(%error, %queue_id, "cannot read a queued message");
-                                let failure = sluice_core::delivery::Failure::local_error(
-                                    &format!("the queued message cannot be read: {error}"),
-                                );
-                                envelope
-                                    .recipients
-                                    .iter()
-                                    .map(|recipient| {
-                                        (
-                                            recipient.address.clone(),
-                                            sluice_core::delivery::RecipientResult::Temporary(
-                                                failure.clone(),
-                                            ),
-                                        )
-                                    })
-                                    .collect()
+                                let failure = Failure::local_error(&format!(
+                                    "the queued message cannot be read: {error}"
+                                ));
+                                all_temporary(&recipients, &failure)
+                            }
+                        }
+                    };
+                    tokio::spawn(async move {
+                        // The attempt runs on its own task so that a panic in it ends
+                        // as a temporary failure reported to the queue, not as an
+                        // attempt nobody answers.
+                        let results = match tokio::spawn(attempt).await {
+                            Ok(results) => results,
+                            Err(error) => {
+                                tracing::error!(%error, "a delivery attempt failed unexpectedly");
+                                let failure =
+                                    Failure::local_error("the delivery attempt ended unexpectedly");
+                                all_temporary(&addresses, &failure)
                             }
                         };
                         let _ = done.send(Done::Attempt { token, results });
@@ -273,6 +283,19 @@ impl Service {
     }
 }
 
+/// Every recipient of an attempt with the same temporary failure.
+fn all_temporary(recipients: &[String], failure: &Failure) -> Vec<(String, RecipientResult)> {
+    recipients
+        .iter()
+        .map(|recipient| {
+            (
+                recipient.clone(),
+                RecipientResult::Temporary(failure.clone()),
+            )
+        })
+        .collect()
+}
+
 /// Sleeps until a queue deadline (Unix milliseconds); forever without one.
 async fn sleep_until_unix(deadline: Option<Instant>) {
     let Some(deadline) = deadline else {
@@ -303,6 +326,25 @@ fn log_event(event: &Event) {
             recipient,
             status,
         } => tracing::info!(%queue_id, %recipient, %status, "failed"),
+        Event::Ambiguous {
+            queue_id,
+            recipient,
+            remote_mta,
+        } => tracing::warn!(
+            %queue_id,
+            %recipient,
+            remote_mta = remote_mta.as_deref().unwrap_or("-"),
+            "connection lost after the end of data: the remote may hold the message; deferred"
+        ),
+        Event::AttemptTimedOut { queue_id, .. } => {
+            tracing::warn!(%queue_id, "no result from a delivery attempt by its deadline; deferred")
+        }
+        Event::LateResult {
+            queue_id,
+            recipient,
+            applied,
+            ..
+        } => tracing::info!(%queue_id, %recipient, applied, "late result of a superseded attempt"),
         Event::Expired {
             queue_id,
             recipient,

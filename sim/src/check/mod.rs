@@ -95,6 +95,26 @@ pub struct Observations {
     pub expiries: Vec<(String, String, String, Instant)>,
     /// tag → the last time a gateway crashed while storing that very message.
     pub store_crashes: BTreeMap<String, Instant>,
+    /// Attempts whose connection ended after the end of data, before the final
+    /// reply (core's `RecipientResult::Ambiguous`): the remote may hold a copy and
+    /// the next attempt may deliver a second one.
+    pub ambiguous: Vec<AmbiguousAttempt>,
+    /// (host, queue id) of every attempt the queue gave up waiting for: its driver
+    /// never answered it.
+    pub unanswered_attempts: Vec<(String, String)>,
+}
+
+/// One recipient of an ambiguous attempt (see [`Observations::ambiguous`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AmbiguousAttempt {
+    pub at: Instant,
+    pub host: String,
+    pub queue_id: String,
+    /// The message's tag, when the host stored it.
+    pub tag: Option<String>,
+    pub recipient: String,
+    /// The server that may hold the message.
+    pub remote: Option<String>,
 }
 
 /// One step in a recipient's retry history, with the host's epoch (a crash may
@@ -128,6 +148,29 @@ impl Observations {
     /// A host crashed while it stored the message `tag` (the crash-on-store fault).
     pub fn store_crashed(&mut self, at: Instant, tag: &str) {
         self.store_crashes.insert(tag.to_owned(), at);
+    }
+
+    /// A recipient's attempt ended ambiguous (see [`Observations::ambiguous`]).
+    pub fn ambiguous(
+        &mut self,
+        at: Instant,
+        host: &str,
+        queue_id: &str,
+        recipient: &str,
+        remote: Option<String>,
+    ) {
+        let tag = self
+            .stored
+            .get(&(host.to_owned(), queue_id.to_owned()))
+            .and_then(|facts| facts.tag.clone());
+        self.ambiguous.push(AmbiguousAttempt {
+            at,
+            host: host.to_owned(),
+            queue_id: queue_id.to_owned(),
+            tag,
+            recipient: recipient.to_owned(),
+            remote,
+        });
     }
 
     pub fn offered(&mut self, at: Instant, tag: &str) {
@@ -498,6 +541,17 @@ fn no_loss(obs: &Observations, context: &Context, violations: &mut Vec<Violation
 }
 
 fn drained(obs: &Observations, context: &Context, violations: &mut Vec<Violation>) {
+    // An attempt is part of the drain: the queue waits for every one it starts.
+    for (host, queue_id) in &obs.unanswered_attempts {
+        violations.push(Violation {
+            guarantee: Guarantee::Drained,
+            subject: queue_id.clone(),
+            detail: format!(
+                "an attempt for {queue_id} on {host} was never answered: the queue gave up \
+                 waiting at its deadline"
+            ),
+        });
+    }
     for (tag, address) in &context.pending {
         let promised = obs.promised.keys().any(|(promised_tag, recipient)| {
             promised_tag == tag

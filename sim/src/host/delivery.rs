@@ -7,8 +7,10 @@
 use super::store::Write;
 use super::{NoticeFacts, Waiter};
 use crate::world::{Event, NodeKind, Owner, World};
+use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
+use sluice_core::delivery::mx::AddressAnswer;
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
-use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult};
+use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult, TlsPolicy};
 use sluice_core::machine::Token;
 use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
 use sluice_core::notice::NoticeRequest;
@@ -16,13 +18,76 @@ use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as Que
 use sluice_core::queue::{QueuedMessage, RecipientState};
 use sluice_core::smtp::client::{
     ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
-    SessionOutcome,
+    SessionOutcome, TransactionProgress,
 };
 use sluice_core::smtp::server::ListenerKind;
 use sluice_core::time::Duration;
+use std::collections::BTreeMap;
 
 /// The port LMTP destinations name; anything else is spoken to as SMTP.
 const MX_PORT: u16 = 25;
+
+/// Idle delivery connections by destination (net's `delivery::connection::Pool`):
+/// a later attempt to the same address, protocol, TLS policy and host name takes one
+/// instead of connecting, unless core's walk asks for a fresh connection.
+#[derive(Debug)]
+pub struct Pool {
+    idle: BTreeMap<PoolKey, Vec<u64>>,
+    /// How long an idle connection waits for the next message before QUIT (the
+    /// client session's idle timeout; net's pool waits 5 seconds).
+    pub idle_timeout: Duration,
+}
+
+/// Which connections may carry an attempt's message.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PoolKey {
+    address: std::net::SocketAddr,
+    host: String,
+    lmtp: bool,
+    tls: TlsPolicy,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            idle: BTreeMap::new(),
+            idle_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Pool {
+    fn park(&mut self, key: PoolKey, conn: u64) {
+        self.idle.entry(key).or_default().push(conn);
+    }
+
+    fn take(&mut self, key: &PoolKey) -> Option<u64> {
+        let idle = self.idle.get_mut(key)?;
+        let conn = idle.pop();
+        if idle.is_empty() {
+            self.idle.remove(key);
+        }
+        conn
+    }
+
+    fn forget(&mut self, conn: u64) {
+        self.idle.retain(|_, idle| {
+            idle.retain(|parked| *parked != conn);
+            !idle.is_empty()
+        });
+    }
+
+    pub fn clear(&mut self) {
+        self.idle.clear();
+    }
+}
+
+/// The connection an attempt's current try runs on.
+#[derive(Clone, Debug)]
+struct Current {
+    key: PoolKey,
+    reused: bool,
+}
 
 /// One delivery attempt in flight.
 #[derive(Debug)]
@@ -36,6 +101,10 @@ pub struct Attempt {
     unplanned: Option<Vec<(String, RecipientResult)>>,
     /// The report of the session in progress, kept until it closes.
     outcomes: Vec<RecipientOutcome>,
+    /// How far that report's transaction got.
+    progress: TransactionProgress,
+    /// The connection of the try in progress.
+    current: Option<Current>,
 }
 
 impl Attempt {
@@ -137,6 +206,26 @@ impl World {
             } => self
                 .engine
                 .record(&format!("{name} failed {queue_id} {recipient} {status}")),
+            QueueEvent::Ambiguous {
+                queue_id,
+                recipient,
+                remote_mta,
+            } => {
+                let remote = remote_mta.as_deref().unwrap_or("-");
+                self.engine.record(&format!(
+                    "{name} ambiguous {queue_id} {recipient} at {remote}: lost after the end of data"
+                ));
+                self.obs
+                    .ambiguous(at, &name, queue_id, recipient, remote_mta.clone());
+            }
+            QueueEvent::AttemptTimedOut { queue_id, token } => {
+                self.engine.record(&format!(
+                    "{name} attempt {token:?} for {queue_id} unanswered by its deadline"
+                ));
+                self.obs
+                    .unanswered_attempts
+                    .push((name.clone(), queue_id.clone()));
+            }
             other => {
                 let text = format!("{name} queue {other:?}");
                 self.engine.record(&text);
@@ -192,6 +281,8 @@ impl World {
                 walk: None,
                 unplanned: None,
                 outcomes: Vec::new(),
+                progress: TransactionProgress::NotStarted,
+                current: None,
             },
         );
         self.engine.record(&format!(
@@ -201,49 +292,23 @@ impl World {
         ));
         self.obs
             .attempt_started(at, &name, &queue_id, &recipients, local, epoch);
-        // I/O, not a decision (net's `Deliverer::hosts`): the lookups a path needs.
-        let (plan, took) = match &destination.path {
-            DeliveryPath::Mx { domain } => {
+        // I/O, not a decision (net's `Deliverer::hosts`): core says which lookup the
+        // path needs and builds the hosts from the answer.
+        let (plan, took) = match HostQuery::for_path(&destination.path) {
+            Ok(HostQuery::Mx { domain }) => {
                 let seed = self.engine.rng.next_u64();
-                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, domain, seed);
-                let hosts = plan.map(|plan| {
-                    plan.into_iter()
-                        .map(|(name, addresses)| PlannedHost {
-                            name,
-                            addresses,
-                            port: MX_PORT,
-                            protocol: Protocol::Smtp,
-                        })
-                        .collect()
-                });
-                (hosts, took)
+                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, &domain, seed);
+                (plan.map(|plan| mx_hosts(plan, MX_PORT)), took)
             }
-            DeliveryPath::Lmtp { host: target, port }
-            | DeliveryPath::Relay { host: target, port } => {
-                let protocol = match &destination.path {
-                    DeliveryPath::Lmtp { .. } => Protocol::Lmtp,
-                    _ => Protocol::Smtp,
+            Ok(HostQuery::Named(named)) => {
+                let (answer, took) = self.dns.address_answer(&mut self.engine.rng, &named.name);
+                let addresses = match answer {
+                    AddressAnswer::Addresses(addresses) => Ok(addresses),
+                    other => Err(format!("{other:?}")),
                 };
-                let (answer, took) = self.dns.address_answer(&mut self.engine.rng, target);
-                let plan = match answer {
-                    sluice_core::delivery::mx::AddressAnswer::Addresses(addresses) => {
-                        Ok(vec![PlannedHost {
-                            name: target.clone(),
-                            addresses,
-                            port: *port,
-                            protocol,
-                        }])
-                    }
-                    other => Err(Failure::no_connection(target, &format!("{other:?}"))),
-                };
-                (plan, took)
+                (named.resolved(addresses), took)
             }
-            DeliveryPath::Local => (
-                Err(Failure::local_error(
-                    "local delivery is made when the message is accepted, not by the queue",
-                )),
-                Duration::ZERO,
-            ),
+            Err(failure) => (Err(failure), Duration::ZERO),
         };
         self.engine.after(
             took,
@@ -287,10 +352,11 @@ impl World {
         self.attempt_next(host, epoch, attempt_id);
     }
 
-    /// Connects where core's walk says next, or finishes the attempt.
+    /// Connects where core's walk says next (on an idle pooled connection unless
+    /// the walk wants a fresh one), or finishes the attempt.
     fn attempt_next(&mut self, host: usize, epoch: u32, attempt_id: u64) {
-        let hostname = match self.sluice(host) {
-            Some(sluice) => sluice.hostname.clone(),
+        let (hostname, idle_timeout) = match self.sluice(host) {
+            Some(sluice) => (sluice.hostname.clone(), sluice.pool.idle_timeout),
             None => return,
         };
         loop {
@@ -301,16 +367,43 @@ impl World {
                 return self.attempt_finish(host, epoch, attempt_id);
             };
             attempt.outcomes.clear();
+            attempt.progress = TransactionProgress::NotStarted;
             let message = OutgoingMessage {
                 recipients: next.recipients,
                 ..attempt.message.clone()
             };
+            let key = PoolKey {
+                address: next.address,
+                host: next.name.clone(),
+                lmtp: next.protocol == Protocol::Lmtp,
+                tls: next.tls,
+            };
+            let owner = Owner::Attempt {
+                host,
+                epoch,
+                attempt: attempt_id,
+            };
+            if next.fresh {
+                let name = self.place_name(host);
+                self.engine.record(&format!(
+                    "{name} attempt {attempt_id} fresh connection to {} after a stale pooled one",
+                    next.address
+                ));
+            } else if self.reuse_pooled(host, epoch, &key, owner, &message) {
+                return;
+            }
+            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+                attempt.current = Some(Current { key, reused: false });
+            }
             let config = ClientConfig {
                 hostname: hostname.clone(),
                 protocol: next.protocol,
                 tls: next.tls,
                 remote_host: next.name.clone(),
-                limits: Limits::default(),
+                limits: Limits {
+                    idle_timeout,
+                    ..Limits::default()
+                },
                 auth: None,
             };
             let listener = match next.protocol {
@@ -328,13 +421,69 @@ impl World {
                 }
                 continue;
             };
-            let owner = Owner::Attempt {
-                host,
-                epoch,
-                attempt: attempt_id,
-            };
             self.connect(owner, server, listener, config, message);
             return;
+        }
+    }
+
+    /// Gives `message` to an idle connection of the pool for `key`, if one takes it.
+    fn reuse_pooled(
+        &mut self,
+        host: usize,
+        epoch: u32,
+        key: &PoolKey,
+        owner: Owner,
+        message: &OutgoingMessage,
+    ) -> bool {
+        let Owner::Attempt {
+            attempt: attempt_id,
+            ..
+        } = owner
+        else {
+            return false;
+        };
+        loop {
+            let Some(conn) = self.sluice(host).and_then(|sluice| sluice.pool.take(key)) else {
+                return false;
+            };
+            let parked_here = self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.owner == Owner::Pooled { host, epoch });
+            if !parked_here {
+                continue;
+            }
+            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+                attempt.current = Some(Current {
+                    key: key.clone(),
+                    reused: true,
+                });
+            }
+            if self.reuse(conn, owner, message.clone()) {
+                return true;
+            }
+        }
+    }
+
+    /// The try's connection finished its message and is alive: it goes to the pool,
+    /// and the walk hears that the session goes on (as net's driver reports it).
+    pub(crate) fn attempt_idle(&mut self, host: usize, epoch: u32, attempt_id: u64, conn: u64) {
+        let current = self
+            .attempt_mut(host, epoch, attempt_id)
+            .and_then(|attempt| attempt.current.clone());
+        if let Some(current) = current
+            && let Some(sluice) = self.sluice(host)
+        {
+            sluice.pool.park(current.key, conn);
+            self.set_owner(conn, Owner::Pooled { host, epoch });
+        }
+        self.attempt_closed(host, epoch, attempt_id, None);
+    }
+
+    /// A pooled connection closed (its idle timeout, or the remote went away).
+    pub(crate) fn pooled_closed(&mut self, host: usize, conn: u64) {
+        if let Some(sluice) = self.sluice(host) {
+            sluice.pool.forget(conn);
         }
     }
 
@@ -350,6 +499,7 @@ impl World {
     ) {
         if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
             attempt.outcomes = report.recipients;
+            attempt.progress = report.progress;
         }
     }
 
@@ -364,10 +514,14 @@ impl World {
             return;
         };
         let outcomes = std::mem::take(&mut attempt.outcomes);
+        let progress = std::mem::take(&mut attempt.progress);
+        let reused = attempt.current.take().is_some_and(|current| current.reused);
         if let Some(walk) = attempt.walk.as_mut() {
             walk.tried(Tried::Session {
                 outcomes,
                 ended: outcome,
+                progress,
+                reused,
             });
         }
         self.attempt_next(host, epoch, attempt_id);
@@ -419,6 +573,13 @@ impl World {
             }
         }
         let name = self.place_name(host);
+        if self.bugs.drop_attempt_report {
+            self.engine.record(&format!(
+                "{name} attempt {attempt_id} {} finished: report dropped (bug)",
+                attempt.queue_id
+            ));
+            return;
+        }
         self.engine.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",
             attempt.queue_id,
@@ -571,6 +732,7 @@ fn result_word(result: &RecipientResult) -> String {
     match result {
         RecipientResult::Delivered { .. } => "delivered".to_owned(),
         RecipientResult::Temporary(failure) => format!("temporary {}", failure.status),
+        RecipientResult::Ambiguous(failure) => format!("ambiguous {}", failure.status),
         RecipientResult::Permanent(failure) => format!("permanent {}", failure.status),
     }
 }

@@ -55,6 +55,8 @@ pub struct Bugs {
     /// the backoff exponent one too small.
     #[cfg(feature = "planted-bugs")]
     pub core_backoff_off_by_one: bool,
+    /// Never hand a finished attempt's results back to the queue.
+    pub drop_attempt_report: bool,
 }
 
 impl Bugs {
@@ -158,6 +160,8 @@ pub struct SluiceHost {
     pub queue: Option<Queue>,
     waiters: BTreeMap<u64, Waiter>,
     pub attempts: BTreeMap<u64, delivery::Attempt>,
+    /// Volatile: idle delivery connections.
+    pub pool: delivery::Pool,
     next_attempt: u64,
     next_queue_id: u64,
 }
@@ -185,6 +189,7 @@ impl SluiceHost {
             queue,
             waiters: BTreeMap::new(),
             attempts: BTreeMap::new(),
+            pool: delivery::Pool::default(),
             next_attempt: 0,
             next_queue_id: 0,
         }
@@ -266,12 +271,18 @@ impl World {
     ) -> Option<SessionConfig> {
         match self.nodes.get(host).map(|node| &node.kind) {
             Some(NodeKind::Sluice(sluice)) => Some(sluice.session_config(listener)),
-            Some(NodeKind::Remote(_)) => Some(SessionConfig {
+            Some(NodeKind::Remote(remote)) => Some(SessionConfig {
                 kind: ListenerKind::Mx,
                 hostname: domain(&self.place_name(host)),
                 tls: TlsMode::Unavailable,
                 auth_requires_tls: true,
-                limits: Limits::default(),
+                limits: Limits {
+                    command_timeout: remote
+                        .behaviour
+                        .idle_close
+                        .unwrap_or(Limits::default().command_timeout),
+                    ..Limits::default()
+                },
             }),
             None => None,
         }
@@ -485,6 +496,7 @@ impl World {
                 sluice.queue = None;
                 sluice.waiters.clear();
                 sluice.attempts.clear();
+                sluice.pool.clear();
                 sluice.disk.crash()
             }
             NodeKind::Remote(_) => 0,

@@ -197,7 +197,9 @@ impl World {
                 RecipientOutcome::Final(RecipientResult::Permanent(failure)) => {
                     refused.push((recipient.clone(), failure.status.to_string()));
                 }
-                RecipientOutcome::Final(RecipientResult::Temporary(_))
+                RecipientOutcome::Final(
+                    RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_),
+                )
                 | RecipientOutcome::Unresolved(_) => {}
             }
         }
@@ -258,10 +260,24 @@ impl World {
                 }
                 self.attempt_report(host, epoch, attempt, conn, report);
             }
+            // An idle connection carries no message.
+            Owner::Pooled { .. } => {}
         }
     }
 
-    pub(super) fn owner_closed(&mut self, owner: Owner, _conn: u64, outcome: SessionOutcome) {
+    /// A delivery connection finished its message and stays open.
+    pub(super) fn owner_idle(&mut self, owner: Owner, conn: u64) {
+        if let Owner::Attempt {
+            host,
+            epoch,
+            attempt,
+        } = owner
+        {
+            self.attempt_idle(host, epoch, attempt, conn);
+        }
+    }
+
+    pub(super) fn owner_closed(&mut self, owner: Owner, conn: u64, outcome: SessionOutcome) {
         match owner {
             Owner::Agent(index) => self.agent_retry(index),
             Owner::Attempt {
@@ -269,6 +285,7 @@ impl World {
                 epoch,
                 attempt,
             } => self.attempt_closed(host, epoch, attempt, Some(outcome)),
+            Owner::Pooled { host, .. } => self.pooled_closed(host, conn),
         }
     }
 
@@ -285,6 +302,7 @@ impl World {
                 epoch,
                 attempt,
             } => self.attempt_connect_failed(host, epoch, attempt, server_name),
+            Owner::Pooled { .. } => {}
         }
     }
 

@@ -125,6 +125,11 @@ pub enum Owner {
         epoch: u32,
         attempt: u64,
     },
+    /// An idle delivery connection in `host`'s pool, waiting for the next attempt.
+    Pooled {
+        host: usize,
+        epoch: u32,
+    },
 }
 
 /// One TCP connection and the two machines at its ends.
@@ -176,6 +181,8 @@ impl ServerEnd {
 enum Note {
     Report(MessageReport),
     Close(SessionOutcome),
+    /// The session is idle and alive: a delivery connection goes to its host's pool.
+    Idle,
 }
 
 /// The whole simulated world of one run.
@@ -299,7 +306,7 @@ impl World {
     fn client_place(owner: Owner) -> usize {
         match owner {
             Owner::Agent(_) => OUTSIDE,
-            Owner::Attempt { host, .. } => host,
+            Owner::Attempt { host, .. } | Owner::Pooled { host, .. } => host,
         }
     }
 
@@ -431,6 +438,34 @@ impl World {
             self.engine.after(latency, Event::Accepted(id));
         } else {
             self.engine.after(CONNECT_TIMEOUT, Event::ConnectFailed(id));
+        }
+    }
+
+    /// Gives `message` to the idle client of connection `id`, now run by `owner`;
+    /// false when that connection cannot take it (gone, closed or broken).
+    pub(crate) fn reuse(&mut self, id: u64, owner: Owner, message: OutgoingMessage) -> bool {
+        let usable = self.conns.get(&id).is_some_and(|conn| {
+            !conn.broken
+                && conn
+                    .client
+                    .as_ref()
+                    .is_some_and(|client| !client.is_closed())
+        });
+        if !usable {
+            return false;
+        }
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.owner = owner;
+        }
+        self.engine.record(&format!("conn {id} reused"));
+        self.drive_client(id, Some(ClientInput::Message(message)));
+        true
+    }
+
+    /// Hands connection `id` to a new owner (an attempt's idle connection to its pool).
+    pub(crate) fn set_owner(&mut self, id: u64, owner: Owner) {
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.owner = owner;
         }
     }
 
@@ -597,8 +632,14 @@ impl World {
                         wrote = true;
                     }
                     ClientOutput::StartTls { .. } => client.handle(now, ClientInput::TlsFailed),
-                    // One message per connection: no pool in the simulator.
-                    ClientOutput::Ready => client.handle(now, ClientInput::Finish),
+                    // A delivery connection waits in its host's pool for the next
+                    // message (as net's); a workload client has one message only.
+                    ClientOutput::Ready => match conn.owner {
+                        Owner::Attempt { .. } => notes.push(Note::Idle),
+                        Owner::Agent(_) | Owner::Pooled { .. } => {
+                            client.handle(now, ClientInput::Finish);
+                        }
+                    },
                     ClientOutput::Report(report) => notes.push(Note::Report(report)),
                     ClientOutput::Close(outcome) => {
                         notes.push(Note::Close(outcome));
@@ -632,6 +673,7 @@ impl World {
             match note {
                 Note::Report(report) => self.owner_report(owner, id, report),
                 Note::Close(outcome) => self.owner_closed(owner, id, outcome),
+                Note::Idle => self.owner_idle(owner, id),
             }
         }
         self.remove_if_done(id);

@@ -23,6 +23,8 @@ pub struct Behaviour {
     pub close_ppm: u32,
     /// Chance per connection that the remote advertises STARTTLS, which it cannot do.
     pub lie_ppm: u32,
+    /// The remote closes a connection idle this long (its command timeout), if set.
+    pub idle_close: Option<Duration>,
 }
 
 /// What the remote does with a complete message.

@@ -119,6 +119,7 @@ impl ClientSession {
             self.report(MessageReport {
                 queue_id: message.queue_id,
                 recipients,
+                progress: super::TransactionProgress::NotStarted,
             });
         }
         let failure = session_failure(reply, self.remote());

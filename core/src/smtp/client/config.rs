@@ -100,6 +100,31 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// Sessions an attempt is budgeted for: its walk may try several addresses, each
+/// with the whole of its timeouts.
+const SESSIONS_PER_ATTEMPT: u64 = 4;
+
+impl Limits {
+    /// The longest one message's session can take while every step makes progress
+    /// within its timeout: greeting, EHLO, STARTTLS with its handshake and EHLO again,
+    /// AUTH, MAIL, RCPT, DATA, a data block, the final reply and QUIT.
+    pub fn session_budget(&self) -> Duration {
+        self.greeting_timeout
+            + self.command_timeout.saturating_mul(6)
+            + self.tls_handshake_timeout
+            + self.data_initiation_timeout
+            + self.data_block_timeout
+            + self.data_termination_timeout
+            + self.quit_timeout
+    }
+
+    /// How long a delivery attempt may take before the queue stops waiting for its
+    /// result ([`crate::queue::QueueLimits::attempt_timeout`]): a few whole sessions.
+    pub fn attempt_budget(&self) -> Duration {
+        self.session_budget().saturating_mul(SESSIONS_PER_ATTEMPT)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

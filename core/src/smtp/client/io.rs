@@ -60,6 +60,28 @@ pub struct MessageReport {
     pub queue_id: String,
     /// One per recipient, in the order of [`OutgoingMessage::recipients`].
     pub recipients: Vec<RecipientOutcome>,
+    /// How far the transaction got: what the delivery walk needs to tell a stale
+    /// pooled connection (retry at once elsewhere) from a message the server may
+    /// already hold (RFC 5321 §4.1.1.4: never send it again at once).
+    pub progress: TransactionProgress,
+}
+
+/// How far one message's transaction got on this connection before its report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TransactionProgress {
+    /// Nothing of it was sent: the session failed first, or refused it locally.
+    #[default]
+    NotStarted,
+    /// Commands went out and no reply to any of them came back (a 421 answering
+    /// the first of them counts as none: it is the server closing the session).
+    Unanswered,
+    /// The server answered some of it and the end of the data was not sent.
+    Answered,
+    /// The end of the data was sent and a final reply it owes never came: the
+    /// server may have taken the message (RFC 5321 §4.1.1.4, RFC 1047).
+    AwaitingFinalReply,
+    /// Every reply of the transaction was read.
+    Finished,
 }
 
 /// What this connection learned about one recipient.

@@ -45,7 +45,7 @@ pub use config::{ClientAuth, ClientConfig, Limits, Password, Protocol};
 pub use event::ClientEvent;
 pub use io::{
     Input, MessageReport, Output, RecipientOutcome, SessionFailure, SessionFailureKind,
-    SessionOutcome,
+    SessionOutcome, TransactionProgress,
 };
 pub use message::{OutgoingMessage, OutgoingRecipient};
 
@@ -161,6 +161,7 @@ impl ClientSession {
         self.report(MessageReport {
             queue_id: message.queue_id,
             recipients,
+            progress: TransactionProgress::NotStarted,
         });
     }
 

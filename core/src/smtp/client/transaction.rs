@@ -8,7 +8,7 @@ use super::envelope;
 use super::replies::{final_answer, local_failure, refusal};
 use super::{
     ClientEvent, ClientSession, Limits, MessageReport, OutgoingMessage, Phase, Protocol,
-    RecipientOutcome,
+    RecipientOutcome, TransactionProgress,
 };
 use crate::delivery::{Failure, RecipientResult};
 use crate::smtp::reply::{EnhancedStatus, Reply, ReplyClass, ReplyCode};
@@ -45,6 +45,10 @@ pub(super) struct Transaction {
     mail_accepted: bool,
     /// The server answered the end of the data, which ends its transaction.
     data_ended: bool,
+    /// The server answered some command of this transaction.
+    answered: bool,
+    /// The end of the data (the final "." or BDAT LAST) was handed to the driver.
+    end_of_data_sent: bool,
     notify_passed_on: bool,
 }
 
@@ -93,8 +97,27 @@ impl Transaction {
         }
     }
 
+    /// How far the transaction got, for its report.
+    fn progress(&self) -> TransactionProgress {
+        let final_reply_due = self
+            .expected
+            .iter()
+            .any(|expect| matches!(expect, Expect::Final | Expect::FinalFor(_)));
+        if self.end_of_data_sent && final_reply_due {
+            TransactionProgress::AwaitingFinalReply
+        } else if self.expected.is_empty() && self.encoder.is_none() {
+            TransactionProgress::Finished
+        } else if self.answered {
+            TransactionProgress::Answered
+        } else {
+            TransactionProgress::Unanswered
+        }
+    }
+
     fn report_with(self, undecided: impl Fn() -> RecipientOutcome) -> MessageReport {
+        let progress = self.progress();
         MessageReport {
+            progress,
             queue_id: self.queue_id,
             recipients: self
                 .outcomes
@@ -140,6 +163,8 @@ impl ClientSession {
             data_started: false,
             mail_accepted: false,
             data_ended: false,
+            answered: false,
+            end_of_data_sent: false,
             notify_passed_on: plan.notify_passed_on,
         };
         let Some(mut batch) = plan.mail else {
@@ -177,6 +202,7 @@ impl ClientSession {
             self.transaction = Some(transaction);
             return self.protocol_violation("a reply the session did not ask for");
         };
+        transaction.answered = true;
         let in_step = self.read_transaction_reply(&mut transaction, expect, &reply);
         self.transaction = Some(transaction);
         if !in_step {
@@ -369,6 +395,7 @@ impl ClientSession {
         };
         if last {
             transaction.encoder = None;
+            transaction.end_of_data_sent = true;
             match protocol {
                 Protocol::Smtp => transaction.expected.push_back(Expect::Final),
                 Protocol::Lmtp => {

@@ -465,3 +465,68 @@ fn a_message_given_while_another_waits_or_after_finish_is_reported_unattempted()
     assert!(matches!(client.poll(), Some(Output::Report(report)) if report.queue_id == "Q3"));
     assert!(client.next_deadline().is_none());
 }
+
+/// The report says how far the transaction got when the connection ended: what the
+/// delivery walk needs to tell a stale pooled connection from a message the server
+/// may already hold.
+#[test]
+fn the_report_says_how_far_the_transaction_got_when_the_connection_ended() {
+    let plain = ehlo(&[]);
+    let pipelining = ehlo(&["PIPELINING"]);
+    let cases: [(&[&str], TransactionProgress); 5] = [
+        // MAIL sent, never answered.
+        (&[GREETING, &plain], TransactionProgress::Unanswered),
+        // MAIL, RCPT and DATA in one write, nothing answered.
+        (&[GREETING, &pipelining], TransactionProgress::Unanswered),
+        // MAIL answered, RCPT not.
+        (&[GREETING, &plain, OK], TransactionProgress::Answered),
+        // The body and its "." sent, the final reply lost.
+        (
+            &[GREETING, &plain, OK, OK, "354 go\r\n"],
+            TransactionProgress::AwaitingFinalReply,
+        ),
+        // Every reply read.
+        (
+            &[GREETING, &plain, OK, OK, "354 go\r\n", OK],
+            TransactionProgress::Finished,
+        ),
+    ];
+    for (replies, progress) in cases {
+        let mut scripted = Scripted::new(smtp(), replies).run(one());
+        scripted.input(Input::PeerClosed);
+        assert_eq!(scripted.only_report().progress, progress, "{replies:?}");
+    }
+    // The session failed before the transaction began: nothing of it was sent.
+    let refused = Scripted::new(smtp(), &["554 no service\r\n"]).run(one());
+    assert_eq!(
+        refused.only_report().progress,
+        TransactionProgress::NotStarted
+    );
+    // A 421 as the first answer is the server closing, not an answer to the message.
+    let closing =
+        Scripted::new(smtp(), &[GREETING, &plain, "421 4.4.2 idle too long\r\n"]).run(one());
+    assert_eq!(
+        closing.only_report().progress,
+        TransactionProgress::Unanswered
+    );
+}
+
+/// LMTP owes one final reply per accepted recipient: one missing leaves the
+/// transaction awaiting its final reply although another arrived.
+#[test]
+fn an_lmtp_final_reply_missing_for_one_recipient_awaits_the_final_reply() {
+    let lhlo = ehlo(&[]);
+    let mut scripted = Scripted::new(
+        config(Protocol::Lmtp, TlsPolicy::Disabled),
+        &[GREETING, &lhlo, OK, OK, OK, "354 go\r\n", OK],
+    )
+    .run(vec![message(
+        "Q1",
+        &["a@b.example", "c@b.example"],
+        b"hi\r\n",
+    )]);
+    scripted.input(Input::PeerClosed);
+    let report = scripted.only_report();
+    assert_eq!(report.progress, TransactionProgress::AwaitingFinalReply);
+    assert_eq!(kinds(report), "du");
+}

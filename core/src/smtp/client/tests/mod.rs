@@ -296,6 +296,9 @@ fn describe(outcome: &RecipientOutcome) -> String {
             reply.code,
             reply.lines.join(" / ")
         ),
+        RecipientOutcome::Final(RecipientResult::Ambiguous(failure)) => {
+            format!("ambiguous {}", describe_failure(failure))
+        }
         RecipientOutcome::Final(RecipientResult::Temporary(failure)) => {
             format!("temporary {}", describe_failure(failure))
         }
@@ -328,7 +331,9 @@ fn describe_outcome(outcome: &SessionOutcome) -> String {
 fn kind_of(outcome: &RecipientOutcome) -> char {
     match outcome {
         RecipientOutcome::Final(RecipientResult::Delivered { .. }) => 'd',
-        RecipientOutcome::Final(RecipientResult::Temporary(_)) => 't',
+        RecipientOutcome::Final(RecipientResult::Temporary(_) | RecipientResult::Ambiguous(_)) => {
+            't'
+        }
         RecipientOutcome::Final(RecipientResult::Permanent(_)) => 'p',
         RecipientOutcome::Unresolved(_) => 'u',
     }
@@ -341,7 +346,9 @@ fn kinds(report: &MessageReport) -> String {
 fn status(outcome: &RecipientOutcome) -> EnhancedStatus {
     match outcome.result() {
         RecipientResult::Delivered { .. } => EnhancedStatus::new(2, 0, 0),
-        RecipientResult::Temporary(failure) | RecipientResult::Permanent(failure) => failure.status,
+        RecipientResult::Temporary(failure)
+        | RecipientResult::Ambiguous(failure)
+        | RecipientResult::Permanent(failure) => failure.status,
     }
 }
 
