@@ -40,13 +40,6 @@ const ALLOWED: &[Allowed] = &[
         why: "the same read-back: a stored status that no longer parses keeps only \
               the class its state implies (X.0.0)",
     },
-    Allowed {
-        file: "delivery/attempt.rs",
-        name: "RecipientOutcome::Final",
-        why: "a reused connection that died is retried on a fresh one by net alone; \
-              issue 10 item 1 moves that decision into core's delivery walk, and \
-              this exception goes with it",
-    },
 ];
 
 #[test]

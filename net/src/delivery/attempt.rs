@@ -16,8 +16,8 @@ use sluice_core::delivery::{
 };
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, MessageReport, OutgoingMessage, RecipientOutcome, SessionFailure,
-    SessionFailureKind, SessionOutcome, TransactionProgress,
+    ClientConfig, Limits, MessageReport, OutgoingMessage, SessionFailure, SessionFailureKind,
+    SessionOutcome,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,15 +209,7 @@ impl Deliverer {
 fn unattempted(message: &OutgoingMessage) -> Delivered {
     let failure = Failure::local_error("the pooled connection closed before taking the message");
     Delivered {
-        report: MessageReport {
-            queue_id: message.queue_id.clone(),
-            recipients: message
-                .recipients
-                .iter()
-                .map(|_| RecipientOutcome::Unresolved(failure.clone()))
-                .collect(),
-            progress: TransactionProgress::NotStarted,
-        },
+        report: MessageReport::unattempted(message, &failure),
         ended: Some(SessionOutcome::Failed(SessionFailure {
             kind: SessionFailureKind::ConnectionLost,
             failure,

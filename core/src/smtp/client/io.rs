@@ -66,6 +66,23 @@ pub struct MessageReport {
     pub progress: TransactionProgress,
 }
 
+impl MessageReport {
+    /// A message nothing of which was sent (the session failed first, or a pooled
+    /// connection closed before taking it): every recipient unresolved with
+    /// `failure`, for the delivery walk to try elsewhere.
+    pub fn unattempted(message: &OutgoingMessage, failure: &Failure) -> MessageReport {
+        MessageReport {
+            queue_id: message.queue_id.clone(),
+            recipients: message
+                .recipients
+                .iter()
+                .map(|_| RecipientOutcome::Unresolved(failure.clone()))
+                .collect(),
+            progress: TransactionProgress::NotStarted,
+        }
+    }
+}
+
 /// How far one message's transaction got on this connection before its report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TransactionProgress {

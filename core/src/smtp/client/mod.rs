@@ -153,16 +153,7 @@ impl ClientSession {
 
     /// Reports a message that was never attempted: every recipient unresolved.
     fn report_unattempted(&mut self, message: OutgoingMessage, failure: Failure) {
-        let recipients = message
-            .recipients
-            .iter()
-            .map(|_| RecipientOutcome::Unresolved(failure.clone()))
-            .collect();
-        self.report(MessageReport {
-            queue_id: message.queue_id,
-            recipients,
-            progress: TransactionProgress::NotStarted,
-        });
+        self.report(MessageReport::unattempted(&message, &failure));
     }
 
     fn report(&mut self, report: MessageReport) {
