@@ -30,29 +30,49 @@ pub enum DuplicateCause {
 }
 
 /// Whether `earlier` explains a later copy of the same message for the same
-/// recipient sent at `later_at`: its transaction's final reply never reached the
-/// sending host (the host could not know the remote had the message, so sending
-/// it again is right), or the sending host crashed after that copy was stored and
-/// before the later one, losing what it had learned. The hook for the delivery
-/// walk's ambiguous outcome: an attempt that reports its result as ambiguous is
-/// exactly one whose reply was not received.
+/// recipient sent at `later_at`. It does when the attempt that sent it ended
+/// ambiguous (core's delivery walk: the connection was lost after the end of data
+/// and before the final reply, so the host could not know the remote had the
+/// message, and deferring it was right), or when the sending host crashed after
+/// the attempt that sent that copy started and before the later copy, losing what
+/// it had learned.
+/// The ambiguity is matched by host, message (its tag, and its queue id where the
+/// copy names one: a notice made on the host names none), recipient and the time
+/// between the two copies, never by connection: a pooled connection carries many
+/// transactions.
 pub fn explains_duplicate(
     obs: &Observations,
-    tag: &str,
+    (tag, recipient, origin): (&str, &str, &str),
     earlier: &RemoteCopy,
     later_at: Instant,
 ) -> Option<DuplicateCause> {
-    if !obs
-        .replies_received
-        .contains(&(earlier.conn, tag.to_owned()))
-    {
+    let ambiguous = obs.ambiguous.iter().any(|attempt| {
+        attempt.host == earlier.sender
+            && attempt.tag.as_deref() == Some(tag)
+            && (origin.is_empty() || attempt.queue_id == origin)
+            && attempt.recipient.eq_ignore_ascii_case(recipient)
+            && (earlier.at..=later_at).contains(&attempt.at)
+    });
+    if ambiguous {
         return Some(DuplicateCause::LostReply);
     }
-    let crashed = obs.crashes.get(&earlier.sender).is_some_and(|crashes| {
-        crashes
-            .iter()
-            .any(|at| (earlier.at..=later_at).contains(at))
-    });
+    // The crash may come while the earlier copy is still in flight, so the window
+    // opens when the attempt that sent it started (where the copy names its queue
+    // id; a notice made on the host names none).
+    let sent_from = obs
+        .attempt_starts
+        .get(&(
+            earlier.sender.clone(),
+            origin.to_owned(),
+            recipient.to_ascii_lowercase(),
+        ))
+        .and_then(|starts| starts.iter().rev().find(|start| **start <= earlier.at))
+        .copied()
+        .unwrap_or(earlier.at);
+    let crashed = obs
+        .crashes
+        .get(&earlier.sender)
+        .is_some_and(|crashes| crashes.iter().any(|at| (sent_from..=later_at).contains(at)));
     crashed.then_some(DuplicateCause::Crash)
 }
 
@@ -68,11 +88,13 @@ fn for_each_duplicate(
     mut found: impl FnMut(&(String, String, String), DuplicateCause),
 ) {
     for (key, copies) in &obs.remote_copies {
-        let (tag, _, _) = key;
+        let (tag, recipient, origin) = key;
         for (index, copy) in copies.iter().enumerate().skip(1) {
             let cause = copies[..index]
                 .iter()
-                .filter_map(|earlier| explains_duplicate(obs, tag, earlier, copy.at))
+                .filter_map(|earlier| {
+                    explains_duplicate(obs, (tag, recipient, origin), earlier, copy.at)
+                })
                 .min()
                 .unwrap_or(DuplicateCause::Unexplained);
             found(key, cause);
@@ -109,6 +131,7 @@ pub(super) fn no_duplicates(obs: &Observations, violations: &mut Vec<Violation>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::AmbiguousAttempt;
 
     fn stored_twice(obs: &mut Observations) {
         let t = |ms| Instant::from_millis(ms);
@@ -119,17 +142,62 @@ mod tests {
     }
 
     #[test]
-    fn a_second_copy_is_explained_only_by_a_lost_reply_or_a_crash() {
+    fn a_second_copy_is_explained_only_by_an_ambiguous_attempt_or_a_crash() {
         let mut obs = Observations::default();
         stored_twice(&mut obs);
+        let mut violations = Vec::new();
+        no_duplicates(&obs, &mut violations);
+        assert_eq!(violations.len(), 1, "nothing explains it: {violations:?}");
+        assert_eq!(
+            remote_duplicates(&obs),
+            BTreeMap::from([(DuplicateCause::Unexplained, 1)])
+        );
+
+        // An ambiguous attempt of another message, or outside the two copies' time,
+        // explains nothing.
+        let ambiguous = |at, queue_id: &str, tag: &str| AmbiguousAttempt {
+            at: Instant::from_millis(at),
+            host: "gw1".into(),
+            queue_id: queue_id.into(),
+            tag: Some(tag.into()),
+            recipient: "a@remote1.example".into(),
+            remote: None,
+        };
+        obs.ambiguous.push(ambiguous(50, "Q-gw1-0-2", "m1"));
+        obs.ambiguous.push(ambiguous(95, "Q-gw1-0-1", "m1"));
+        assert_eq!(
+            remote_duplicates(&obs),
+            BTreeMap::from([(DuplicateCause::Unexplained, 1)])
+        );
+
+        obs.ambiguous.push(ambiguous(20, "Q-gw1-0-1", "m1"));
         assert_eq!(
             remote_duplicates(&obs),
             BTreeMap::from([(DuplicateCause::LostReply, 1)])
         );
-        obs.reply_received(7, Some("m1".into()));
-        let mut violations = Vec::new();
-        no_duplicates(&obs, &mut violations);
-        assert_eq!(violations.len(), 1, "{violations:?}");
+
+        obs.ambiguous.clear();
+        // A crash before the attempt that sent the earlier copy explains nothing; one
+        // while that copy was in flight (after its attempt started) does.
+        obs.attempt_started(
+            Instant::from_millis(5),
+            "gw1",
+            "Q-gw1-0-1",
+            &["a@remote1.example".to_owned()],
+            Instant::from_millis(5),
+            0,
+        );
+        obs.crashed(Instant::from_millis(2), "gw1");
+        assert_eq!(
+            remote_duplicates(&obs),
+            BTreeMap::from([(DuplicateCause::Unexplained, 1)])
+        );
+        obs.crashed(Instant::from_millis(8), "gw1");
+        assert_eq!(
+            remote_duplicates(&obs),
+            BTreeMap::from([(DuplicateCause::Crash, 1)])
+        );
+        obs.crashes.clear();
         obs.crashed(Instant::from_millis(50), "gw1");
         assert_eq!(
             remote_duplicates(&obs),

@@ -73,9 +73,8 @@ pub struct Observations {
     pub remote: BTreeMap<(String, String), u32>,
     /// (tag, recipient, origin queue id) → every copy a remote server stored, in order.
     pub remote_copies: BTreeMap<(String, String, String), Vec<RemoteCopy>>,
-    /// (connection, tag) of the delivery transactions whose final reply (a 250 after
-    /// the end of data) reached the sending host.
-    pub replies_received: BTreeSet<(u64, String)>,
+    /// (host, queue id, recipient) → when (simulation clock) each attempt started.
+    pub attempt_starts: BTreeMap<(String, String, String), Vec<Instant>>,
     /// Host name → when (simulation clock) it crashed.
     pub crashes: BTreeMap<String, Vec<Instant>>,
     /// (host, queue id) → (tag, null sender, arrival on the host's clock).
@@ -156,13 +155,10 @@ impl Observations {
         at: Instant,
         host: &str,
         queue_id: &str,
+        tag: Option<String>,
         recipient: &str,
         remote: Option<String>,
     ) {
-        let tag = self
-            .stored
-            .get(&(host.to_owned(), queue_id.to_owned()))
-            .and_then(|facts| facts.tag.clone());
         self.ambiguous.push(AmbiguousAttempt {
             at,
             host: host.to_owned(),
@@ -243,13 +239,6 @@ impl Observations {
                 conn,
                 sender: sender.to_owned(),
             });
-    }
-
-    /// A delivery transaction of the message `tag` over `conn` got its final reply
-    /// back to the sending host (the remote said it took the message).
-    pub fn reply_received(&mut self, conn: u64, tag: Option<String>) {
-        self.replies_received
-            .insert((conn, tag.unwrap_or_default()));
     }
 
     pub fn crashed(&mut self, at: Instant, host: &str) {
@@ -348,7 +337,7 @@ impl Observations {
 
     pub fn attempt_started(
         &mut self,
-        _at: Instant,
+        at: Instant,
         host: &str,
         queue_id: &str,
         recipients: &[String],
@@ -356,12 +345,14 @@ impl Observations {
         epoch: u32,
     ) {
         for recipient in recipients {
+            let key = (
+                host.to_owned(),
+                queue_id.to_owned(),
+                recipient.to_ascii_lowercase(),
+            );
+            self.attempt_starts.entry(key.clone()).or_default().push(at);
             self.retries
-                .entry((
-                    host.to_owned(),
-                    queue_id.to_owned(),
-                    recipient.to_ascii_lowercase(),
-                ))
+                .entry(key)
                 .or_default()
                 .push(RetryStep::Attempt { at: local, epoch });
         }

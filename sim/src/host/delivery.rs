@@ -107,13 +107,6 @@ pub struct Attempt {
     current: Option<Current>,
 }
 
-impl Attempt {
-    /// The workload's name of the message this attempt carries (for the checkers).
-    pub(crate) fn message_tag(&self) -> Option<String> {
-        crate::check::message_tag(&self.message.body)
-    }
-}
-
 impl World {
     /// Carries out one queue output; inputs it answers at once come back (net's
     /// `delivery::service::carry_out`).
@@ -215,8 +208,14 @@ impl World {
                 self.engine.record(&format!(
                     "{name} ambiguous {queue_id} {recipient} at {remote}: lost after the end of data"
                 ));
+                // The message's workload name, read from the body on the host's disk
+                // (a notice has no stored tag of its own).
+                let tag = self
+                    .sluice(host)
+                    .and_then(|sluice| sluice.disk.durable.messages.get(queue_id))
+                    .and_then(|message| crate::check::message_tag(&message.data));
                 self.obs
-                    .ambiguous(at, &name, queue_id, recipient, remote_mta.clone());
+                    .ambiguous(at, &name, queue_id, tag, recipient, remote_mta.clone());
             }
             QueueEvent::AttemptTimedOut { queue_id, token } => {
                 self.engine.record(&format!(

@@ -242,24 +242,7 @@ impl World {
                 host,
                 epoch,
                 attempt,
-            } => {
-                // The remote's final reply reached the sending host: the checkers
-                // tell a lost reply (which explains a second copy) from a heard one.
-                let heard = report.recipients.iter().any(|outcome| {
-                    matches!(
-                        outcome,
-                        RecipientOutcome::Final(RecipientResult::Delivered { .. })
-                    )
-                });
-                let attempt_tag = self
-                    .sluice(host)
-                    .and_then(|sluice| sluice.attempts.get(&attempt))
-                    .and_then(crate::host::delivery::Attempt::message_tag);
-                if heard && self.nodes.get(host).is_some_and(|node| node.epoch == epoch) {
-                    self.obs.reply_received(conn, attempt_tag);
-                }
-                self.attempt_report(host, epoch, attempt, conn, report);
-            }
+            } => self.attempt_report(host, epoch, attempt, conn, report),
             // An idle connection carries no message.
             Owner::Pooled { .. } => {}
         }
