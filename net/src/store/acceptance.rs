@@ -13,7 +13,7 @@ use super::blob::{BlobStore, blob_name};
 use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
-use super::sql::{Backend, Db, WriteTx};
+use super::sql::{Db, SqlEngine, WriteTx};
 use super::{IncomingMessage, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::delivery::Destination;
 use sluice_core::mailbox::{MailboxError, Outcome};
@@ -54,7 +54,7 @@ pub(super) struct Item<'a> {
 }
 
 /// The statements an acceptance runs inside one write transaction, for one way of
-/// reaching the database: sqlx on every backend ([`SqlxStatements`]) and, for
+/// reaching the database: sqlx on every engine ([`SqlxStatements`]) and, for
 /// SQLite, the group commit's own connection on its writer thread
 /// (`commit::sqlite`). [`stage_with`] is the one algorithm over them; each
 /// statement keeps the meaning documented on the sqlx version.
@@ -209,13 +209,13 @@ async fn claim_blob(
     item: &Item<'_>,
     references: i64,
 ) -> Result<(), StoreError> {
-    let statement = match db.backend {
-        Backend::Sqlite | Backend::Postgres => db.sql(
+    let statement = match db.engine {
+        SqlEngine::Sqlite | SqlEngine::Postgres => db.sql(
             "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, ?, ?) \
              ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
              content = COALESCE(blobs.content, excluded.content)",
         ),
-        Backend::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
+        SqlEngine::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
              VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE refcount = refcount + VALUES(refcount), \
              content = COALESCE(content, VALUES(content))"
             .to_owned(),
@@ -350,15 +350,15 @@ async fn record_queue_entry(
          reverse_path, state, blob_sha256, received_at_ms, destination, notify, orcpt, \
          last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed)";
     const VALUES: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
-    let statement = match db.backend {
+    let statement = match db.engine {
         // No ON CONFLICT on MySQL, and INSERT IGNORE would also turn a too-long
         // value into a silent truncation: the insert itself skips an existing key,
         // in the same round trip.
-        Backend::Mysql => format!(
+        SqlEngine::Mysql => format!(
             "INSERT INTO {COLUMNS} SELECT {VALUES} FROM DUAL WHERE NOT EXISTS \
              (SELECT 1 FROM queue_records WHERE queue_id = ? AND recipient = ?)"
         ),
-        Backend::Sqlite | Backend::Postgres => {
+        SqlEngine::Sqlite | SqlEngine::Postgres => {
             db.insert_or_skip(&format!("{COLUMNS} VALUES ({VALUES})"))
         }
     };
@@ -380,7 +380,7 @@ async fn record_queue_entry(
         .bind(columns.diagnostic.as_deref())
         .bind(i32::from(columns.diagnostic_is_reply))
         .bind(i32::from(entry.success_owed));
-    if db.backend == Backend::Mysql {
+    if db.engine == SqlEngine::Mysql {
         insert = insert.bind(&message.queue_id).bind(entry.recipient);
     }
     let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();

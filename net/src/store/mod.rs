@@ -52,7 +52,7 @@ pub use delivery_queue::OutboundBody;
 pub use garbage::{Garbage, GarbageReport};
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
-pub use sql::Backend;
+pub use sql::SqlEngine;
 
 use blob::BlobStore;
 use commit::Committer;
@@ -206,7 +206,7 @@ fn uidvalidity_base_now() -> u32 {
 
 impl Store {
     /// Connects to `database_url` (`sqlite:PATH?mode=rwc`, `postgres://…`, `mysql://…`),
-    /// runs the migrations for that backend, and opens the blob folder, with the
+    /// runs the migrations for that engine, and opens the blob folder, with the
     /// default [`StoreOptions`].
     /// Must be called inside a tokio runtime (it starts the group-commit task).
     pub async fn open(database_url: &str, blob_dir: &Path) -> Result<Store, StoreError> {
@@ -245,8 +245,8 @@ impl Store {
     }
 
     /// Which SQL engine this store talks to.
-    pub fn backend(&self) -> Backend {
-        self.db.backend
+    pub fn engine(&self) -> SqlEngine {
+        self.db.engine
     }
 
     /// Answers one router lookup.

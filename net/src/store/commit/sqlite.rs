@@ -16,7 +16,7 @@
 //! committer: they are rarer and write far more kinds of rows.
 //!
 //! The statements are those of `acceptance::AcceptStatements`; the algorithm that runs
-//! them is `acceptance::stage_with`, shared with every other backend.
+//! them is `acceptance::stage_with`, shared with every other engine.
 
 use super::MAX_BATCH;
 use crate::store::StoreError;
