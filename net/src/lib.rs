@@ -10,15 +10,14 @@
 //! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
 //! - [`listener`]: one SMTP listener: connection limits, PROXY header, implicit TLS.
 //! - [`smtp_driver`]: one connection pumped through core's reception machine (`sluice_core::node`), generic over the stream.
-//! - [`routing`]: core's router run for one recipient check against the backend.
+//! - [`routing`]: core's router run for one recipient check against the reception store.
 //! - [`incoming`]: where a connection came from (address, reverse DNS name) for the Received field.
-//! - [`backend`]: what the driver needs from storage, as a trait.
+//! - [`reception_store`]: what the SMTP driver needs from storage (credentials, directory lookups, durable acceptance), as a trait.
 //! - [`tls`]: rustls configuration and the self-signed certificate.
 //! - [`dns`]: MX, address and PTR lookups on hickory, behind the configured override table.
 //! - [`dkim`]: DKIM signing of outgoing mail per sending domain, and key generation.
 //! - [`maybe_tls`], [`proxy_header`], [`clock`], [`queue_id`], [`logging`], [`cli`]: small helpers.
 
-pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -33,6 +32,7 @@ pub mod maybe_tls;
 pub mod node;
 pub mod proxy_header;
 pub mod queue_id;
+pub mod reception_store;
 pub mod routing;
 pub mod smtp_driver;
 pub mod store;

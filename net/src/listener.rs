@@ -5,12 +5,12 @@
 //! On shutdown, live sessions finish their transactions and say 421, new connections
 //! are refused with 421, and whatever is left after the grace period is dropped.
 
-use crate::backend::Backend;
 use crate::config::ListenerName;
 use crate::dns::Resolver;
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::proxy_header;
+use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::{self, DriverContext};
 use sluice_core::smtp::server::{ConnectionRefusal, ListenerKind, SessionConfig, TlsMode};
 use std::collections::HashMap;
@@ -54,8 +54,8 @@ impl ListenerSpec {
 
 /// What the listeners of one node share.
 #[derive(Debug)]
-pub struct Shared<B> {
-    pub driver: Arc<DriverContext<B>>,
+pub struct Shared<R> {
+    pub driver: Arc<DriverContext<R>>,
     /// One permit per open connection over all listeners.
     pub connections: Arc<Semaphore>,
     pub shutdown_grace: Duration,
@@ -113,10 +113,10 @@ fn next_session_id() -> u64 {
 
 /// Accepts until `shutdown` turns true, then waits up to the grace period for the
 /// sessions it started.
-pub async fn run<B: Backend>(
+pub async fn run<R: ReceptionStore>(
     listener: TcpListener,
     spec: ListenerSpec,
-    shared: Arc<Shared<B>>,
+    shared: Arc<Shared<R>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let spec = Arc::new(spec);
@@ -195,11 +195,11 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
-async fn connection<B: Backend>(
+async fn connection<R: ReceptionStore>(
     mut stream: TcpStream,
     peer: SocketAddr,
     spec: &ListenerSpec,
-    shared: &Shared<B>,
+    shared: &Shared<R>,
     per_address: &Arc<PerAddress>,
     shutdown: watch::Receiver<bool>,
 ) {

@@ -3,12 +3,12 @@
 //! listeners (SMTP for gateways, LMTP for backends), and garbage collection; with a
 //! handle to read the bound addresses, to ask for a graceful shutdown and to wait.
 
-use crate::backend::Backend;
 use crate::config::{Config, ListenerName, Role, StorageSection};
 use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
 use crate::dkim::DkimKeyStore;
 use crate::dns::{Resolver, ResolverSettings};
 use crate::listener::{self, ListenerSpec, Shared};
+use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::DriverContext;
 use crate::store::{Store, StoreOptions};
 use crate::tls;
@@ -200,20 +200,20 @@ impl Node {
         Ok((node, store))
     }
 
-    /// Starts every enabled listener on `backend`, without a delivery service:
-    /// queued copies stay in the backend's store (for tests of the receiving side).
-    pub async fn start_with<B: Backend>(config: &Config, backend: B) -> anyhow::Result<Node> {
+    /// Starts every enabled listener on `store`, without a delivery service:
+    /// queued copies stay in that store (for tests of the receiving side).
+    pub async fn start_with<R: ReceptionStore>(config: &Config, store: R) -> anyhow::Result<Node> {
         let services = Services {
             delivery: None,
             resolver: None,
             shutdown: watch::channel(false),
         };
-        Node::start_listeners(config, backend, services).await
+        Node::start_listeners(config, store, services).await
     }
 
-    async fn start_listeners<B: Backend>(
+    async fn start_listeners<R: ReceptionStore>(
         config: &Config,
-        backend: B,
+        store: R,
         services: Services,
     ) -> anyhow::Result<Node> {
         let hostname = config.hostname().map_err(anyhow::Error::msg)?;
@@ -235,7 +235,7 @@ impl Node {
         }
         let shared = Arc::new(Shared {
             driver: Arc::new(DriverContext {
-                backend,
+                store,
                 tls: tokio_rustls::TlsAcceptor::from(loaded.config),
                 router,
                 hostname: hostname.clone(),

@@ -1,25 +1,29 @@
 //! Runs core's routing of one recipient check (`router::RecipientRouting`): its
-//! directory lookups are answered from the backend concurrently, its deadline is
+//! directory lookups are answered from the reception store concurrently, its deadline is
 //! slept on, and its route comes back. One small router per check, so a session's
 //! checks share no state.
 
-use crate::backend::Backend;
 use crate::clock;
+use crate::reception_store::ReceptionStore;
 use sluice_core::directory::DirectoryAnswer;
 use sluice_core::router::{RecipientRouting, Route, RouterConfig, RoutingStep};
 use sluice_core::smtp::server::RecipientCheck;
 use tokio::task::JoinSet;
 
 /// The route for `check`, as core's router decides it.
-pub async fn route<B: Backend>(backend: B, config: RouterConfig, check: RecipientCheck) -> Route {
+pub async fn route<R: ReceptionStore>(
+    store: R,
+    config: RouterConfig,
+    check: RecipientCheck,
+) -> Route {
     let mut routing = RecipientRouting::start(config, clock::now(), &check);
     let mut lookups = JoinSet::new();
     loop {
         match routing.step() {
             RoutingStep::Lookup { token, query } => {
-                let backend = backend.clone();
+                let store = store.clone();
                 lookups.spawn(async move {
-                    let answer = match backend.query(query).await {
+                    let answer = match store.query(query).await {
                         Ok(answer) => answer,
                         Err(error) => {
                             tracing::warn!(%error, "directory lookup failed");

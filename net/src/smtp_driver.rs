@@ -1,15 +1,15 @@
 //! Runs one connection's reception (core's SMTP/LMTP session with the node's
 //! wiring, `sluice_core::node::Reception`): socket bytes in, its outputs back out,
 //! its requests (credentials, routes, a name for each message, durability) answered
-//! from the backend and its deadlines slept on. Generic over the stream, so the
+//! from the reception store and its deadlines slept on. Generic over the stream, so the
 //! same driver runs on TCP, on TLS and on simulated connections.
 
-use crate::backend::Backend;
 use crate::clock;
 use crate::delivery::DeliveryHandle;
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
+use crate::reception_store::ReceptionStore;
 use crate::routing;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::reception::{Input, Output};
@@ -34,8 +34,8 @@ const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 const READ_BUFFER: usize = 64 * 1024;
 
 /// What every session of a node shares.
-pub struct DriverContext<B> {
-    pub backend: B,
+pub struct DriverContext<R> {
+    pub store: R,
     pub tls: tokio_rustls::TlsAcceptor,
     pub router: RouterConfig,
     pub hostname: Domain,
@@ -46,7 +46,7 @@ pub struct DriverContext<B> {
     pub delivery: Option<DeliveryHandle>,
 }
 
-impl<B> std::fmt::Debug for DriverContext<B> {
+impl<R> std::fmt::Debug for DriverContext<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DriverContext")
             .field("router", &self.router)
@@ -58,28 +58,28 @@ impl<B> std::fmt::Debug for DriverContext<B> {
 /// The answer to the one request a reception waits on.
 type PendingAnswer = Pin<Box<dyn Future<Output = Input> + Send>>;
 
-struct Driver<S, B> {
+struct Driver<S, R> {
     stream: MaybeTls<S>,
     reception: Reception,
     pending: Option<PendingAnswer>,
     out: Vec<u8>,
     client: ClientInfo,
-    context: Arc<DriverContext<B>>,
+    context: Arc<DriverContext<R>>,
     /// Turns true when the node shuts down; the session then finishes and says 421.
     shutdown: watch::Receiver<bool>,
     shutdown_told: bool,
 }
 
 /// Drives one session until it closes. Call it inside the session's tracing span.
-pub async fn drive<S, B>(
+pub async fn drive<S, R>(
     stream: MaybeTls<S>,
     config: SessionConfig,
     client: ClientInfo,
-    context: Arc<DriverContext<B>>,
+    context: Arc<DriverContext<R>>,
     shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
-    B: Backend,
+    R: ReceptionStore,
 {
     let reception = ReceptionConfig {
         hostname: context.hostname.clone(),
@@ -131,10 +131,10 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-impl<S, B> Driver<S, B>
+impl<S, R> Driver<S, R>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
-    B: Backend,
+    R: ReceptionStore,
 {
     async fn run(&mut self) {
         let mut buffer = vec![0u8; READ_BUFFER];
@@ -253,9 +253,9 @@ where
     }
 
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingAnswer {
-        let backend = self.context.backend.clone();
+        let store = self.context.store.clone();
         Box::pin(async move {
-            let outcome = match backend
+            let outcome = match store
                 .verify_credentials(credentials.username, credentials.password)
                 .await
             {
@@ -271,10 +271,10 @@ where
     }
 
     fn route(&self, token: Token, check: RecipientCheck) -> PendingAnswer {
-        let backend = self.context.backend.clone();
+        let store = self.context.store.clone();
         let config = self.context.router.clone();
         Box::pin(async move {
-            let route = routing::route(backend, config, check).await;
+            let route = routing::route(store, config, check).await;
             Input::Routed { token, route }
         })
     }
@@ -295,12 +295,12 @@ where
     /// queued copies, and the success notice its local copies owe); answers the
     /// session last.
     fn persist(&self, token: Token, acceptance: Acceptance) -> PendingAnswer {
-        let backend = self.context.backend.clone();
+        let store = self.context.store.clone();
         let delivery = self.context.delivery.clone();
         Box::pin(async move {
             let Acceptance { incoming, queued } = acceptance;
             let queue_id = incoming.queue_id.clone();
-            let outcome = match backend.accept(incoming).await {
+            let outcome = match store.accept(incoming).await {
                 Ok(()) => {
                     if let (Some(delivery), Some(queued)) = (delivery, queued) {
                         delivery.enqueue(queued).await;

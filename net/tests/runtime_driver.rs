@@ -1,4 +1,4 @@
-//! The SMTP driver on an in-memory stream with a scripted backend: it runs on any
+//! The SMTP driver on an in-memory stream with a scripted reception store: it runs on any
 //! stream type, turns a failed durable write into the session's 451, and sleeps
 //! until the session's deadlines on tokio's (here paused) clock.
 
@@ -13,9 +13,9 @@ use sluice_core::node::PlacementPolicy;
 use sluice_core::router::{MailboxAccess, RouterConfig};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{Limits, ListenerKind, SessionConfig, TlsMode};
-use sluice_net::backend::Backend;
 use sluice_net::incoming::ClientInfo;
 use sluice_net::maybe_tls::MaybeTls;
+use sluice_net::reception_store::ReceptionStore;
 use sluice_net::smtp_driver::{self, DriverContext};
 use sluice_net::store::{IncomingMessage, StoreError};
 use std::future::Future;
@@ -24,14 +24,14 @@ use tokio::io::DuplexStream;
 
 /// One domain, `x.test`, with one user, `u@x.test`; accepts or fails every write.
 #[derive(Clone, Default)]
-struct ScriptedBackend {
+struct ScriptedStore {
     fail_writes: bool,
     accepted: Arc<Mutex<Vec<IncomingMessage>>>,
 }
 
 // The trait asks for 'static futures, which `async fn` (borrowing self) cannot give.
 #[allow(clippy::manual_async_fn)]
-impl Backend for ScriptedBackend {
+impl ReceptionStore for ScriptedStore {
     fn verify_credentials(
         &self,
         _username: String,
@@ -67,12 +67,12 @@ impl Backend for ScriptedBackend {
 }
 
 /// A session driven on one end of an in-memory pipe; the client holds the other.
-fn start(backend: ScriptedBackend) -> (SmtpClient<DuplexStream>, tempfile::TempDir) {
+fn start(store: ScriptedStore) -> (SmtpClient<DuplexStream>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tls = sluice_net::tls::load(None, dir.path(), "mx.x.test").unwrap();
     let hostname = Domain::parse("mx.x.test").unwrap();
     let context = Arc::new(DriverContext {
-        backend,
+        store,
         tls: tokio_rustls::TlsAcceptor::from(tls.config),
         router: RouterConfig::new(Domain::parse("x.test").unwrap()),
         hostname: hostname.clone(),
@@ -104,15 +104,15 @@ fn start(backend: ScriptedBackend) -> (SmtpClient<DuplexStream>, tempfile::TempD
 
 #[tokio::test]
 async fn a_message_is_stored_before_its_250() {
-    let backend = ScriptedBackend::default();
-    let (mut client, _dir) = start(backend.clone());
+    let store = ScriptedStore::default();
+    let (mut client, _dir) = start(store.clone());
     assert_eq!(client.reply().await.0, 220);
     client.command("EHLO c.test").await;
     let (code, text) = client
         .send_mail("a@b.test", &["u@x.test"], "Subject: s\r\n\r\nbody")
         .await;
     assert_eq!(code, 250, "{text}");
-    let accepted = backend.accepted.lock().unwrap().clone();
+    let accepted = store.accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 1);
     assert!(text.ends_with(&accepted[0].queue_id), "{text}");
     assert_eq!(accepted[0].reverse_path, "<a@b.test>");
@@ -120,11 +120,11 @@ async fn a_message_is_stored_before_its_250() {
 
 #[tokio::test]
 async fn a_failed_write_is_answered_451_and_the_session_continues() {
-    let backend = ScriptedBackend {
+    let store = ScriptedStore {
         fail_writes: true,
-        ..ScriptedBackend::default()
+        ..ScriptedStore::default()
     };
-    let (mut client, _dir) = start(backend);
+    let (mut client, _dir) = start(store);
     client.reply().await;
     client.command("EHLO c.test").await;
     let (code, text) = client
@@ -137,7 +137,7 @@ async fn a_failed_write_is_answered_451_and_the_session_continues() {
 
 #[tokio::test]
 async fn pipelined_recipients_are_answered_in_order() {
-    let (mut client, _dir) = start(ScriptedBackend::default());
+    let (mut client, _dir) = start(ScriptedStore::default());
     client.reply().await;
     client.command("EHLO c.test").await;
     client
@@ -151,7 +151,7 @@ async fn pipelined_recipients_are_answered_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_client_is_timed_out_by_the_session_deadline() {
-    let (mut client, _dir) = start(ScriptedBackend::default());
+    let (mut client, _dir) = start(ScriptedStore::default());
     assert_eq!(client.reply().await.0, 220);
     // Paused time jumps to the session's command deadline as soon as all is idle.
     let (code, text) = client.reply_untimed().await;

@@ -395,7 +395,7 @@ fn mysql_store_matches_the_model_with_file_bodies() {
 }
 
 /// A fixed sequence at the flag bound: the longest allowed flag column fits every
-/// backend, and one flag more is refused identically.
+/// engine, and one flag more is refused identically.
 fn flag_bound_test(engine: Engine) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

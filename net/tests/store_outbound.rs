@@ -18,7 +18,7 @@ use sluice_core::smtp::reply::{EnhancedStatus, Reply};
 use sluice_core::time::Instant;
 use sluice_net::store::{IncomingMessage, QueuedCopy, RoutedRecipient, Store};
 
-per_backend_and_placement!(
+per_engine_and_placement!(
     queued_copies_come_back_as_the_queue_had_them,
     decisions_and_their_notice_commit_together,
     finished_messages_release_their_body,

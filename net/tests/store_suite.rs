@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
-per_backend!(
+per_engine!(
     open_and_migrate_twice,
     domains_crud_and_errors,
     users_crud_and_errors,
@@ -34,7 +34,7 @@ per_backend!(
     delivery_records_are_pruned_after_their_retention,
 );
 
-per_backend_and_placement!(
+per_engine_and_placement!(
     accept_local_and_external,
     one_body_for_a_hundred_recipients,
     accept_twice_stores_nothing_new,

@@ -9,7 +9,7 @@
 //! the same run (turmoil's seed and epoch are fixed; the fault plan comes from the
 //! seed), which a test checks by running one seed twice.
 //!
-//! The backend here stands in for the store (a write is "durable" when `accept`
+//! `MemoryStore` here stands in for the SQL store (a write is "durable" when `accept`
 //! returns); the SQL store itself is tested by store_suite and store_model, and
 //! the real binary under SIGKILL by the end-to-end tests.
 
@@ -23,9 +23,9 @@ use sluice_core::node::PlacementPolicy;
 use sluice_core::router::{MailboxAccess, RouterConfig};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{Limits, ListenerKind, SessionConfig, TlsMode};
-use sluice_net::backend::Backend;
 use sluice_net::incoming::ClientInfo;
 use sluice_net::maybe_tls::MaybeTls;
+use sluice_net::reception_store::ReceptionStore;
 use sluice_net::smtp_driver::{self, DriverContext};
 use sluice_net::store::{IncomingMessage, StoreError};
 use std::cell::RefCell;
@@ -50,13 +50,13 @@ struct Stored(Arc<Mutex<Vec<String>>>);
 
 /// One domain, `x.test`, with one user, `u@x.test`; every write is durable at once.
 #[derive(Clone, Default)]
-struct MemoryBackend {
+struct MemoryStore {
     stored: Stored,
 }
 
 // The trait asks for 'static futures, which `async fn` (borrowing self) cannot give.
 #[allow(clippy::manual_async_fn)]
-impl Backend for MemoryBackend {
+impl ReceptionStore for MemoryStore {
     fn verify_credentials(
         &self,
         _username: String,
@@ -90,11 +90,11 @@ impl Backend for MemoryBackend {
     }
 }
 
-fn context(backend: MemoryBackend) -> Arc<DriverContext<MemoryBackend>> {
+fn context(store: MemoryStore) -> Arc<DriverContext<MemoryStore>> {
     let dir = tempfile::tempdir().unwrap();
     let tls = sluice_net::tls::load(None, dir.path(), "mx.x.test").unwrap();
     Arc::new(DriverContext {
-        backend,
+        store,
         tls: tokio_rustls::TlsAcceptor::from(tls.config),
         router: RouterConfig::new(Domain::parse("x.test").unwrap()),
         hostname: Domain::parse("mx.x.test").unwrap(),
@@ -117,7 +117,7 @@ fn session_config() -> SessionConfig {
 }
 
 /// The server host: accepts connections and drives each with net's driver.
-async fn serve(context: Arc<DriverContext<MemoryBackend>>) -> turmoil::Result {
+async fn serve(context: Arc<DriverContext<MemoryStore>>) -> turmoil::Result {
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     loop {
@@ -241,9 +241,9 @@ fn run(seed: u64, chaos: Duration) -> Outcome {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(20))
         .build();
-    let backend = MemoryBackend::default();
-    let stored = backend.stored.clone();
-    let server_context = context(backend);
+    let store = MemoryStore::default();
+    let stored = store.stored.clone();
+    let server_context = context(store);
     sim.host(SERVER, move || serve(Arc::clone(&server_context)));
     let promised: Promised = Rc::default();
     let names: Vec<String> = (0..CLIENTS).map(|n| format!("c{n}")).collect();

@@ -8,12 +8,17 @@
 //! On an SQLite file, accepted messages go to a writer thread of their own instead
 //! (`sqlite`), with the same batching and answers: through sqlx each statement
 //! would cost two thread wake-ups, more CPU than the acceptance itself.
+//!
+//! What a write stages is defined below this module, by `acceptance` (a message's
+//! records) and `delivery_queue` (a queue decision); `accept` and `persist_queue`
+//! place a body and hand the write to the committer, for the `Store` facade.
 
+use super::acceptance::{self, Placed, place_body};
 use super::blob::BlobStore;
-use super::outbound::{self, QueueWrite};
-use super::queue::{self, Item};
+use super::delivery_queue::{self, QueueWrite};
 use super::sql::{Db, with_retries};
 use super::{IncomingMessage, StoreError};
+use sluice_core::queue::RecipientChange;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -23,28 +28,10 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 64;
 /// Waiting writes beyond which callers wait for room (back-pressure).
 const QUEUE_DEPTH: usize = 1024;
-
-/// A message whose body is placed, waiting for its records. `message.data` is left
-/// empty; `content` holds an inline body, None a file body that is already durable
-/// in the blob folder. `size` is the body's length.
-#[derive(Debug)]
-pub(super) struct Placed {
-    pub(super) message: IncomingMessage,
-    pub(super) size: i64,
-    pub(super) blob: String,
-    pub(super) content: Option<Vec<u8>>,
-}
-
-impl Placed {
-    pub(super) fn item(&self) -> Item<'_> {
-        Item {
-            message: &self.message,
-            size: self.size,
-            blob: &self.blob,
-            content: self.content.as_deref(),
-        }
-    }
-}
+/// Attempts to store a file body that garbage collection removed under us (it
+/// can only do so while the body was unreferenced, so a second try succeeds
+/// unless the collector runs back to back with a grace period of zero).
+const BODY_ATTEMPTS: u32 = 4;
 
 /// One write the committer makes durable.
 #[derive(Debug)]
@@ -122,6 +109,91 @@ impl Committer {
     }
 }
 
+/// Makes a message durable; see [`super::Store::accept`]. Bodies of at most
+/// `inline_body_limit` octets (when it is not 0) go into the blob row.
+pub(crate) async fn accept(
+    blobs: &Arc<BlobStore>,
+    committer: &Committer,
+    inline_body_limit: usize,
+    message: &IncomingMessage,
+) -> Result<(), StoreError> {
+    commit_placed(blobs, committer, inline_body_limit, message, Write::Accept).await
+}
+
+/// Places `message`'s body and commits the write `write_of` makes of it, placing
+/// the body again if garbage collection removed it before the commit.
+async fn commit_placed(
+    blobs: &Arc<BlobStore>,
+    committer: &Committer,
+    inline_body_limit: usize,
+    message: &IncomingMessage,
+    write_of: impl Fn(Placed) -> Write,
+) -> Result<(), StoreError> {
+    let size = i64::try_from(message.data.len()).map_err(|_| StoreError::Invalid {
+        what: "message size",
+        reason: message.data.len().to_string(),
+    })?;
+    let inline = inline_body_limit > 0 && message.data.len() <= inline_body_limit;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (blob, content) = place_body(blobs, inline, &message.data).await?;
+        let placed = Placed {
+            message: IncomingMessage {
+                queue_id: message.queue_id.clone(),
+                reverse_path: message.reverse_path.clone(),
+                received_at_ms: message.received_at_ms,
+                delivery_key: message.delivery_key.clone(),
+                envid: message.envid.clone(),
+                ret: message.ret,
+                smtputf8: message.smtputf8,
+                received_headers: message.received_headers,
+                recipients: message.recipients.clone(),
+                data: Vec::new(),
+            },
+            size,
+            blob,
+            content,
+        };
+        match committer.commit(write_of(placed)).await {
+            Err(StoreError::BlobRemoved(blob)) if attempt < BODY_ATTEMPTS => {
+                tracing::debug!(%blob, attempt, "body removed by garbage collection; storing it again");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Makes one queue decision durable through the group commit; see
+/// [`super::Store::persist_queue`]. Answers once it is committed.
+pub(crate) async fn persist_queue(
+    blobs: &Arc<BlobStore>,
+    committer: &Committer,
+    inline_body_limit: usize,
+    queue_id: &str,
+    changes: &[RecipientChange],
+    notice: Option<&IncomingMessage>,
+    remove: bool,
+) -> Result<(), StoreError> {
+    let write = |notice: Option<Placed>| {
+        Write::Queue(QueueWrite {
+            queue_id: queue_id.to_owned(),
+            changes: changes.to_vec(),
+            notice,
+            remove,
+        })
+    };
+    match notice {
+        Some(message) => {
+            commit_placed(blobs, committer, inline_body_limit, message, |placed| {
+                write(Some(placed))
+            })
+            .await
+        }
+        None => committer.commit(write(None)).await,
+    }
+}
+
 /// Commits until every handle is gone, counting the transactions committed (batches
 /// and lone retries alike) in `transactions`, for the log and the tests.
 async fn run(
@@ -191,8 +263,8 @@ async fn commit(db: &Db, blobs: &BlobStore, writes: &[&Write]) -> Result<(), Sto
     let mut tx = db.begin_write().await?;
     for write in writes {
         match write {
-            Write::Accept(placed) => queue::stage(db, blobs, &mut tx, &placed.item()).await?,
-            Write::Queue(decision) => outbound::stage(db, blobs, &mut tx, decision).await?,
+            Write::Accept(placed) => acceptance::stage(db, blobs, &mut tx, &placed.item()).await?,
+            Write::Queue(decision) => delivery_queue::stage(db, blobs, &mut tx, decision).await?,
         }
     }
     tx.commit().await

@@ -98,7 +98,7 @@ pub(crate) fn lookup_key(text: &str) -> String {
 }
 
 /// The reads a router lookup makes, for one way of reaching the database: sqlx
-/// on every backend, or an SQLite file's read connection. [`answer`] is the one
+/// on every engine, or an SQLite file's read connection. [`answer`] is the one
 /// lookup over them.
 trait DirectoryReads {
     /// The domain row of `name` (lower-cased).

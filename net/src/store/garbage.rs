@@ -2,7 +2,7 @@
 //! zero (with their files), blob files that no row names (left by a crash between
 //! the file write and the commit) and stale temp files.
 //!
-//! Safety against a concurrent accept rests on one rule shared with `queue`: a
+//! Safety against a concurrent accept rests on one rule shared with `acceptance`: a
 //! blob file is removed only inside a transaction that holds its blob row — it
 //! deletes the row `WHERE refcount = 0`, claiming the key first when no row exists
 //! — and the accept path checks that the file exists only after it has locked the

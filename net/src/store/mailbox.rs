@@ -3,7 +3,7 @@
 //! the same operations, with the same results, as `sluice_core::mailbox`'s model.
 
 use super::directory::lookup_key;
-use super::sql::{Backend, Db, WriteTx, int};
+use super::sql::{Db, SqlEngine, WriteTx, int};
 use super::{StoreError, StoredMessage};
 use sluice_core::mailbox::{
     FolderObservation, INBOX, MailboxError, MessageObservation, Operation, Outcome,
@@ -362,14 +362,14 @@ async fn record_delivery_key(
     delivery_key: &str,
     arrived_at_ms: i64,
 ) -> Result<KeyRecord, StoreError> {
-    let statement = match db.backend {
+    let statement = match db.engine {
         // MySQL has no ON CONFLICT, and sqlx's FOUND_ROWS makes an ON DUPLICATE
         // KEY no-op count as a row: the insert skips a seen key itself.
-        Backend::Mysql => "INSERT INTO deliveries (user_key, delivery_key, delivered_at_ms) \
+        SqlEngine::Mysql => "INSERT INTO deliveries (user_key, delivery_key, delivered_at_ms) \
              SELECT ?, ?, ? FROM addresses WHERE address_key = ? AND kind = 'user' \
              AND NOT EXISTS (SELECT 1 FROM deliveries WHERE user_key = ? AND delivery_key = ?)"
             .to_owned(),
-        Backend::Sqlite | Backend::Postgres => db.insert_or_skip(
+        SqlEngine::Sqlite | SqlEngine::Postgres => db.insert_or_skip(
             "deliveries (user_key, delivery_key, delivered_at_ms) SELECT ?, ?, ? FROM addresses \
              WHERE address_key = ? AND kind = 'user'",
         ),
@@ -379,7 +379,7 @@ async fn record_delivery_key(
         .bind(delivery_key)
         .bind(arrived_at_ms)
         .bind(user_key);
-    if db.backend == Backend::Mysql {
+    if db.engine == SqlEngine::Mysql {
         insert = insert.bind(user_key).bind(delivery_key);
     }
     let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
@@ -393,14 +393,14 @@ async fn record_delivery_key(
 }
 
 /// Takes the next UID of a user's INBOX: its folder id and the UID. One
-/// `UPDATE … RETURNING` where the backend has it (SQLite, PostgreSQL); the
+/// `UPDATE … RETURNING` where the engine has it (SQLite, PostgreSQL); the
 /// UPDATE row-locks the folder, so concurrent deliveries serialise there.
 async fn take_inbox_uid(
     db: &Db,
     tx: &mut WriteTx,
     user_key: &str,
 ) -> Result<Result<(i64, u32), MailboxError>, StoreError> {
-    if db.backend == Backend::Mysql {
+    if db.engine == SqlEngine::Mysql {
         let Some(inbox) = find_folder(db, tx, user_key, INBOX).await? else {
             return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
         };

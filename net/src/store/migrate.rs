@@ -1,14 +1,14 @@
-//! The schema migrations of each backend, embedded in the binary (the `sluice`
+//! The schema migrations of each SQL engine, embedded in the binary (the `sluice`
 //! binary must run without its source tree) and applied with sqlx's migrator,
 //! which records what ran and refuses an edited migration.
 
 use super::StoreError;
-use super::sql::{Backend, Db};
+use super::sql::{Db, SqlEngine};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::borrow::Cow;
 
-/// (version, description, SQL) per backend; versions and descriptions match
-/// across backends so that the three schemas evolve in step.
+/// (version, description, SQL) per engine; versions and descriptions match
+/// across engines so that the three schemas evolve in step.
 const SQLITE: &[(i64, &str, &str)] = &[
     (
         1,
@@ -93,10 +93,10 @@ const MYSQL: &[(i64, &str, &str)] = &[
 
 /// Brings the database up to the newest schema; running it again is a no-op.
 pub(crate) async fn run(db: &Db) -> Result<(), StoreError> {
-    let source = match db.backend {
-        Backend::Sqlite => SQLITE,
-        Backend::Postgres => POSTGRES,
-        Backend::Mysql => MYSQL,
+    let source = match db.engine {
+        SqlEngine::Sqlite => SQLITE,
+        SqlEngine::Postgres => POSTGRES,
+        SqlEngine::Mysql => MYSQL,
     };
     let migrations: Vec<Migration> = source
         .iter()

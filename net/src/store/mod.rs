@@ -16,42 +16,48 @@
 //! reached zero, with their files, and files without a row (a crash between the
 //! file write and the commit) once older than a grace period; the node runs it at
 //! start and periodically. A path that adds a reference to a file body must claim
-//! the row and then check the file inside its transaction, as `queue` does.
+//! the row and then check the file inside its transaction, as `acceptance` does.
 //!
-//! Modules: `sql` (the pool and SQL dialects), `migrate` (embedded schemas),
-//! `blob` (the blob folder), `password` (argon2id), `directory` (domains, users,
-//! aliases, groups, lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `commit` (the group commit every accepted message and
-//! every queue decision goes through; on an SQLite file accepted messages are
-//! committed by a writer thread with its own connection, and router lookups read
-//! through connections of the store's own on the calling thread, because through
-//! sqlx every statement costs two thread wake-ups), `queue` (accept), `outbound` (the delivery
-//! queue's state: restore, bodies for attempts, decisions with notices),
-//! `garbage` (garbage collection of bodies).
+//! Modules, each using only those listed before it (besides the facade's types
+//! here): `sql` (the pool and SQL dialects), `migrate` (embedded schemas), `blob`
+//! (the blob folder), `password` (argon2id), `owned` (the SQL form of core's "the
+//! queue still owns this record"), `directory` (domains, users, aliases, groups,
+//! lookups), `mailbox` (folders and messages, the SQL twin of
+//! `sluice_core::mailbox`), `queue_columns` (the stored text forms of the queue's
+//! DSN parameters and recipient states), `acceptance` (placing an accepted
+//! message's body and staging its records), `delivery_queue` (the delivery queue's
+//! durable side: restore, bodies for attempts, listings, staging its decisions with
+//! their notices), `commit` (the group commit every accepted message and every queue
+//! decision goes through; on an SQLite file accepted messages are committed by a
+//! writer thread with its own connection, and router lookups read through
+//! connections of the store's own on the calling thread, because through sqlx every
+//! statement costs two thread wake-ups), `garbage` (garbage collection of bodies),
+//! `retention` (pruning the records of local copies once old).
 
+mod acceptance;
 mod blob;
 mod commit;
+mod delivery_queue;
 mod directory;
 mod garbage;
 mod mailbox;
 mod migrate;
-mod outbound;
 mod owned;
 mod password;
-mod queue;
+mod queue_columns;
 mod retention;
 mod sql;
 
+pub use delivery_queue::OutboundBody;
 pub use garbage::{Garbage, GarbageReport};
-pub use outbound::OutboundBody;
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
-pub use sql::Backend;
+pub use sql::SqlEngine;
 
 use blob::BlobStore;
 use commit::Committer;
+use delivery_queue::QueueSelection;
 use directory::Kind;
-use queue::QueueSelection;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
@@ -200,7 +206,7 @@ fn uidvalidity_base_now() -> u32 {
 
 impl Store {
     /// Connects to `database_url` (`sqlite:PATH?mode=rwc`, `postgres://…`, `mysql://…`),
-    /// runs the migrations for that backend, and opens the blob folder, with the
+    /// runs the migrations for that engine, and opens the blob folder, with the
     /// default [`StoreOptions`].
     /// Must be called inside a tokio runtime (it starts the group-commit task).
     pub async fn open(database_url: &str, blob_dir: &Path) -> Result<Store, StoreError> {
@@ -239,8 +245,8 @@ impl Store {
     }
 
     /// Which SQL engine this store talks to.
-    pub fn backend(&self) -> Backend {
-        self.db.backend
+    pub fn engine(&self) -> SqlEngine {
+        self.db.engine
     }
 
     /// Answers one router lookup.
@@ -264,7 +270,7 @@ impl Store {
     /// never duplicates. Concurrent calls share transactions (group commit); each
     /// gets its own result.
     pub async fn accept(&self, message: &IncomingMessage) -> Result<(), StoreError> {
-        queue::accept(
+        commit::accept(
             &self.blobs,
             &self.committer,
             self.options.inline_body_limit,
@@ -319,7 +325,7 @@ impl Store {
         notice: Option<&IncomingMessage>,
         remove: bool,
     ) -> Result<(), StoreError> {
-        outbound::persist(
+        commit::persist_queue(
             &self.blobs,
             &self.committer,
             self.options.inline_body_limit,

@@ -1,6 +1,6 @@
 //! The database handle shared by the store's modules: one sqlx `AnyPool` plus the
-//! backend it talks to, so that one SQL text (written with `?` placeholders) serves
-//! all three backends and the few dialect differences are spelled out in one place.
+//! SQL engine it talks to, so that one SQL text (written with `?` placeholders) serves
+//! all three engines and the few dialect differences are spelled out in one place.
 
 use super::StoreError;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -13,20 +13,20 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Which SQL engine a URL selects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum SqlEngine {
     Sqlite,
     Postgres,
     Mysql,
 }
 
-impl Backend {
-    /// The backend a database URL names, if Sluice supports it.
-    pub fn from_url(url: &str) -> Option<Backend> {
+impl SqlEngine {
+    /// The SQL engine a database URL names, if Sluice supports it.
+    pub fn from_url(url: &str) -> Option<SqlEngine> {
         let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
         match scheme.as_str() {
-            "sqlite" => Some(Backend::Sqlite),
-            "postgres" | "postgresql" => Some(Backend::Postgres),
-            "mysql" | "mariadb" => Some(Backend::Mysql),
+            "sqlite" => Some(SqlEngine::Sqlite),
+            "postgres" | "postgresql" => Some(SqlEngine::Postgres),
+            "mysql" | "mariadb" => Some(SqlEngine::Mysql),
             _ => None,
         }
     }
@@ -36,13 +36,13 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub(crate) struct Db {
     pub(crate) pool: AnyPool,
-    pub(crate) backend: Backend,
+    pub(crate) engine: SqlEngine,
     /// SQLite has a single writer; queueing writers here instead of in SQLite's
     /// busy handler (which sleeps and polls) keeps concurrent accepts fast and
     /// rules out `database is locked` errors under load.
     write_lock: Arc<Mutex<()>>,
     /// The database file of an SQLite store (None in memory and on the other
-    /// backends): the SQLite writer of the group commit opens its own connection.
+    /// engines): the SQLite writer of the group commit opens its own connection.
     sqlite_file: Option<PathBuf>,
     /// Read connections to that file, for lookups made on the calling thread.
     sqlite_readers: Option<Arc<SqliteReaders>>,
@@ -133,30 +133,30 @@ impl WriteTx {
 
 impl Db {
     pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {
-        let backend =
-            Backend::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let engine =
+            SqlEngine::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
         sqlx::any::install_default_drivers();
-        let url = match backend {
+        let url = match engine {
             // sqlx's Any driver knows MySQL only by its own scheme.
-            Backend::Mysql if url.starts_with("mariadb:") => {
+            SqlEngine::Mysql if url.starts_with("mariadb:") => {
                 format!("mysql:{}", &url["mariadb:".len()..])
             }
             _ => url.to_owned(),
         };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let sqlite_file = if backend == Backend::Sqlite && !in_memory {
+        let sqlite_file = if engine == SqlEngine::Sqlite && !in_memory {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?;
             Some(options.get_filename().to_owned())
         } else {
             None
         };
         let mut options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .max_connections(if engine == SqlEngine::Sqlite { 4 } else { 10 })
             // A connection to a local SQLite file does not go stale; testing it
             // before each use would cost a round trip to its worker thread per query.
-            .test_before_acquire(backend != Backend::Sqlite)
+            .test_before_acquire(engine != SqlEngine::Sqlite)
             .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite && in_memory {
+        if engine == SqlEngine::Sqlite && in_memory {
             // Each connection to an in-memory SQLite is its own empty database:
             // keep exactly one, forever (the store never nests a pool query
             // inside its own write transaction, so one connection cannot deadlock).
@@ -166,7 +166,7 @@ impl Db {
                 .idle_timeout(None)
                 .max_lifetime(None);
         }
-        if backend == Backend::Sqlite {
+        if engine == SqlEngine::Sqlite {
             options = options.after_connect(|connection, _| {
                 Box::pin(async move {
                     // synchronous=FULL: a committed transaction survives power loss,
@@ -186,7 +186,7 @@ impl Db {
         let pool = options.connect(&url).await?;
         Ok(Db {
             pool,
-            backend,
+            engine,
             write_lock: Arc::new(Mutex::new(())),
             sqlite_readers: sqlite_file.clone().map(|path| {
                 Arc::new(SqliteReaders {
@@ -213,10 +213,10 @@ impl Db {
         Arc::clone(&self.write_lock)
     }
 
-    /// Rewrites `?` placeholders into the backend's form (`$1`, `$2`… on PostgreSQL).
+    /// Rewrites `?` placeholders into the engine's form (`$1`, `$2`… on PostgreSQL).
     /// No SQL in the store has a `?` inside a string literal, so a plain scan suffices.
     pub(crate) fn sql(&self, text: &str) -> String {
-        if self.backend != Backend::Postgres {
+        if self.engine != SqlEngine::Postgres {
             return text.to_owned();
         }
         let mut out = String::with_capacity(text.len() + 8);
@@ -236,9 +236,9 @@ impl Db {
     /// `INSERT … ` that silently skips rows whose key exists, in each dialect.
     /// `rest` is everything after `INSERT INTO`.
     pub(crate) fn insert_ignore(&self, rest: &str) -> String {
-        match self.backend {
-            Backend::Mysql => format!("INSERT IGNORE INTO {rest}"),
-            Backend::Sqlite | Backend::Postgres => {
+        match self.engine {
+            SqlEngine::Mysql => format!("INSERT IGNORE INTO {rest}"),
+            SqlEngine::Sqlite | SqlEngine::Postgres => {
                 self.sql(&format!("INSERT INTO {rest} ON CONFLICT DO NOTHING"))
             }
         }
@@ -248,9 +248,9 @@ impl Db {
     /// error. On MySQL it is a plain INSERT (MySQL's INSERT IGNORE would also turn
     /// a too-long value into a silent truncation): look for the key first there.
     pub(crate) fn insert_or_skip(&self, rest: &str) -> String {
-        match self.backend {
-            Backend::Mysql => format!("INSERT INTO {rest}"),
-            Backend::Sqlite | Backend::Postgres => {
+        match self.engine {
+            SqlEngine::Mysql => format!("INSERT INTO {rest}"),
+            SqlEngine::Sqlite | SqlEngine::Postgres => {
                 self.sql(&format!("INSERT INTO {rest} ON CONFLICT DO NOTHING"))
             }
         }
@@ -260,7 +260,7 @@ impl Db {
     /// the database write lock at once (`BEGIN IMMEDIATE`), so a transaction never
     /// fails half-way on lock upgrade.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        if self.backend == Backend::Sqlite {
+        if self.engine == SqlEngine::Sqlite {
             let writer = Arc::clone(&self.write_lock).lock_owned().await;
             let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             Ok(WriteTx {
@@ -274,7 +274,7 @@ impl Db {
     }
 }
 
-/// Reads an integer column as i64 whatever width the backend reports.
+/// Reads an integer column as i64 whatever width the engine reports.
 pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
     Ok(row.try_get::<i64, _>(column)?)
 }

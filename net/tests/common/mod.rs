@@ -1,4 +1,4 @@
-//! Shared by the store tests: one store per test on each backend. SQLite always
+//! Shared by the store tests: one store per test on each SQL engine. SQLite always
 //! (a file in a temp folder); PostgreSQL and MariaDB/MySQL when
 //! `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL` name a server, with a
 //! uniquely named database created for the test and dropped afterwards. Tests about
@@ -178,7 +178,7 @@ impl Drop for TestDatabase {
 
 /// Declares one `#[tokio::test]` per engine for an `async fn(TestDatabase)`.
 #[macro_export]
-macro_rules! per_backend {
+macro_rules! per_engine {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
             $(
@@ -219,23 +219,23 @@ macro_rules! per_backend {
     };
 }
 
-/// Like `per_backend!`, once per placement of bodies: modules `sqlite_inline`,
+/// Like `per_engine!`, once per placement of bodies: modules `sqlite_inline`,
 /// `sqlite_file`, `postgres_inline`, … each with one test per function.
 #[macro_export]
-macro_rules! per_backend_and_placement {
+macro_rules! per_engine_and_placement {
     ($($test:ident),* $(,)?) => {
-        $crate::per_engine_and_placement!(sqlite_inline, Sqlite, Inline; $($test),*);
-        $crate::per_engine_and_placement!(sqlite_file, Sqlite, File; $($test),*);
-        $crate::per_engine_and_placement!(postgres_inline, Postgres, Inline; $($test),*);
-        $crate::per_engine_and_placement!(postgres_file, Postgres, File; $($test),*);
-        $crate::per_engine_and_placement!(mysql_inline, Mysql, Inline; $($test),*);
-        $crate::per_engine_and_placement!(mysql_file, Mysql, File; $($test),*);
+        $crate::one_engine_and_placement!(sqlite_inline, Sqlite, Inline; $($test),*);
+        $crate::one_engine_and_placement!(sqlite_file, Sqlite, File; $($test),*);
+        $crate::one_engine_and_placement!(postgres_inline, Postgres, Inline; $($test),*);
+        $crate::one_engine_and_placement!(postgres_file, Postgres, File; $($test),*);
+        $crate::one_engine_and_placement!(mysql_inline, Mysql, Inline; $($test),*);
+        $crate::one_engine_and_placement!(mysql_file, Mysql, File; $($test),*);
     };
 }
 
-/// One module of `per_backend_and_placement!`.
+/// One module of `per_engine_and_placement!`.
 #[macro_export]
-macro_rules! per_engine_and_placement {
+macro_rules! one_engine_and_placement {
     ($module:ident, $engine:ident, $placement:ident; $($test:ident),*) => {
         mod $module {
             $(

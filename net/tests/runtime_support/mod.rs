@@ -261,7 +261,7 @@ impl ServerCertVerifier for PinnedCertificate {
 }
 
 /// The directory of one domain, `x.test`, with one user, `u@x.test`: what the
-/// driver tests' scripted backends answer to the router.
+/// driver tests' scripted reception stores answer to the router.
 pub fn one_user_directory(
     query: sluice_core::directory::DirectoryQuery,
 ) -> sluice_core::directory::DirectoryAnswer {

@@ -220,7 +220,7 @@ impl SluiceHost {
         }
     }
 
-    /// A store lookup, not a decision (net's `Backend::verify_credentials`): the
+    /// A store lookup, not a decision (net's `ReceptionStore::verify_credentials`): the
     /// simulated users' password is `secret-` and their address.
     pub fn check_credentials(
         &self,

@@ -15,14 +15,14 @@
 //! other writers, which go through sqlx. Queue decisions stay on the sqlx
 //! committer: they are rarer and write far more kinds of rows.
 //!
-//! The statements are those of `queue::AcceptStatements`; the algorithm that runs
-//! them is `queue::stage_with`, shared with every other backend.
+//! The statements are those of `acceptance::AcceptStatements`; the algorithm that runs
+//! them is `acceptance::stage_with`, shared with every other engine.
 
-use super::{MAX_BATCH, Placed};
+use super::MAX_BATCH;
 use crate::store::StoreError;
+use crate::store::acceptance::{self, AcceptStatements, InboxDelivery, Item, Placed, QueueRecord};
 use crate::store::blob::BlobStore;
-use crate::store::outbound::{self, StateColumns};
-use crate::store::queue::{self, AcceptStatements, InboxDelivery, Item, QueueRecord};
+use crate::store::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
 use crate::store::sql::{TRANSACTION_ATTEMPTS, is_retryable, run_ready};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sluice_core::delivery::Destination;
@@ -151,7 +151,7 @@ fn commit(
             blobs,
         };
         for item in items {
-            run_ready(queue::stage_with(&mut statements, item))?;
+            run_ready(acceptance::stage_with(&mut statements, item))?;
         }
     }
     transaction.commit()?;
@@ -159,7 +159,7 @@ fn commit(
 }
 
 /// The acceptance's statements on the writer's own connection; each one is the
-/// SQLite text of its sqlx twin in `queue` and `mailbox`.
+/// SQLite text of its sqlx twin in `acceptance` and `mailbox`.
 struct Statements<'a> {
     transaction: &'a Transaction<'a>,
     blobs: &'a BlobStore,
@@ -213,8 +213,8 @@ impl AcceptStatements for Statements<'_> {
                 blob,
                 message.received_at_ms,
                 entry.destination.map(Destination::to_string),
-                entry.notify.map(outbound::notify_text),
-                entry.orcpt.map(outbound::orcpt_text),
+                entry.notify.map(notify_text),
+                entry.orcpt.map(orcpt_text),
                 columns.last_attempt_ms,
                 columns.final_at_ms,
                 columns.status,
@@ -306,9 +306,9 @@ impl AcceptStatements for Statements<'_> {
             )?
             .execute(params![
                 message.queue_id,
-                queue::bare_reverse_path(&message.reverse_path),
+                acceptance::bare_reverse_path(&message.reverse_path),
                 message.envid,
-                message.ret.map(outbound::ret_text),
+                message.ret.map(ret_text),
                 i32::from(message.smtputf8),
                 i64::from(message.received_headers),
                 size,

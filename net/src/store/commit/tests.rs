@@ -127,7 +127,7 @@ async fn commit_all(fixture: &Fixture, writes: Vec<Write>) -> (Vec<Result<(), St
 async fn states(fixture: &Fixture) -> Vec<(String, String)> {
     fixture
         .db
-        .queue_entries(crate::store::queue::QueueSelection::All)
+        .queue_entries(crate::store::delivery_queue::QueueSelection::All)
         .await
         .unwrap()
         .into_iter()

@@ -1,12 +1,15 @@
-//! What the SMTP driver needs from storage, as a trait: the production `Store`
-//! implements it, and tests (and later the simulator's drivers) can supply their own.
+//! What the SMTP driver needs from storage — checking credentials, answering the
+//! router's directory lookups, making an accepted message durable — as a trait:
+//! the production `Store` implements it, and tests (and later the simulator's
+//! drivers) can supply their own.
 //! Arguments are owned so that the futures can outlive the session's borrow.
 
 use crate::store::{IncomingMessage, Store, StoreError};
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use std::future::Future;
 
-pub trait Backend: Clone + Send + Sync + 'static {
+/// The storage one reception (an SMTP or LMTP connection) is answered from.
+pub trait ReceptionStore: Clone + Send + Sync + 'static {
     /// The user's canonical address if the password is right.
     fn verify_credentials(
         &self,
@@ -27,7 +30,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static;
 }
 
-impl Backend for Store {
+impl ReceptionStore for Store {
     fn verify_credentials(
         &self,
         username: String,

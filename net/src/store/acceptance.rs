@@ -1,33 +1,48 @@
-//! Durable acceptance: `accept` places the body — small ones inline, in the blob
-//! row of the same transaction as the records; larger ones first as a durable file
-//! in the blob folder — then hands the records to the group commit (`commit`),
-//! which commits every waiting write in one transaction (one fsync for many
-//! sessions) and answers each caller separately.
+//! Durable acceptance of a message: placing its body — small ones inline, for the
+//! blob row of the same transaction as the records; larger ones first as a durable
+//! file in the blob folder — and staging its records (queue records, INBOX copies,
+//! the queue's envelope row) inside a write transaction of the group commit.
 //!
-//! A file body is trusted only once its blob row is locked in the committing
-//! transaction and the file is seen to exist: garbage collection removes files only
-//! while it holds the same row (see `garbage`), so the two can never cross.
+//! This module only stages; `commit` batches staged writes into transactions and
+//! answers each caller once its write is durable. A file body is trusted only once
+//! its blob row is locked in the committing transaction and the file is seen to
+//! exist: garbage collection removes files only while it holds the same row (see
+//! `garbage`), so the two can never cross.
 
 use super::blob::{BlobStore, blob_name};
-use super::commit::{Committer, Placed, Write};
 use super::directory::lookup_key;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
-use super::outbound::{self, StateColumns};
-use super::owned::message_still_owned;
-use super::sql::{Backend, Db, WriteTx, int};
-use super::{IncomingMessage, QueueEntry, QueuedCopy, RoutedRecipient, StoreError};
+use super::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
+use super::sql::{Db, SqlEngine, WriteTx};
+use super::{IncomingMessage, QueuedCopy, RoutedRecipient, StoreError};
 use sluice_core::delivery::Destination;
 use sluice_core::mailbox::{MailboxError, Outcome};
 use sluice_core::node;
 use sluice_core::queue::RecipientState;
 use sluice_core::smtp::params::{Notify, OriginalRecipient};
-use sqlx::Row;
 use std::sync::Arc;
 
-/// Attempts to store a file body that garbage collection removed under us (it
-/// can only do so while the body was unreferenced, so a second try succeeds
-/// unless the collector runs back to back with a grace period of zero).
-const BODY_ATTEMPTS: u32 = 4;
+/// A message whose body is placed, waiting for its records. `message.data` is left
+/// empty; `content` holds an inline body, None a file body that is already durable
+/// in the blob folder. `size` is the body's length.
+#[derive(Debug)]
+pub(super) struct Placed {
+    pub(super) message: IncomingMessage,
+    pub(super) size: i64,
+    pub(super) blob: String,
+    pub(super) content: Option<Vec<u8>>,
+}
+
+impl Placed {
+    pub(super) fn item(&self) -> Item<'_> {
+        Item {
+            message: &self.message,
+            size: self.size,
+            blob: &self.blob,
+            content: self.content.as_deref(),
+        }
+    }
+}
 
 /// A message whose body is placed, ready for its records.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +54,7 @@ pub(super) struct Item<'a> {
 }
 
 /// The statements an acceptance runs inside one write transaction, for one way of
-/// reaching the database: sqlx on every backend ([`SqlxStatements`]) and, for
+/// reaching the database: sqlx on every engine ([`SqlxStatements`]) and, for
 /// SQLite, the group commit's own connection on its writer thread
 /// (`commit::sqlite`). [`stage_with`] is the one algorithm over them; each
 /// statement keeps the meaning documented on the sqlx version.
@@ -194,13 +209,13 @@ async fn claim_blob(
     item: &Item<'_>,
     references: i64,
 ) -> Result<(), StoreError> {
-    let statement = match db.backend {
-        Backend::Sqlite | Backend::Postgres => db.sql(
+    let statement = match db.engine {
+        SqlEngine::Sqlite | SqlEngine::Postgres => db.sql(
             "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, ?, ?) \
              ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
              content = COALESCE(blobs.content, excluded.content)",
         ),
-        Backend::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
+        SqlEngine::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
              VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE refcount = refcount + VALUES(refcount), \
              content = COALESCE(content, VALUES(content))"
             .to_owned(),
@@ -281,15 +296,6 @@ impl<'a> Copies<'a> {
     }
 }
 
-/// Which queue records a listing reads.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum QueueSelection<'a> {
-    All,
-    /// The messages still in the queue.
-    Outstanding,
-    Message(&'a str),
-}
-
 /// One queue record of a message, before it is written.
 #[derive(Clone, Debug)]
 pub(super) struct QueueRecord<'a> {
@@ -344,15 +350,15 @@ async fn record_queue_entry(
          reverse_path, state, blob_sha256, received_at_ms, destination, notify, orcpt, \
          last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed)";
     const VALUES: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
-    let statement = match db.backend {
+    let statement = match db.engine {
         // No ON CONFLICT on MySQL, and INSERT IGNORE would also turn a too-long
         // value into a silent truncation: the insert itself skips an existing key,
         // in the same round trip.
-        Backend::Mysql => format!(
+        SqlEngine::Mysql => format!(
             "INSERT INTO {COLUMNS} SELECT {VALUES} FROM DUAL WHERE NOT EXISTS \
              (SELECT 1 FROM queue_records WHERE queue_id = ? AND recipient = ?)"
         ),
-        Backend::Sqlite | Backend::Postgres => {
+        SqlEngine::Sqlite | SqlEngine::Postgres => {
             db.insert_or_skip(&format!("{COLUMNS} VALUES ({VALUES})"))
         }
     };
@@ -366,15 +372,15 @@ async fn record_queue_entry(
         .bind(blob)
         .bind(message.received_at_ms)
         .bind(entry.destination.map(Destination::to_string))
-        .bind(entry.notify.map(outbound::notify_text))
-        .bind(entry.orcpt.map(outbound::orcpt_text))
+        .bind(entry.notify.map(notify_text))
+        .bind(entry.orcpt.map(orcpt_text))
         .bind(columns.last_attempt_ms)
         .bind(columns.final_at_ms)
         .bind(columns.status.as_deref())
         .bind(columns.diagnostic.as_deref())
         .bind(i32::from(columns.diagnostic_is_reply))
         .bind(i32::from(entry.success_owed));
-    if db.backend == Backend::Mysql {
+    if db.engine == SqlEngine::Mysql {
         insert = insert.bind(&message.queue_id).bind(entry.recipient);
     }
     let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
@@ -397,7 +403,7 @@ async fn insert_queue_message(
     .bind(&message.queue_id)
     .bind(reverse_path)
     .bind(message.envid.as_deref())
-    .bind(message.ret.map(outbound::ret_text))
+    .bind(message.ret.map(ret_text))
     .bind(i32::from(message.smtputf8))
     .bind(i64::from(message.received_headers))
     .bind(size)
@@ -466,61 +472,6 @@ async fn record(
     Ok(references)
 }
 
-/// Makes a message durable; see [`super::Store::accept`]. Bodies of at most
-/// `inline_body_limit` octets (when it is not 0) go into the blob row.
-pub(crate) async fn accept(
-    blobs: &Arc<BlobStore>,
-    committer: &Committer,
-    inline_body_limit: usize,
-    message: &IncomingMessage,
-) -> Result<(), StoreError> {
-    commit_placed(blobs, committer, inline_body_limit, message, Write::Accept).await
-}
-
-/// Places `message`'s body and commits the write `write_of` makes of it, placing
-/// the body again if garbage collection removed it before the commit.
-pub(super) async fn commit_placed(
-    blobs: &Arc<BlobStore>,
-    committer: &Committer,
-    inline_body_limit: usize,
-    message: &IncomingMessage,
-    write_of: impl Fn(Placed) -> Write,
-) -> Result<(), StoreError> {
-    let size = i64::try_from(message.data.len()).map_err(|_| StoreError::Invalid {
-        what: "message size",
-        reason: message.data.len().to_string(),
-    })?;
-    let inline = inline_body_limit > 0 && message.data.len() <= inline_body_limit;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (blob, content) = place_body(blobs, inline, &message.data).await?;
-        let placed = Placed {
-            message: IncomingMessage {
-                queue_id: message.queue_id.clone(),
-                reverse_path: message.reverse_path.clone(),
-                received_at_ms: message.received_at_ms,
-                delivery_key: message.delivery_key.clone(),
-                envid: message.envid.clone(),
-                ret: message.ret,
-                smtputf8: message.smtputf8,
-                received_headers: message.received_headers,
-                recipients: message.recipients.clone(),
-                data: Vec::new(),
-            },
-            size,
-            blob,
-            content,
-        };
-        match committer.commit(write_of(placed)).await {
-            Err(StoreError::BlobRemoved(blob)) if attempt < BODY_ATTEMPTS => {
-                tracing::debug!(%blob, attempt, "body removed by garbage collection; storing it again");
-            }
-            other => return other,
-        }
-    }
-}
-
 /// Bodies up to this size are hashed on the calling task: cheaper than the hand-off
 /// to a blocking thread, which a lone session would wait for on every message.
 const HASH_IN_PLACE: usize = 16 * 1024;
@@ -552,77 +503,4 @@ pub(super) async fn place_body(
         path: "(blob writer)".to_owned(),
         source: std::io::Error::other(error.to_string()),
     })?
-}
-
-impl Db {
-    pub(crate) async fn queue_entries(
-        &self,
-        selection: QueueSelection<'_>,
-    ) -> Result<Vec<QueueEntry>, StoreError> {
-        let filter = match selection {
-            QueueSelection::All => String::new(),
-            QueueSelection::Outstanding => format!("WHERE {} ", message_still_owned("queue_id")),
-            QueueSelection::Message(_) => "WHERE queue_id = ? ".to_owned(),
-        };
-        let statement = self.sql(&format!(
-            "SELECT queue_id, reverse_path, recipient, state, received_at_ms, destination, \
-             attempts, next_attempt_ms, status, remote_mta, diagnostic FROM queue_records \
-             {filter}ORDER BY id"
-        ));
-        let mut query = sqlx::query(&statement);
-        if let QueueSelection::Message(queue_id) = selection {
-            query = query.bind(queue_id);
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueueEntry {
-                    queue_id: row.try_get("queue_id")?,
-                    reverse_path: row.try_get("reverse_path")?,
-                    recipient: row.try_get("recipient")?,
-                    state: row.try_get("state")?,
-                    received_at_ms: int(row, "received_at_ms")?,
-                    destination: row.try_get("destination")?,
-                    attempts: int(row, "attempts")?,
-                    next_attempt_ms: row.try_get("next_attempt_ms")?,
-                    status: row.try_get("status")?,
-                    remote_mta: row.try_get("remote_mta")?,
-                    diagnostic: row.try_get("diagnostic")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Makes deferred recipients (of one message, or all) due now: what `sluice
-    /// queue retry|flush` does when no server is running; the next start sees it.
-    pub(crate) async fn retry_now(
-        &self,
-        queue_id: Option<&str>,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let result =
-            match queue_id {
-                Some(queue_id) => {
-                    sqlx::query(&self.sql(
-                        "UPDATE queue_records SET next_attempt_ms = ? \
-                     WHERE state = 'deferred' AND queue_id = ?",
-                    ))
-                    .bind(now_ms)
-                    .bind(queue_id)
-                    .execute(&mut *tx.tx)
-                    .await?
-                }
-                None => {
-                    sqlx::query(&self.sql(
-                        "UPDATE queue_records SET next_attempt_ms = ? WHERE state = 'deferred'",
-                    ))
-                    .bind(now_ms)
-                    .execute(&mut *tx.tx)
-                    .await?
-                }
-            };
-        tx.commit().await?;
-        Ok(result.rows_affected())
-    }
 }
