@@ -14,14 +14,14 @@
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
-//! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions) and the server session machine.
+//! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions), the server session machine and the SMTP/LMTP client session machine.
 //! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
 //! - [`proxy`]: the HAProxy PROXY protocol v1 and v2 header parser for listeners behind a load balancer.
 //! - `fuzzing` (only with the `fuzzing` feature, for the fuzz crate and core's tests): the
 //!   bodies of the fuzz targets, shared with the corpus regression tests.
 //!
-//! Planned by later issues: the filter pipeline, SMTP client session,
-//! delivery-path selector, replica, IMAP and POP3 sessions.
+//! Still to come (docs/ARCHITECTURE.md lists them): the filter pipeline, the
+//! delivery-path selector, the replica, and the IMAP and POP3 sessions.
 
 #![forbid(unsafe_code)]
 
