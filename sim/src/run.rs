@@ -46,6 +46,8 @@ pub struct RunResult {
     /// Recipients of attempts whose final reply was lost after the end of data
     /// (each may explain a second copy at a remote).
     pub ambiguous: usize,
+    /// Mailbox copies made for group addresses and through the catch-all.
+    pub expanded: ExpandedCopies,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -89,6 +91,12 @@ pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunR
 #[derive(Debug, Default)]
 struct Setup {
     targets: BTreeMap<String, Vec<String>>,
+    /// The directory's group addresses.
+    groups: BTreeSet<String>,
+    /// The local domain's catch-all target, if it has one.
+    catch_all: Option<String>,
+    /// Workload recipients whose local part the directory does not know.
+    unknown_locals: BTreeSet<String>,
 }
 
 /// The checker's model of the retry schedule, read from the scenario itself (not
@@ -177,10 +185,25 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         aliases.insert(format!("fwd{k}@{local}"), vec![target.clone()]);
         targets.insert(format!("fwd{k}@{local}"), vec![target]);
     }
+    // Groups and the catch-all are laid out without random draws, so turning them
+    // on leaves every other draw of the run where it was.
+    let groups = groups(&users, &local, topology.groups, topology.group_size);
+    for (group, members) in &groups {
+        targets.insert(group.clone(), members.clone());
+    }
+    let catch_all = topology.catch_all.then(|| users.first().cloned()).flatten();
+    let mut setup = Setup {
+        targets,
+        groups: groups.keys().cloned().collect(),
+        catch_all: catch_all.clone(),
+        unknown_locals: BTreeSet::new(),
+    };
     let directory = Directory {
         domain: local.clone(),
         users: users.clone(),
         aliases,
+        groups,
+        catch_all,
     };
     let schedule = RetrySchedule {
         first_retry: Duration::from_secs(scenario.queue.first_retry_secs),
@@ -291,14 +314,31 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
     world.lb = LoadBalancer::new(gateways.clone());
     world.health_check_every = Duration::from_secs(topology.health_check_secs.max(1));
 
-    workload(world, scenario, &users, remotes, &mut targets);
+    workload(world, scenario, &users, remotes, &mut setup);
     faults(world, scenario, &gateways, &backends, &remote_nodes);
     world.engine.at(Instant::EPOCH, Event::HealthCheck);
     world.engine.at(
         Instant::from_millis(scenario.duration_secs * 1000),
         Event::FaultsEnd,
     );
-    Setup { targets }
+    setup
+}
+
+/// The groups `team<k>@local`, each of `size` distinct local users taken in turn
+/// (group k starts where group k-1 ended, wrapping around the users).
+fn groups(users: &[String], local: &str, count: u32, size: u32) -> BTreeMap<String, Vec<String>> {
+    let mut groups = BTreeMap::new();
+    if users.is_empty() {
+        return groups;
+    }
+    let size = (size as usize).min(users.len());
+    for k in 0..count as usize {
+        let members = (0..size)
+            .map(|j| users[(k * size + j) % users.len()].clone())
+            .collect();
+        groups.insert(format!("team{}@{local}", k + 1), members);
+    }
+    groups
 }
 
 fn workload(
@@ -306,7 +346,7 @@ fn workload(
     scenario: &Scenario,
     users: &[String],
     remotes: u32,
-    targets: &mut BTreeMap<String, Vec<String>>,
+    setup: &mut Setup,
 ) {
     let load = &scenario.workload;
     let local = scenario.topology.local_domain.to_ascii_lowercase();
@@ -350,8 +390,26 @@ fn workload(
         }
         if rng.chance(per_million(load.relay_attempt_fraction)) {
             let relay = format!("victim{index}@remote{remote_k}.example");
-            targets.insert(relay.clone(), Vec::new());
+            setup.targets.insert(relay.clone(), Vec::new());
             recipients.push(relay);
+        }
+        // Drawn only when enabled, so scenarios without them keep their sequences.
+        let groups = u64::from(scenario.topology.groups);
+        if load.group_fraction > 0.0 && groups > 0 && rng.chance(per_million(load.group_fraction)) {
+            let group = format!("team{}@{local}", rng.between(1, groups));
+            if !recipients.contains(&group) {
+                recipients.push(group);
+            }
+        }
+        if load.unknown_local_fraction > 0.0 && rng.chance(per_million(load.unknown_local_fraction))
+        {
+            // Unknown to the directory: the catch-all's copy, or a refusal at RCPT.
+            let unknown = format!("nobody{index}@{local}");
+            setup
+                .targets
+                .insert(unknown.clone(), setup.catch_all.iter().cloned().collect());
+            setup.unknown_locals.insert(unknown.clone());
+            recipients.push(unknown);
         }
         let notify = recipients
             .iter()
@@ -370,7 +428,8 @@ fn workload(
             })
             .collect();
         for recipient in &recipients {
-            targets
+            setup
+                .targets
                 .entry(recipient.clone())
                 .or_insert_with(|| vec![recipient.clone()]);
         }
@@ -584,6 +643,11 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             })
             .collect(),
         owed_success,
+        recipient_order: world
+            .agents
+            .iter()
+            .map(|agent| (agent.spec.tag.clone(), agent.spec.recipients.clone()))
+            .collect(),
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);
@@ -614,11 +678,47 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .count(),
         remote_duplicates: check::remote_duplicates(obs),
         ambiguous: obs.ambiguous.len(),
+        expanded: expanded_copies(obs, setup),
         faults,
         checked,
         violations,
         trace: world.engine.trace.lines().map(str::to_owned).collect(),
     }
+}
+
+/// What the directory's groups and catch-all did in one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpandedCopies {
+    /// Mailbox copies of promised messages to group members, for a group address.
+    pub group: usize,
+    /// Mailbox copies in the catch-all's mailbox, for a promised unknown local part.
+    pub catch_all: usize,
+    /// Unknown local parts refused at RCPT (the domain has no catch-all).
+    pub unknown_refused: usize,
+}
+
+fn expanded_copies(obs: &Observations, setup: &Setup) -> ExpandedCopies {
+    let delivered: BTreeSet<(&str, &str)> = obs
+        .mailbox
+        .keys()
+        .map(|(_, user, tag, _)| (tag.as_str(), user.as_str()))
+        .collect();
+    let mut copies = ExpandedCopies::default();
+    for (tag, recipient) in obs.promised.keys() {
+        let copied_to = |target: &String| delivered.contains(&(tag.as_str(), target.as_str()));
+        let targets = setup.targets.get(recipient).into_iter().flatten();
+        if setup.groups.contains(recipient) {
+            copies.group += targets.filter(|target| copied_to(target)).count();
+        } else if setup.unknown_locals.contains(recipient) {
+            copies.catch_all += targets.filter(|target| copied_to(target)).count();
+        }
+    }
+    copies.unknown_refused = obs
+        .refused
+        .iter()
+        .filter(|(_, recipient)| setup.unknown_locals.contains(recipient))
+        .count();
+    copies
 }
 
 /// The summary table of one run.
@@ -653,6 +753,14 @@ pub fn summary(result: &RunResult) -> String {
         "ambiguous  {:>4} (connection lost after the end of data; deferred)",
         result.ambiguous
     );
+    let expanded = result.expanded;
+    if expanded != ExpandedCopies::default() {
+        let _ = writeln!(
+            out,
+            "directory  group copies {:>4}  catch-all copies {:>4}  unknown refused {:>4}",
+            expanded.group, expanded.catch_all, expanded.unknown_refused
+        );
+    }
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
         let _ = writeln!(out, "  (none)");

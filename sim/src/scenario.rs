@@ -62,6 +62,13 @@ pub struct Topology {
     pub remote_domains: u32,
     /// Seconds between the load balancer's health checks.
     pub health_check_secs: u64,
+    /// Groups (distribution lists) `team<k>@` the local domain; each member gets a copy.
+    pub groups: u32,
+    /// Members per group, local users taken in turn.
+    pub group_size: u32,
+    /// Whether the local domain has a catch-all (`user1@`) for unknown local parts;
+    /// without one, unknown local parts are refused at RCPT.
+    pub catch_all: bool,
 }
 
 impl Default for Topology {
@@ -73,6 +80,9 @@ impl Default for Topology {
             users: 10,
             remote_domains: 2,
             health_check_secs: 10,
+            groups: 0,
+            group_size: 3,
+            catch_all: false,
         }
     }
 }
@@ -103,6 +113,11 @@ pub struct Workload {
     /// Fraction of recipients with a DSN NOTIFY parameter (RFC 3461): NEVER, or
     /// FAILURE with SUCCESS and DELAY drawn at random.
     pub dsn_fraction: f64,
+    /// Fraction of messages that also name a group address (needs `topology.groups`).
+    pub group_fraction: f64,
+    /// Fraction of messages that also name an unknown local part: delivered to the
+    /// catch-all if the domain has one, else refused at RCPT.
+    pub unknown_local_fraction: f64,
 }
 
 impl Default for Workload {
@@ -119,6 +134,8 @@ impl Default for Workload {
             max_size: 4000,
             client_attempts: 20,
             dsn_fraction: 0.3,
+            group_fraction: 0.0,
+            unknown_local_fraction: 0.0,
         }
     }
 }
@@ -397,6 +414,11 @@ impl Scenario {
             (
                 "workload.relay_attempt_fraction",
                 self.workload.relay_attempt_fraction,
+            ),
+            ("workload.group_fraction", self.workload.group_fraction),
+            (
+                "workload.unknown_local_fraction",
+                self.workload.unknown_local_fraction,
             ),
             ("network.loss", self.network.loss),
             ("network.latency_tail", self.network.latency_tail),

@@ -41,6 +41,7 @@ fn there_are_the_scenarios_the_issue_lists() {
         "overload",
         "one-gateway-down",
         "swarm",
+        "groups-and-catch-all",
     ] {
         assert!(names.iter().any(|name| name == wanted), "missing {wanted}");
     }
@@ -107,5 +108,56 @@ fn a_message_whose_own_stores_crash_gateways_is_not_an_availability_failure() {
                 Bugs::default()
             )
         );
+    }
+}
+
+fn groups_and_catch_all() -> (Scenario, String) {
+    let file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/groups-and-catch-all.toml");
+    let scenario = Scenario::load(&file).expect("the scenario");
+    (scenario, file.display().to_string())
+}
+
+/// Group addresses expand to one copy per member and unknown local parts reach the
+/// catch-all's mailbox, through the scenario's crashes and network faults; no-loss
+/// and no-duplicates check every member's copy (the oracle knows the groups).
+#[test]
+fn groups_and_the_catch_all_deliver_every_copy_once_under_faults() {
+    let (scenario, file) = groups_and_catch_all();
+    for seed in 0..4 {
+        let result = run(&scenario, seed, Bugs::default(), false);
+        assert!(
+            result.passed(),
+            "{}",
+            violation_report(&scenario, &file, &result, Bugs::default())
+        );
+        assert!(result.expanded.group > 0, "seed {seed}: no group copies");
+        assert!(
+            result.expanded.catch_all > 0,
+            "seed {seed}: no catch-all copies"
+        );
+        assert_eq!(result.expanded.unknown_refused, 0, "seed {seed}");
+    }
+}
+
+/// Without a catch-all the same unknown local parts are refused at RCPT: the client
+/// hears a permanent refusal and no mailbox gets a copy for them.
+#[test]
+fn without_a_catch_all_unknown_local_parts_are_refused() {
+    let (mut scenario, file) = groups_and_catch_all();
+    scenario.topology.catch_all = false;
+    for seed in 0..2 {
+        let result = run(&scenario, seed, Bugs::default(), false);
+        assert!(
+            result.passed(),
+            "{}",
+            violation_report(&scenario, &file, &result, Bugs::default())
+        );
+        assert_eq!(result.expanded.catch_all, 0, "seed {seed}");
+        assert!(
+            result.expanded.unknown_refused > 0,
+            "seed {seed}: nothing refused"
+        );
+        assert!(result.expanded.group > 0, "seed {seed}: no group copies");
     }
 }

@@ -419,6 +419,8 @@ pub struct Context {
     pub success_wanted: BTreeSet<(String, String)>,
     /// (tag, address) whose success notice a host's durable queue still owes.
     pub owed_success: BTreeSet<(String, String)>,
+    /// Tag → its workload recipients in the order the client named them.
+    pub recipient_order: BTreeMap<String, Vec<String>>,
 }
 
 /// A recipient still waiting in a host's durable queue at the end of the run.
@@ -440,6 +442,26 @@ impl Context {
             .get(recipient)
             .cloned()
             .unwrap_or_else(|| vec![recipient.to_owned()])
+    }
+
+    /// Whether `recipient` is the first promised recipient of `tag` whose copies go
+    /// to `target`. Two RCPTs that reach one mailbox (a user named directly and
+    /// through a group, or the catch-all's own user) make one copy, and core keeps
+    /// the first one's DSN parameters for it: only that recipient's NOTIFY decides
+    /// whether a success notice is owed.
+    fn first_to_reach(&self, obs: &Observations, tag: &str, recipient: &str, target: &str) -> bool {
+        let order = self.recipient_order.get(tag).map_or(&[][..], Vec::as_slice);
+        order
+            .iter()
+            .find(|named| {
+                obs.promised
+                    .contains_key(&(tag.to_owned(), (*named).clone()))
+                    && self
+                        .targets_of(named)
+                        .iter()
+                        .any(|reached| reached.eq_ignore_ascii_case(target))
+            })
+            .is_none_or(|first| first == recipient)
     }
 }
 
@@ -632,6 +654,9 @@ fn success_notices(obs: &Observations, context: &Context, violations: &mut Vec<V
         let targets = context.targets_of(recipient);
         for target in targets {
             let key = (tag.clone(), target.to_ascii_lowercase());
+            if !context.first_to_reach(obs, tag, recipient, &target) {
+                continue;
+            }
             if !delivered.contains(&key)
                 || noticed.contains(&key)
                 || context.owed_success.contains(&key)
@@ -736,5 +761,87 @@ Message-ID: <m17@workload.sim>\r\n\r\nMessage-ID: <other@x>\r\n";
             true,
         );
         assert!(check(&obs, &context, &wanted).is_empty());
+    }
+
+    #[test]
+    fn a_group_member_without_its_copy_is_a_loss() {
+        let mut obs = Observations::default();
+        let t = Instant::from_millis(5);
+        obs.promised(t, "m1", "team1@sluice.test", "gw1", t);
+        let context = Context {
+            targets: BTreeMap::from([(
+                "team1@sluice.test".to_owned(),
+                vec![
+                    "user1@sluice.test".to_owned(),
+                    "user2@sluice.test".to_owned(),
+                ],
+            )]),
+            ..Context::default()
+        };
+        let wanted = BTreeSet::from([Guarantee::NoLoss]);
+        let data = b"Message-ID: <m1@w>\r\n\r\n";
+        obs.mailbox_delivered(t, "be1", "user1@sluice.test", data, true);
+        let violations = check(&obs, &context, &wanted);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].detail.contains("user2@sluice.test"));
+        obs.mailbox_delivered(t, "be1", "user2@sluice.test", data, true);
+        assert!(check(&obs, &context, &wanted).is_empty());
+    }
+
+    /// A user named directly and through a group gets one copy, under the first
+    /// RCPT's NOTIFY: a group asking NOTIFY=SUCCESS is owed notices for the members
+    /// it alone reached, and for the shared one only if it was named first.
+    #[test]
+    fn a_mailbox_reached_twice_owes_a_success_notice_under_the_first_recipient() {
+        let t = Instant::from_millis(5);
+        let data = b"Message-ID: <m1@w>\r\n\r\n";
+        let observe = || {
+            let mut obs = Observations::default();
+            obs.promised(t, "m1", "user7@sluice.test", "gw1", t);
+            obs.promised(t, "m1", "team2@sluice.test", "gw1", t);
+            obs.mailbox_delivered(t, "be1", "user7@sluice.test", data, true);
+            obs.mailbox_delivered(t, "be1", "user8@sluice.test", data, true);
+            obs.stored(
+                "gw1",
+                "Q1",
+                StoredFacts {
+                    tag: Some("m1".into()),
+                    null_sender: false,
+                    arrival: t,
+                    no_failure_notice: BTreeSet::new(),
+                },
+            );
+            obs.notice_durable(
+                t,
+                "gw1",
+                "Q1",
+                NoticeKind::Success,
+                &["user8@sluice.test".to_owned()],
+                t,
+            );
+            obs
+        };
+        let context = |first: &str, second: &str| Context {
+            targets: BTreeMap::from([(
+                "team2@sluice.test".to_owned(),
+                vec![
+                    "user7@sluice.test".to_owned(),
+                    "user8@sluice.test".to_owned(),
+                ],
+            )]),
+            success_wanted: BTreeSet::from([("m1".to_owned(), "team2@sluice.test".to_owned())]),
+            recipient_order: BTreeMap::from([(
+                "m1".to_owned(),
+                vec![first.to_owned(), second.to_owned()],
+            )]),
+            ..Context::default()
+        };
+        let wanted = BTreeSet::from([Guarantee::Notices]);
+        let user_first = context("user7@sluice.test", "team2@sluice.test");
+        assert!(check(&observe(), &user_first, &wanted).is_empty());
+        let group_first = context("team2@sluice.test", "user7@sluice.test");
+        let violations = check(&observe(), &group_first, &wanted);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].detail.contains("user7@sluice.test"));
     }
 }

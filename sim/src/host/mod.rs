@@ -6,12 +6,13 @@
 //! notices built and placed by core. What is left here is I/O.
 
 pub mod delivery;
+pub mod directory;
 pub mod reception;
 pub mod store;
 
 use crate::world::disk::Disk;
 use crate::world::{Event, NodeKind, Wake, World};
-use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
+pub use directory::Directory;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::reception::Input as ReceptionInput;
 use sluice_core::node::{NoticeSettings, PlacementPolicy};
@@ -74,44 +75,6 @@ pub enum Role {
     Backend,
     /// Everything in one host: MX and mailboxes.
     All,
-}
-
-/// The users and forwarding aliases of the local domain.
-#[derive(Clone, Debug, Default)]
-pub struct Directory {
-    pub domain: String,
-    pub users: Vec<String>,
-    /// Alias address to its targets.
-    pub aliases: BTreeMap<String, Vec<String>>,
-}
-
-impl Directory {
-    /// The directory's answer to one router lookup.
-    pub fn answer(&self, query: &DirectoryQuery) -> DirectoryAnswer {
-        match query {
-            DirectoryQuery::Domain { domain } => {
-                DirectoryAnswer::Domain((domain.eq_ignore_ascii_case(&self.domain)).then(|| {
-                    DomainEntry {
-                        name: self.domain.clone(),
-                        catch_all: None,
-                    }
-                }))
-            }
-            DirectoryQuery::Address { address } => {
-                let address = address.to_ascii_lowercase();
-                if let Some(user) = self.users.iter().find(|user| **user == address) {
-                    return DirectoryAnswer::Address(Some(AddressEntry::User {
-                        address: user.clone(),
-                    }));
-                }
-                DirectoryAnswer::Address(self.aliases.get(&address).map(|targets| {
-                    AddressEntry::Alias {
-                        targets: targets.clone(),
-                    }
-                }))
-            }
-        }
-    }
 }
 
 /// What waits for a write's fsync.
@@ -602,30 +565,5 @@ impl World {
             }
             self.schedule_wake(Wake::Queue(host), host, deadline);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_directory_answers_users_and_aliases_case_insensitively() {
-        let directory = Directory {
-            domain: "sluice.test".into(),
-            users: vec!["user1@sluice.test".into()],
-            aliases: BTreeMap::from([("fwd1@sluice.test".into(), vec!["x@far.example".into()])]),
-        };
-        let user = directory.answer(&DirectoryQuery::Address {
-            address: "User1@sluice.test".into(),
-        });
-        assert!(matches!(
-            user,
-            DirectoryAnswer::Address(Some(AddressEntry::User { .. }))
-        ));
-        let domain = directory.answer(&DirectoryQuery::Domain {
-            domain: "SLUICE.test".into(),
-        });
-        assert!(matches!(domain, DirectoryAnswer::Domain(Some(_))));
     }
 }
