@@ -159,6 +159,10 @@ fn address(index: usize) -> IpAddr {
 fn add_node(world: &mut World, name: String, kind: NodeKind) -> usize {
     let index = world.nodes.len();
     world.dns.addresses.insert(name.clone(), address(index));
+    world
+        .dns
+        .ptr
+        .insert(address(index), vec![format!("{name}.")]);
     world.nodes.push(Node {
         name,
         ip: address(index),
@@ -949,4 +953,56 @@ pub fn violation_report(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backend names the gateway that hands it mail over LMTP by its
+    /// forward-confirmed PTR name (core's `ClientNamer` against the simulated DNS),
+    /// as net does; clients from outside, without PTR records, stay address literals.
+    #[test]
+    fn received_fields_carry_the_clients_confirmed_name() {
+        let scenario = Scenario::parse(
+            "named.toml",
+            "name = \"named\"\nduration_secs = 60\ndrain_secs = 600\n\
+             [workload]\nmessages = 5\nexternal_fraction = 0.0\n",
+        )
+        .expect("a valid scenario");
+        let mut world = World::new(
+            Engine::new(1, false),
+            Network::new(1, 5, 0, 0),
+            Bugs::default(),
+        );
+        build(&mut world, &scenario);
+        world.run_until(Instant::from_millis(660_000));
+        let stored = |host: &str| -> Vec<String> {
+            world
+                .nodes
+                .iter()
+                .filter(|node| node.name == host)
+                .filter_map(|node| match &node.kind {
+                    NodeKind::Sluice(sluice) => Some(sluice),
+                    _ => None,
+                })
+                .flat_map(|sluice| sluice.disk.durable.messages.values())
+                .map(|message| String::from_utf8_lossy(&message.data).into_owned())
+                .collect()
+        };
+        let backend = stored("be1.sluice.test");
+        assert!(!backend.is_empty(), "nothing reached the backend");
+        for message in &backend {
+            let first = message.lines().next().unwrap_or_default();
+            assert!(
+                first.contains("(gw1.sluice.test [10.0.0.1])")
+                    || first.contains("(gw2.sluice.test [10.0.0.2])"),
+                "the backend's Received does not name its gateway: {first}"
+            );
+        }
+        for message in stored("gw1.sluice.test") {
+            let first = message.lines().next().unwrap_or_default();
+            assert!(!first.contains(".sluice.test ["), "{first}");
+        }
+    }
 }

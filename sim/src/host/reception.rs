@@ -83,7 +83,9 @@ impl World {
                     let route = self.route_for_reception(host, now, &check);
                     Some(Input::Routed { token, route })
                 }
-                Output::Name { token } => Some(self.name_message(host, now, token)),
+                Output::Name { token } => {
+                    Some(self.name_message(host, conn.client_place, now, token))
+                }
                 Output::Persist { token, acceptance } => self
                     .persist_acceptance(id, conn, token, *acceptance)
                     .map(|outcome| Input::Persisted { token, outcome }),
@@ -123,11 +125,14 @@ impl World {
         route
     }
 
-    /// A fresh queue id and the host's wall-clock date. I/O: the id sequence and
-    /// the clock are the driver's.
+    /// A fresh queue id, the host's wall-clock date and the client's
+    /// forward-confirmed name from the simulated DNS (core's `ClientNamer` decides
+    /// it, as in net). I/O: the id sequence, the clock and the lookups are the
+    /// driver's.
     fn name_message(
         &mut self,
         host: usize,
+        client_place: usize,
         now: sluice_core::time::Instant,
         token: Token,
     ) -> Input {
@@ -143,7 +148,10 @@ impl World {
             token,
             queue_id,
             received_at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
-            client_name: None,
+            client_name: self
+                .nodes
+                .get(client_place)
+                .and_then(|client| self.dns.client_name(client.ip)),
         }
     }
 

@@ -1,6 +1,7 @@
-//! Simulated DNS: MX and address records, with lookup failures, timeouts and
+//! Simulated DNS: MX, address and PTR records, with lookup failures, timeouts and
 //! outages drawn from the seed. It only answers; turning answers into hosts to try
-//! is core's (`delivery::mx::HostPlanner`), as in net.
+//! is core's (`delivery::mx::HostPlanner`), and a client's PTR names into its
+//! confirmed name core's (`node::client_name::ClientNamer`), as in net.
 
 use crate::engine::Pcg32;
 use sluice_core::delivery::mx::HostPlan;
@@ -8,6 +9,8 @@ use sluice_core::delivery::mx::{
     AddressAnswer, HostPlanner, MxAnswer, MxLimits, PlanAnswer, PlanLookup, PlanStep,
     normalise_host,
 };
+use sluice_core::node::client_name::{ClientNamer, NameAnswer, NameLookup, NameStep};
+use sluice_core::smtp::address::Domain;
 use sluice_core::time::Duration;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,6 +22,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Dns {
     pub mx: BTreeMap<String, Vec<(u16, String)>>,
     pub addresses: BTreeMap<String, IpAddr>,
+    /// Reverse (PTR) records: an address to its names.
+    pub ptr: BTreeMap<IpAddr, Vec<String>>,
     /// During an outage every lookup fails.
     pub outage: bool,
     pub failure_ppm: u32,
@@ -67,6 +72,32 @@ impl Dns {
             None => AddressAnswer::NoSuchDomain,
         };
         (answer, Duration::from_millis(2))
+    }
+
+    /// The forward-confirmed name of `ip` for the Received field (net's
+    /// `dns::Resolver::reverse_name` runs the same `ClientNamer`): core asks for the
+    /// PTR names and each name's addresses, this answers. An outage answers nothing,
+    /// so the client is written as its address literal. Per-lookup failures are not
+    /// drawn here, so that naming clients takes no random draws.
+    pub fn client_name(&self, ip: IpAddr) -> Option<Domain> {
+        let mut namer = ClientNamer::new(ip);
+        loop {
+            let answer = match namer.step() {
+                NameStep::Done(name) => return name,
+                NameStep::Lookup(_) if self.outage => NameAnswer::Ptr(Vec::new()),
+                NameStep::Lookup(NameLookup::Ptr { ip }) => {
+                    NameAnswer::Ptr(self.ptr.get(&ip).cloned().unwrap_or_default())
+                }
+                NameStep::Lookup(NameLookup::Addresses { name }) => NameAnswer::Addresses(
+                    self.addresses
+                        .get(&normalise_host(&name))
+                        .copied()
+                        .into_iter()
+                        .collect(),
+                ),
+            };
+            namer.answer(answer);
+        }
     }
 
     /// I/O, not a decision (net's `dns::Resolver::host_plan` runs the same planner):
@@ -125,5 +156,26 @@ mod tests {
         dns.outage = false;
         let (plan, _) = dns.host_plan(&mut rng, "nowhere.example", 1);
         assert_eq!(plan.err().map(|f| f.status.class), Some(5));
+    }
+
+    #[test]
+    fn a_client_is_named_only_by_a_ptr_name_that_resolves_back() {
+        let mut dns = dns();
+        let client = IpAddr::from([10, 0, 0, 9]);
+        assert_eq!(dns.client_name(client), None, "no PTR record");
+        dns.ptr.insert(
+            client,
+            vec!["spoof.example.".into(), "MX.far.example.".into()],
+        );
+        assert_eq!(
+            dns.client_name(client).map(|name| name.as_str().to_owned()),
+            Some("mx.far.example".to_owned())
+        );
+        dns.addresses
+            .insert("mx.far.example".into(), IpAddr::from([10, 0, 0, 10]));
+        assert_eq!(dns.client_name(client), None, "the name points elsewhere");
+        dns.addresses.insert("mx.far.example".into(), client);
+        dns.outage = true;
+        assert_eq!(dns.client_name(client), None, "an outage names nothing");
     }
 }
