@@ -285,6 +285,16 @@ pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64, StoreError> {
 pub(crate) fn is_retryable(error: &StoreError) -> bool {
     let code = match error {
         StoreError::Database(sqlx::Error::Database(database)) => {
+            // MariaDB's INSERT ... SELECT takes the table's AUTO-INC lock, and losing
+            // a deadlock there is reported as ER_AUTOINC_READ_FAILED (1467, SQLSTATE
+            // HY000) rather than as a deadlock; the statement failed whole, so the
+            // transaction is simply tried again like any other deadlock.
+            if database
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|mysql| mysql.number() == MYSQL_AUTOINC_READ_FAILED)
+            {
+                return true;
+            }
             database.code().unwrap_or_default()
         }
         // The SQLite writer's own connection (rusqlite): the same extended codes.
@@ -303,6 +313,9 @@ pub(crate) fn is_retryable(error: &StoreError) -> bool {
         | "5" | "517" | "2067" | "1555"
     )
 }
+
+/// MySQL/MariaDB's ER_AUTOINC_READ_FAILED: a lost race for the AUTO-INC lock.
+const MYSQL_AUTOINC_READ_FAILED: u16 = 1467;
 
 /// Tries for a transaction that hit a deadlock, a serialization failure or a
 /// concurrent duplicate.
