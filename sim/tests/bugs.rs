@@ -29,6 +29,18 @@ fn first_failing(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) -> Optio
     })
 }
 
+/// The bug is what the checker catches: the first `BOUND` seeds pass without it, and
+/// one of them violates `guarantee` with it.
+fn caught_only_with(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) {
+    assert_eq!(
+        first_failing(scenario, Bugs::default(), guarantee),
+        None,
+        "the scenario passes without the bug"
+    );
+    let found = first_failing(scenario, bugs, guarantee);
+    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+}
+
 /// Remotes that defer half the recipients for half an hour, and gateways that crash:
 /// deferred recipients are restored from disk after each restart.
 const DEFERRED_AND_CRASHES: &str = r#"
@@ -193,34 +205,28 @@ fn a_backoff_bug_inside_core_breaks_the_configured_schedule() {
     // The retry checker holds core to the schedule the scenario configures, not to
     // the next attempt core announces, so a wrong schedule inside core is caught.
     let scenario = scenario("remote-temporary-then-recovery");
-    assert_eq!(
-        first_failing(&scenario, Bugs::default(), Guarantee::RetrySchedule),
-        None,
-        "the scenario passes without the bug"
+    caught_only_with(
+        &scenario,
+        Bugs {
+            core_backoff_off_by_one: true,
+            ..Bugs::default()
+        },
+        Guarantee::RetrySchedule,
     );
-    let bugs = Bugs {
-        core_backoff_off_by_one: true,
-        ..Bugs::default()
-    };
-    let found = first_failing(&scenario, bugs, Guarantee::RetrySchedule);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
 fn forgetting_deferred_mail_at_a_restart_leaves_the_queues_undrained() {
     let scenario =
         Scenario::parse("deferred-and-crashes.toml", DEFERRED_AND_CRASHES).expect("valid");
-    assert_eq!(
-        first_failing(&scenario, Bugs::default(), Guarantee::Drained),
-        None,
-        "the scenario passes without the bug"
+    caught_only_with(
+        &scenario,
+        Bugs {
+            forget_deferred_on_restart: true,
+            ..Bugs::default()
+        },
+        Guarantee::Drained,
     );
-    let bugs = Bugs {
-        forget_deferred_on_restart: true,
-        ..Bugs::default()
-    };
-    let found = first_failing(&scenario, bugs, Guarantee::Drained);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
@@ -228,17 +234,14 @@ fn sending_again_after_the_remote_took_the_message_is_an_unexplained_duplicate()
     // Copies a remote stores twice are allowed only when the sender never heard the
     // final reply (or crashed); here it heard it and sent again anyway.
     let scenario = scenario("remote-misbehaviour");
-    assert_eq!(
-        first_failing(&scenario, Bugs::default(), Guarantee::NoDuplicates),
-        None,
-        "the scenario passes without the bug"
+    caught_only_with(
+        &scenario,
+        Bugs {
+            forget_remote_acceptance: true,
+            ..Bugs::default()
+        },
+        Guarantee::NoDuplicates,
     );
-    let bugs = Bugs {
-        forget_remote_acceptance: true,
-        ..Bugs::default()
-    };
-    let found = first_failing(&scenario, bugs, Guarantee::NoDuplicates);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
@@ -254,15 +257,12 @@ messages = 15
 external_fraction = 0.5
 "#;
     let scenario = Scenario::parse("attempt-reports.toml", text).expect("valid");
-    assert_eq!(
-        first_failing(&scenario, Bugs::default(), Guarantee::Drained),
-        None,
-        "the scenario passes without the bug"
+    caught_only_with(
+        &scenario,
+        Bugs {
+            drop_attempt_report: true,
+            ..Bugs::default()
+        },
+        Guarantee::Drained,
     );
-    let bugs = Bugs {
-        drop_attempt_report: true,
-        ..Bugs::default()
-    };
-    let found = first_failing(&scenario, bugs, Guarantee::Drained);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
