@@ -22,6 +22,9 @@ use sluice_core::queue::RecipientState;
 use sluice_core::smtp::params::{Notify, OriginalRecipient};
 use std::sync::Arc;
 
+mod batch;
+pub(super) use batch::{Batched, stage_batch};
+
 /// A message whose body is placed, waiting for its records. `message.data` is left
 /// empty; `content` holds an inline body, None a file body that is already durable
 /// in the blob folder. `size` is the body's length.
@@ -98,13 +101,13 @@ pub(super) struct InboxDelivery<'a> {
 }
 
 /// The acceptance's statements through sqlx, inside `tx`.
-struct SqlxStatements<'a> {
+struct SqlxStatements<'a, 'b> {
     db: &'a Db,
     blobs: &'a BlobStore,
-    tx: &'a mut WriteTx,
+    tx: &'a mut WriteTx<'b>,
 }
 
-impl AcceptStatements for SqlxStatements<'_> {
+impl AcceptStatements for SqlxStatements<'_, '_> {
     async fn claim_blob(&mut self, item: &Item<'_>, references: i64) -> Result<(), StoreError> {
         claim_blob(self.db, self.tx, item, references).await
     }
@@ -157,7 +160,7 @@ impl AcceptStatements for SqlxStatements<'_> {
 pub(super) async fn stage(
     db: &Db,
     blobs: &BlobStore,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     item: &Item<'_>,
 ) -> Result<(), StoreError> {
     stage_with(&mut SqlxStatements { db, blobs, tx }, item).await
@@ -205,21 +208,14 @@ async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> 
 /// already; a file body leaves `content` alone.
 async fn claim_blob(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     item: &Item<'_>,
     references: i64,
 ) -> Result<(), StoreError> {
-    let statement = match db.engine {
-        SqlEngine::Sqlite | SqlEngine::Postgres => db.sql(
-            "INSERT INTO blobs (blob_sha256, size, refcount, content) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
-             content = COALESCE(blobs.content, excluded.content)",
-        ),
-        SqlEngine::Mysql => "INSERT INTO blobs (blob_sha256, size, refcount, content) \
-             VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE refcount = refcount + VALUES(refcount), \
-             content = COALESCE(content, VALUES(content))"
-            .to_owned(),
-    };
+    let statement = db.sql(&format!(
+        "{CLAIM_BLOB_INTO} VALUES (?, ?, ?, ?) {}",
+        claim_blob_conflict(db)
+    ));
     sqlx::query(&statement)
         .bind(item.blob)
         .bind(item.size)
@@ -228,6 +224,24 @@ async fn claim_blob(
         .execute(&mut *tx.tx)
         .await?;
     Ok(())
+}
+
+/// The head of a blob claim, before its rows (blob, size, references, content).
+const CLAIM_BLOB_INTO: &str = "INSERT INTO blobs (blob_sha256, size, refcount, content)";
+
+/// What a blob claim does with a row that exists: adds the references, and
+/// stores the inline body unless the row has one.
+fn claim_blob_conflict(db: &Db) -> &'static str {
+    match db.engine {
+        SqlEngine::Sqlite | SqlEngine::Postgres => {
+            "ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
+             content = COALESCE(blobs.content, excluded.content)"
+        }
+        SqlEngine::Mysql => {
+            "ON DUPLICATE KEY UPDATE refcount = refcount + VALUES(refcount), \
+             content = COALESCE(content, VALUES(content))"
+        }
+    }
 }
 
 /// A message's copies, each named once: local users by lookup key (sorted, so
@@ -341,29 +355,50 @@ impl<'a> QueueRecord<'a> {
 /// idempotent. A queued copy's record carries its destination and DSN parameters.
 async fn record_queue_entry(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     message: &IncomingMessage,
     entry: &QueueRecord<'_>,
     blob: &str,
 ) -> Result<bool, StoreError> {
-    const COLUMNS: &str = "queue_records (queue_id, recipient, original_recipient, \
-         reverse_path, state, blob_sha256, received_at_ms, destination, notify, orcpt, \
-         last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed)";
     const VALUES: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?";
     let statement = match db.engine {
         // No ON CONFLICT on MySQL, and INSERT IGNORE would also turn a too-long
         // value into a silent truncation: the insert itself skips an existing key,
         // in the same round trip.
         SqlEngine::Mysql => format!(
-            "INSERT INTO {COLUMNS} SELECT {VALUES} FROM DUAL WHERE NOT EXISTS \
+            "INSERT INTO {QUEUE_RECORD_COLUMNS} SELECT {VALUES} FROM DUAL WHERE NOT EXISTS \
              (SELECT 1 FROM queue_records WHERE queue_id = ? AND recipient = ?)"
         ),
         SqlEngine::Sqlite | SqlEngine::Postgres => {
-            db.insert_or_skip(&format!("{COLUMNS} VALUES ({VALUES})"))
+            db.insert_or_skip(&format!("{QUEUE_RECORD_COLUMNS} VALUES ({VALUES})"))
         }
     };
+    let mut insert = bind_queue_record(sqlx::query(&statement), message, entry, blob);
+    if db.engine == SqlEngine::Mysql {
+        insert = insert.bind(&message.queue_id).bind(entry.recipient);
+    }
+    let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
+    Ok(inserted == 1)
+}
+
+/// A query of the sqlx Any driver, with its arguments.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The table and columns of a queue record, in the order [`bind_queue_record`]
+/// binds them.
+const QUEUE_RECORD_COLUMNS: &str = "queue_records (queue_id, recipient, original_recipient, \
+     reverse_path, state, blob_sha256, received_at_ms, destination, notify, orcpt, \
+     last_attempt_ms, final_at_ms, status, diagnostic, diagnostic_is_reply, success_owed)";
+
+/// Binds the sixteen values of one queue record.
+fn bind_queue_record<'q>(
+    query: AnyQuery<'q>,
+    message: &'q IncomingMessage,
+    entry: &QueueRecord<'q>,
+    blob: &'q str,
+) -> AnyQuery<'q> {
     let columns = StateColumns::of(&entry.state);
-    let mut insert = sqlx::query(&statement)
+    query
         .bind(&message.queue_id)
         .bind(entry.recipient)
         .bind(entry.original)
@@ -376,42 +411,51 @@ async fn record_queue_entry(
         .bind(entry.orcpt.map(orcpt_text))
         .bind(columns.last_attempt_ms)
         .bind(columns.final_at_ms)
-        .bind(columns.status.as_deref())
-        .bind(columns.diagnostic.as_deref())
+        .bind(columns.status)
+        .bind(columns.diagnostic)
         .bind(i32::from(columns.diagnostic_is_reply))
-        .bind(i32::from(entry.success_owed));
-    if db.engine == SqlEngine::Mysql {
-        insert = insert.bind(&message.queue_id).bind(entry.recipient);
-    }
-    let inserted = insert.execute(&mut *tx.tx).await?.rows_affected();
-    Ok(inserted == 1)
+        .bind(i32::from(entry.success_owed))
 }
 
 /// The message's envelope row for the queue, once (a retried commit skips it).
 async fn insert_queue_message(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     message: &IncomingMessage,
     size: i64,
     blob: &str,
 ) -> Result<(), StoreError> {
-    let reverse_path = bare_reverse_path(&message.reverse_path);
-    sqlx::query(&db.insert_ignore(
-        "queue_messages (queue_id, reverse_path, envid, ret, smtputf8, received_headers, \
-         size, blob_sha256, arrival_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(&message.queue_id)
-    .bind(reverse_path)
-    .bind(message.envid.as_deref())
-    .bind(message.ret.map(ret_text))
-    .bind(i32::from(message.smtputf8))
-    .bind(i64::from(message.received_headers))
-    .bind(size)
-    .bind(blob)
-    .bind(message.received_at_ms)
-    .execute(&mut *tx.tx)
-    .await?;
+    let statement = db.insert_ignore(&format!(
+        "{QUEUE_MESSAGE_COLUMNS} VALUES ({QUEUE_MESSAGE_ROW})"
+    ));
+    bind_queue_message(sqlx::query(&statement), message, size, blob)
+        .execute(&mut *tx.tx)
+        .await?;
     Ok(())
+}
+
+/// The table and columns of a message's envelope row, in the order
+/// [`bind_queue_message`] binds them, and the placeholders of one row.
+const QUEUE_MESSAGE_COLUMNS: &str = "queue_messages (queue_id, reverse_path, envid, ret, \
+     smtputf8, received_headers, size, blob_sha256, arrival_ms)";
+const QUEUE_MESSAGE_ROW: &str = "?, ?, ?, ?, ?, ?, ?, ?, ?";
+
+fn bind_queue_message<'q>(
+    query: AnyQuery<'q>,
+    message: &'q IncomingMessage,
+    size: i64,
+    blob: &'q str,
+) -> AnyQuery<'q> {
+    query
+        .bind(&message.queue_id)
+        .bind(bare_reverse_path(&message.reverse_path))
+        .bind(message.envid.as_deref())
+        .bind(message.ret.map(ret_text))
+        .bind(i32::from(message.smtputf8))
+        .bind(i64::from(message.received_headers))
+        .bind(size)
+        .bind(blob)
+        .bind(message.received_at_ms)
 }
 
 /// The reverse-path as the queue's message row keeps it: without its brackets.

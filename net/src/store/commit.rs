@@ -13,12 +13,14 @@
 //! records) and `delivery_queue` (a queue decision); `accept` and `persist_queue`
 //! place a body and hand the write to the committer, for the `Store` facade.
 
-use super::acceptance::{self, Placed, place_body};
+use super::acceptance::{self, Batched, Item, Placed, place_body};
 use super::blob::BlobStore;
 use super::delivery_queue::{self, QueueWrite};
-use super::sql::{Db, with_retries};
+use super::sql::{Db, SqlEngine, WriteTx, is_connection_failure, with_retries};
 use super::{IncomingMessage, StoreError};
 use sluice_core::queue::RecipientChange;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -202,6 +204,7 @@ async fn run(
     mut receiver: mpsc::Receiver<Request>,
     transactions: Arc<AtomicU64>,
 ) {
+    let held = HeldConnection::default();
     while let Some(first) = receiver.recv().await {
         // Whatever arrived while the previous transaction was committing joins
         // this one: that is the whole group-commit policy, with no added delay.
@@ -212,13 +215,29 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&db, &blobs, batch, &transactions).await;
+        commit_batch(&db, &blobs, &held, batch, &transactions).await;
     }
 }
 
-async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<Request>, transactions: &AtomicU64) {
+/// The connection the committer writes through on PostgreSQL and MySQL, kept from
+/// one transaction to the next: taking one from the pool for each transaction
+/// would cost two more round trips (sqlx pings a connection when it hands it out
+/// and again when it takes it back). After a failure it goes back to the pool,
+/// and the next transaction starts on a connection the pool has tested. A mutex,
+/// though only the committer's task uses it, so that a retried transaction can
+/// borrow it anew on each attempt.
+#[derive(Debug, Default)]
+struct HeldConnection(tokio::sync::Mutex<Option<PoolConnection<Any>>>);
+
+async fn commit_batch(
+    db: &Db,
+    blobs: &BlobStore,
+    held: &HeldConnection,
+    batch: Vec<Request>,
+    transactions: &AtomicU64,
+) {
     let writes: Vec<&Write> = batch.iter().map(|request| &request.write).collect();
-    let together = commit_with_retries(db, blobs, &writes, transactions).await;
+    let together = commit_with_retries(db, blobs, held, &writes, transactions).await;
     tracing::debug!(
         writes = writes.len(),
         ok = together.is_ok(),
@@ -241,7 +260,8 @@ async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<Request>, transacti
             // One bad write must not fail its neighbours: retry each alone so that
             // every caller gets the answer about its own write.
             for request in batch {
-                let result = commit_with_retries(db, blobs, &[&request.write], transactions).await;
+                let result =
+                    commit_with_retries(db, blobs, held, &[&request.write], transactions).await;
                 let _ = request.reply.send(result);
             }
         }
@@ -251,23 +271,97 @@ async fn commit_batch(db: &Db, blobs: &BlobStore, batch: Vec<Request>, transacti
 async fn commit_with_retries(
     db: &Db,
     blobs: &BlobStore,
+    held: &HeldConnection,
     writes: &[&Write],
     transactions: &AtomicU64,
 ) -> Result<(), StoreError> {
-    with_retries(|| commit(db, blobs, writes)).await?;
+    with_retries(|| commit(db, blobs, held, writes)).await?;
     transactions.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
-async fn commit(db: &Db, blobs: &BlobStore, writes: &[&Write]) -> Result<(), StoreError> {
-    let mut tx = db.begin_write().await?;
+async fn commit(
+    db: &Db,
+    blobs: &BlobStore,
+    held: &HeldConnection,
+    writes: &[&Write],
+) -> Result<(), StoreError> {
+    if db.engine == SqlEngine::Sqlite {
+        // One writer at a time anyway, each statement in microseconds: SQLite
+        // gains nothing from the connection kept or the batched statements.
+        let mut tx = db.begin_write().await?;
+        stage_one_by_one(db, blobs, &mut tx, writes).await?;
+        return tx.commit().await;
+    }
+    let mut slot = held.0.lock().await;
+    let reused = slot.is_some();
+    let mut result = commit_on(db, blobs, &mut slot, writes).await;
+    if reused && result.as_ref().is_err_and(is_connection_failure) {
+        // The kept connection died while idle (a server restart, its idle
+        // timeout): a new one from the pool. Trying again is safe even if the
+        // COMMIT itself was lost on the way back: every write skips what a
+        // committed attempt wrote.
+        *slot = None;
+        result = commit_on(db, blobs, &mut slot, writes).await;
+    }
+    if result.is_err() {
+        *slot = None;
+    }
+    result
+}
+
+/// Commits `writes` on the kept connection (taken from the pool first if there is
+/// none): the accepted messages through the batched statements, falling back to
+/// one message at a time when the batch leaves the common path.
+async fn commit_on(
+    db: &Db,
+    blobs: &BlobStore,
+    slot: &mut Option<PoolConnection<Any>>,
+    writes: &[&Write],
+) -> Result<(), StoreError> {
+    let connection: &mut AnyConnection = match slot {
+        Some(connection) => connection,
+        None => slot.insert(db.pool.acquire().await?),
+    };
+    let accepts: Vec<Item<'_>> = writes
+        .iter()
+        .filter_map(|write| match write {
+            Write::Accept(placed) => Some(placed.item()),
+            Write::Queue(_) => None,
+        })
+        .collect();
+    if !accepts.is_empty() {
+        let mut tx = db.begin_write_on(&mut *connection).await?;
+        if acceptance::stage_batch(db, blobs, &mut tx, &accepts).await? == Batched::Staged {
+            for write in writes {
+                if let Write::Queue(decision) = write {
+                    delivery_queue::stage(db, blobs, &mut tx, decision).await?;
+                }
+            }
+            return tx.commit().await;
+        }
+        tx.rollback().await?;
+    }
+    let mut tx = db.begin_write_on(connection).await?;
+    stage_one_by_one(db, blobs, &mut tx, writes).await?;
+    tx.commit().await
+}
+
+/// Stages each write on its own, in order: every case off the common path is
+/// decided here, one message at a time.
+async fn stage_one_by_one(
+    db: &Db,
+    blobs: &BlobStore,
+    tx: &mut WriteTx<'_>,
+    writes: &[&Write],
+) -> Result<(), StoreError> {
     for write in writes {
         match write {
-            Write::Accept(placed) => acceptance::stage(db, blobs, &mut tx, &placed.item()).await?,
-            Write::Queue(decision) => delivery_queue::stage(db, blobs, &mut tx, decision).await?,
+            Write::Accept(placed) => acceptance::stage(db, blobs, tx, &placed.item()).await?,
+            Write::Queue(decision) => delivery_queue::stage(db, blobs, tx, decision).await?,
         }
     }
-    tx.commit().await
+    Ok(())
 }
 
 mod sqlite;

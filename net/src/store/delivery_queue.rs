@@ -137,7 +137,7 @@ impl Db {
 
 async fn write_state(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     queue_id: &str,
     columns: &StateColumns,
     change: &RecipientChange,
@@ -184,7 +184,7 @@ pub(super) struct QueueWrite {
 pub(super) async fn stage(
     db: &Db,
     blobs: &BlobStore,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     write: &QueueWrite,
 ) -> Result<(), StoreError> {
     if write.remove {
@@ -203,7 +203,7 @@ pub(super) async fn stage(
 /// becomes final.
 async fn write_changes(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     queue_id: &str,
     changes: &[RecipientChange],
 ) -> Result<(), StoreError> {
@@ -238,7 +238,7 @@ async fn write_changes(
 
 /// Deletes a message's queue records and envelope, releasing the body held by
 /// records not yet final or still owing a notice.
-async fn remove_records(db: &Db, tx: &mut WriteTx, queue_id: &str) -> Result<(), StoreError> {
+async fn remove_records(db: &Db, tx: &mut WriteTx<'_>, queue_id: &str) -> Result<(), StoreError> {
     let rows = sqlx::query(
         &db.sql("SELECT state, success_owed, blob_sha256 FROM queue_records WHERE queue_id = ?"),
     )

@@ -369,7 +369,7 @@ impl Db {
     /// Inserts the address row after checking the namespace and the domain.
     async fn insert_address(
         &self,
-        tx: &mut super::sql::WriteTx,
+        tx: &mut super::sql::WriteTx<'_>,
         address: &Address,
         kind: Kind,
         password_hash: Option<&str>,
@@ -562,7 +562,7 @@ impl Db {
 
     async fn insert_target(
         &self,
-        tx: &mut super::sql::WriteTx,
+        tx: &mut super::sql::WriteTx<'_>,
         key: &str,
         target: &Address,
         position: i64,

@@ -291,7 +291,11 @@ async fn remove_held(
 }
 
 /// Deletes a blob row if nothing references it; whether it did.
-async fn delete_unreferenced(db: &Db, tx: &mut WriteTx, blob: &str) -> Result<bool, StoreError> {
+async fn delete_unreferenced(
+    db: &Db,
+    tx: &mut WriteTx<'_>,
+    blob: &str,
+) -> Result<bool, StoreError> {
     let deleted = sqlx::query(&db.sql("DELETE FROM blobs WHERE blob_sha256 = ? AND refcount = 0"))
         .bind(blob)
         .execute(&mut *tx.tx)

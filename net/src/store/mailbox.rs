@@ -65,7 +65,11 @@ fn message_row(row: &AnyRow) -> Result<MessageRow, StoreError> {
 const MESSAGE_COLUMNS: &str = "id, uid, blob_sha256, size, flags, internal_date_ms, queue_id";
 
 /// Takes the next UIDVALIDITY of a user.
-async fn take_uidvalidity(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<u32, StoreError> {
+async fn take_uidvalidity(
+    db: &Db,
+    tx: &mut WriteTx<'_>,
+    user_key: &str,
+) -> Result<u32, StoreError> {
     sqlx::query(
         &db.sql(
             "UPDATE addresses SET next_uidvalidity = next_uidvalidity + 1 WHERE address_key = ?",
@@ -85,7 +89,7 @@ async fn take_uidvalidity(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<u
 
 async fn insert_folder(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     name: &str,
     special_use: Option<SpecialUse>,
@@ -107,7 +111,7 @@ async fn insert_folder(
 /// INBOX and the special-use folders of a new user, in the model's order.
 pub(crate) async fn create_standard_folders(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
 ) -> Result<(), StoreError> {
     insert_folder(db, tx, user_key, INBOX, None).await?;
@@ -120,7 +124,7 @@ pub(crate) async fn create_standard_folders(
 /// Ensures the blob row exists, so message rows may reference it.
 pub(crate) async fn ensure_blob(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     blob: &str,
     size: i64,
 ) -> Result<(), StoreError> {
@@ -135,7 +139,7 @@ pub(crate) async fn ensure_blob(
 /// Adds (or, negative, drops) references to a blob.
 pub(crate) async fn change_blob_refs(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     blob: &str,
     delta: i64,
 ) -> Result<(), StoreError> {
@@ -151,7 +155,11 @@ pub(crate) async fn change_blob_refs(
 }
 
 /// Drops the references held by a set of message rows.
-async fn release_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<(), StoreError> {
+async fn release_rows(
+    db: &Db,
+    tx: &mut WriteTx<'_>,
+    rows: &[MessageRow],
+) -> Result<(), StoreError> {
     let mut counts: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
     for row in rows {
         *counts.entry(row.blob.as_str()).or_default() += 1;
@@ -165,7 +173,7 @@ async fn release_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<
 /// Drops the blob references of every message of a user about to be removed.
 pub(crate) async fn release_user_blobs(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
 ) -> Result<(), StoreError> {
     let rows = sqlx::query(&db.sql(
@@ -182,7 +190,7 @@ pub(crate) async fn release_user_blobs(
     Ok(())
 }
 
-async fn user_exists(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<bool, StoreError> {
+async fn user_exists(db: &Db, tx: &mut WriteTx<'_>, user_key: &str) -> Result<bool, StoreError> {
     let row = sqlx::query(
         &db.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
     )
@@ -194,7 +202,7 @@ async fn user_exists(db: &Db, tx: &mut WriteTx, user_key: &str) -> Result<bool, 
 
 async fn find_folder(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     name: &str,
 ) -> Result<Option<Folder>, StoreError> {
@@ -218,7 +226,7 @@ async fn find_folder(
 /// MySQL until commit, so concurrent deliveries to one folder serialise there.
 async fn allocate_uids(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     folder: &Folder,
     folder_name: &str,
     count: i64,
@@ -245,7 +253,7 @@ async fn allocate_uids(
 #[allow(clippy::too_many_arguments)]
 async fn insert_message(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     folder_id: i64,
     uid: u32,
     blob: &str,
@@ -274,7 +282,7 @@ async fn insert_message(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn deliver(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     delivery_key: &str,
     blob: &str,
@@ -309,7 +317,7 @@ pub(crate) async fn deliver(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn deliver_to_inbox(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     delivery_key: &str,
     blob: &str,
@@ -357,7 +365,7 @@ enum KeyRecord {
 /// later in the same transaction rolls the key back with everything else.
 async fn record_delivery_key(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     delivery_key: &str,
     arrived_at_ms: i64,
@@ -397,7 +405,7 @@ async fn record_delivery_key(
 /// UPDATE row-locks the folder, so concurrent deliveries serialise there.
 async fn take_inbox_uid(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
 ) -> Result<Result<(i64, u32), MailboxError>, StoreError> {
     if db.engine == SqlEngine::Mysql {
@@ -439,9 +447,56 @@ async fn take_inbox_uid(
     Ok(Ok((int(&row, "id")?, to_u32(uidnext - 1, "uid")?)))
 }
 
+/// Takes `count` consecutive UIDs of a user's INBOX at once, for a batch of
+/// deliveries: the first of them. None when the user is no user (any more), has
+/// no INBOX, or has fewer than `count` UIDs left: cases [`deliver_to_inbox`]
+/// answers one delivery at a time. Row-locks the folder like [`take_inbox_uid`].
+pub(crate) async fn take_inbox_uids(
+    db: &Db,
+    tx: &mut WriteTx<'_>,
+    user_key: &str,
+    count: u32,
+) -> Result<Option<u32>, StoreError> {
+    const WHERE: &str = "WHERE user_key = ? AND name = ? AND EXISTS \
+         (SELECT 1 FROM addresses WHERE address_key = folders.user_key AND kind = 'user')";
+    let uidnext = if db.engine == SqlEngine::Mysql {
+        // LAST_INSERT_ID(expr) hands the new uidnext back in the UPDATE's own reply.
+        let taken = sqlx::query(&format!(
+            "UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + ?) {WHERE}"
+        ))
+        .bind(i64::from(count))
+        .bind(user_key)
+        .bind(INBOX)
+        .execute(&mut *tx.tx)
+        .await?;
+        match taken.last_insert_id() {
+            Some(uidnext) if taken.rows_affected() == 1 => uidnext,
+            _ => return Ok(None),
+        }
+    } else {
+        let row = sqlx::query(&db.sql(&format!(
+            "UPDATE folders SET uidnext = uidnext + ? {WHERE} RETURNING uidnext"
+        )))
+        .bind(i64::from(count))
+        .bind(user_key)
+        .bind(INBOX)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+        match row {
+            Some(row) => int(&row, "uidnext")?,
+            None => return Ok(None),
+        }
+    };
+    // As in `take_inbox_uid`: the last UID taken leaves uidnext at most u32::MAX.
+    if uidnext > i64::from(u32::MAX) {
+        return Ok(None);
+    }
+    Ok(Some(to_u32(uidnext - i64::from(count), "uid")?))
+}
+
 async fn folder_rows(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     folder_id: i64,
 ) -> Result<Vec<MessageRow>, StoreError> {
     let rows = sqlx::query(&db.sql(&format!(
@@ -453,7 +508,7 @@ async fn folder_rows(
     rows.iter().map(message_row).collect()
 }
 
-async fn delete_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<(), StoreError> {
+async fn delete_rows(db: &Db, tx: &mut WriteTx<'_>, rows: &[MessageRow]) -> Result<(), StoreError> {
     for row in rows {
         sqlx::query(&db.sql("DELETE FROM messages WHERE id = ?"))
             .bind(row.id)
@@ -466,7 +521,7 @@ async fn delete_rows(db: &Db, tx: &mut WriteTx, rows: &[MessageRow]) -> Result<(
 /// Resolves user and folder for an operation, or the model's error.
 async fn resolve(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     user_key: &str,
     user: &str,
     folder: &str,
@@ -488,7 +543,7 @@ async fn resolve(
 /// failure; the inner one is the model's refusal (the caller rolls back then).
 pub(crate) async fn apply(
     db: &Db,
-    tx: &mut WriteTx,
+    tx: &mut WriteTx<'_>,
     operation: &Operation,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
     let user = operation.user();

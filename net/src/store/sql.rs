@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row, Transaction};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -112,21 +112,27 @@ pub(crate) fn run_ready<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
-/// A write transaction; on SQLite it also holds the process-wide writer slot.
-pub(crate) struct WriteTx {
-    pub(crate) tx: Transaction<'static, Any>,
+/// A write transaction, on a pooled connection of its own (`'static`) or on one
+/// its caller holds; on SQLite it also holds the process-wide writer slot.
+pub(crate) struct WriteTx<'c> {
+    pub(crate) tx: Transaction<'c, Any>,
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
-impl std::fmt::Debug for WriteTx {
+impl std::fmt::Debug for WriteTx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WriteTx")
     }
 }
 
-impl WriteTx {
+impl WriteTx<'_> {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
         Ok(())
     }
 }
@@ -259,7 +265,7 @@ impl Db {
     /// Starts a write transaction. On SQLite: waits for the writer slot and takes
     /// the database write lock at once (`BEGIN IMMEDIATE`), so a transaction never
     /// fails half-way on lock upgrade.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'static>, StoreError> {
         if self.engine == SqlEngine::Sqlite {
             let writer = Arc::clone(&self.write_lock).lock_owned().await;
             let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -271,6 +277,18 @@ impl Db {
             let tx = self.pool.begin().await?;
             Ok(WriteTx { tx, _writer: None })
         }
+    }
+
+    /// Starts a write transaction on a connection the caller keeps from one
+    /// transaction to the next (PostgreSQL and MySQL only: SQLite's writers queue
+    /// for the writer slot in [`Db::begin_write`]).
+    pub(crate) async fn begin_write_on<'c>(
+        &self,
+        connection: &'c mut AnyConnection,
+    ) -> Result<WriteTx<'c>, StoreError> {
+        debug_assert_ne!(self.engine, SqlEngine::Sqlite);
+        let tx = Connection::begin(connection).await?;
+        Ok(WriteTx { tx, _writer: None })
     }
 }
 
@@ -311,6 +329,27 @@ pub(crate) fn is_retryable(error: &StoreError) -> bool {
         | "23000"
         // SQLite extended codes: busy, busy snapshot, unique, primary key.
         | "5" | "517" | "2067" | "1555"
+    )
+}
+
+/// Whether a statement failed on an integrity constraint (SQLSTATE class 23: a
+/// duplicate key, a missing foreign row): for a caller that tried a shortcut which
+/// assumed none, and takes the long way instead.
+pub(crate) fn is_constraint_violation(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(sqlx::Error::Database(database)) => {
+            database.code().is_some_and(|code| code.starts_with("23"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the connection itself failed (it was closed under us, or spoke
+/// nonsense), rather than a statement: another connection may well succeed.
+pub(crate) fn is_connection_failure(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Database(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
     )
 }
 

@@ -284,3 +284,274 @@ async fn the_committer_sends_accepts_on_sqlite_to_its_writer() {
         [("Q1".to_owned(), "delivered".to_owned())]
     );
 }
+
+/// A database of its own on the server `variable` names (`SLUICE_TEST_MYSQL_URL`,
+/// `SLUICE_TEST_POSTGRES_URL`), dropped with this; None (after saying so) when the
+/// variable is not set. The batched statements run on these engines only.
+struct ServerDatabase {
+    fixture: Fixture,
+    admin_url: String,
+    name: String,
+    postgres: bool,
+}
+
+static SERVER_DATABASES: AtomicU64 = AtomicU64::new(0);
+
+async fn server_fixture(variable: &str) -> Option<ServerDatabase> {
+    use sqlx::{Connection, Executor};
+    let server = match std::env::var(variable) {
+        Ok(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_owned(),
+        _ => {
+            println!("skipped: {variable} not set");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let postgres = server.starts_with("postgres");
+    let admin_url = if postgres {
+        format!("{server}/postgres")
+    } else {
+        server.clone()
+    };
+    let name = format!(
+        "sluice_commit_{}_{}",
+        std::process::id(),
+        SERVER_DATABASES.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let _ = admin.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("{server}/{name}")).await.unwrap();
+    migrate::run(&db).await.unwrap();
+    let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+    Some(ServerDatabase {
+        fixture: Fixture {
+            _dir: dir,
+            db,
+            blobs,
+        },
+        admin_url,
+        name,
+        postgres,
+    })
+}
+
+impl Drop for ServerDatabase {
+    fn drop(&mut self) {
+        use sqlx::{Connection, Executor};
+        let admin_url = self.admin_url.clone();
+        let statement = if self.postgres {
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+        } else {
+            format!("DROP DATABASE IF EXISTS {}", self.name)
+        };
+        // Drop runs inside the test's runtime: the cleanup gets a thread and a
+        // small runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = sqlx::AnyConnection::connect(&admin_url).await {
+                    let _ = admin.execute(statement.as_str()).await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A message from `queue_id` into the INBOX of each of `users`, plus a queued copy.
+fn to_users(queue_id: &str, users: &[&str]) -> IncomingMessage {
+    let mut recipients: Vec<RoutedRecipient> = users
+        .iter()
+        .map(|user| RoutedRecipient::local(user, user))
+        .collect();
+    recipients.push(RoutedRecipient::Queued(QueuedCopy::to_mx(
+        "bob@far.test",
+        "bob@far.test",
+    )));
+    IncomingMessage::new(
+        queue_id,
+        "<alice@a.test>",
+        1_764_400_000_000,
+        recipients,
+        format!("Subject: {queue_id}\r\n\r\nbody\r\n").into_bytes(),
+    )
+}
+
+async fn add_users(fixture: &Fixture, users: &[&str]) {
+    fixture.db.add_domain("here.test").await.unwrap();
+    for user in users {
+        fixture.db.add_user_with_hash(user, None, 1).await.unwrap();
+    }
+}
+
+/// The INBOX of `user`: (UID, queue id), by UID.
+async fn inbox(fixture: &Fixture, user: &str) -> Vec<(i64, String)> {
+    use sqlx::Row;
+    sqlx::query(&fixture.db.sql(
+        "SELECT m.uid, m.queue_id FROM messages m JOIN folders f ON f.id = m.folder_id \
+         WHERE f.user_key = ? AND f.name = 'INBOX' ORDER BY m.uid",
+    ))
+    .bind(user)
+    .fetch_all(&fixture.db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("uid").unwrap(),
+            row.try_get("queue_id").unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// The references all blob rows hold.
+async fn references(fixture: &Fixture) -> i64 {
+    use sqlx::Row;
+    // Summed here: the engines' SUM of a BIGINT is a decimal, which sqlx's Any
+    // driver does not read.
+    sqlx::query("SELECT refcount FROM blobs")
+        .fetch_all(&fixture.db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<i64, _>("refcount").unwrap())
+        .sum()
+}
+
+/// What the batched statements alone make of `writes` (accepts only), rolled back
+/// after: whether the batch stays on the common path.
+async fn batched(fixture: &Fixture, writes: &[Write]) -> Batched {
+    let items: Vec<Item<'_>> = writes
+        .iter()
+        .filter_map(|write| match write {
+            Write::Accept(placed) => Some(placed.item()),
+            Write::Queue(_) => None,
+        })
+        .collect();
+    let mut tx = fixture.db.begin_write().await.unwrap();
+    let answer = acceptance::stage_batch(&fixture.db, &fixture.blobs, &mut tx, &items)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    answer
+}
+
+/// Twenty messages, each to two users and one queued copy, in one transaction
+/// through the batched statements: every UID taken once, in batch order, and
+/// every copy holding its reference to its body.
+async fn a_batch_takes_consecutive_uids_in_one_transaction(variable: &str) {
+    let Some(server) = server_fixture(variable).await else {
+        return;
+    };
+    let fixture = &server.fixture;
+    add_users(fixture, &["ann@here.test", "ben@here.test"]).await;
+    let writes = (0..20)
+        .map(|n| {
+            Write::Accept(placed(to_users(
+                &format!("Q{n:02}"),
+                &["ann@here.test", "ben@here.test"],
+            )))
+        })
+        .collect::<Vec<Write>>();
+    assert_eq!(batched(fixture, &writes).await, Batched::Staged);
+    let (results, transactions) = commit_all(fixture, writes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(transactions, 1);
+    let expected: Vec<(i64, String)> = (0..20).map(|n| (n + 1, format!("Q{n:02}"))).collect();
+    assert_eq!(inbox(fixture, "ann@here.test").await, expected);
+    assert_eq!(inbox(fixture, "ben@here.test").await, expected);
+    assert_eq!(states(fixture).await.len(), 60);
+    assert_eq!(references(fixture).await, 60);
+}
+
+/// A batch off the common path: an accept already committed, and two messages
+/// with one delivery key (as LMTP keys them, by content) for the same user. The
+/// batch falls back to one message at a time, in the same transaction's place:
+/// nothing is stored twice and every caller hears `Ok`.
+async fn a_batch_off_the_common_path_is_staged_one_by_one(variable: &str) {
+    let Some(server) = server_fixture(variable).await else {
+        return;
+    };
+    let fixture = &server.fixture;
+    add_users(fixture, &["ann@here.test"]).await;
+    let first = || Write::Accept(placed(to_users("Q1", &["ann@here.test"])));
+    let (results, _) = commit_all(fixture, vec![first()]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let same_key = |queue_id: &str| {
+        let mut message = to_users(queue_id, &["ann@here.test"]);
+        message.delivery_key = "same content".to_owned();
+        Write::Accept(placed(message))
+    };
+    assert_eq!(batched(fixture, &[first()]).await, Batched::Conflict);
+    assert_eq!(
+        batched(fixture, &[same_key("Q2"), same_key("Q3")]).await,
+        Batched::Conflict
+    );
+    let writes = vec![first(), same_key("Q2"), same_key("Q3")];
+    let (results, transactions) = commit_all(fixture, writes).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(transactions, 1);
+    assert_eq!(
+        inbox(fixture, "ann@here.test").await,
+        [(1, "Q1".to_owned()), (2, "Q2".to_owned())]
+    );
+    // Q1's two records once; Q2's and Q3's each (Q3's copy was delivered before).
+    assert_eq!(states(fixture).await.len(), 6);
+    // Q1: INBOX + queued; Q2: INBOX + queued; Q3: queued only.
+    assert_eq!(references(fixture).await, 5);
+}
+
+async fn on_a_server_one_bad_write_fails_alone(variable: &str) {
+    let Some(server) = server_fixture(variable).await else {
+        return;
+    };
+    let mut writes: Vec<Write> = (0..20).map(|n| accept(&format!("Q{n:03}"))).collect();
+    writes.insert(7, bad_accept("BAD"));
+    let (results, transactions) = commit_all(&server.fixture, writes).await;
+    only_the_bad_write_failed(&server.fixture, &results, transactions).await;
+}
+
+const MYSQL: &str = "SLUICE_TEST_MYSQL_URL";
+const POSTGRES: &str = "SLUICE_TEST_POSTGRES_URL";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_a_batch_takes_consecutive_uids_in_one_transaction() {
+    a_batch_takes_consecutive_uids_in_one_transaction(MYSQL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_batch_takes_consecutive_uids_in_one_transaction() {
+    a_batch_takes_consecutive_uids_in_one_transaction(POSTGRES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_a_batch_off_the_common_path_is_staged_one_by_one() {
+    a_batch_off_the_common_path_is_staged_one_by_one(MYSQL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_batch_off_the_common_path_is_staged_one_by_one() {
+    a_batch_off_the_common_path_is_staged_one_by_one(POSTGRES).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_one_bad_write_fails_alone() {
+    on_a_server_one_bad_write_fails_alone(MYSQL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_one_bad_write_fails_alone() {
+    on_a_server_one_bad_write_fails_alone(POSTGRES).await;
+}
