@@ -555,3 +555,37 @@ async fn on_mysql_one_bad_write_fails_alone() {
 async fn on_postgres_one_bad_write_fails_alone() {
     on_a_server_one_bad_write_fails_alone(POSTGRES).await;
 }
+
+/// The committer keeps its connection between transactions; when the server has
+/// closed it meanwhile (a restart, its idle timeout), the next write still
+/// commits, on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mysql_a_kept_connection_closed_by_the_server_is_replaced() {
+    use sqlx::{Connection, Executor, Row};
+    let Some(server) = server_fixture(MYSQL).await else {
+        return;
+    };
+    let fixture = &server.fixture;
+    let committer = Committer::spawn(fixture.db.clone(), Arc::clone(&fixture.blobs)).unwrap();
+    committer.commit(accept("Q1")).await.unwrap();
+    // Every connection to the test's database goes, the committer's among them.
+    let mut admin = sqlx::AnyConnection::connect(&server.admin_url)
+        .await
+        .unwrap();
+    let ids = sqlx::query("SELECT id FROM information_schema.processlist WHERE db = ?")
+        .bind(&server.name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    assert!(!ids.is_empty());
+    for row in ids {
+        let id: i64 = row.try_get("id").unwrap();
+        admin
+            .execute(format!("KILL CONNECTION {id}").as_str())
+            .await
+            .unwrap();
+    }
+    let _ = admin.close().await;
+    committer.commit(accept("Q2")).await.unwrap();
+    assert_eq!(states(fixture).await.len(), 2);
+}
