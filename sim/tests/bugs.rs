@@ -19,26 +19,30 @@ fn scenario(name: &str) -> Scenario {
     Scenario::load(&file).expect("a valid scenario")
 }
 
-/// The first seed below `BOUND` whose run violates `guarantee`.
-fn first_failing(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) -> Option<u64> {
-    (0..BOUND).find(|seed| {
-        run(scenario, *seed, bugs, false)
-            .violations
-            .iter()
-            .any(|violation| violation.guarantee == guarantee)
-    })
+/// Whether the run of `seed` violates `guarantee`.
+fn violates(scenario: &Scenario, seed: u64, bugs: Bugs, guarantee: Guarantee) -> bool {
+    run(scenario, seed, bugs, false)
+        .violations
+        .iter()
+        .any(|violation| violation.guarantee == guarantee)
 }
 
-/// The bug is what the checker catches: the first `BOUND` seeds pass without it, and
-/// one of them violates `guarantee` with it.
+/// The first seed below `BOUND` whose run violates `guarantee`.
+fn first_failing_seed(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) -> Option<u64> {
+    (0..BOUND).find(|seed| violates(scenario, *seed, bugs, guarantee))
+}
+
+/// The bug is what the checker catches: some seed below `BOUND` violates `guarantee`
+/// with the bug switched on, and the same seed passes without it.
 fn caught_only_with(scenario: &Scenario, bugs: Bugs, guarantee: Guarantee) {
-    assert_eq!(
-        first_failing(scenario, Bugs::default(), guarantee),
-        None,
-        "the scenario passes without the bug"
+    let found = first_failing_seed(scenario, bugs, guarantee);
+    let Some(seed) = found else {
+        panic!("no seed below {BOUND} found the bug");
+    };
+    assert!(
+        !violates(scenario, seed, Bugs::default(), guarantee),
+        "seed {seed} fails without the bug too"
     );
-    let found = first_failing(scenario, bugs, guarantee);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 /// Remotes that defer half the recipients for half an hour, and gateways that crash:
@@ -65,8 +69,7 @@ fn acknowledging_before_durability_loses_promised_mail() {
         ack_before_durability: true,
         ..Bugs::default()
     };
-    let found = first_failing(&scenario("lost-unsynced-writes"), bugs, Guarantee::NoLoss);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+    caught_only_with(&scenario("lost-unsynced-writes"), bugs, Guarantee::NoLoss);
 }
 
 #[test]
@@ -75,12 +78,11 @@ fn skipping_a_notice_is_found() {
         skip_notice: true,
         ..Bugs::default()
     };
-    let found = first_failing(
+    caught_only_with(
         &scenario("permanent-failures-and-expiry"),
         bugs,
         Guarantee::Notices,
     );
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
@@ -89,12 +91,11 @@ fn delivering_twice_after_a_crash_is_found() {
         deliver_twice_after_crash: true,
         ..Bugs::default()
     };
-    let found = first_failing(
+    caught_only_with(
         &scenario("crash-after-promise"),
         bugs,
         Guarantee::NoDuplicates,
     );
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
@@ -105,13 +106,7 @@ fn dropping_a_deferred_recipient_loses_mail() {
         drop_deferred_recipient: true,
         ..Bugs::default()
     };
-    let found = first_failing(&scenario, bugs, Guarantee::NoLoss);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
-    // And without the bug the same sweep is clean.
-    assert_eq!(
-        first_failing(&scenario, Bugs::default(), Guarantee::NoLoss),
-        None
-    );
+    caught_only_with(&scenario, bugs, Guarantee::NoLoss);
 }
 
 #[test]
@@ -120,8 +115,7 @@ fn an_open_relay_is_found() {
         open_relay: true,
         ..Bugs::default()
     };
-    let found = first_failing(&scenario("swarm"), bugs, Guarantee::NoRelay);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+    caught_only_with(&scenario("swarm"), bugs, Guarantee::NoRelay);
 }
 
 #[test]
@@ -130,12 +124,11 @@ fn retrying_before_the_schedule_is_found() {
         retry_early: true,
         ..Bugs::default()
     };
-    let found = first_failing(
+    caught_only_with(
         &scenario("remote-temporary-then-recovery"),
         bugs,
         Guarantee::RetrySchedule,
     );
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
 }
 
 #[test]
@@ -188,16 +181,11 @@ restart_secs_min = 5
 restart_secs_max = 60
 "#;
     let scenario = Scenario::parse("success-notices-and-crashes.toml", text).expect("valid");
-    assert!(
-        first_failing(&scenario, Bugs::default(), Guarantee::Notices).is_none(),
-        "the scenario passes without the bug"
-    );
     let bugs = Bugs {
         forget_owed_success: true,
         ..Bugs::default()
     };
-    let found = first_failing(&scenario, bugs, Guarantee::Notices);
-    assert!(found.is_some(), "no seed below {BOUND} found the bug");
+    caught_only_with(&scenario, bugs, Guarantee::Notices);
 }
 
 #[test]
