@@ -90,9 +90,22 @@ pub enum DkimCommand {
         domain: String,
         #[arg(long, default_value = "sluice")]
         selector: String,
-        #[arg(long, value_enum, default_value = "rsa")]
+        #[arg(long, default_value = "rsa", value_parser = key_algorithm())]
         algorithm: crate::dkim::DkimAlgorithm,
     },
+}
+
+/// `--algorithm rsa | ed25519`, by the names of the key record's `k=` tag.
+fn key_algorithm() -> impl clap::builder::TypedValueParser<Value = crate::dkim::DkimAlgorithm> {
+    use crate::dkim::DkimAlgorithm;
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["rsa", "ed25519"]).map(|name| {
+        if name == DkimAlgorithm::Ed25519.key_type() {
+            DkimAlgorithm::Ed25519
+        } else {
+            DkimAlgorithm::Rsa
+        }
+    })
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,6 @@
 
 use crate::config::{Config, ListenerName, Role, StorageSection};
 use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
-use crate::dkim::DkimKeyStore;
 use crate::dns::{Resolver, ResolverSettings};
 use crate::listener::{self, ListenerSpec, Shared};
 use crate::reception_store::ReceptionStore;
@@ -128,7 +127,7 @@ async fn start_delivery(
             .delivery
             .relay_credentials()
             .map_err(|(key, message)| anyhow::anyhow!("{key}: {message}"))?,
-        dkim: DkimKeyStore::load_dir(&config.server.data_dir.join("dkim"))
+        dkim: crate::dkim::load_key_dir(&config.server.data_dir.join("dkim"))
             .context("cannot load the DKIM keys")?,
     };
     let notices = NoticeWriter {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sluice_net::dkim::{DkimError, DkimKeyStore, DkimSigner};
+use sluice_net::dkim::{DkimError, KeyFileError, load_key, load_key_dir};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -72,7 +72,7 @@ fn generate_writes_a_private_key_once_and_prints_its_record() {
         assert_eq!(mode, 0o600, "{}", path.display());
 
         // The printed record belongs to the written key.
-        let signer = DkimSigner::load("example.com", selector, &path).unwrap();
+        let signer = load_key("example.com", selector, &path).unwrap();
         assert_eq!(signer.record().value, txt_value(record));
 
         // A second run refuses and leaves the key alone.
@@ -96,13 +96,13 @@ fn generate_writes_a_private_key_once_and_prints_its_record() {
     assert_eq!(dkim_dir.permissions().mode() & 0o777, 0o700);
 
     // The key store reads the folder back: one key per domain.
-    let error = DkimKeyStore::load_dir(&data_dir.join("dkim")).unwrap_err();
+    let error = load_key_dir(&data_dir.join("dkim")).unwrap_err();
     assert!(
-        matches!(error, DkimError::DuplicateDomain { .. }),
+        matches!(error, KeyFileError::Key(DkimError::DuplicateDomain { .. })),
         "{error}"
     );
     std::fs::remove_file(data_dir.join("dkim/example.com.s2.key")).unwrap();
-    let store = DkimKeyStore::load_dir(&data_dir.join("dkim")).unwrap();
+    let store = load_key_dir(&data_dir.join("dkim")).unwrap();
     assert_eq!(
         store.signer_for("Sub.Example.com.").unwrap().selector(),
         "s1"

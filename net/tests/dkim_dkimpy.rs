@@ -79,8 +79,11 @@ fn dkimpy_verdict(signed: &[u8], record: &DkimRecord) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// When the tests sign (`t=`): 2026-03-02T10:00:00Z, the message's Date.
+const SIGNED_AT: u64 = 1_772_445_600;
+
 fn signed(signer: &DkimSigner, message: &str) -> Vec<u8> {
-    let header = signer.sign(message.as_bytes()).unwrap();
+    let header = signer.sign(message.as_bytes(), SIGNED_AT).unwrap();
     assert!(header.starts_with("DKIM-Signature: v=1; a="), "{header}");
     assert!(header.ends_with("\r\n"), "{header:?}");
     [header.as_bytes(), message.as_bytes()].concat()
@@ -123,6 +126,7 @@ fn rsa_sha256_signatures_verify_with_dkimpy() {
     assert!(header.contains("a=rsa-sha256"));
     assert!(header.contains("c=relaxed/relaxed"));
     assert!(header.contains("d=example.com"));
+    assert!(header.contains(&format!("t={SIGNED_AT};")), "{header}");
     if !dkimpy_available() {
         return;
     }
@@ -201,23 +205,26 @@ fn the_key_store_signs_for_the_from_domain_then_the_envelope_domain() {
 
     // From alice@mail.example.com: the parent domain's key.
     let header = store
-        .sign(MESSAGE.as_bytes(), Some("other.test"))
+        .sign(MESSAGE.as_bytes(), Some("bounces@other.test"), SIGNED_AT)
         .unwrap()
         .unwrap();
     assert!(header.contains("d=example.com"), "{header}");
     let foreign = MESSAGE.replace("alice@mail.example.com", "alice@elsewhere.example");
     let header = store
-        .sign(foreign.as_bytes(), Some("Other.Test"))
+        .sign(foreign.as_bytes(), Some("bounces@Other.Test"), SIGNED_AT)
         .unwrap()
         .unwrap();
     assert!(header.contains("d=other.test"), "{header}");
     assert_eq!(
         store
-            .sign(foreign.as_bytes(), Some("unknown.example"))
+            .sign(foreign.as_bytes(), Some("x@unknown.example"), SIGNED_AT)
             .unwrap(),
         None
     );
-    assert_eq!(store.sign(foreign.as_bytes(), None).unwrap(), None);
+    assert_eq!(
+        store.sign(foreign.as_bytes(), None, SIGNED_AT).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -226,12 +233,12 @@ fn bad_keys_and_messages_are_errors_not_panics() {
     let no_from = "To: bob@example.net\r\n\r\nbody\r\n";
     assert!(
         signer
-            .sign(no_from.as_bytes())
+            .sign(no_from.as_bytes(), SIGNED_AT)
             .unwrap_err()
             .to_string()
             .contains("no From")
     );
-    assert!(signer.sign(b"").is_err());
+    assert!(signer.sign(b"", SIGNED_AT).is_err());
     for pem in [
         &b"not a key"[..],
         b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",

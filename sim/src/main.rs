@@ -32,7 +32,7 @@ enum Command {
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
         /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early,
         /// forget-owed-success, forget-deferred-on-restart, forget-remote-acceptance,
-        /// drop-attempt-report;
+        /// drop-attempt-report, dkim-alter-after-signing;
         /// core-backoff-off-by-one,
         /// inside core, with `--features planted-bugs`).
         #[arg(long = "bug")]

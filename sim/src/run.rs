@@ -3,7 +3,8 @@
 //! of its drain, then checked. Also the summary table and the violation report.
 
 use crate::check::{
-    self, Context, DuplicateCause, Guarantee, Observations, QueuedAtEnd, ScheduleOracle, Violation,
+    self, Context, DkimCounts, DuplicateCause, Guarantee, Observations, QueuedAtEnd,
+    ScheduleOracle, Violation,
 };
 use crate::engine::{Engine, Pcg32};
 use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
@@ -48,6 +49,8 @@ pub struct RunResult {
     pub ambiguous: usize,
     /// Mailbox copies made for group addresses and through the catch-all.
     pub expanded: ExpandedCopies,
+    /// Signatures on the copies remotes stored, as their verifier found them.
+    pub dkim: DkimCounts,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -82,6 +85,7 @@ pub fn run(scenario: &Scenario, seed: u64, bugs: Bugs, full_trace: bool) -> RunR
     network.tail_max_ms = scenario.network.latency_tail_ms_max;
     let mut world = World::new(engine, network, bugs);
     let setup = build(&mut world, &scenario);
+    sign_outgoing_mail(&mut world, &scenario, seed);
     let end = Instant::from_millis((scenario.duration_secs + scenario.drain_secs) * 1000);
     world.run_until(end);
     finish(world, &scenario, seed, &setup)
@@ -326,6 +330,52 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         Event::FaultsEnd,
     );
     setup
+}
+
+/// DKIM: a key for each signing domain of the scenario, an Ed25519 key derived from
+/// the seed and the domain's name (no draw from the run's generator, so a scenario
+/// that signs keeps every other draw where it was); its record in the simulated DNS,
+/// the keys on every Sluice host, and the remotes' verifier over the DNS's records.
+fn sign_outgoing_mail(world: &mut World, scenario: &Scenario, seed: u64) {
+    let dkim = &scenario.dkim;
+    if dkim.domains.is_empty() {
+        return;
+    }
+    let mut keys = sluice_dkim::DkimKeyStore::new();
+    for domain in &dkim.domains {
+        let mut rng = Pcg32::new(seed, crate::engine::trace::fnv1a(domain.as_bytes()));
+        let mut key_seed = [0u8; 32];
+        for chunk in key_seed.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
+        // Names were checked with the scenario; a domain given twice keeps its first key.
+        if let Ok(signer) =
+            sluice_dkim::DkimSigner::ed25519_from_seed(domain, &dkim.selector, key_seed)
+        {
+            let record = signer.record();
+            if keys.insert(signer).is_ok() {
+                world.dns.txt.insert(record.name, record.value);
+            }
+        }
+    }
+    let keys = Arc::new(keys);
+    for node in &mut world.nodes {
+        if let NodeKind::Sluice(sluice) = &mut node.kind {
+            sluice.dkim = Arc::clone(&keys);
+        }
+    }
+    let records = world
+        .dns
+        .txt
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()));
+    match sluice_dkim::verify::Verifier::new(records) {
+        Ok(verifier) => world.dkim_verifier = Some(verifier),
+        Err(error) => {
+            world.engine.record(&format!("no DKIM verifier: {error}"));
+            world.count_fault("dkim_verifier_unavailable");
+        }
+    }
 }
 
 /// The groups `team<k>@local`, each of `size` distinct local users taken in turn
@@ -613,6 +663,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         ),
         (guarantees.no_relay, Guarantee::NoRelay),
         (guarantees.drained, Guarantee::Drained),
+        (guarantees.dkim, Guarantee::Dkim),
     ] {
         if on {
             checked.insert(guarantee);
@@ -652,6 +703,12 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .iter()
             .map(|agent| (agent.spec.tag.clone(), agent.spec.recipients.clone()))
             .collect(),
+        dkim_domains: scenario
+            .dkim
+            .domains
+            .iter()
+            .map(|domain| domain.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);
@@ -683,6 +740,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         remote_duplicates: check::remote_duplicates(obs),
         ambiguous: obs.ambiguous.len(),
         expanded: expanded_copies(obs, setup),
+        dkim: check::dkim_counts(obs, &context),
         faults,
         checked,
         violations,
@@ -765,6 +823,15 @@ pub fn summary(result: &RunResult) -> String {
             expanded.group, expanded.catch_all, expanded.unknown_refused
         );
     }
+    let dkim = result.dkim;
+    if dkim != DkimCounts::default() {
+        let _ = writeln!(
+            out,
+            "dkim       signed copies {:>4}  signatures verified {:>4}  failed {:>4}  \
+             unsigned from a signing domain {:>4}",
+            dkim.signed, dkim.verified, dkim.failed, dkim.unsigned
+        );
+    }
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -821,6 +888,7 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
         ),
         (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
         (bugs.drop_attempt_report, "drop-attempt-report"),
+        (bugs.dkim_alter_after_signing, "dkim-alter-after-signing"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -852,6 +920,7 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "forget-deferred-on-restart" => bugs.forget_deferred_on_restart = true,
             "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
             "drop-attempt-report" => bugs.drop_attempt_report = true,
+            "dkim-alter-after-signing" => bugs.dkim_alter_after_signing = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

@@ -38,6 +38,8 @@ pub struct Scenario {
     pub queue: Queue,
     #[serde(default)]
     pub guarantees: Guarantees,
+    #[serde(default)]
+    pub dkim: Dkim,
     /// Pick a random mix of every fault per seed (intensities up to the ones given).
     #[serde(default)]
     pub swarm: bool,
@@ -329,6 +331,25 @@ impl Default for Queue {
     }
 }
 
+/// DKIM signing of outgoing mail (net's `<data_dir>/dkim/` keys): the sending
+/// domains given a key, each an Ed25519 key derived from the seed and published in
+/// the simulated DNS under `<selector>._domainkey.<domain>`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dkim {
+    pub domains: Vec<String>,
+    pub selector: String,
+}
+
+impl Default for Dkim {
+    fn default() -> Self {
+        Dkim {
+            domains: Vec::new(),
+            selector: "sim".to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Guarantees {
@@ -341,6 +362,9 @@ pub struct Guarantees {
     pub no_relay: bool,
     /// After the drain nothing promised is still queued.
     pub drained: bool,
+    /// Every copy a remote stores from a signing domain carries a signature that
+    /// verifies, and none is signed by a domain it does not come from.
+    pub dkim: bool,
 }
 
 impl Default for Guarantees {
@@ -353,6 +377,7 @@ impl Default for Guarantees {
             availability_secs: None,
             no_relay: true,
             drained: true,
+            dkim: true,
         }
     }
 }
@@ -454,6 +479,10 @@ impl Scenario {
         }
         if self.duration_secs == 0 {
             return Err("duration_secs: must be longer than zero".to_owned());
+        }
+        for domain in &self.dkim.domains {
+            sluice_dkim::DkimSigner::ed25519_from_seed(domain, &self.dkim.selector, [0; 32])
+                .map_err(|error| format!("dkim: {error}"))?;
         }
         Ok(())
     }

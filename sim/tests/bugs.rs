@@ -254,3 +254,21 @@ external_fraction = 0.5
         Guarantee::Drained,
     );
 }
+
+#[test]
+fn changing_a_message_after_signing_it_is_found() {
+    // The scenario signs: without the bug every signature verifies, and something
+    // was signed at all (a checker that sees no signature proves nothing).
+    let scenario = scenario("dkim-signing");
+    let clean = run(&scenario, 0, Bugs::default(), false);
+    assert!(clean.dkim.signed > 0, "{:?}", clean.dkim);
+    assert_eq!(clean.dkim.failed, 0, "{:?}", clean.dkim);
+    caught_only_with(
+        &scenario,
+        Bugs {
+            dkim_alter_after_signing: true,
+            ..Bugs::default()
+        },
+        Guarantee::Dkim,
+    );
+}

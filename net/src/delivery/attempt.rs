@@ -93,18 +93,11 @@ impl Deliverer {
     /// The body with a DKIM-Signature for its From (or envelope) domain prepended,
     /// when this node holds that domain's key; as it was otherwise.
     fn signed(&self, message: &OutgoingMessage) -> std::sync::Arc<[u8]> {
-        let envelope_domain = message
-            .reverse_path
-            .as_deref()
-            .and_then(|path| path.rsplit_once('@'))
-            .map(|(_, domain)| domain);
-        match self.dkim.sign(&message.body, envelope_domain) {
-            Ok(Some(header)) => {
-                let mut signed = Vec::with_capacity(header.len() + message.body.len());
-                signed.extend_from_slice(header.as_bytes());
-                signed.extend_from_slice(&message.body);
-                signed.into()
-            }
+        // t= is the wall clock's, in seconds (RFC 6376 §3.5).
+        let unix_seconds = u64::try_from(crate::clock::unix_millis() / 1000).unwrap_or(0);
+        let reverse_path = message.reverse_path.as_deref();
+        match self.dkim.signed(&message.body, reverse_path, unix_seconds) {
+            Ok(Some(signed)) => signed.into(),
             Ok(None) => std::sync::Arc::clone(&message.body),
             Err(error) => {
                 tracing::warn!(%error, queue_id = %message.queue_id, "DKIM signing failed; sending unsigned");

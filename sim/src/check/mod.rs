@@ -4,9 +4,11 @@
 //! checker reads the log (and the hosts' durable state for what is still queued)
 //! and reports every violation of its guarantee from ARCHITECTURE.md.
 
+mod dkim;
 mod duplicates;
 mod retry;
 
+pub use dkim::{DkimCounts, VerifiedCopy};
 pub use duplicates::{DuplicateCause, RemoteCopy, explains_duplicate, remote_duplicates};
 pub use retry::ScheduleOracle;
 
@@ -25,10 +27,13 @@ pub enum Guarantee {
     NoRelay,
     /// Liveness: after the drain every promised copy is delivered or notified.
     Drained,
+    /// Every copy from a signing domain reaches remotes with a signature that
+    /// verifies, and none is signed by a domain it does not come from.
+    Dkim,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 7] = [
+    pub const ALL: [Guarantee; 8] = [
         Guarantee::NoLoss,
         Guarantee::NoDuplicates,
         Guarantee::Notices,
@@ -36,6 +41,7 @@ impl Guarantee {
         Guarantee::Availability,
         Guarantee::NoRelay,
         Guarantee::Drained,
+        Guarantee::Dkim,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +53,7 @@ impl Guarantee {
             Guarantee::Availability => "availability",
             Guarantee::NoRelay => "no-relay",
             Guarantee::Drained => "queues-drain",
+            Guarantee::Dkim => "dkim-signatures",
         }
     }
 }
@@ -101,6 +108,9 @@ pub struct Observations {
     /// (host, queue id) of every attempt the queue gave up waiting for: its driver
     /// never answered it.
     pub unanswered_attempts: Vec<(String, String)>,
+    /// Every copy a remote stored while DKIM signing was on, as the remote's
+    /// verifier saw it.
+    pub verified_copies: Vec<VerifiedCopy>,
 }
 
 /// One recipient of an ambiguous attempt (see [`Observations::ambiguous`]).
@@ -421,6 +431,8 @@ pub struct Context {
     pub owed_success: BTreeSet<(String, String)>,
     /// Tag → its workload recipients in the order the client named them.
     pub recipient_order: BTreeMap<String, Vec<String>>,
+    /// The sending domains with a DKIM key.
+    pub dkim_domains: Vec<String>,
 }
 
 /// A recipient still waiting in a host's durable queue at the end of the run.
@@ -494,7 +506,15 @@ pub fn check(
     if wanted.contains(&Guarantee::Drained) {
         drained(obs, context, &mut violations);
     }
+    if wanted.contains(&Guarantee::Dkim) {
+        dkim::dkim_signatures(obs, context, &mut violations);
+    }
     violations
+}
+
+/// What the run's DKIM signatures came to, for the summary.
+pub fn dkim_counts(obs: &Observations, context: &Context) -> DkimCounts {
+    dkim::counts(obs, context)
 }
 
 /// (tag, address) pairs that a failure notice covers, or that failed durably for a

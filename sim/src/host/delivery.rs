@@ -245,6 +245,7 @@ impl World {
         let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
         let local = self.local_now(host);
         let at = self.engine.now();
+        let alter_after_signing = self.bugs.dkim_alter_after_signing;
         let Some(sluice) = self.sluice(host) else {
             return Vec::new();
         };
@@ -267,7 +268,14 @@ impl World {
                 .collect();
             return vec![QueueInput::AttemptFinished { token, results }];
         };
-        let message = envelope.into_outgoing(queue_id.clone(), data, smtputf8);
+        let mut message = envelope.into_outgoing(queue_id.clone(), data, smtputf8);
+        let signing = super::signing::sign_for_attempt(
+            &sluice.dkim,
+            &mut message,
+            &destination,
+            local,
+            alter_after_signing,
+        );
         sluice.next_attempt += 1;
         let attempt_id = sluice.next_attempt;
         sluice.attempts.insert(
@@ -285,9 +293,10 @@ impl World {
             },
         );
         self.engine.record(&format!(
-            "{name} attempt {attempt_id} {queue_id} -> {:?} for {}",
+            "{name} attempt {attempt_id} {queue_id} -> {:?} for {}{}",
             destination.path,
-            recipients.join(",")
+            recipients.join(","),
+            signing.unwrap_or_default()
         ));
         self.obs
             .attempt_started(at, &name, &queue_id, &recipients, local, epoch);

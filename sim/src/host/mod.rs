@@ -8,6 +8,7 @@
 pub mod delivery;
 pub mod directory;
 pub mod reception;
+mod signing;
 pub mod store;
 
 use crate::world::disk::Disk;
@@ -22,7 +23,9 @@ use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
     Limits, ListenerKind, RecipientCheck, SessionConfig, StoreOutcome, TlsMode,
 };
+use sluice_dkim::DkimKeyStore;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use store::{Store, Write};
 
 /// Deliberate bugs, for proving that the checkers can fail. Simulator only: they
@@ -58,6 +61,9 @@ pub struct Bugs {
     pub core_backoff_off_by_one: bool,
     /// Never hand a finished attempt's results back to the queue.
     pub drop_attempt_report: bool,
+    /// Append a footer to a message's body after signing it (a disclaimer added
+    /// downstream of the signer): its DKIM signature no longer verifies.
+    pub dkim_alter_after_signing: bool,
 }
 
 impl Bugs {
@@ -125,6 +131,9 @@ pub struct SluiceHost {
     pub attempts: BTreeMap<u64, delivery::Attempt>,
     /// Volatile: idle delivery connections.
     pub pool: delivery::Pool,
+    /// The DKIM keys of the sending domains (net's `<data_dir>/dkim/`), shared by
+    /// every host of the run; empty when the scenario signs nothing.
+    pub dkim: Arc<DkimKeyStore>,
     next_attempt: u64,
     next_queue_id: u64,
 }
@@ -153,6 +162,7 @@ impl SluiceHost {
             waiters: BTreeMap::new(),
             attempts: BTreeMap::new(),
             pool: delivery::Pool::default(),
+            dkim: Arc::default(),
             next_attempt: 0,
             next_queue_id: 0,
         }

@@ -1,4 +1,4 @@
-//! Simulated DNS: MX, address and PTR records, with lookup failures, timeouts and
+//! Simulated DNS: MX, address, PTR and TXT records, with lookup failures, timeouts and
 //! outages drawn from the seed. It only answers; turning answers into hosts to try
 //! is core's (`delivery::mx::HostPlanner`), and a client's PTR names into its
 //! confirmed name core's (`node::client_name::ClientNamer`), as in net.
@@ -24,6 +24,8 @@ pub struct Dns {
     pub addresses: BTreeMap<String, IpAddr>,
     /// Reverse (PTR) records: an address to its names.
     pub ptr: BTreeMap<IpAddr, Vec<String>>,
+    /// TXT records (DKIM key records): an owner name to its value.
+    pub txt: BTreeMap<String, String>,
     /// During an outage every lookup fails.
     pub outage: bool,
     pub failure_ppm: u32,

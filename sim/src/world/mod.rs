@@ -21,7 +21,7 @@ use remote::RemoteServer;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::Reception;
 use sluice_core::node::reception::Input as ReceptionInput;
-use sluice_core::smtp::address::ForwardPath;
+use sluice_core::smtp::address::{ForwardPath, ReversePath};
 use sluice_core::smtp::client::{
     ClientConfig, ClientSession, Input as ClientInput, MessageReport, OutgoingMessage,
     Output as ClientOutput, SessionOutcome,
@@ -212,6 +212,9 @@ pub struct World {
     /// After `FaultsEnd` no new fault is injected.
     pub faults_over: bool,
     pub health_check_every: Duration,
+    /// The remotes' DKIM verifier over the simulated DNS's key records, when the
+    /// scenario signs.
+    pub dkim_verifier: Option<sluice_dkim::verify::Verifier>,
 }
 
 impl World {
@@ -237,6 +240,7 @@ impl World {
             silent_crash_ppm: 0,
             faults_over: false,
             health_check_every: Duration::from_secs(10),
+            dkim_verifier: None,
         }
     }
 
@@ -821,9 +825,26 @@ impl World {
                 recipients.join(",")
             ));
             let at = self.engine.now();
-            for recipient in recipients {
+            for recipient in &recipients {
                 self.obs
-                    .remote_accepted(at, id, &sender, &recipient, &message.data);
+                    .remote_accepted(at, id, &sender, recipient, &message.data);
+            }
+            if let Some(verifier) = &self.dkim_verifier {
+                let seen = remote::verify_dkim(verifier, &message.data);
+                self.obs.verified_copies.push(crate::check::VerifiedCopy {
+                    at,
+                    tag: tag.unwrap_or_default(),
+                    remote: name.clone(),
+                    recipients,
+                    from: seen.from,
+                    envelope: match &message.reverse_path {
+                        ReversePath::Null => None,
+                        ReversePath::Mailbox(mailbox) => {
+                            Some(mailbox.to_string().to_ascii_lowercase())
+                        }
+                    },
+                    signatures: seen.signatures,
+                });
             }
         }
         match choice {

@@ -1,13 +1,15 @@
 //! Remote mail servers: core's own server session answers the dialogue, and this
 //! model plays the remote's storage and policy from the seed — per-recipient
 //! accept, 4xx or 5xx, greylisting, slowness, a hang or a close instead of the
-//! final reply. It stands for other organisations' servers, so its choices are
+//! final reply; and a DKIM verifier that checks every signature of every stored
+//! copy. It stands for other organisations' servers, so its choices are
 //! test inputs, not Sluice decisions.
 
 use crate::engine::Pcg32;
 use crate::engine::trace::fnv1a;
 use sluice_core::smtp::server::{RecipientCheck, RecipientVerdict};
 use sluice_core::time::{Duration, Instant};
+use sluice_dkim::verify::{SignatureCheck, Verification, Verifier};
 use std::collections::BTreeSet;
 
 /// How one remote server behaves.
@@ -107,6 +109,22 @@ impl RemoteServer {
             rng.between(0, self.behaviour.slow_ms_max),
         ))
     }
+}
+
+/// The remote's DKIM verifier on a copy it stored: mail-auth's, checking every
+/// DKIM-Signature against the key records the simulated DNS publishes (read
+/// without lookup faults: the checker judges the signatures, not the remote's DNS).
+/// A verifier that cannot run fails every signature it was given.
+pub fn verify_dkim(verifier: &Verifier, data: &[u8]) -> Verification {
+    verifier.verify(data).unwrap_or_else(|error| Verification {
+        from: Vec::new(),
+        signatures: vec![SignatureCheck {
+            domain: String::new(),
+            selector: String::new(),
+            passed: false,
+            result: error.to_string(),
+        }],
+    })
 }
 
 /// A lying EHLO reply: a STARTTLS line inserted after the greeting line of a
