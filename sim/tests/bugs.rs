@@ -266,3 +266,17 @@ external_fraction = 0.5
         Guarantee::Drained,
     );
 }
+
+#[test]
+fn ignoring_the_path_rules_is_caught_by_the_delivery_paths_checker() {
+    // Relay-ruled mail placed by the default policy goes straight to its domain's
+    // MX: the checker sees it arrive somewhere its rule does not send it.
+    caught_only_with(
+        &scenario("relay-paths"),
+        Bugs {
+            ignore_path_rules: true,
+            ..Bugs::default()
+        },
+        Guarantee::DeliveryPaths,
+    );
+}

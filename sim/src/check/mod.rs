@@ -5,9 +5,11 @@
 //! and reports every violation of its guarantee from ARCHITECTURE.md.
 
 mod duplicates;
+mod paths;
 mod retry;
 
 pub use duplicates::{DuplicateCause, RemoteCopy, explains_duplicate, remote_duplicates};
+pub use paths::{Arrival, CredentialsSeen, Expected, PathFigures, PathOracle};
 pub use retry::ScheduleOracle;
 
 use sluice_core::notice::NoticeKind;
@@ -25,10 +27,13 @@ pub enum Guarantee {
     NoRelay,
     /// Liveness: after the drain every promised copy is delivered or notified.
     Drained,
+    /// Mail takes the path its `[[delivery.path]]` rule names, credentials only to
+    /// their relay.
+    DeliveryPaths,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 7] = [
+    pub const ALL: [Guarantee; 8] = [
         Guarantee::NoLoss,
         Guarantee::NoDuplicates,
         Guarantee::Notices,
@@ -36,6 +41,7 @@ impl Guarantee {
         Guarantee::Availability,
         Guarantee::NoRelay,
         Guarantee::Drained,
+        Guarantee::DeliveryPaths,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +53,7 @@ impl Guarantee {
             Guarantee::Availability => "availability",
             Guarantee::NoRelay => "no-relay",
             Guarantee::Drained => "queues-drain",
+            Guarantee::DeliveryPaths => "delivery-paths",
         }
     }
 }
@@ -101,6 +108,11 @@ pub struct Observations {
     /// (host, queue id) of every attempt the queue gave up waiting for: its driver
     /// never answered it.
     pub unanswered_attempts: Vec<(String, String)>,
+    /// Every copy a remote server (MX or relay host) stored, with the session's
+    /// authenticated identity.
+    pub arrivals: Vec<Arrival>,
+    /// Credentials given to delivery sessions and received by remote servers.
+    pub credentials: Vec<CredentialsSeen>,
 }
 
 /// One recipient of an ambiguous attempt (see [`Observations::ambiguous`]).
@@ -239,6 +251,54 @@ impl Observations {
                 conn,
                 sender: sender.to_owned(),
             });
+    }
+
+    /// Remote server `server` stored `tag` for `recipient` in a session
+    /// authenticated as `authenticated`.
+    pub fn arrived(
+        &mut self,
+        at: Instant,
+        server: &str,
+        tag: &str,
+        recipient: &str,
+        authenticated: Option<String>,
+    ) {
+        self.arrivals.push(Arrival {
+            at,
+            server: server.to_owned(),
+            tag: tag.to_owned(),
+            recipient: recipient.to_ascii_lowercase(),
+            authenticated,
+        });
+    }
+
+    /// Host `client` gave a delivery session to `server` the credentials of `username`.
+    pub fn credentials_given(&mut self, at: Instant, client: &str, server: &str, username: &str) {
+        self.credentials.push(CredentialsSeen {
+            at,
+            client: client.to_owned(),
+            server: server.to_owned(),
+            username: username.to_owned(),
+            received: None,
+        });
+    }
+
+    /// Remote server `server` received AUTH as `username` from `client`.
+    pub fn credentials_received(
+        &mut self,
+        at: Instant,
+        client: &str,
+        server: &str,
+        username: &str,
+        valid: bool,
+    ) {
+        self.credentials.push(CredentialsSeen {
+            at,
+            client: client.to_owned(),
+            server: server.to_owned(),
+            username: username.to_owned(),
+            received: Some(valid),
+        });
     }
 
     pub fn crashed(&mut self, at: Instant, host: &str) {
@@ -421,6 +481,8 @@ pub struct Context {
     pub owed_success: BTreeSet<(String, String)>,
     /// Tag → its workload recipients in the order the client named them.
     pub recipient_order: BTreeMap<String, Vec<String>>,
+    /// Where each domain's mail must arrive, from the scenario's rules.
+    pub paths: PathOracle,
 }
 
 /// A recipient still waiting in a host's durable queue at the end of the run.
@@ -493,6 +555,9 @@ pub fn check(
     }
     if wanted.contains(&Guarantee::Drained) {
         drained(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::DeliveryPaths) {
+        paths::delivery_paths(obs, &context.paths, &mut violations);
     }
     violations
 }

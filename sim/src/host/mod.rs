@@ -58,6 +58,9 @@ pub struct Bugs {
     pub core_backoff_off_by_one: bool,
     /// Never hand a finished attempt's results back to the queue.
     pub drop_attempt_report: bool,
+    /// Place external copies by the default policy (every domain to its MX hosts),
+    /// as if the `[[delivery.path]]` rules were not configured.
+    pub ignore_path_rules: bool,
 }
 
 impl Bugs {
@@ -125,6 +128,8 @@ pub struct SluiceHost {
     pub attempts: BTreeMap<u64, delivery::Attempt>,
     /// Volatile: idle delivery connections.
     pub pool: delivery::Pool,
+    /// What relays that require AUTH are given (net's `Deliverer::relay_credentials`).
+    pub relay_credentials: sluice_core::delivery::RelayCredentials,
     next_attempt: u64,
     next_queue_id: u64,
 }
@@ -153,6 +158,7 @@ impl SluiceHost {
             waiters: BTreeMap::new(),
             attempts: BTreeMap::new(),
             pool: delivery::Pool::default(),
+            relay_credentials: sluice_core::delivery::RelayCredentials::default(),
             next_attempt: 0,
             next_queue_id: 0,
         }
@@ -235,10 +241,12 @@ impl World {
         match self.nodes.get(host).map(|node| &node.kind) {
             Some(NodeKind::Sluice(sluice)) => Some(sluice.session_config(listener)),
             Some(NodeKind::Remote(remote)) => Some(SessionConfig {
-                kind: ListenerKind::Mx,
+                kind: remote.listener(),
                 hostname: domain(&self.place_name(host)),
                 tls: TlsMode::Unavailable,
-                auth_requires_tls: true,
+                // The simulation has no TLS: a relay offers AUTH without it (an MX
+                // listener never offers AUTH).
+                auth_requires_tls: false,
                 limits: Limits {
                     command_timeout: remote
                         .behaviour
