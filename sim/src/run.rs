@@ -241,6 +241,11 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         delivery_policy = sluice_core::delivery::DeliveryPolicy::default();
     }
     let relay_credentials = scenario.delivery.credentials().unwrap_or_default();
+    let leaked_credentials = world
+        .bugs
+        .leak_relay_credentials
+        .then(|| leaked_credentials(scenario))
+        .flatten();
     let host = |role, name: &str, mailboxes| {
         let mut sluice = SluiceHost::new(
             role,
@@ -254,6 +259,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         );
         sluice.pool.idle_timeout = pool_idle;
         sluice.relay_credentials = relay_credentials.clone();
+        sluice.leaked_credentials = leaked_credentials.clone();
         NodeKind::Sluice(Box::new(sluice))
     };
     let mut gateways = Vec::new();
@@ -412,6 +418,17 @@ fn relays(
         }
     }
     nodes
+}
+
+/// The first relay account of the scenario, for the `leak-relay-credentials` bug.
+fn leaked_credentials(scenario: &Scenario) -> Option<sluice_core::smtp::client::ClientAuth> {
+    let relays = scenario.delivery.relays().unwrap_or_default();
+    let (username, password) = relays.into_iter().find_map(|relay| relay.account)?;
+    Some(sluice_core::smtp::client::ClientAuth {
+        username,
+        password: sluice_core::smtp::client::Password::new(password),
+        plaintext_allowed: true,
+    })
 }
 
 /// The groups `team<k>@local`, each of `size` distinct local users taken in turn
@@ -935,6 +952,7 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
         (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
         (bugs.drop_attempt_report, "drop-attempt-report"),
         (bugs.ignore_path_rules, "ignore-path-rules"),
+        (bugs.leak_relay_credentials, "leak-relay-credentials"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -967,6 +985,7 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
             "drop-attempt-report" => bugs.drop_attempt_report = true,
             "ignore-path-rules" => bugs.ignore_path_rules = true,
+            "leak-relay-credentials" => bugs.leak_relay_credentials = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

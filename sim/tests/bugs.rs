@@ -280,3 +280,17 @@ fn ignoring_the_path_rules_is_caught_by_the_delivery_paths_checker() {
         Guarantee::DeliveryPaths,
     );
 }
+
+#[test]
+fn leaking_relay_credentials_is_caught_by_the_delivery_paths_checker() {
+    // Every session given the smarthost's account, MX and trusted relay alike: the
+    // checker sees credentials handed to a session for a server that has none.
+    caught_only_with(
+        &scenario("relay-paths"),
+        Bugs {
+            leak_relay_credentials: true,
+            ..Bugs::default()
+        },
+        Guarantee::DeliveryPaths,
+    );
+}

@@ -369,6 +369,7 @@ impl World {
             sluice
                 .relay_credentials
                 .for_path(&attempt.destination.path)
+                .or(sluice.leaked_credentials.as_ref())
                 .cloned()
         });
         loop {

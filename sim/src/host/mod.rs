@@ -61,6 +61,8 @@ pub struct Bugs {
     /// Place external copies by the default policy (every domain to its MX hosts),
     /// as if the `[[delivery.path]]` rules were not configured.
     pub ignore_path_rules: bool,
+    /// Give every delivery session a relay's credentials, whatever its path.
+    pub leak_relay_credentials: bool,
 }
 
 impl Bugs {
@@ -130,6 +132,8 @@ pub struct SluiceHost {
     pub pool: delivery::Pool,
     /// What relays that require AUTH are given (net's `Deliverer::relay_credentials`).
     pub relay_credentials: sluice_core::delivery::RelayCredentials,
+    /// With the `leak-relay-credentials` bug: the credentials every session gets.
+    pub leaked_credentials: Option<sluice_core::smtp::client::ClientAuth>,
     next_attempt: u64,
     next_queue_id: u64,
 }
@@ -159,6 +163,7 @@ impl SluiceHost {
             attempts: BTreeMap::new(),
             pool: delivery::Pool::default(),
             relay_credentials: sluice_core::delivery::RelayCredentials::default(),
+            leaked_credentials: None,
             next_attempt: 0,
             next_queue_id: 0,
         }
