@@ -3,17 +3,16 @@
 //! of its drain, then checked. Also the summary table and the violation report.
 
 use crate::check::{
-    self, Context, DkimCounts, DuplicateCause, Guarantee, Observations, QueuedAtEnd,
-    ScheduleOracle, Violation,
+    self, Context, DkimCounts, DuplicateCause, Expected, Guarantee, Observations, PathFigures,
+    PathOracle, QueuedAtEnd, ScheduleOracle, Violation,
 };
 use crate::engine::{Engine, Pcg32};
 use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
 use crate::scenario::{Scenario, per_million};
 use crate::world::client::{Agent, LoadBalancer, MessageSpec};
 use crate::world::network::{Network, OUTSIDE};
-use crate::world::remote::{Behaviour, RemoteServer};
+use crate::world::remote::{Behaviour, RelayService, RemoteServer};
 use crate::world::{Event, Node, NodeKind, World};
-use sluice_core::delivery::DeliveryPolicy;
 use sluice_core::node::PlacementPolicy;
 use sluice_core::queue::{QueueConfig, RetrySchedule};
 use sluice_core::router::MailboxAccess;
@@ -51,6 +50,8 @@ pub struct RunResult {
     pub expanded: ExpandedCopies,
     /// Signatures on the copies remotes stored, as their verifier found them.
     pub dkim: DkimCounts,
+    /// What relay hosts and MX servers took, and the AUTH commands relays received.
+    pub paths: PathFigures,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -101,6 +102,8 @@ struct Setup {
     catch_all: Option<String>,
     /// Workload recipients whose local part the directory does not know.
     unknown_locals: BTreeSet<String>,
+    /// Where each domain's mail must arrive.
+    paths: PathOracle,
 }
 
 /// The checker's model of the retry schedule, read from the scenario itself (not
@@ -162,7 +165,10 @@ fn address(index: usize) -> IpAddr {
 
 fn add_node(world: &mut World, name: String, kind: NodeKind) -> usize {
     let index = world.nodes.len();
-    world.dns.addresses.insert(name.clone(), address(index));
+    world
+        .dns
+        .addresses
+        .insert(name.clone(), vec![address(index)]);
     world
         .dns
         .ptr
@@ -205,6 +211,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         groups: groups.keys().cloned().collect(),
         catch_all: catch_all.clone(),
         unknown_locals: BTreeSet::new(),
+        paths: PathOracle::default(),
     };
     let directory = Directory {
         domain: local.clone(),
@@ -231,18 +238,31 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         ..QueueConfig::default()
     };
     let pool_idle = Duration::from_secs(scenario.queue.pool_idle_secs);
+    // The scenario was validated, so both read; a planted bug drops the rules.
+    let mut delivery_policy = scenario.delivery.policy().unwrap_or_default();
+    if world.bugs.ignore_path_rules {
+        delivery_policy = sluice_core::delivery::DeliveryPolicy::default();
+    }
+    let relay_credentials = scenario.delivery.credentials().unwrap_or_default();
+    let leaked_credentials = world
+        .bugs
+        .leak_relay_credentials
+        .then(|| leaked_credentials(scenario))
+        .flatten();
     let host = |role, name: &str, mailboxes| {
         let mut sluice = SluiceHost::new(
             role,
             domain(name),
             PlacementPolicy {
                 mailboxes,
-                delivery: DeliveryPolicy::default(),
+                delivery: delivery_policy.clone(),
             },
             queue_config.clone(),
             directory.clone(),
         );
         sluice.pool.idle_timeout = pool_idle;
+        sluice.relay_credentials = relay_credentials.clone();
+        sluice.leaked_credentials = leaked_credentials.clone();
         NodeKind::Sluice(Box::new(sluice))
     };
     let mut gateways = Vec::new();
@@ -299,9 +319,11 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
             .dns
             .mx
             .insert(remote_domain.clone(), vec![(10, name.clone())]);
+        setup.paths.mx.insert(remote_domain.clone(), name.clone());
         let server = RemoteServer::new(remote_domain, behaviour.clone());
         remote_nodes.push(add_node(world, name, NodeKind::Remote(server)));
     }
+    let relay_nodes = relays(world, scenario, &behaviour, &mut setup.paths);
     world.dns.failure_ppm = per_million(scenario.dns.failure);
     world.dns.timeout_ppm = per_million(scenario.dns.timeout);
     world.fsync_ms = (
@@ -323,7 +345,14 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
     world.health_check_every = Duration::from_secs(topology.health_check_secs.max(1));
 
     workload(world, scenario, &users, remotes, &mut setup);
-    faults(world, scenario, &gateways, &backends, &remote_nodes);
+    faults(
+        world,
+        scenario,
+        &gateways,
+        &backends,
+        &remote_nodes,
+        &relay_nodes,
+    );
     world.engine.at(Instant::EPOCH, Event::HealthCheck);
     world.engine.at(
         Instant::from_millis(scenario.duration_secs * 1000),
@@ -376,6 +405,79 @@ fn sign_outgoing_mail(world: &mut World, scenario: &Scenario, seed: u64) {
             world.count_fault("dkim_verifier_unavailable");
         }
     }
+}
+
+/// The relays the scenario's rules name: `relay.hosts` remote servers each,
+/// `r<k>.<relay>`, every one at its own address and all of them at the relay's
+/// name, in order (so the walk fails over from one to the next). Their names go
+/// into the checker's model of the rules, beside each rule's pattern.
+fn relays(
+    world: &mut World,
+    scenario: &Scenario,
+    behaviour: &Behaviour,
+    oracle: &mut PathOracle,
+) -> Vec<usize> {
+    let relays = scenario.delivery.relays().unwrap_or_default();
+    let mut nodes = Vec::new();
+    let mut expected = BTreeMap::new();
+    for relay in relays {
+        let mut hosts = BTreeSet::new();
+        let mut addresses = Vec::new();
+        for k in 1..=scenario.relay.hosts {
+            let name = format!("r{k}.{}", relay.name);
+            let service = RelayService {
+                account: relay.account.clone(),
+            };
+            let server = RemoteServer::relay(relay.name.clone(), behaviour.clone(), service);
+            let index = add_node(world, name.clone(), NodeKind::Remote(server));
+            addresses.push(address(index));
+            hosts.insert(name);
+            nodes.push(index);
+        }
+        world.dns.addresses.insert(relay.name.clone(), addresses);
+        expected.insert(
+            relay.name.clone(),
+            Expected::Relay {
+                name: relay.name.clone(),
+                hosts,
+                username: relay.account.map(|(username, _)| username),
+            },
+        );
+    }
+    for rule in &scenario.delivery.path {
+        let target = if rule.path.eq_ignore_ascii_case("relay") {
+            let name = rule
+                .relay
+                .as_deref()
+                .and_then(|address| {
+                    sluice_core::delivery::path::parse_host_port(address, Some(25)).ok()
+                })
+                .map(|(name, _)| name);
+            match name.and_then(|name| expected.get(&name)) {
+                Some(relay) => relay.clone(),
+                None => continue,
+            }
+        } else {
+            Expected::Mx
+        };
+        for pattern in &rule.domains {
+            oracle
+                .rules
+                .push((pattern.to_ascii_lowercase(), target.clone()));
+        }
+    }
+    nodes
+}
+
+/// The first relay account of the scenario, for the `leak-relay-credentials` bug.
+fn leaked_credentials(scenario: &Scenario) -> Option<sluice_core::smtp::client::ClientAuth> {
+    let relays = scenario.delivery.relays().unwrap_or_default();
+    let (username, password) = relays.into_iter().find_map(|relay| relay.account)?;
+    Some(sluice_core::smtp::client::ClientAuth {
+        username,
+        password: sluice_core::smtp::client::Password::new(password),
+        plaintext_allowed: true,
+    })
 }
 
 /// The groups `team<k>@local`, each of `size` distinct local users taken in turn
@@ -529,6 +631,7 @@ fn faults(
     gateways: &[usize],
     backends: &[usize],
     remotes: &[usize],
+    relays: &[usize],
 ) {
     let duration_ms = scenario.duration_secs * 1000;
     let crashes = &scenario.crashes;
@@ -555,6 +658,17 @@ fn faults(
         world.engine.at(at, Event::Crash(host));
         world.engine.at(back, Event::Restart(host));
     }
+    // Drawn only when relays exist, so scenarios without them keep their sequences.
+    for _ in 0..scenario.relay.crashes {
+        let rng = &mut world.engine.rng;
+        let Some(host) = rng.pick(relays).copied() else {
+            break;
+        };
+        let at = Instant::from_millis(rng.below(duration_ms));
+        let back = at + restart(rng);
+        world.engine.at(at, Event::Crash(host));
+        world.engine.at(back, Event::Restart(host));
+    }
     for host in gateways.iter().take(crashes.gateways_down as usize) {
         world.engine.at(Instant::EPOCH, Event::Crash(*host));
     }
@@ -569,7 +683,7 @@ fn faults(
                 places.push((*gateway, *backend));
             }
         }
-        for remote in remotes {
+        for remote in remotes.iter().chain(relays) {
             places.push((*gateway, *remote));
         }
     }
@@ -664,6 +778,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         (guarantees.no_relay, Guarantee::NoRelay),
         (guarantees.drained, Guarantee::Drained),
         (guarantees.dkim, Guarantee::Dkim),
+        (guarantees.delivery_paths, Guarantee::DeliveryPaths),
     ] {
         if on {
             checked.insert(guarantee);
@@ -709,6 +824,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .iter()
             .map(|domain| domain.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
+        paths: setup.paths.clone(),
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);
@@ -741,6 +857,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         ambiguous: obs.ambiguous.len(),
         expanded: expanded_copies(obs, setup),
         dkim: check::dkim_counts(obs, &context),
+        paths: PathFigures::of(obs, &setup.paths),
         faults,
         checked,
         violations,
@@ -832,6 +949,18 @@ pub fn summary(result: &RunResult) -> String {
             dkim.signed, dkim.verified, dkim.failed, dkim.unsigned
         );
     }
+    let paths = result.paths;
+    if paths != PathFigures::default() {
+        let _ = writeln!(
+            out,
+            "paths      relay copies {:>4} (after AUTH {})  mx copies {:>4}  AUTH received {} (refused {})",
+            paths.relay_copies,
+            paths.relay_after_auth,
+            paths.mx_copies,
+            paths.auth_received,
+            paths.auth_refused
+        );
+    }
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -889,6 +1018,8 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
         (bugs.forget_remote_acceptance, "forget-remote-acceptance"),
         (bugs.drop_attempt_report, "drop-attempt-report"),
         (bugs.dkim_alter_after_signing, "dkim-alter-after-signing"),
+        (bugs.ignore_path_rules, "ignore-path-rules"),
+        (bugs.leak_relay_credentials, "leak-relay-credentials"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -921,6 +1052,8 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "forget-remote-acceptance" => bugs.forget_remote_acceptance = true,
             "drop-attempt-report" => bugs.drop_attempt_report = true,
             "dkim-alter-after-signing" => bugs.dkim_alter_after_signing = true,
+            "ignore-path-rules" => bugs.ignore_path_rules = true,
+            "leak-relay-credentials" => bugs.leak_relay_credentials = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

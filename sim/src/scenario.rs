@@ -40,6 +40,12 @@ pub struct Scenario {
     pub guarantees: Guarantees,
     #[serde(default)]
     pub dkim: Dkim,
+    /// `[[delivery.path]]` rules, as in net's configuration.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// The simulated relays the rules name.
+    #[serde(default)]
+    pub relay: Relay,
     /// Pick a random mix of every fault per seed (intensities up to the ones given).
     #[serde(default)]
     pub swarm: bool,
@@ -350,6 +356,166 @@ impl Default for Dkim {
     }
 }
 
+/// `[delivery]`: where the gateways send external mail, in the shape of net's
+/// `[delivery]` section (its `path` tables only), read by the same core code.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub path: Vec<PathRule>,
+}
+
+/// One `[[delivery.path]]` table: net's keys, without `password_file` (the
+/// simulation has no files).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathRule {
+    pub domains: Vec<String>,
+    pub path: String,
+    pub relay: Option<String>,
+    pub lmtp: Option<String>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub plaintext_auth: bool,
+}
+
+/// A relay (smarthost) a rule names, as the simulated world builds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelaySpec {
+    /// The name in the rule: DNS answers it with the address of every relay host.
+    pub name: String,
+    /// The account the relay's hosts take AUTH for; `None`: they take mail from
+    /// any client without AUTH (a relay that trusts its network).
+    pub account: Option<(String, String)>,
+}
+
+impl Delivery {
+    fn tables(&self) -> Vec<sluice_core::delivery::PathTable<'_>> {
+        self.path
+            .iter()
+            .map(|rule| sluice_core::delivery::PathTable {
+                domains: &rule.domains,
+                path: &rule.path,
+                relay: rule.relay.as_deref(),
+                lmtp: rule.lmtp.as_deref(),
+                tls: rule.tls.as_deref(),
+                username: rule.username.as_deref(),
+                password: rule.password.as_deref(),
+                plaintext_auth: rule.plaintext_auth,
+            })
+            .collect()
+    }
+
+    /// The delivery policy, read by core as net reads its own (opportunistic TLS
+    /// where a rule names none); the error names the key.
+    pub fn policy(&self) -> Result<sluice_core::delivery::DeliveryPolicy, String> {
+        sluice_core::delivery::tables::delivery_policy(&self.tables(), "opportunistic")
+            .map_err(|error| format!("{}: {error}", error.key()))
+    }
+
+    /// The relays' credentials, read by core as net reads its own.
+    pub fn credentials(&self) -> Result<sluice_core::delivery::RelayCredentials, String> {
+        sluice_core::delivery::tables::relay_credentials(&self.tables())
+            .map_err(|error| format!("{}: {error}", error.key()))
+    }
+
+    /// The relays the rules name, each once, in the order first named.
+    pub fn relays(&self) -> Result<Vec<RelaySpec>, String> {
+        let mut relays: Vec<RelaySpec> = Vec::new();
+        for (rule, table) in self.path.iter().zip(self.tables()) {
+            let Some(address) = rule
+                .relay
+                .as_deref()
+                .filter(|_| table.path.eq_ignore_ascii_case("relay"))
+            else {
+                continue;
+            };
+            let (name, _) = sluice_core::delivery::path::parse_host_port(address, Some(25))
+                .map_err(|error| format!("delivery.path.relay: {error}"))?;
+            if name.parse::<std::net::IpAddr>().is_ok() {
+                return Err(format!(
+                    "delivery.path.relay: {address:?}: the simulation's relays have names"
+                ));
+            }
+            let account = table
+                .client_auth()
+                .map_err(|error| format!("{}: {error}", error.key()))?
+                .map(|auth| (auth.username, auth.password.expose().to_owned()));
+            if account.is_some() && !rule.plaintext_auth {
+                return Err(
+                    "delivery.path.plaintext_auth: the simulation has no TLS, so AUTH \
+                            to a relay needs plaintext_auth = true"
+                        .to_owned(),
+                );
+            }
+            match relays.iter().find(|relay| relay.name == name) {
+                Some(known) if known.account != account => {
+                    return Err(format!(
+                        "delivery.path.username: relay {name} is named with different \
+                         credentials (a simulated relay has one account)"
+                    ));
+                }
+                Some(_) => {}
+                None => relays.push(RelaySpec { name, account }),
+            }
+        }
+        Ok(relays)
+    }
+
+    fn validate(&self, topology: &Topology) -> Result<(), String> {
+        self.policy()?;
+        self.credentials()?;
+        if self
+            .path
+            .iter()
+            .any(|rule| rule.path.eq_ignore_ascii_case("lmtp"))
+        {
+            return Err(
+                "delivery.path.path: the simulation has no LMTP service for \
+                        external domains (use mx or relay)"
+                    .to_owned(),
+            );
+        }
+        let local = topology.local_domain.to_ascii_lowercase();
+        for relay in self.relays()? {
+            let relay = relay.name;
+            let taken = relay == local
+                || relay.ends_with(&format!(".{local}"))
+                || (1..=topology.remote_domains.max(1))
+                    .any(|k| relay == format!("mx.remote{k}.example"));
+            if taken {
+                return Err(format!(
+                    "delivery.path.relay: {relay} is a name the topology already uses"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[relay]`: the simulated relays. Each relay a rule names is served by `hosts`
+/// remote servers (core's server session answering, the `[remote]` behaviour),
+/// named `r<k>.<relay>`, whose addresses DNS gives for the relay's name in order:
+/// when one is down, the walk fails over to the next. A relay with credentials
+/// takes mail only on its submission listener after AUTH; it stores what it takes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Relay {
+    pub hosts: u32,
+    /// Crashes of random relay hosts during the duration (down for the
+    /// `[crashes]` restart times).
+    pub crashes: u32,
+}
+
+impl Default for Relay {
+    fn default() -> Self {
+        Relay {
+            hosts: 1,
+            crashes: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Guarantees {
@@ -365,6 +531,9 @@ pub struct Guarantees {
     /// Every copy a remote stores from a signing domain carries a signature that
     /// verifies, and none is signed by a domain it does not come from.
     pub dkim: bool,
+    /// Mail under a relay rule reaches only that relay, after AUTH where the rule
+    /// has credentials; other mail its domain's MX; credentials go nowhere else.
+    pub delivery_paths: bool,
 }
 
 impl Default for Guarantees {
@@ -378,6 +547,7 @@ impl Default for Guarantees {
             no_relay: true,
             drained: true,
             dkim: true,
+            delivery_paths: true,
         }
     }
 }
@@ -484,6 +654,10 @@ impl Scenario {
             sluice_dkim::DkimSigner::ed25519_from_seed(domain, &self.dkim.selector, [0; 32])
                 .map_err(|error| format!("dkim: {error}"))?;
         }
+        if self.relay.hosts == 0 {
+            return Err("relay.hosts: must be at least 1".to_owned());
+        }
+        self.delivery.validate(&self.topology)?;
         Ok(())
     }
 }
@@ -517,5 +691,62 @@ mod tests {
         let error = Scenario::parse("f.toml", text).err().map(|e| e.to_string());
         assert!(error.unwrap_or_default().contains("disk.error"));
         assert_eq!(per_million(0.25), 250_000);
+    }
+
+    const RELAY_RULE: &str = "name = \"x\"\nduration_secs = 10\n[[delivery.path]]\n\
+                              domains = [\"remote2.example\"]\npath = \"relay\"\n\
+                              relay = \"smart.example:587\"\n";
+
+    fn error_of(text: &str) -> String {
+        Scenario::parse("p.toml", text)
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default()
+    }
+
+    /// The rules are net's `[[delivery.path]]` tables, read by core: the policy and
+    /// the relays' credentials come out, and every mistake names its key.
+    #[test]
+    fn path_rules_are_read_by_core_and_mistakes_name_their_key() {
+        let text =
+            format!("{RELAY_RULE}username = \"gw\"\npassword = \"pw\"\nplaintext_auth = true\n");
+        let scenario = Scenario::parse("p.toml", &text).unwrap();
+        let destination = scenario
+            .delivery
+            .policy()
+            .unwrap()
+            .destination_for("remote2.example");
+        let relay = sluice_core::delivery::DeliveryPath::Relay {
+            host: "smart.example".to_owned(),
+            port: 587,
+        };
+        assert_eq!(destination.path, relay);
+        let credentials = scenario.delivery.credentials().unwrap();
+        assert_eq!(
+            credentials.for_path(&relay).map(|a| a.username.as_str()),
+            Some("gw")
+        );
+        let relays = scenario.delivery.relays().unwrap();
+        assert_eq!(relays.len(), 1);
+        assert_eq!(relays[0].account, Some(("gw".to_owned(), "pw".to_owned())));
+        for (extra, key) in [
+            ("username = \"gw\"\n", "delivery.path.password"),
+            (
+                "username = \"gw\"\npassword = \"pw\"\n",
+                "delivery.path.plaintext_auth",
+            ),
+            ("passwd = \"pw\"\n", "passwd"),
+            ("password_file = \"/x\"\n", "password_file"),
+        ] {
+            let error = error_of(&format!("{RELAY_RULE}{extra}"));
+            assert!(
+                error.contains("p.toml") && error.contains(key),
+                "{key}: {error}"
+            );
+        }
+        let error = error_of(&RELAY_RULE.replace("smart.example", "mx.remote1.example"));
+        assert!(error.contains("delivery.path.relay"), "{error}");
+        let error = error_of(&RELAY_RULE.replace("relay\"\nrelay", "lmtp\"\nlmtp"));
+        assert!(error.contains("delivery.path.path"), "{error}");
     }
 }

@@ -272,3 +272,31 @@ fn changing_a_message_after_signing_it_is_found() {
         Guarantee::Dkim,
     );
 }
+
+#[test]
+fn ignoring_the_path_rules_is_caught_by_the_delivery_paths_checker() {
+    // Relay-ruled mail placed by the default policy goes straight to its domain's
+    // MX: the checker sees it arrive somewhere its rule does not send it.
+    caught_only_with(
+        &scenario("relay-paths"),
+        Bugs {
+            ignore_path_rules: true,
+            ..Bugs::default()
+        },
+        Guarantee::DeliveryPaths,
+    );
+}
+
+#[test]
+fn leaking_relay_credentials_is_caught_by_the_delivery_paths_checker() {
+    // Every session given the smarthost's account, MX and trusted relay alike: the
+    // checker sees credentials handed to a session for a server that has none.
+    caught_only_with(
+        &scenario("relay-paths"),
+        Bugs {
+            leak_relay_credentials: true,
+            ..Bugs::default()
+        },
+        Guarantee::DeliveryPaths,
+    );
+}

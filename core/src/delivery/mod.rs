@@ -11,17 +11,21 @@
 //! - `hosts`: which lookup a path needs, and the hosts its walk tries from the answer;
 //! - `walk`: one attempt's walk over those hosts and their addresses, with the TLS
 //!   fallback, to a result per recipient;
-//! - `credentials`: which credentials a relay path authenticates with (RFC 4954).
+//! - `credentials`: which credentials a relay path authenticates with (RFC 4954);
+//! - `tables`: the `[[delivery.path]]` tables as written, read into the policy and
+//!   the relays' credentials (net's configuration and the simulator's scenarios).
 
 pub mod credentials;
 pub mod hosts;
 pub mod mx;
 pub mod path;
+pub mod tables;
 mod text;
 pub mod walk;
 
 pub use credentials::{ConflictingCredentials, RelayCredentials};
 pub use path::{DeliveryPolicy, DomainPattern, PolicyError, PolicyRule, RulePath, RuleText};
+pub use tables::{PathTable, PathTableError};
 pub use text::DestinationTextError;
 
 use crate::smtp::reply::{EnhancedStatus, Reply};

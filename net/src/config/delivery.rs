@@ -129,42 +129,31 @@ pub struct PathSection {
 }
 
 impl PathSection {
-    /// This rule's AUTH credentials, if it has any; half-given ones are an error.
-    fn client_auth(
-        &self,
-    ) -> Result<Option<sluice_core::smtp::client::ClientAuth>, (&'static str, String)> {
-        use sluice_core::smtp::client::{ClientAuth, Password};
-        let password = match (&self.password, &self.password_file) {
-            (Some(_), Some(_)) => {
-                return Err((
-                    "delivery.path.password_file",
-                    "give password or password_file, not both".to_owned(),
-                ));
-            }
-            (Some(password), None) => Some(password.clone()),
-            (None, Some(file)) => Some(read_password_file(file)?),
-            (None, None) => None,
-        };
-        match (&self.username, password) {
-            (Some(username), Some(password)) if !username.is_empty() => Ok(Some(ClientAuth {
-                username: username.clone(),
-                password: Password::new(password),
-                plaintext_allowed: self.plaintext_auth,
-            })),
-            (Some(_), Some(_)) => Err(("delivery.path.username", "must not be empty".to_owned())),
-            (Some(_), None) => Err((
-                "delivery.path.password",
-                "a username needs password or password_file".to_owned(),
+    /// The password, read from `password_file` when the table names one; giving
+    /// both is an error.
+    fn password(&self) -> Result<Option<String>, (&'static str, String)> {
+        match (&self.password, &self.password_file) {
+            (Some(_), Some(_)) => Err((
+                "delivery.path.password_file",
+                "give password or password_file, not both".to_owned(),
             )),
-            (None, Some(_)) => Err((
-                "delivery.path.username",
-                "a password needs a username".to_owned(),
-            )),
-            (None, None) if self.plaintext_auth => Err((
-                "delivery.path.plaintext_auth",
-                "only means something with a username and password".to_owned(),
-            )),
+            (Some(password), None) => Ok(Some(password.clone())),
+            (None, Some(file)) => read_password_file(file).map(Some),
             (None, None) => Ok(None),
+        }
+    }
+
+    /// The table as core reads it, with its password once read.
+    fn table<'a>(&'a self, password: Option<&'a str>) -> sluice_core::delivery::PathTable<'a> {
+        sluice_core::delivery::PathTable {
+            domains: &self.domains,
+            path: &self.path,
+            relay: self.relay.as_deref(),
+            lmtp: self.lmtp.as_deref(),
+            tls: self.tls.as_deref(),
+            username: self.username.as_deref(),
+            password,
+            plaintext_auth: self.plaintext_auth,
         }
     }
 }
@@ -223,71 +212,35 @@ impl QueueSection {
 }
 
 impl DeliverySection {
-    /// The delivery policy core's placement consults.
+    /// The delivery policy core's placement consults (core reads the tables).
     pub fn policy(&self) -> Result<sluice_core::delivery::DeliveryPolicy, (&'static str, String)> {
-        use sluice_core::delivery::{DeliveryPolicy, RuleText};
-        let mut rules = Vec::new();
-        for section in &self.path {
-            if section.domains.is_empty() {
-                return Err((
-                    "delivery.path",
-                    "a rule needs at least one entry in domains".to_owned(),
-                ));
-            }
-            let address = match section.path.as_str() {
-                "relay" => section.relay.as_deref(),
-                "lmtp" => section.lmtp.as_deref(),
-                _ => None,
-            };
-            for pattern in &section.domains {
-                rules.push(RuleText {
-                    pattern,
-                    path: &section.path,
-                    address,
-                    tls: section.tls.as_deref().or(Some(self.tls.as_str())),
-                });
-            }
-        }
-        // A stricter default TLS policy covers the domains no rule names.
-        let covers_every_domain = self
+        let tables: Vec<_> = self
             .path
             .iter()
-            .any(|section| section.domains.iter().any(|d| d == "*"));
-        if self.tls != "opportunistic" && !covers_every_domain {
-            rules.push(RuleText {
-                pattern: "*",
-                path: "mx",
-                address: None,
-                tls: Some(self.tls.as_str()),
-            });
-        }
-        DeliveryPolicy::parse(rules).map_err(|error| ("delivery.path", error.to_string()))
+            .map(|section| section.table(None))
+            .collect();
+        sluice_core::delivery::tables::delivery_policy(&tables, &self.tls)
+            .map_err(|error| (error.key(), error.to_string()))
     }
 
-    /// The credentials of the relays that require AUTH, password files read.
+    /// The credentials of the relays that require AUTH, password files read (core
+    /// reads the tables).
     pub fn relay_credentials(
         &self,
     ) -> Result<sluice_core::delivery::RelayCredentials, (&'static str, String)> {
-        use sluice_core::delivery::RelayCredentials;
-        use sluice_core::delivery::path::parse_host_port;
-        let mut credentials = RelayCredentials::default();
-        for section in &self.path {
-            let Some(auth) = section.client_auth()? else {
-                continue;
-            };
-            let Some(relay) = section.relay.as_deref().filter(|_| section.path == "relay") else {
-                return Err((
-                    "delivery.path.username",
-                    "credentials are for path = \"relay\" only".to_owned(),
-                ));
-            };
-            let (host, port) = parse_host_port(relay, Some(25))
-                .map_err(|error| ("delivery.path.relay", error.to_string()))?;
-            credentials
-                .insert(&host, port, auth)
-                .map_err(|error| ("delivery.path.username", error.to_string()))?;
-        }
-        Ok(credentials)
+        let passwords = self
+            .path
+            .iter()
+            .map(PathSection::password)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tables: Vec<_> = self
+            .path
+            .iter()
+            .zip(&passwords)
+            .map(|(section, password)| section.table(password.as_deref()))
+            .collect();
+        sluice_core::delivery::tables::relay_credentials(&tables)
+            .map_err(|error| (error.key(), error.to_string()))
     }
 
     /// Role gateway: the backend's LMTP service as host and port.

@@ -6,10 +6,12 @@
 
 mod dkim;
 mod duplicates;
+mod paths;
 mod retry;
 
 pub use dkim::{DkimCounts, VerifiedCopy};
 pub use duplicates::{DuplicateCause, RemoteCopy, explains_duplicate, remote_duplicates};
+pub use paths::{Arrival, CredentialsSeen, Expected, PathFigures, PathOracle};
 pub use retry::ScheduleOracle;
 
 use sluice_core::notice::NoticeKind;
@@ -30,10 +32,13 @@ pub enum Guarantee {
     /// Every copy from a signing domain reaches remotes with a signature that
     /// verifies, and none is signed by a domain it does not come from.
     Dkim,
+    /// Mail takes the path its `[[delivery.path]]` rule names, credentials only to
+    /// their relay.
+    DeliveryPaths,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 8] = [
+    pub const ALL: [Guarantee; 9] = [
         Guarantee::NoLoss,
         Guarantee::NoDuplicates,
         Guarantee::Notices,
@@ -42,6 +47,7 @@ impl Guarantee {
         Guarantee::NoRelay,
         Guarantee::Drained,
         Guarantee::Dkim,
+        Guarantee::DeliveryPaths,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +60,7 @@ impl Guarantee {
             Guarantee::NoRelay => "no-relay",
             Guarantee::Drained => "queues-drain",
             Guarantee::Dkim => "dkim-signatures",
+            Guarantee::DeliveryPaths => "delivery-paths",
         }
     }
 }
@@ -111,6 +118,11 @@ pub struct Observations {
     /// Every copy a remote stored while DKIM signing was on, as the remote's
     /// verifier saw it.
     pub verified_copies: Vec<VerifiedCopy>,
+    /// Every copy a remote server (MX or relay host) stored, with the session's
+    /// authenticated identity.
+    pub arrivals: Vec<Arrival>,
+    /// Credentials given to delivery sessions and received by remote servers.
+    pub credentials: Vec<CredentialsSeen>,
 }
 
 /// One recipient of an ambiguous attempt (see [`Observations::ambiguous`]).
@@ -249,6 +261,54 @@ impl Observations {
                 conn,
                 sender: sender.to_owned(),
             });
+    }
+
+    /// Remote server `server` stored `tag` for `recipient` in a session
+    /// authenticated as `authenticated`.
+    pub fn arrived(
+        &mut self,
+        at: Instant,
+        server: &str,
+        tag: &str,
+        recipient: &str,
+        authenticated: Option<String>,
+    ) {
+        self.arrivals.push(Arrival {
+            at,
+            server: server.to_owned(),
+            tag: tag.to_owned(),
+            recipient: recipient.to_ascii_lowercase(),
+            authenticated,
+        });
+    }
+
+    /// Host `client` gave a delivery session to `server` the credentials of `username`.
+    pub fn credentials_given(&mut self, at: Instant, client: &str, server: &str, username: &str) {
+        self.credentials.push(CredentialsSeen {
+            at,
+            client: client.to_owned(),
+            server: server.to_owned(),
+            username: username.to_owned(),
+            received: None,
+        });
+    }
+
+    /// Remote server `server` received AUTH as `username` from `client`.
+    pub fn credentials_received(
+        &mut self,
+        at: Instant,
+        client: &str,
+        server: &str,
+        username: &str,
+        valid: bool,
+    ) {
+        self.credentials.push(CredentialsSeen {
+            at,
+            client: client.to_owned(),
+            server: server.to_owned(),
+            username: username.to_owned(),
+            received: Some(valid),
+        });
     }
 
     pub fn crashed(&mut self, at: Instant, host: &str) {
@@ -433,6 +493,8 @@ pub struct Context {
     pub recipient_order: BTreeMap<String, Vec<String>>,
     /// The sending domains with a DKIM key.
     pub dkim_domains: Vec<String>,
+    /// Where each domain's mail must arrive, from the scenario's rules.
+    pub paths: PathOracle,
 }
 
 /// A recipient still waiting in a host's durable queue at the end of the run.
@@ -508,6 +570,9 @@ pub fn check(
     }
     if wanted.contains(&Guarantee::Dkim) {
         dkim::dkim_signatures(obs, context, &mut violations);
+    }
+    if wanted.contains(&Guarantee::DeliveryPaths) {
+        paths::delivery_paths(obs, &context.paths, &mut violations);
     }
     violations
 }

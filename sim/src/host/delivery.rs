@@ -17,7 +17,7 @@ use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as QueueOutput};
 use sluice_core::queue::{QueuedMessage, RecipientState};
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
+    ClientAuth, ClientConfig, Limits, MessageReport, OutgoingMessage, Protocol, RecipientOutcome,
     SessionOutcome, TransactionProgress,
 };
 use sluice_core::smtp::server::ListenerKind;
@@ -28,8 +28,9 @@ use std::collections::BTreeMap;
 const MX_PORT: u16 = 25;
 
 /// Idle delivery connections by destination (net's `delivery::connection::Pool`):
-/// a later attempt to the same address, protocol, TLS policy and host name takes one
-/// instead of connecting, unless core's walk asks for a fresh connection.
+/// a later attempt to the same address, protocol, TLS policy, host name and
+/// credentials takes one instead of connecting, unless core's walk asks for a fresh
+/// connection.
 #[derive(Debug)]
 pub struct Pool {
     idle: BTreeMap<PoolKey, Vec<u64>>,
@@ -38,13 +39,16 @@ pub struct Pool {
     pub idle_timeout: Duration,
 }
 
-/// Which connections may carry an attempt's message.
+/// Which connections may carry an attempt's message (net's `PoolKey`): an
+/// unauthenticated connection must never carry a relay's mail, nor one relay
+/// account another's.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct PoolKey {
     address: std::net::SocketAddr,
     host: String,
     lmtp: bool,
     tls: TlsPolicy,
+    auth: Option<ClientAuth>,
 }
 
 impl Default for Pool {
@@ -367,6 +371,16 @@ impl World {
             Some(sluice) => (sluice.hostname.clone(), sluice.pool.idle_timeout),
             None => return,
         };
+        // The credentials of the attempt's path (net's `Deliverer::attempt`): core
+        // says which, for a relay that requires AUTH; none on any other path.
+        let auth = self.sluice(host).and_then(|sluice| {
+            let attempt = sluice.attempts.get(&attempt_id)?;
+            sluice
+                .relay_credentials
+                .for_path(&attempt.destination.path)
+                .or(sluice.leaked_credentials.as_ref())
+                .cloned()
+        });
         loop {
             let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
                 return;
@@ -385,6 +399,7 @@ impl World {
                 host: next.name.clone(),
                 lmtp: next.protocol == Protocol::Lmtp,
                 tls: next.tls,
+                auth: auth.clone(),
             };
             let owner = Owner::Attempt {
                 host,
@@ -412,7 +427,7 @@ impl World {
                     idle_timeout,
                     ..Limits::default()
                 },
-                auth: None,
+                auth: auth.clone(),
             };
             let listener = match next.protocol {
                 Protocol::Lmtp => ListenerKind::Lmtp,

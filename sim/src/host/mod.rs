@@ -64,6 +64,11 @@ pub struct Bugs {
     /// Append a footer to a message's body after signing it (a disclaimer added
     /// downstream of the signer): its DKIM signature no longer verifies.
     pub dkim_alter_after_signing: bool,
+    /// Place external copies by the default policy (every domain to its MX hosts),
+    /// as if the `[[delivery.path]]` rules were not configured.
+    pub ignore_path_rules: bool,
+    /// Give every delivery session a relay's credentials, whatever its path.
+    pub leak_relay_credentials: bool,
 }
 
 impl Bugs {
@@ -134,6 +139,10 @@ pub struct SluiceHost {
     /// The DKIM keys of the sending domains (net's `<data_dir>/dkim/`), shared by
     /// every host of the run; empty when the scenario signs nothing.
     pub dkim: Arc<DkimKeyStore>,
+    /// What relays that require AUTH are given (net's `Deliverer::relay_credentials`).
+    pub relay_credentials: sluice_core::delivery::RelayCredentials,
+    /// With the `leak-relay-credentials` bug: the credentials every session gets.
+    pub leaked_credentials: Option<sluice_core::smtp::client::ClientAuth>,
     next_attempt: u64,
     next_queue_id: u64,
 }
@@ -163,6 +172,8 @@ impl SluiceHost {
             attempts: BTreeMap::new(),
             pool: delivery::Pool::default(),
             dkim: Arc::default(),
+            relay_credentials: sluice_core::delivery::RelayCredentials::default(),
+            leaked_credentials: None,
             next_attempt: 0,
             next_queue_id: 0,
         }
@@ -245,10 +256,12 @@ impl World {
         match self.nodes.get(host).map(|node| &node.kind) {
             Some(NodeKind::Sluice(sluice)) => Some(sluice.session_config(listener)),
             Some(NodeKind::Remote(remote)) => Some(SessionConfig {
-                kind: ListenerKind::Mx,
+                kind: remote.listener(),
                 hostname: domain(&self.place_name(host)),
                 tls: TlsMode::Unavailable,
-                auth_requires_tls: true,
+                // The simulation has no TLS: a relay offers AUTH without it (an MX
+                // listener never offers AUTH).
+                auth_requires_tls: false,
                 limits: Limits {
                     command_timeout: remote
                         .behaviour

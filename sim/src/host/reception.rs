@@ -54,13 +54,7 @@ impl World {
         while let Some(output) = reception.poll() {
             let answer = match output {
                 Output::Send(bytes) => {
-                    let bytes = match conn.shim.as_mut() {
-                        Some(shim) => shim.to_client(bytes),
-                        None => bytes,
-                    };
-                    if !bytes.is_empty() {
-                        self.send(id, conn, false, bytes);
-                    }
+                    self.send(id, conn, false, bytes);
                     None
                 }
                 Output::Close => {

@@ -6,13 +6,12 @@
 //! gateway and spreads connections over the healthy ones.
 
 use super::network::OUTSIDE;
-use super::submission::AuthShim;
 use super::{Event, Owner, World};
 use sluice_core::delivery::{RecipientResult, TlsPolicy};
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::{
-    ClientConfig, Limits, MessageReport, OutgoingMessage, OutgoingRecipient, Protocol,
-    RecipientOutcome, SessionOutcome,
+    ClientAuth, ClientConfig, Limits, MessageReport, OutgoingMessage, OutgoingRecipient, Password,
+    Protocol, RecipientOutcome, SessionOutcome,
 };
 use sluice_core::smtp::params::Notify;
 use sluice_core::smtp::server::ListenerKind;
@@ -167,18 +166,20 @@ impl World {
             tls: TlsPolicy::Disabled,
             remote_host,
             limits: Limits::default(),
-            auth: None,
+            // A submitter authenticates with core's client AUTH (PLAIN, RFC 4616)
+            // after EHLO; the simulation has no TLS, so it is allowed in plain text.
+            auth: auth.as_ref().map(|user| ClientAuth {
+                username: user.clone(),
+                password: Password::new(format!("secret-{user}")),
+                plaintext_allowed: true,
+            }),
         };
         let listener = if auth.is_some() {
             ListenerKind::Submission
         } else {
             ListenerKind::Mx
         };
-        let id = self.next_conn_id();
         self.connect(Owner::Agent(index), gateway, listener, config, message);
-        if let (Some(user), Some(conn)) = (auth, self.conns.get_mut(&id)) {
-            conn.shim = Some(AuthShim::new(&user, &format!("secret-{user}")));
-        }
     }
 
     fn agent_report(&mut self, index: usize, report: &MessageReport) {

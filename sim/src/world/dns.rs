@@ -21,7 +21,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Default)]
 pub struct Dns {
     pub mx: BTreeMap<String, Vec<(u16, String)>>,
-    pub addresses: BTreeMap<String, IpAddr>,
+    /// Address records: a name to its addresses, in the order they are answered.
+    pub addresses: BTreeMap<String, Vec<IpAddr>>,
     /// Reverse (PTR) records: an address to its names.
     pub ptr: BTreeMap<IpAddr, Vec<String>>,
     /// TXT records (DKIM key records): an owner name to its value.
@@ -70,7 +71,7 @@ impl Dns {
             return (AddressAnswer::TemporaryFailure(text.to_owned()), took);
         }
         let answer = match self.addresses.get(&normalise_host(host)) {
-            Some(address) => AddressAnswer::Addresses(vec![*address]),
+            Some(addresses) => AddressAnswer::Addresses(addresses.clone()),
             None => AddressAnswer::NoSuchDomain,
         };
         (answer, Duration::from_millis(2))
@@ -93,9 +94,8 @@ impl Dns {
                 NameStep::Lookup(NameLookup::Addresses { name }) => NameAnswer::Addresses(
                     self.addresses
                         .get(&normalise_host(&name))
-                        .copied()
-                        .into_iter()
-                        .collect(),
+                        .cloned()
+                        .unwrap_or_default(),
                 ),
             };
             namer.answer(answer);
@@ -135,7 +135,7 @@ mod tests {
         dns.mx
             .insert("far.example".into(), vec![(10, "mx.far.example".into())]);
         dns.addresses
-            .insert("mx.far.example".into(), IpAddr::from([10, 0, 0, 9]));
+            .insert("mx.far.example".into(), vec![IpAddr::from([10, 0, 0, 9])]);
         dns
     }
 
@@ -174,9 +174,9 @@ mod tests {
             Some("mx.far.example".to_owned())
         );
         dns.addresses
-            .insert("mx.far.example".into(), IpAddr::from([10, 0, 0, 10]));
+            .insert("mx.far.example".into(), vec![IpAddr::from([10, 0, 0, 10])]);
         assert_eq!(dns.client_name(client), None, "the name points elsewhere");
-        dns.addresses.insert("mx.far.example".into(), client);
+        dns.addresses.insert("mx.far.example".into(), vec![client]);
         dns.outage = true;
         assert_eq!(dns.client_name(client), None, "an outage names nothing");
     }

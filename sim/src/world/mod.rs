@@ -9,7 +9,6 @@ pub mod disk;
 pub mod dns;
 pub mod network;
 pub mod remote;
-pub mod submission;
 
 use crate::check::Observations;
 use crate::engine::Engine;
@@ -149,8 +148,6 @@ pub struct Conn {
     broken: bool,
     /// A remote that lies about its extensions on this connection.
     lies: bool,
-    /// A submitter's AUTH shim (see `submission`).
-    pub shim: Option<submission::AuthShim>,
 }
 
 /// The server end of a connection: a remote's bare session, or a Sluice host's
@@ -409,6 +406,14 @@ impl World {
         let id = self.next_conn;
         let client_place = Self::client_place(owner);
         let now = self.engine.now();
+        if let Some(auth) = &client_config.auth
+            && matches!(owner, Owner::Attempt { .. })
+        {
+            let client = self.place_name(client_place);
+            let server_name = self.place_name(server);
+            self.obs
+                .credentials_given(now, &client, &server_name, &auth.username);
+        }
         let server_epoch = self.nodes.get(server).map_or(0, |node| node.epoch);
         self.conns.insert(
             id,
@@ -426,7 +431,6 @@ impl World {
                 to_client_at: now,
                 broken: false,
                 lies: false,
-                shim: None,
             },
         );
         let reachable = self.nodes.get(server).is_some_and(|node| node.up)
@@ -628,10 +632,6 @@ impl World {
             while let Some(output) = client.poll() {
                 match output {
                     ClientOutput::Send(bytes) => {
-                        let bytes = match conn.shim.as_mut() {
-                            Some(shim) => shim.to_server(bytes),
-                            None => bytes,
-                        };
                         self.send(id, &mut conn, true, bytes);
                         wrote = true;
                     }
@@ -746,19 +746,11 @@ impl World {
                 ServerOutput::Send(bytes) if conn.lies => {
                     self.send(id, conn, false, remote::advertise_starttls(bytes));
                 }
-                ServerOutput::Send(bytes) => {
-                    let bytes = match conn.shim.as_mut() {
-                        Some(shim) => shim.to_client(bytes),
-                        None => bytes,
-                    };
-                    if !bytes.is_empty() {
-                        self.send(id, conn, false, bytes);
-                    }
-                }
+                ServerOutput::Send(bytes) => self.send(id, conn, false, bytes),
                 ServerOutput::Close => closed = true,
                 ServerOutput::StartTls => session.handle(now, ServerInput::TlsFailed),
-                ServerOutput::CheckCredentials { token, .. } => {
-                    let outcome = CredentialOutcome::Invalid;
+                ServerOutput::CheckCredentials { token, credentials } => {
+                    let outcome = self.remote_credentials(conn, &credentials);
                     session.handle(now, ServerInput::CredentialsChecked { token, outcome });
                 }
                 ServerOutput::CheckRecipient { token, check } => {
@@ -774,6 +766,31 @@ impl World {
             }
         }
         closed
+    }
+
+    /// A remote server's answer to AUTH (a relay's account, else invalid), observed
+    /// for the delivery-paths checker: which credentials reached which server.
+    fn remote_credentials(
+        &mut self,
+        conn: &Conn,
+        credentials: &sluice_core::smtp::server::Credentials,
+    ) -> CredentialOutcome {
+        let outcome = match self.nodes.get(conn.server).map(|node| &node.kind) {
+            Some(NodeKind::Remote(remote)) => remote.check_credentials(credentials),
+            _ => CredentialOutcome::Invalid,
+        };
+        let at = self.engine.now();
+        let valid = matches!(outcome, CredentialOutcome::Valid { .. });
+        let client = self.place_name(conn.client_place);
+        let server = self.place_name(conn.server);
+        self.engine.record(&format!(
+            "remote {server} AUTH from {client} as {} {}",
+            credentials.username,
+            if valid { "valid" } else { "invalid" }
+        ));
+        self.obs
+            .credentials_received(at, &client, &server, &credentials.username, valid);
+        outcome
     }
 
     /// A remote server's recipient verdict.
@@ -828,6 +845,13 @@ impl World {
             for recipient in &recipients {
                 self.obs
                     .remote_accepted(at, id, &sender, recipient, &message.data);
+                self.obs.arrived(
+                    at,
+                    &name,
+                    tag.as_deref().unwrap_or_default(),
+                    recipient,
+                    message.authenticated.clone(),
+                );
             }
             if let Some(verifier) = &self.dkim_verifier {
                 let seen = remote::verify_dkim(verifier, &message.data);

@@ -2,12 +2,17 @@
 //! model plays the remote's storage and policy from the seed — per-recipient
 //! accept, 4xx or 5xx, greylisting, slowness, a hang or a close instead of the
 //! final reply; and a DKIM verifier that checks every signature of every stored
-//! copy. It stands for other organisations' servers, so its choices are
-//! test inputs, not Sluice decisions.
+//! copy. It stands for other organisations' servers, so its choices are test
+//! inputs, not Sluice decisions. A relay (smarthost) is such a server that takes
+//! mail for any domain: with an account, only from clients that authenticated on
+//! its submission listener (core's session refuses MAIL before AUTH); without one,
+//! from any client.
 
 use crate::engine::Pcg32;
 use crate::engine::trace::fnv1a;
-use sluice_core::smtp::server::{RecipientCheck, RecipientVerdict};
+use sluice_core::smtp::server::{
+    CredentialOutcome, Credentials, ListenerKind, RecipientCheck, RecipientVerdict,
+};
 use sluice_core::time::{Duration, Instant};
 use sluice_dkim::verify::{SignatureCheck, Verification, Verifier};
 use std::collections::BTreeSet;
@@ -43,9 +48,20 @@ pub enum StoreChoice {
 
 #[derive(Debug)]
 pub struct RemoteServer {
+    /// The domain it is the MX of; for a relay, the relay's name.
     pub domain: String,
     pub behaviour: Behaviour,
+    /// Set for a relay: it takes mail for every domain.
+    pub relay: Option<RelayService>,
     greylisted: BTreeSet<(String, String)>,
+}
+
+/// What makes a remote server a relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayService {
+    /// The one account it takes AUTH for (username, password); `None`: no AUTH,
+    /// every client may relay.
+    pub account: Option<(String, String)>,
 }
 
 impl RemoteServer {
@@ -53,7 +69,39 @@ impl RemoteServer {
         RemoteServer {
             domain,
             behaviour,
+            relay: None,
             greylisted: BTreeSet::new(),
+        }
+    }
+
+    /// A relay named `name`.
+    pub fn relay(name: String, behaviour: Behaviour, service: RelayService) -> RemoteServer {
+        RemoteServer {
+            relay: Some(service),
+            ..RemoteServer::new(name, behaviour)
+        }
+    }
+
+    /// The listener it answers on: a relay with an account on submission (MAIL
+    /// only after AUTH), every other server on MX (no AUTH offered).
+    pub fn listener(&self) -> ListenerKind {
+        match &self.relay {
+            Some(RelayService { account: Some(_) }) => ListenerKind::Submission,
+            _ => ListenerKind::Mx,
+        }
+    }
+
+    /// Its answer to AUTH: a relay's own account is valid, anything else is not.
+    pub fn check_credentials(&self, credentials: &Credentials) -> CredentialOutcome {
+        match &self.relay {
+            Some(RelayService {
+                account: Some((username, password)),
+            }) if credentials.username == *username && credentials.password == *password => {
+                CredentialOutcome::Valid {
+                    identity: username.clone(),
+                }
+            }
+            _ => CredentialOutcome::Invalid,
         }
     }
 
@@ -69,9 +117,13 @@ impl RemoteServer {
             .trim_start_matches('<')
             .trim_end_matches('>')
             .to_owned();
-        let ours = recipient
-            .rsplit_once('@')
-            .is_some_and(|(_, domain)| domain == self.domain);
+        let ours = match &self.relay {
+            Some(RelayService { account: Some(_) }) => check.authenticated.is_some(),
+            Some(RelayService { account: None }) => true,
+            None => recipient
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domain == self.domain),
+        };
         if !ours {
             return RecipientVerdict::RelayDenied;
         }
@@ -151,6 +203,52 @@ pub fn advertise_starttls(bytes: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::smtp::address::{ForwardPath, ReversePath};
+
+    fn check(recipient: &str, authenticated: Option<&str>) -> RecipientCheck {
+        RecipientCheck {
+            reverse_path: ReversePath::parse_prefix("<a@sluice.test>").unwrap().0,
+            recipient: ForwardPath::parse_prefix(&format!("<{recipient}>"))
+                .unwrap()
+                .0,
+            authenticated: authenticated.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_relay_with_an_account_takes_any_domain_after_auth_only() {
+        let account = Some(("gw".to_owned(), "pw".to_owned()));
+        let mut relay = RemoteServer::relay(
+            "smart.example".to_owned(),
+            Behaviour::default(),
+            RelayService { account },
+        );
+        assert_eq!(relay.listener(), ListenerKind::Submission);
+        let mut rng = Pcg32::new(1, 1);
+        let now = Instant::EPOCH;
+        let verdict = relay.check(&mut rng, now, &check("x@far.example", Some("gw")));
+        assert_eq!(verdict, RecipientVerdict::Accept);
+        let verdict = relay.check(&mut rng, now, &check("x@far.example", None));
+        assert_eq!(verdict, RecipientVerdict::RelayDenied);
+        let credentials = |password: &str| Credentials {
+            mechanism: "PLAIN",
+            authorization_id: None,
+            username: "gw".to_owned(),
+            password: password.to_owned(),
+        };
+        assert!(matches!(
+            relay.check_credentials(&credentials("pw")),
+            CredentialOutcome::Valid { .. }
+        ));
+        assert_eq!(
+            relay.check_credentials(&credentials("nope")),
+            CredentialOutcome::Invalid
+        );
+        let mut mx = RemoteServer::new("far.example".to_owned(), Behaviour::default());
+        assert_eq!(mx.listener(), ListenerKind::Mx);
+        let verdict = mx.check(&mut rng, now, &check("x@other.example", Some("gw")));
+        assert_eq!(verdict, RecipientVerdict::RelayDenied);
+    }
 
     #[test]
     fn the_lie_goes_into_ehlo_replies_only() {

@@ -33,8 +33,8 @@ pub struct ClientConfig {
 }
 
 /// How the session authenticates after EHLO: AUTH PLAIN, or AUTH LOGIN where the
-/// server offers only that.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// server offers only that. Ordered so that drivers can key pooled connections on it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientAuth {
     pub username: String,
     pub password: Password,
@@ -44,7 +44,7 @@ pub struct ClientAuth {
 }
 
 /// A password that never shows in logs or debug output.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Password(String);
 
 impl Password {
