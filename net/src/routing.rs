@@ -2,13 +2,24 @@
 //! directory lookups are answered from the reception store concurrently, its deadline is
 //! slept on, and its route comes back. One small router per check, so a session's
 //! checks share no state.
+//!
+//! The lookups run inside the session's own task rather than as tasks of their own:
+//! they wait on I/O, not on CPU, so nothing is gained by another worker, and on an
+//! SQLite file (where a lookup answers on its first poll) spawning a task per
+//! lookup cost a wake-up of another worker thread for every recipient.
 
 use crate::clock;
 use crate::reception_store::ReceptionStore;
 use sluice_core::directory::DirectoryAnswer;
+use sluice_core::machine::Token;
 use sluice_core::router::{RecipientRouting, Route, RouterConfig, RoutingStep};
 use sluice_core::smtp::server::RecipientCheck;
-use tokio::task::JoinSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+/// One lookup in flight, and the token its answer goes back with.
+type Lookup = Pin<Box<dyn Future<Output = (Token, DirectoryAnswer)> + Send>>;
 
 /// The route for `check`, as core's router decides it.
 pub async fn route<R: ReceptionStore>(
@@ -17,13 +28,13 @@ pub async fn route<R: ReceptionStore>(
     check: RecipientCheck,
 ) -> Route {
     let mut routing = RecipientRouting::start(config, clock::now(), &check);
-    let mut lookups = JoinSet::new();
+    let mut lookups: Vec<Lookup> = Vec::new();
     loop {
         match routing.step() {
             RoutingStep::Lookup { token, query } => {
-                let store = store.clone();
-                lookups.spawn(async move {
-                    let answer = match store.query(query).await {
+                let answer = store.query(query);
+                lookups.push(Box::pin(async move {
+                    let answer = match answer.await {
                         Ok(answer) => answer,
                         Err(error) => {
                             tracing::warn!(%error, "directory lookup failed");
@@ -31,7 +42,7 @@ pub async fn route<R: ReceptionStore>(
                         }
                     };
                     (token, answer)
-                });
+                }));
             }
             RoutingStep::Routed { route, stats } => {
                 tracing::debug!(?route, ?stats, "recipient routed");
@@ -39,11 +50,8 @@ pub async fn route<R: ReceptionStore>(
             }
             RoutingStep::Wait { until } => {
                 tokio::select! {
-                    Some(joined) = lookups.join_next() => {
-                        // A panicked lookup loses its token; the deadline covers it.
-                        if let Ok((token, answer)) = joined {
-                            routing.answered(clock::now(), token, answer);
-                        }
+                    (token, answer) = next_answer(&mut lookups) => {
+                        routing.answered(clock::now(), token, answer);
                     }
                     () = tokio::time::sleep_until(clock::to_tokio(until)) => {
                         routing.tick(clock::now());
@@ -52,4 +60,19 @@ pub async fn route<R: ReceptionStore>(
             }
         }
     }
+}
+
+/// The first answer of the lookups in flight (removing its lookup); never, while
+/// none is in flight.
+async fn next_answer(lookups: &mut Vec<Lookup>) -> (Token, DirectoryAnswer) {
+    std::future::poll_fn(|context| {
+        for index in 0..lookups.len() {
+            if let Poll::Ready(answered) = lookups[index].as_mut().poll(context) {
+                drop(lookups.swap_remove(index));
+                return Poll::Ready(answered);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
