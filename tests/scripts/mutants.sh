@@ -41,6 +41,16 @@
 # test build either. Proptest neither shrinks a failure (PROPTEST_MAX_SHRINK_ITERS=0:
 # any failure kills the mutant) nor writes regression files into core (which an
 # in-place run would leave behind).
+#
+# Run one module at a time, each with its own OUT and the tests that judge it:
+#   router       --lib --test router_props
+#   notice       --lib --test notice_build --test notice_props
+#   smtp/client  --lib --test client_props
+#   delivery     --lib --test delivery_mx_props --test delivery_path_props
+#   queue        --lib --test queue_props
+# (tests/mutants/2026-12-07-overview.md has the commands). Stopping a run by hand
+# (Ctrl-C) makes cargo-mutants exit 1, which this script reports as a failure with no
+# summary; the outcome lists in $OUT/mutants.out are still complete up to that point.
 # Installs cargo-mutants (`cargo install cargo-mutants --locked`) when missing.
 set -euo pipefail
 
