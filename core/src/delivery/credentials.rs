@@ -76,7 +76,9 @@ mod tests {
     #[test]
     fn only_the_named_relay_authenticates() {
         let mut credentials = RelayCredentials::default();
+        assert!(credentials.is_empty());
         credentials.insert("Smart.Example", 587, auth("a")).unwrap();
+        assert!(!credentials.is_empty());
         let relay = |host: &str, port| DeliveryPath::Relay {
             host: host.to_owned(),
             port,

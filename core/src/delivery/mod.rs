@@ -219,6 +219,20 @@ mod tests {
     }
 
     #[test]
+    fn only_temporary_and_ambiguous_results_wait_for_another_attempt() {
+        let failure = Failure::no_connection("mx.far.example", "refused");
+        assert!(RecipientResult::Temporary(failure.clone()).is_temporary());
+        assert!(RecipientResult::Ambiguous(failure.clone()).is_temporary());
+        assert!(!RecipientResult::Permanent(failure).is_temporary());
+        let delivered = RecipientResult::Delivered {
+            remote_mta: None,
+            reply: Reply::new(250, EnhancedStatus::new(2, 0, 0), "ok"),
+            notify_passed_on: false,
+        };
+        assert!(!delivered.is_temporary());
+    }
+
+    #[test]
     fn text_without_an_at_is_its_own_domain() {
         assert_eq!(address_domain("postmaster"), "postmaster");
         assert_eq!(address_domain("a@"), "");

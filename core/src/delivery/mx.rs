@@ -416,6 +416,17 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_record_list_is_the_implicit_mx_not_a_null_mx() {
+        let hosts = hosts_to_try(
+            "x.test",
+            &MxAnswer::Records(Vec::new()),
+            0,
+            &MxLimits::default(),
+        );
+        assert_eq!(hosts.unwrap(), vec!["x.test"]);
+    }
+
+    #[test]
     fn null_mx_is_permanent_5_1_10() {
         for answer in [records(&[(0, ".")]), records(&[(10, ".")])] {
             let failure = hosts_to_try("x.test", &answer, 7, &MxLimits::default()).unwrap_err();

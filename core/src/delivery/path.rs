@@ -457,6 +457,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unbracketed_ipv6_address_is_told_to_use_brackets() {
+        // Even with a port after it: the reason names the fix, not the port.
+        for text in ["2001:db8::1", "2001:db8::1:25"] {
+            assert_eq!(
+                parse_host_port(text, Some(25)),
+                Err(PolicyError::BadAddress {
+                    address: text.to_owned(),
+                    reason: "an IPv6 address must be written in brackets: [addr]:port",
+                })
+            );
+        }
+    }
+
+    #[test]
     fn path_kinds_and_their_errors() {
         let relay = PolicyRule::parse(rule("*", "relay", Some("smtp.example.net"))).unwrap();
         assert_eq!(
@@ -490,6 +504,27 @@ mod tests {
         assert_eq!(
             PolicyRule::parse(text),
             Err(PolicyError::UnknownTls("mandatory".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_policy_with_any_one_kind_of_rule_is_not_empty() {
+        assert!(DeliveryPolicy::default().is_empty());
+        for pattern in ["example.com", "*.example.com", "*"] {
+            let policy = DeliveryPolicy::parse([rule(pattern, "mx", None)]).unwrap();
+            assert!(!policy.is_empty(), "{pattern}");
+        }
+    }
+
+    #[test]
+    fn a_domain_of_253_octets_is_the_longest_accepted() {
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(validate_domain(&longest), Ok(longest.clone()));
+        assert_eq!(
+            validate_domain(&format!("c{longest}")),
+            Err("longer than 253 characters")
         );
     }
 

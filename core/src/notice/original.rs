@@ -368,6 +368,45 @@ mod tests {
     }
 
     #[test]
+    fn a_line_with_an_empty_field_name_starts_the_body() {
+        let returned = prepare(
+            b"From: a@b\r\n: no name\r\nmore\r\n",
+            Wanted::Message,
+            LIMIT,
+        );
+        assert_eq!(returned.data, b"From: a@b\r\n\r\n: no name\r\nmore\r\n");
+    }
+
+    #[test]
+    fn a_header_section_exactly_at_the_limit_is_returned_whole() {
+        let returned = prepare(b"From: a@b\r\n\r\nbody\r\n", Wanted::Headers, 11);
+        assert_eq!(returned.data, b"From: a@b\r\n");
+        assert_eq!(returned.shortfall, None);
+    }
+
+    #[test]
+    fn the_window_holds_the_limit_and_one_longest_line() {
+        // A header line of 1995 octets (controls, which cleaning drops) ends at octet
+        // 1997, inside the window of 1000 + 998 + 2 octets that limit 1000 opens.
+        let mut original = b"X: ".to_vec();
+        original.extend_from_slice(&[1; 1992]);
+        original.extend_from_slice(b"\r\n\r\nbody\r\n");
+        let returned = prepare(&original, Wanted::Headers, 1000);
+        assert_eq!(returned.data, b"X: \r\n");
+        assert_eq!(returned.shortfall, None);
+    }
+
+    #[test]
+    fn a_line_the_window_cuts_is_dropped_even_when_it_would_fit() {
+        // The window (2000 + 1000 octets) ends inside the second line; cut to 998
+        // octets it would fit the limit, but half a field is not returned.
+        let original = format!("From: a@b\r\nX: {}", "y".repeat(10_000));
+        let returned = prepare(original.as_bytes(), Wanted::Headers, 2000);
+        assert_eq!(returned.data, b"From: a@b\r\n");
+        assert_eq!(returned.shortfall, Some(Shortfall::HeadersTruncated));
+    }
+
+    #[test]
     fn huge_header_sections_are_cut_at_a_line() {
         let original = "X-Filler: 0123456789\r\n".repeat(100);
         let returned = prepare(original.as_bytes(), Wanted::Message, 100);

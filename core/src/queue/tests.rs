@@ -821,6 +821,44 @@ fn the_overall_in_flight_limit_serves_the_oldest_first() {
 }
 
 #[test]
+fn the_overall_in_flight_limit_serves_the_destination_waiting_longest() {
+    let mut config = QueueConfig::default();
+    config.limits.max_attempts_in_flight = 1;
+    let mut harness = Harness::with(config);
+    let first = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    // d.example's message is due from ARRIVAL; c.example's, which sorts first, is
+    // due a second later. Both are due when the slot frees.
+    harness.handle(Input::Enqueue(message("Q2", vec![rcpt("y@d.example")])));
+    let mut later = message("Q0", vec![rcpt("x@c.example")]);
+    later.arrival = ARRIVAL + Duration::from_secs(1);
+    harness.at(ARRIVAL + Duration::from_secs(1), Input::Enqueue(later));
+    let out = harness.at(
+        ARRIVAL + Duration::from_secs(2),
+        finish(first, vec![("a@b.example", delivered(true))]),
+    );
+    assert_eq!(attempts(&out)[0].1, "Q2", "{out:?}");
+}
+
+#[test]
+fn a_destination_keeps_its_spent_rate_while_idle() {
+    let mut config = QueueConfig::default();
+    config.limits.destination_rate = Some(AttemptRate {
+        per_minute: 2,
+        burst: 1,
+    });
+    let mut harness = Harness::with(config);
+    let first = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    let out = harness.handle(finish(first, vec![("a@b.example", delivered(true))]));
+    harness.ack(&out);
+    // Nothing in flight or waiting for b.example now, but its only token is spent:
+    // forgetting the destination would hand the next message a full bucket.
+    let out = harness.handle(Input::Enqueue(message("Q2", vec![rcpt("b@b.example")])));
+    assert!(attempts(&out).is_empty(), "{out:?}");
+    let out = harness.run_until(ARRIVAL + Duration::from_secs(30));
+    assert_eq!(attempts(&out)[0].1, "Q2");
+}
+
+#[test]
 fn a_destination_rate_paces_attempts() {
     let mut config = QueueConfig::default();
     config.limits.destination_rate = Some(AttemptRate {

@@ -189,6 +189,16 @@ fn external_recipient_needs_authentication() {
 }
 
 #[test]
+fn only_addresses_in_local_domains_are_looked_up() {
+    // An external recipient costs its domain's lookup and no address lookup.
+    let (_, stats) = route_with(&basic(), config(), "dave@elsewhere.example", true);
+    assert_eq!(stats.lookups, 1);
+    // A local one costs both.
+    let (_, stats) = route_with(&basic(), config(), "alice@sluice.test", false);
+    assert_eq!(stats.lookups, 2);
+}
+
+#[test]
 fn address_literals_are_external() {
     assert_eq!(
         route(&basic(), "user@[192.0.2.1]", false),
@@ -310,6 +320,33 @@ fn depth_limit_cuts_long_chains() {
         route(&directory, "hop0@sluice.test", false),
         deliver(&["alice@sluice.test"], &[])
     );
+}
+
+#[test]
+fn the_depth_limit_counts_hops_exactly() {
+    // hop0 -> hop1 -> ... -> hop5 -> alice: alice is six hops from the recipient.
+    let mut directory = basic();
+    for hop in 0..5 {
+        let next = format!("hop{}@sluice.test", hop + 1);
+        directory = directory.alias(&format!("hop{hop}@sluice.test"), &[&next]);
+    }
+    directory = directory.alias("hop5@sluice.test", &["alice@sluice.test"]);
+    let with_depth = |depth| {
+        let mut limited = config();
+        limited.limits.depth = depth;
+        route_with(&directory, limited, "hop0@sluice.test", false).0
+    };
+    assert_eq!(with_depth(6), deliver(&["alice@sluice.test"], &[]));
+    assert_eq!(with_depth(5), Route::Refused(Refusal::TooDeep));
+    // Depth 0 expands nothing: even the first alias hop is too deep.
+    assert_eq!(with_depth(0), Route::Refused(Refusal::TooDeep));
+}
+
+#[test]
+fn only_a_deliver_route_is_deliverable() {
+    assert!(deliver(&["alice@sluice.test"], &[]).is_deliver());
+    assert!(!Route::Refused(Refusal::UnknownUser).is_deliver());
+    assert!(!Route::TemporaryFailure(TemporaryReason::Timeout).is_deliver());
 }
 
 #[test]
@@ -447,6 +484,8 @@ fn jobs_are_bounded_and_unique() {
     };
     start(&mut router, 1);
     assert!(matches!(router.poll(), Some(Output::Lookup { .. })));
+    assert_eq!(router.jobs_in_flight(), 1);
+    assert_eq!(router.lookups_in_flight(), 1);
     start(&mut router, 1);
     assert!(matches!(
         router.poll(),

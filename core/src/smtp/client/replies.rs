@@ -163,12 +163,15 @@ mod tests {
         let mut reader = reader();
         reader.push(b"250-a\r\n25");
         assert_eq!(reader.next_reply(), Ok(None));
+        // At least the "25" of the unfinished line is held.
+        assert!(reader.len() >= 2);
         reader.push(b"0 b\r\n220 c\r\n");
         let first = reader.next_reply().unwrap().unwrap();
         assert_eq!(first.lines, ["a", "b"]);
         assert_eq!(reader.next_reply().unwrap().unwrap().code, ReplyCode(220));
         assert_eq!(reader.next_reply(), Ok(None));
         assert!(!reader.has_pending());
+        assert_eq!(reader.len(), 0);
     }
 
     #[test]

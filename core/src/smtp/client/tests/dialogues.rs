@@ -208,6 +208,43 @@ fn chunking_sends_bdat_chunks_without_dot_stuffing() {
 }
 
 #[test]
+fn chunking_without_pipelining_waits_for_each_chunk_reply() {
+    let ehlo = ehlo(&["CHUNKING"]);
+    let mut config = smtp();
+    config.limits.data_block = 16;
+    let scripted = Scripted::new(
+        config,
+        &[GREETING, &ehlo, OK, OK, OK, "250 2.0.0 queued\r\n", BYE],
+    )
+    .run(vec![message(
+        "Q1",
+        &["bob@example.com"],
+        b"Subject: x\n\n.dot line\nend",
+    )]);
+    assert_eq!(kinds(scripted.only_report()), "d");
+    // Commands and replies in order: every BDAT is answered before the next is sent.
+    let steps: Vec<&str> = scripted
+        .transcript
+        .iter()
+        .map(String::as_str)
+        .filter(|line| line.starts_with("C: BDAT") || line.starts_with("S: "))
+        .collect();
+    assert_eq!(
+        steps
+            .iter()
+            .filter(|line| line.starts_with("C: BDAT"))
+            .count(),
+        2
+    );
+    assert!(
+        steps
+            .windows(2)
+            .all(|pair| !(pair[0].starts_with("C: BDAT") && pair[1].starts_with("C: BDAT"))),
+        "{steps:?}"
+    );
+}
+
+#[test]
 fn a_message_over_the_size_limit_is_refused_before_mail_and_the_next_goes_on() {
     let ehlo = ehlo(&["PIPELINING", "SIZE 100"]);
     let big = vec![b'x'; 200];
@@ -253,6 +290,28 @@ fn a_utf8_envelope_needs_smtputf8() {
 }
 
 #[test]
+fn a_utf8_recipient_fails_alone_without_smtputf8() {
+    let mixed = message(
+        "Q1",
+        &["bob@example.com", "j\u{f6}rg@example.com"],
+        b"hi\r\n",
+    );
+    let without = ehlo(&["PIPELINING", "8BITMIME"]);
+    let sent = Scripted::new(smtp(), &[GREETING, &without, OK, OK, "354 go\r\n", OK, BYE])
+        .run(vec![mixed]);
+    assert_eq!(kinds(sent.only_report()), "dp");
+    assert_eq!(
+        status(&sent.only_report().recipients[1]),
+        EnhancedStatus::new(5, 6, 7)
+    );
+    assert!(
+        sent.sent()
+            .contains("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.com>\r\n")
+    );
+    assert!(!sent.sent().contains("j\u{f6}rg"));
+}
+
+#[test]
 fn dsn_parameters_pass_through_only_when_offered() {
     let mut dsn = message("Q1", &["bob@example.com"], b"hi\r\n");
     dsn.ret = Some(Ret::Headers);
@@ -289,6 +348,35 @@ fn dsn_parameters_pass_through_only_when_offered() {
             ..
         })
     ));
+}
+
+#[test]
+fn only_an_envid_too_long_to_send_is_reported_dropped() {
+    let dropped = |run: &Scripted| -> Vec<&'static str> {
+        run.events
+            .iter()
+            .filter_map(|event| match event {
+                ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
+                _ => None,
+            })
+            .collect()
+    };
+    let offered = ehlo(&["PIPELINING", "DSN"]);
+    let replies = [GREETING, offered.as_str(), OK, OK, "354 go\r\n", OK, BYE];
+    let mut short = message("Q1", &["bob@example.com"], b"hi\r\n");
+    short.envid = Some("id-1".to_owned());
+    let mut long = short.clone();
+    // 101 octets in xtext: one more than RFC 3461 §4.4 allows.
+    long.envid = Some("x".repeat(101));
+    let sent = Scripted::new(smtp(), &replies).run(vec![short]);
+    assert!(
+        sent.sent()
+            .contains("MAIL FROM:<alice@example.org> ENVID=id-1\r\n")
+    );
+    assert!(dropped(&sent).is_empty());
+    let sent = Scripted::new(smtp(), &replies).run(vec![long]);
+    assert!(sent.sent().contains("MAIL FROM:<alice@example.org>\r\n"));
+    assert_eq!(dropped(&sent), vec!["ENVID"]);
 }
 
 #[test]

@@ -72,6 +72,25 @@ fn required_tls_not_offered_is_a_temporary_session_failure() {
 }
 
 #[test]
+fn required_tls_refused_by_the_server_fails_with_4_7_5_not_the_servers_status() {
+    let offered = ehlo(&["STARTTLS"]);
+    let scripted = Scripted::new(
+        config(Protocol::Smtp, TlsPolicy::Required),
+        &[GREETING, &offered, "454 4.7.0 TLS not available\r\n"],
+    )
+    .run(one());
+    assert_eq!(
+        failed_kind(&scripted),
+        Some(SessionFailureKind::TlsRequired)
+    );
+    assert_eq!(
+        status(&scripted.only_report().recipients[0]),
+        EnhancedStatus::new(4, 7, 5)
+    );
+    assert!(!scripted.sent().contains("MAIL"));
+}
+
+#[test]
 fn opportunistic_tls_goes_on_in_plain_text_when_not_offered_or_refused() {
     let plain = ehlo(&[]);
     let not_offered = Scripted::new(
