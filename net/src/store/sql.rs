@@ -137,6 +137,16 @@ impl WriteTx<'_> {
     }
 }
 
+/// Whether a `scheme://authority/path?query` URL has a non-empty path after the
+/// authority (the database's name).
+fn names_a_database(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let without_query = after_scheme.split(['?', '#']).next().unwrap_or_default();
+    without_query
+        .split_once('/')
+        .is_some_and(|(_, path)| !path.trim_matches('/').is_empty())
+}
+
 impl Db {
     pub(crate) async fn connect(url: &str) -> Result<Db, StoreError> {
         let engine =
@@ -149,6 +159,16 @@ impl Db {
             }
             _ => url.to_owned(),
         };
+        if engine == SqlEngine::Mysql && !names_a_database(&url) {
+            // Without one, sqlx connects with no default database and the first
+            // migration query fails with an unhelpful "unexpected null".
+            return Err(StoreError::Invalid {
+                what: "database URL",
+                reason: "a MySQL/MariaDB URL must name its database: \
+                         mysql://USER@HOST:PORT/DATABASE"
+                    .to_owned(),
+            });
+        }
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let sqlite_file = if engine == SqlEngine::Sqlite && !in_memory {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?;
@@ -384,6 +404,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mysql_url_must_name_its_database() {
+        for url in [
+            "mysql://root@127.0.0.1:3306/mail",
+            "mysql://u:p@db/mail?ssl-mode=disabled",
+        ] {
+            assert!(names_a_database(url), "{url}");
+        }
+        for url in [
+            "mysql://root@127.0.0.1:3306",
+            "mysql://root@127.0.0.1:3306/",
+            "mysql://root@db?ssl-mode=disabled",
+            "mysql://root@db/?x=/y",
+        ] {
+            assert!(!names_a_database(url), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mysql_url_without_a_database_is_refused_before_connecting() {
+        // Nothing listens on port 1: the refusal comes before any connection.
+        let error = Db::connect("mysql://root@127.0.0.1:1").await.err();
+        let message = error.map(|error| error.to_string()).unwrap_or_default();
+        assert!(message.contains("must name its database"), "{message}");
+    }
 
     /// The 250 after DATA rests on this: every pooled SQLite connection runs in
     /// WAL mode with synchronous = FULL (2), where each commit fsyncs the WAL.
