@@ -200,6 +200,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_mx_and_relay_paths_leave_our_tiers() {
+        let mx = DeliveryPath::Mx {
+            domain: "far.example".to_owned(),
+        };
+        let relay = DeliveryPath::Relay {
+            host: "smart.example".to_owned(),
+            port: 587,
+        };
+        let backend = DeliveryPath::Lmtp {
+            host: "backend.inside".to_owned(),
+            port: 24,
+        };
+        assert!(mx.leaves_our_tiers());
+        assert!(relay.leaves_our_tiers());
+        assert!(!backend.leaves_our_tiers());
+        assert!(!DeliveryPath::Local.leaves_our_tiers());
+    }
+
+    #[test]
+    fn only_a_class_5_failure_is_permanent() {
+        assert!(!Failure::no_connection("mx.far.example", "refused").is_permanent());
+        assert!(!Failure::local_error("the body is unreadable").is_permanent());
+        let refused = Failure {
+            status: EnhancedStatus::new(5, 1, 1),
+            remote_mta: None,
+            diagnostic: Diagnostic::Local("no such user".to_owned()),
+        };
+        assert!(refused.is_permanent());
+    }
+
+    #[test]
     fn an_address_goes_to_its_domains_mx_hosts_by_the_last_at() {
         assert_eq!(
             Destination::mx_of_address("Bob@Far.Example"),

@@ -426,6 +426,11 @@ mod tests {
     #[test]
     fn host_port_forms() {
         assert_eq!(
+            parse_host_port("[2001:db8::1]", Some(25)).unwrap(),
+            ("2001:db8::1".to_owned(), 25),
+            "a bracketed address without a port takes the default"
+        );
+        assert_eq!(
             parse_host_port("Smtp.Example.net:587", None).unwrap(),
             ("smtp.example.net".to_owned(), 587)
         );

@@ -165,6 +165,28 @@ mod tests {
     use super::*;
     use crate::delivery::{DeliveryPath, TlsPolicy};
 
+    #[test]
+    fn a_table_without_credentials_has_no_auth() {
+        let relayed = domains(&["far.example"]);
+        let table = PathTable {
+            domains: &relayed,
+            path: "relay",
+            relay: Some("smart.example"),
+            ..PathTable::default()
+        };
+        assert_eq!(table.client_auth(), Ok(None));
+    }
+
+    #[test]
+    fn an_opportunistic_default_adds_no_rule() {
+        // Opportunistic TLS over MX is what an unnamed domain gets anyway: the
+        // policy of no tables is the empty policy, not one with a `*` rule.
+        assert_eq!(
+            delivery_policy(&[], "opportunistic"),
+            Ok(DeliveryPolicy::default())
+        );
+    }
+
     fn domains(list: &[&str]) -> Vec<String> {
         list.iter().map(|domain| (*domain).to_owned()).collect()
     }

@@ -278,6 +278,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn without_hosts_every_recipient_fails_with_the_lookup_failure() {
+        let failure = Failure::no_connection("far.example", "no MX and no address");
+        let results = Walk::without_hosts(
+            &[recipient("a@far.example"), recipient("b@far.example")],
+            &failure,
+        );
+        assert_eq!(
+            results,
+            vec![
+                (
+                    "a@far.example".to_owned(),
+                    RecipientResult::from_failure(failure.clone())
+                ),
+                (
+                    "b@far.example".to_owned(),
+                    RecipientResult::from_failure(failure)
+                ),
+            ]
+        );
+    }
+
     fn host(name: &str, addresses: &[&str]) -> PlannedHost {
         PlannedHost {
             name: name.to_owned(),
