@@ -13,7 +13,7 @@ mod keys;
 mod signer;
 pub mod verify;
 
-pub use keys::{DkimKeyStore, covers, from_domain};
+pub use keys::{DkimKeyStore, Signed, covers, from_domain};
 pub use signer::{DkimAlgorithm, DkimRecord, DkimSigner, SIGNED_HEADERS};
 
 /// Why a key could not be used or a message not signed.

@@ -10,16 +10,11 @@
 
 use crate::clock;
 use crate::reception_store::ReceptionStore;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use sluice_core::directory::DirectoryAnswer;
-use sluice_core::machine::Token;
 use sluice_core::router::{RecipientRouting, Route, RouterConfig, RoutingStep};
 use sluice_core::smtp::server::RecipientCheck;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
-
-/// One lookup in flight, and the token its answer goes back with.
-type Lookup = Pin<Box<dyn Future<Output = (Token, DirectoryAnswer)> + Send>>;
 
 /// The route for `check`, as core's router decides it.
 pub async fn route<R: ReceptionStore>(
@@ -28,12 +23,12 @@ pub async fn route<R: ReceptionStore>(
     check: RecipientCheck,
 ) -> Route {
     let mut routing = RecipientRouting::start(config, clock::now(), &check);
-    let mut lookups: Vec<Lookup> = Vec::new();
+    let mut lookups = FuturesUnordered::new();
     loop {
         match routing.step() {
             RoutingStep::Lookup { token, query } => {
                 let answer = store.query(query);
-                lookups.push(Box::pin(async move {
+                lookups.push(async move {
                     let answer = match answer.await {
                         Ok(answer) => answer,
                         Err(error) => {
@@ -42,7 +37,7 @@ pub async fn route<R: ReceptionStore>(
                         }
                     };
                     (token, answer)
-                }));
+                });
             }
             RoutingStep::Routed { route, stats } => {
                 tracing::debug!(?route, ?stats, "recipient routed");
@@ -50,7 +45,7 @@ pub async fn route<R: ReceptionStore>(
             }
             RoutingStep::Wait { until } => {
                 tokio::select! {
-                    (token, answer) = next_answer(&mut lookups) => {
+                    Some((token, answer)) = lookups.next() => {
                         routing.answered(clock::now(), token, answer);
                     }
                     () = tokio::time::sleep_until(clock::to_tokio(until)) => {
@@ -60,19 +55,4 @@ pub async fn route<R: ReceptionStore>(
             }
         }
     }
-}
-
-/// The first answer of the lookups in flight (removing its lookup); never, while
-/// none is in flight.
-async fn next_answer(lookups: &mut Vec<Lookup>) -> (Token, DirectoryAnswer) {
-    std::future::poll_fn(|context| {
-        for index in 0..lookups.len() {
-            if let Poll::Ready(answered) = lookups[index].as_mut().poll(context) {
-                drop(lookups.swap_remove(index));
-                return Poll::Ready(answered);
-            }
-        }
-        Poll::Pending
-    })
-    .await
 }

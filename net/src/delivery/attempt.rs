@@ -97,7 +97,7 @@ impl Deliverer {
         let unix_seconds = u64::try_from(crate::clock::unix_millis() / 1000).unwrap_or(0);
         let reverse_path = message.reverse_path.as_deref();
         match self.dkim.signed(&message.body, reverse_path, unix_seconds) {
-            Ok(Some(signed)) => signed.into(),
+            Ok(Some(signed)) => signed.message.into(),
             Ok(None) => std::sync::Arc::clone(&message.body),
             Err(error) => {
                 tracing::warn!(%error, queue_id = %message.queue_id, "DKIM signing failed; sending unsigned");

@@ -22,20 +22,19 @@ pub(crate) fn sign_for_attempt(
     host_now: Instant,
     alter_after_signing: bool,
 ) -> Option<String> {
-    if keys.is_empty() || !destination.path.leaves_our_tiers() {
+    if !destination.path.leaves_our_tiers() {
         return None;
     }
     let unix_seconds = host_now.as_millis() / 1000;
     let reverse_path = message.reverse_path.as_deref();
-    let signer = keys.signer_of(&message.body, reverse_path)?;
-    let domain = signer.domain().to_owned();
     match keys.signed(&message.body, reverse_path, unix_seconds) {
-        Ok(Some(mut signed)) => {
+        Ok(Some(signed)) => {
+            let mut body = signed.message;
             if alter_after_signing {
-                signed.extend_from_slice(FOOTER);
+                body.extend_from_slice(FOOTER);
             }
-            message.body = signed.into();
-            Some(format!(" signed d={domain} t={unix_seconds}"))
+            message.body = body.into();
+            Some(format!(" signed d={} t={unix_seconds}", signed.domain))
         }
         Ok(None) => None,
         // As net: the message goes out unsigned, and the checker will say so.
