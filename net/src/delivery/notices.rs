@@ -60,7 +60,7 @@ impl NoticeWriter {
         queue_id: &str,
         request: &NoticeRequest,
     ) -> Result<Option<IncomingMessage>, StoreError> {
-        let original = store.outbound_message(queue_id).await?;
+        let original = store.queued_message(queue_id).await?;
         let notice_id = queue_id::next();
         let now_ms = clock::unix_millis();
         let start = node::start_notice(request, &original.data, &self.settings, notice_id, now_ms)

@@ -206,7 +206,7 @@ impl Service {
                     let done = done.clone();
                     let addresses = recipients.clone();
                     let attempt = async move {
-                        match store.outbound_message(&queue_id).await {
+                        match store.queued_message(&queue_id).await {
                             Ok(body) => {
                                 let outgoing =
                                     envelope.into_outgoing(queue_id, body.data, body.smtputf8);

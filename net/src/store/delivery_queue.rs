@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 /// A queued message's body, as an attempt sends it.
 #[derive(Clone, Debug)]
-pub struct OutboundBody {
+pub struct QueuedBody {
     pub data: Vec<u8>,
     pub smtputf8: bool,
 }
@@ -120,7 +120,7 @@ impl Db {
     }
 
     /// The blob and SMTPUTF8 flag of a queued message.
-    pub(crate) async fn outbound_blob(&self, queue_id: &str) -> Result<(String, bool), StoreError> {
+    pub(crate) async fn queued_blob(&self, queue_id: &str) -> Result<(String, bool), StoreError> {
         let row = sqlx::query(&self.sql(
             "SELECT r.blob_sha256, m.smtputf8 FROM queue_records r \
              LEFT JOIN queue_messages m ON m.queue_id = r.queue_id \

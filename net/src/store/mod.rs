@@ -48,7 +48,7 @@ mod queue_columns;
 mod retention;
 mod sql;
 
-pub use delivery_queue::OutboundBody;
+pub use delivery_queue::QueuedBody;
 pub use garbage::{Garbage, GarbageReport};
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
@@ -285,9 +285,9 @@ impl Store {
     }
 
     /// A queued message's body, as an attempt sends it.
-    pub async fn outbound_message(&self, queue_id: &str) -> Result<OutboundBody, StoreError> {
-        let (blob, smtputf8) = self.db.outbound_blob(queue_id).await?;
-        Ok(OutboundBody {
+    pub async fn queued_message(&self, queue_id: &str) -> Result<QueuedBody, StoreError> {
+        let (blob, smtputf8) = self.db.queued_blob(queue_id).await?;
+        Ok(QueuedBody {
             data: self.read_blob(&blob).await?,
             smtputf8,
         })

@@ -130,7 +130,7 @@ async fn queued_copies_come_back_as_the_queue_had_them(database: TestDatabase) {
     assert_eq!(bob.original.as_ref().unwrap().address, "Bob@Far.Test");
     assert_eq!(restored.recipients[1].destination, relay());
     assert_eq!(restored.recipients[1].notify, Some(Notify::Never));
-    let body = store.outbound_message("Q1").await.unwrap();
+    let body = store.queued_message("Q1").await.unwrap();
     assert!(body.smtputf8);
     assert_eq!(body.data, message("Q1").data);
 
