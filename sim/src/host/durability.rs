@@ -14,7 +14,7 @@ use sluice_core::smtp::server::StoreOutcome;
 /// A reception's durability answer, for the world to carry to the connection that
 /// holds the reception (`Persisted` with this token and outcome).
 #[derive(Debug)]
-pub struct Answer {
+pub struct PersistedAnswer {
     pub conn: u64,
     pub token: Token,
     pub outcome: StoreOutcome,
@@ -27,7 +27,12 @@ impl SluiceHost {
     /// `delivery::service::finished` keeps (Persisted / PersistFailed, then the
     /// notice). A session's answer comes back for the world to carry to its
     /// connection. I/O, not a decision.
-    pub fn synced(&mut self, io: &mut dyn HostIo, write_id: u64, failed: bool) -> Option<Answer> {
+    pub fn synced(
+        &mut self,
+        io: &mut dyn HostIo,
+        write_id: u64,
+        failed: bool,
+    ) -> Option<PersistedAnswer> {
         let at = io.now();
         let write = self.disk.synced(write_id)?;
         let waiter = self.waiters.remove(&write_id);
@@ -82,7 +87,7 @@ impl SluiceHost {
                 answered,
             }) => {
                 if failed {
-                    return (!answered).then_some(Answer {
+                    return (!answered).then_some(PersistedAnswer {
                         conn,
                         token,
                         outcome: StoreOutcome::Failed,
@@ -119,7 +124,7 @@ impl SluiceHost {
                 if let Some(queued) = queued {
                     self.queue_input(io, QueueInput::Enqueue(queued));
                 }
-                (!answered).then_some(Answer {
+                (!answered).then_some(PersistedAnswer {
                     conn,
                     token,
                     outcome: StoreOutcome::Stored { queue_id },

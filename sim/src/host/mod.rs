@@ -30,7 +30,7 @@ pub mod store;
 
 pub use directory::Directory;
 use disk::Disk;
-pub use durability::Answer;
+pub use durability::PersistedAnswer;
 pub use io::HostIo;
 pub use reception::Peer;
 use sluice_core::machine::Token;

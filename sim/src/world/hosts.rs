@@ -6,9 +6,10 @@
 //! A host is taken out of its node while one of its methods runs, so that the host
 //! and the rest of the world can both be borrowed. What the world does in answer
 //! that concerns the host again (a reused connection's client driven with its new
-//! message) is deferred until the host is back, and in the current code it is
-//! always the last thing the host's method asks: the order of events and draws is
-//! the same as if it ran at once.
+//! message) is deferred until the host is back. It is always the last thing the
+//! host's method asks (checked in debug builds, `HostPort::in_order`), so the order
+//! of events and draws is the one it would have had at once. A reception's
+//! durability answer is the host's return value, carried the same way (`synced`).
 
 use super::{Event, NodeKind, Owner, Wake, World};
 use crate::check::Observations;
@@ -43,6 +44,17 @@ impl HostPort<'_> {
     fn epoch_now(&self) -> u32 {
         self.world.nodes.get(self.host).map_or(0, |node| node.epoch)
     }
+
+    /// Checked before every request that acts on the world: nothing follows a
+    /// deferred one, so running it after the host has returned keeps the order of
+    /// events and draws it would have had at once.
+    fn in_order(&self) {
+        debug_assert!(
+            self.deferred.is_empty(),
+            "host {} asked the world for more after a deferred request",
+            self.host
+        );
+    }
 }
 
 impl HostIo for HostPort<'_> {
@@ -66,6 +78,7 @@ impl HostIo for HostPort<'_> {
     }
 
     fn rng(&mut self) -> &mut Pcg32 {
+        self.in_order();
         &mut self.world.engine.rng
     }
 
@@ -74,18 +87,22 @@ impl HostIo for HostPort<'_> {
     }
 
     fn record(&mut self, text: &str) {
+        self.in_order();
         self.world.engine.record(text);
     }
 
     fn obs(&mut self) -> &mut Observations {
+        self.in_order();
         &mut self.world.obs
     }
 
     fn count_fault(&mut self, kind: &'static str) {
+        self.in_order();
         self.world.count_fault(kind);
     }
 
     fn fsync(&mut self, write: u64) {
+        self.in_order();
         let (low, high) = self.world.fsync_ms;
         let delay = Duration::from_millis(self.world.engine.rng.between(low, high));
         let (host, epoch) = (self.host, self.epoch_now());
@@ -95,11 +112,13 @@ impl HostIo for HostPort<'_> {
     }
 
     fn wake_queue(&mut self, deadline: Option<Instant>) {
+        self.in_order();
         self.world
             .schedule_wake(Wake::Queue(self.host), self.host, deadline);
     }
 
     fn storing(&mut self, tag: &str) {
+        self.in_order();
         let world = &mut *self.world;
         if world.engine.rng.chance(world.crash_on_store_ppm) && !world.faults_over {
             let name = world.place_name(self.host);
@@ -113,10 +132,12 @@ impl HostIo for HostPort<'_> {
     }
 
     fn promised(&mut self) {
+        self.in_order();
         self.world.after_promise(self.host);
     }
 
     fn send(&mut self, conn: u64, bytes: Vec<u8>) {
+        self.in_order();
         if let Some(mut held) = self.world.conns.remove(&conn) {
             self.world.send(conn, &mut held, false, bytes);
             self.world.conns.insert(conn, held);
@@ -131,6 +152,7 @@ impl HostIo for HostPort<'_> {
         config: ClientConfig,
         message: OutgoingMessage,
     ) -> bool {
+        self.in_order();
         let Some(server) = self.world.nodes.iter().position(|node| node.ip == address) else {
             return false;
         };
@@ -144,6 +166,7 @@ impl HostIo for HostPort<'_> {
     }
 
     fn reuse(&mut self, conn: u64, attempt: u64, message: OutgoingMessage) -> bool {
+        self.in_order();
         let (host, epoch) = (self.host, self.epoch_now());
         let owner = Owner::Attempt {
             host,
@@ -161,6 +184,7 @@ impl HostIo for HostPort<'_> {
     }
 
     fn park(&mut self, conn: u64) {
+        self.in_order();
         let owner = Owner::Pooled {
             host: self.host,
             epoch: self.epoch_now(),
@@ -173,11 +197,13 @@ impl HostIo for HostPort<'_> {
     }
 
     fn host_plan(&mut self, domain: &str, seed: u64) -> (HostPlan, Duration) {
+        self.in_order();
         let world = &mut *self.world;
         world.dns.host_plan(&mut world.engine.rng, domain, seed)
     }
 
     fn address_answer(&mut self, name: &str) -> (AddressAnswer, Duration) {
+        self.in_order();
         let world = &mut *self.world;
         world.dns.address_answer(&mut world.engine.rng, name)
     }
@@ -188,6 +214,7 @@ impl HostIo for HostPort<'_> {
         attempt: u64,
         plan: Result<Vec<PlannedHost>, Failure>,
     ) {
+        self.in_order();
         let (host, epoch) = (self.host, self.epoch_now());
         self.world.engine.after(
             took,
