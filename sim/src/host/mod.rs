@@ -27,6 +27,8 @@ pub mod io;
 pub mod reception;
 mod signing;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
 pub use directory::Directory;
 use disk::Disk;
