@@ -15,9 +15,11 @@
 //!   makes durable.
 //! - `durability.rs`: a write's fsync completing, and what waited for it; crash and
 //!   restart.
-//! - `delivery.rs`: the queue's outputs: attempts, queue writes with their notices.
+//! - `delivery.rs`: the queue driven: its outputs carried out (attempts, queue
+//!   writes with their notices), the attempts' walks and pooled connections.
 //! - `disk.rs`, `store.rs`: the simulated disk and the durable state it holds.
 //! - `directory.rs`, `signing.rs`: the directory the router reads, DKIM signing.
+//! - `tests.rs`: a host on its own, with a context that records what it asks.
 
 pub mod delivery;
 pub mod directory;
