@@ -12,9 +12,13 @@
 //! Modules:
 //! - `engine`: the generator (PCG32), clock, event queue, trace and its hash.
 //! - `scenario`: the TOML scenario files in `scenarios/`.
-//! - `world`: network, disks, DNS, remote servers, clients and the load balancer.
-//! - `host`: a Sluice host running core's machines; its net-mirroring glue, and
-//!   the deliberate bugs (`Bugs`) that prove the checkers can fail.
+//! - `world`: network, connections, DNS, remote servers, clients, the load
+//!   balancer, the faults, and the dispatch of events; it holds the Sluice hosts
+//!   and calls them through their context.
+//! - `host`: a Sluice host running core's machines, its state and its behaviour;
+//!   `host::HostIo`, the narrow context it reaches its surroundings through (the
+//!   world implements it; the host never names the world); and the deliberate
+//!   bugs (`Bugs`) that prove the checkers can fail.
 //! - `check`: the observation log and one checker per guarantee.
 //! - `run`: one seeded run, its summary and violation report.
 

@@ -4,14 +4,14 @@
 //! and notices built, checked and placed by core (`node::notices`) with the host's
 //! router answering the one lookup.
 
+use super::io::HostIo;
 use super::store::Write;
-use super::{NoticeFacts, Waiter};
-use crate::world::{Event, NodeKind, Owner, World};
+use super::{NoticeFacts, SluiceHost, Waiter};
 use sluice_core::delivery::hosts::{HostQuery, mx_hosts};
 use sluice_core::delivery::mx::AddressAnswer;
 use sluice_core::delivery::walk::{PlannedHost, Tried, Walk};
 use sluice_core::delivery::{DeliveryPath, Destination, Failure, RecipientResult, TlsPolicy};
-use sluice_core::machine::Token;
+use sluice_core::machine::{Machine, Token};
 use sluice_core::node::{Envelope, IncomingMessage, NoticePlaced, NoticeStart, start_notice};
 use sluice_core::notice::NoticeRequest;
 use sluice_core::queue::{Event as QueueEvent, Input as QueueInput, Output as QueueOutput};
@@ -111,17 +111,46 @@ pub struct Attempt {
     current: Option<Current>,
 }
 
-impl World {
+impl SluiceHost {
+    /// A tick of the queue's timer (its deadline, or the host's clock jumped).
+    pub fn queue_tick(&mut self, io: &mut dyn HostIo) {
+        self.queue_input(io, QueueInput::Tick);
+    }
+
+    /// Feeds the host's queue and carries out everything it asks (net's
+    /// `delivery::service::run` / `carry_out`); the queue decides, this only drives.
+    /// A host that is down has no queue, and hears nothing.
+    pub(crate) fn queue_input(&mut self, io: &mut dyn HostIo, input: QueueInput) {
+        let mut inputs = std::collections::VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let now = io.local_now();
+            let Some(mut queue) = self.queue.take() else {
+                return;
+            };
+            queue.handle(now, input);
+            let mut outputs = Vec::new();
+            while let Some(output) = queue.poll() {
+                outputs.push(output);
+            }
+            let deadline = queue.next_deadline();
+            self.queue = Some(queue);
+            for output in outputs {
+                inputs.extend(self.queue_output(io, output));
+            }
+            io.wake_queue(deadline);
+        }
+    }
+
     /// Carries out one queue output; inputs it answers at once come back (net's
     /// `delivery::service::carry_out`).
-    pub(crate) fn queue_output(&mut self, host: usize, output: QueueOutput) -> Vec<QueueInput> {
+    fn queue_output(&mut self, io: &mut dyn HostIo, output: QueueOutput) -> Vec<QueueInput> {
         match output {
             QueueOutput::StartAttempt {
                 token,
                 queue_id,
                 destination,
                 recipients,
-            } => self.start_attempt(host, token, queue_id, destination, recipients),
+            } => self.start_attempt(io, token, queue_id, destination, recipients),
             QueueOutput::Persist {
                 token,
                 queue_id,
@@ -131,25 +160,24 @@ impl World {
             } => {
                 // The write that leaves every recipient final also removes the
                 // message, atomically (net deletes it in the same transaction).
-                self.persist(host, token, queue_id, changes, notice, remove)
+                self.persist(io, token, queue_id, changes, notice, remove)
             }
             QueueOutput::Remove { queue_id } => {
-                self.remove_queued_message(host, queue_id);
+                self.remove_queued_message(io, queue_id);
                 Vec::new()
             }
             QueueOutput::Refused { queue_id, reason } => {
-                let name = self.place_name(host);
-                self.engine
-                    .record(&format!("{name} queue refused {queue_id}: {reason:?}"));
+                let text = format!("{} queue refused {queue_id}: {reason:?}", io.name());
+                io.record(&text);
                 Vec::new()
             }
-            QueueOutput::Event(event) => self.queue_event(host, &event),
+            QueueOutput::Event(event) => self.queue_event(io, &event),
         }
     }
 
-    fn queue_event(&mut self, host: usize, event: &QueueEvent) -> Vec<QueueInput> {
-        let name = self.place_name(host);
-        let at = self.engine.now();
+    fn queue_event(&mut self, io: &mut dyn HostIo, event: &QueueEvent) -> Vec<QueueInput> {
+        let name = io.name().to_owned();
+        let at = io.now();
         match event {
             QueueEvent::Deferred {
                 queue_id,
@@ -158,13 +186,13 @@ impl World {
                 next_attempt,
                 status,
             } => {
-                self.engine.record(&format!(
+                io.record(&format!(
                     "{name} deferred {queue_id} {recipient} #{attempts} {status} next {}",
                     next_attempt.as_millis()
                 ));
-                let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-                let learned = self.local_now(host);
-                self.obs.deferred(
+                let epoch = io.epoch();
+                let learned = io.local_now();
+                io.obs().deferred(
                     at,
                     &name,
                     queue_id,
@@ -173,7 +201,7 @@ impl World {
                     *next_attempt,
                     epoch,
                 );
-                if self.bugs.retry_early {
+                if io.bugs().retry_early {
                     return vec![QueueInput::RetryNow {
                         queue_id: Some(queue_id.clone()),
                     }];
@@ -184,54 +212,51 @@ impl World {
                 recipient,
                 status,
             } => {
-                self.engine
-                    .record(&format!("{name} expired {queue_id} {recipient} {status}"));
-                let local = self.local_now(host);
-                self.obs.expired(at, &name, queue_id, recipient, local);
+                io.record(&format!("{name} expired {queue_id} {recipient} {status}"));
+                let local = io.local_now();
+                io.obs().expired(at, &name, queue_id, recipient, local);
             }
             QueueEvent::Delivered {
                 queue_id,
                 recipient,
                 ..
-            } => self
-                .engine
-                .record(&format!("{name} delivered {queue_id} {recipient}")),
+            } => io.record(&format!("{name} delivered {queue_id} {recipient}")),
             QueueEvent::Failed {
                 queue_id,
                 recipient,
                 status,
-            } => self
-                .engine
-                .record(&format!("{name} failed {queue_id} {recipient} {status}")),
+            } => io.record(&format!("{name} failed {queue_id} {recipient} {status}")),
             QueueEvent::Ambiguous {
                 queue_id,
                 recipient,
                 remote_mta,
             } => {
                 let remote = remote_mta.as_deref().unwrap_or("-");
-                self.engine.record(&format!(
+                io.record(&format!(
                     "{name} ambiguous {queue_id} {recipient} at {remote}: lost after the end of data"
                 ));
                 // The message's workload name, read from the body on the host's disk
                 // (a notice has no stored tag of its own).
                 let tag = self
-                    .sluice(host)
-                    .and_then(|sluice| sluice.disk.durable.messages.get(queue_id))
+                    .disk
+                    .durable
+                    .messages
+                    .get(queue_id)
                     .and_then(|message| crate::check::message_tag(&message.data));
-                self.obs
+                io.obs()
                     .ambiguous(at, &name, queue_id, tag, recipient, remote_mta.clone());
             }
             QueueEvent::AttemptTimedOut { queue_id, token } => {
-                self.engine.record(&format!(
+                io.record(&format!(
                     "{name} attempt {token:?} for {queue_id} unanswered by its deadline"
                 ));
-                self.obs
+                io.obs()
                     .unanswered_attempts
                     .push((name.clone(), queue_id.clone()));
             }
             other => {
                 let text = format!("{name} queue {other:?}");
-                self.engine.record(&text);
+                io.record(&text);
             }
         }
         Vec::new()
@@ -239,27 +264,24 @@ impl World {
 
     fn start_attempt(
         &mut self,
-        host: usize,
+        io: &mut dyn HostIo,
         token: Token,
         queue_id: String,
         destination: Destination,
         recipients: Vec<String>,
     ) -> Vec<QueueInput> {
-        let name = self.place_name(host);
-        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-        let local = self.local_now(host);
-        let at = self.engine.now();
-        let alter_after_signing = self.bugs.dkim_alter_after_signing;
-        let Some(sluice) = self.sluice(host) else {
-            return Vec::new();
-        };
-        let body = sluice
+        let name = io.name().to_owned();
+        let epoch = io.epoch();
+        let local = io.local_now();
+        let at = io.now();
+        let alter_after_signing = io.bugs().dkim_alter_after_signing;
+        let body = self
             .disk
             .durable
             .messages
             .get(&queue_id)
             .map(|message| (message.data.clone(), message.smtputf8));
-        let record = sluice
+        let record = self
             .queue
             .as_ref()
             .and_then(|queue| queue.message(&queue_id))
@@ -274,15 +296,15 @@ impl World {
         };
         let mut message = envelope.into_outgoing(queue_id.clone(), data, smtputf8);
         let signing = super::signing::sign_for_attempt(
-            &sluice.dkim,
+            &self.dkim,
             &mut message,
             &destination,
             local,
             alter_after_signing,
         );
-        sluice.next_attempt += 1;
-        let attempt_id = sluice.next_attempt;
-        sluice.attempts.insert(
+        self.next_attempt += 1;
+        let attempt_id = self.next_attempt;
+        self.attempts.insert(
             attempt_id,
             Attempt {
                 token,
@@ -296,24 +318,24 @@ impl World {
                 current: None,
             },
         );
-        self.engine.record(&format!(
+        io.record(&format!(
             "{name} attempt {attempt_id} {queue_id} -> {:?} for {}{}",
             destination.path,
             recipients.join(","),
             signing.unwrap_or_default()
         ));
-        self.obs
+        io.obs()
             .attempt_started(at, &name, &queue_id, &recipients, local, epoch);
         // I/O, not a decision (net's `Deliverer::hosts`): core says which lookup the
         // path needs and builds the hosts from the answer.
         let (plan, took) = match HostQuery::for_path(&destination.path) {
             Ok(HostQuery::Mx { domain }) => {
-                let seed = self.engine.rng.next_u64();
-                let (plan, took) = self.dns.host_plan(&mut self.engine.rng, &domain, seed);
+                let seed = io.rng().next_u64();
+                let (plan, took) = io.host_plan(&domain, seed);
                 (plan.map(|plan| mx_hosts(plan, MX_PORT)), took)
             }
             Ok(HostQuery::Named(named)) => {
-                let (answer, took) = self.dns.address_answer(&mut self.engine.rng, &named.name);
+                let (answer, took) = io.address_answer(&named.name);
                 let addresses = match answer {
                     AddressAnswer::Addresses(addresses) => Ok(addresses),
                     other => Err(format!("{other:?}")),
@@ -322,33 +344,19 @@ impl World {
             }
             Err(failure) => (Err(failure), Duration::ZERO),
         };
-        self.engine.after(
-            took,
-            Event::Plan {
-                host,
-                epoch,
-                attempt: attempt_id,
-                plan,
-            },
-        );
+        io.plan_after(took, attempt_id, plan);
         Vec::new()
     }
 
-    fn attempt_mut(&mut self, host: usize, epoch: u32, attempt: u64) -> Option<&mut Attempt> {
-        if self.nodes.get(host).is_none_or(|node| node.epoch != epoch) {
-            return None;
-        }
-        self.sluice(host)?.attempts.get_mut(&attempt)
-    }
-
-    pub(crate) fn attempt_planned(
+    /// DNS answered attempt `attempt_id`'s lookups: core's walk starts over the
+    /// hosts it gave.
+    pub fn attempt_planned(
         &mut self,
-        host: usize,
-        epoch: u32,
+        io: &mut dyn HostIo,
         attempt_id: u64,
         plan: Result<Vec<PlannedHost>, Failure>,
     ) {
-        let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
+        let Some(attempt) = self.attempts.get_mut(&attempt_id) else {
             return;
         };
         match plan {
@@ -361,32 +369,28 @@ impl World {
                 attempt.unplanned = Some(results);
             }
         }
-        self.attempt_next(host, epoch, attempt_id);
+        self.attempt_next(io, attempt_id);
     }
 
     /// Connects where core's walk says next (on an idle pooled connection unless
     /// the walk wants a fresh one), or finishes the attempt.
-    fn attempt_next(&mut self, host: usize, epoch: u32, attempt_id: u64) {
-        let (hostname, idle_timeout) = match self.sluice(host) {
-            Some(sluice) => (sluice.hostname.clone(), sluice.pool.idle_timeout),
-            None => return,
-        };
+    fn attempt_next(&mut self, io: &mut dyn HostIo, attempt_id: u64) {
+        let hostname = self.hostname.clone();
+        let idle_timeout = self.pool.idle_timeout;
         // The credentials of the attempt's path (net's `Deliverer::attempt`): core
         // says which, for a relay that requires AUTH; none on any other path.
-        let auth = self.sluice(host).and_then(|sluice| {
-            let attempt = sluice.attempts.get(&attempt_id)?;
-            sluice
-                .relay_credentials
+        let auth = self.attempts.get(&attempt_id).and_then(|attempt| {
+            self.relay_credentials
                 .for_path(&attempt.destination.path)
-                .or(sluice.leaked_credentials.as_ref())
+                .or(self.leaked_credentials.as_ref())
                 .cloned()
         });
         loop {
-            let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
+            let Some(attempt) = self.attempts.get_mut(&attempt_id) else {
                 return;
             };
             let Some(next) = attempt.walk.as_ref().and_then(Walk::next_try) else {
-                return self.attempt_finish(host, epoch, attempt_id);
+                return self.attempt_finish(io, attempt_id);
             };
             attempt.outcomes.clear();
             attempt.progress = TransactionProgress::NotStarted;
@@ -401,21 +405,17 @@ impl World {
                 tls: next.tls,
                 auth: auth.clone(),
             };
-            let owner = Owner::Attempt {
-                host,
-                epoch,
-                attempt: attempt_id,
-            };
             if next.fresh {
-                let name = self.place_name(host);
-                self.engine.record(&format!(
-                    "{name} attempt {attempt_id} fresh connection to {} after a stale pooled one",
+                let text = format!(
+                    "{} attempt {attempt_id} fresh connection to {} after a stale pooled one",
+                    io.name(),
                     next.address
-                ));
-            } else if self.reuse_pooled(host, epoch, &key, owner, &message) {
+                );
+                io.record(&text);
+            } else if self.reuse_pooled(io, attempt_id, &key, &message) {
                 return;
             }
-            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+            if let Some(attempt) = self.attempts.get_mut(&attempt_id) {
                 attempt.current = Some(Current { key, reused: false });
             }
             let config = ClientConfig {
@@ -433,107 +433,78 @@ impl World {
                 Protocol::Lmtp => ListenerKind::Lmtp,
                 Protocol::Smtp => ListenerKind::Mx,
             };
-            let address = next.address.ip();
-            let Some(server) = self.nodes.iter().position(|node| node.ip == address) else {
-                let failure = Failure::no_connection(&next.name, "no such host in the simulation");
-                if let Some(walk) = self
-                    .attempt_mut(host, epoch, attempt_id)
-                    .and_then(|attempt| attempt.walk.as_mut())
-                {
-                    walk.tried(Tried::NoConnection(failure));
-                }
-                continue;
-            };
-            self.connect(owner, server, listener, config, message);
-            return;
+            if io.connect(attempt_id, next.address.ip(), listener, config, message) {
+                return;
+            }
+            let failure = Failure::no_connection(&next.name, "no such host in the simulation");
+            if let Some(walk) = self
+                .attempts
+                .get_mut(&attempt_id)
+                .and_then(|attempt| attempt.walk.as_mut())
+            {
+                walk.tried(Tried::NoConnection(failure));
+            }
         }
     }
 
     /// Gives `message` to an idle connection of the pool for `key`, if one takes it.
     fn reuse_pooled(
         &mut self,
-        host: usize,
-        epoch: u32,
+        io: &mut dyn HostIo,
+        attempt_id: u64,
         key: &PoolKey,
-        owner: Owner,
         message: &OutgoingMessage,
     ) -> bool {
-        let Owner::Attempt {
-            attempt: attempt_id,
-            ..
-        } = owner
-        else {
-            return false;
-        };
-        loop {
-            let Some(conn) = self.sluice(host).and_then(|sluice| sluice.pool.take(key)) else {
-                return false;
-            };
-            let parked_here = self
-                .conns
-                .get(&conn)
-                .is_some_and(|c| c.owner == Owner::Pooled { host, epoch });
-            if !parked_here {
-                continue;
-            }
-            if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+        while let Some(conn) = self.pool.take(key) {
+            if let Some(attempt) = self.attempts.get_mut(&attempt_id) {
                 attempt.current = Some(Current {
                     key: key.clone(),
                     reused: true,
                 });
             }
-            if self.reuse(conn, owner, message.clone()) {
+            if io.reuse(conn, attempt_id, message.clone()) {
                 return true;
             }
         }
+        false
     }
 
     /// The try's connection finished its message and is alive: it goes to the pool,
     /// and the walk hears that the session goes on (as net's driver reports it).
-    pub(crate) fn attempt_idle(&mut self, host: usize, epoch: u32, attempt_id: u64, conn: u64) {
+    pub fn attempt_idle(&mut self, io: &mut dyn HostIo, attempt_id: u64, conn: u64) {
         let current = self
-            .attempt_mut(host, epoch, attempt_id)
+            .attempts
+            .get(&attempt_id)
             .and_then(|attempt| attempt.current.clone());
-        if let Some(current) = current
-            && let Some(sluice) = self.sluice(host)
-        {
-            sluice.pool.park(current.key, conn);
-            self.set_owner(conn, Owner::Pooled { host, epoch });
+        if let Some(current) = current {
+            self.pool.park(current.key, conn);
+            io.park(conn);
         }
-        self.attempt_closed(host, epoch, attempt_id, None);
+        self.attempt_closed(io, attempt_id, None);
     }
 
     /// A pooled connection closed (its idle timeout, or the remote went away).
-    pub(crate) fn pooled_closed(&mut self, host: usize, conn: u64) {
-        if let Some(sluice) = self.sluice(host) {
-            sluice.pool.forget(conn);
-        }
+    pub fn pooled_closed(&mut self, conn: u64) {
+        self.pool.forget(conn);
     }
 
     /// The session's report, kept until the session closes (core's walk takes both
     /// together).
-    pub(crate) fn attempt_report(
-        &mut self,
-        host: usize,
-        epoch: u32,
-        attempt_id: u64,
-        _conn: u64,
-        report: MessageReport,
-    ) {
-        if let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) {
+    pub fn attempt_report(&mut self, attempt_id: u64, report: MessageReport) {
+        if let Some(attempt) = self.attempts.get_mut(&attempt_id) {
             attempt.outcomes = report.recipients;
             attempt.progress = report.progress;
         }
     }
 
-    pub(crate) fn attempt_closed(
+    /// The try's session closed (`None`: it went idle into the pool).
+    pub fn attempt_closed(
         &mut self,
-        host: usize,
-        epoch: u32,
+        io: &mut dyn HostIo,
         attempt_id: u64,
         outcome: Option<SessionOutcome>,
     ) {
-        let Some(attempt) = self.attempt_mut(host, epoch, attempt_id) else {
+        let Some(attempt) = self.attempts.get_mut(&attempt_id) else {
             return;
         };
         let outcomes = std::mem::take(&mut attempt.outcomes);
@@ -547,37 +518,33 @@ impl World {
                 reused,
             });
         }
-        self.attempt_next(host, epoch, attempt_id);
+        self.attempt_next(io, attempt_id);
     }
 
-    pub(crate) fn attempt_connect_failed(
+    /// The try's connection to `server_name` could not be made.
+    pub fn attempt_connect_failed(
         &mut self,
-        host: usize,
-        epoch: u32,
+        io: &mut dyn HostIo,
         attempt_id: u64,
         server_name: &str,
     ) {
         let Some(walk) = self
-            .attempt_mut(host, epoch, attempt_id)
+            .attempts
+            .get_mut(&attempt_id)
             .and_then(|attempt| attempt.walk.as_mut())
         else {
             return;
         };
         let failure = Failure::no_connection(server_name, "connection timed out");
         walk.tried(Tried::NoConnection(failure));
-        self.attempt_next(host, epoch, attempt_id);
+        self.attempt_next(io, attempt_id);
     }
 
-    fn attempt_finish(&mut self, host: usize, epoch: u32, attempt_id: u64) {
-        if self.nodes.get(host).is_none_or(|node| node.epoch != epoch) {
-            return;
-        }
-        let Some(attempt) = self
-            .sluice(host)
-            .and_then(|sluice| sluice.attempts.remove(&attempt_id))
-        else {
+    fn attempt_finish(&mut self, io: &mut dyn HostIo, attempt_id: u64) {
+        let Some(attempt) = self.attempts.remove(&attempt_id) else {
             return;
         };
+        let bugs = io.bugs();
         let mut results = match (attempt.walk, attempt.unplanned) {
             (Some(walk), _) => walk.finish(),
             (None, Some(results)) => results,
@@ -586,7 +553,7 @@ impl World {
                 &Failure::local_error("no host could be tried for this destination"),
             ),
         };
-        if self.bugs.forget_remote_acceptance
+        if bugs.forget_remote_acceptance
             && matches!(attempt.destination.path, DeliveryPath::Mx { .. })
         {
             for (_, result) in &mut results {
@@ -595,15 +562,15 @@ impl World {
                 }
             }
         }
-        let name = self.place_name(host);
-        if self.bugs.drop_attempt_report {
-            self.engine.record(&format!(
+        let name = io.name().to_owned();
+        if bugs.drop_attempt_report {
+            io.record(&format!(
                 "{name} attempt {attempt_id} {} finished: report dropped (bug)",
                 attempt.queue_id
             ));
             return;
         }
-        self.engine.record(&format!(
+        io.record(&format!(
             "{name} attempt {attempt_id} {} finished: {}",
             attempt.queue_id,
             results
@@ -613,7 +580,7 @@ impl World {
                 .join(",")
         ));
         self.queue_input(
-            host,
+            io,
             QueueInput::AttemptFinished {
                 token: attempt.token,
                 results,
@@ -621,15 +588,10 @@ impl World {
         );
     }
 
-    /// A queue write: recipient states and, in the same transaction, the notice.
     /// I/O: removes a finished message from the simulated disk.
-    fn remove_queued_message(&mut self, host: usize, queue_id: String) {
-        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-        let submitted = self
-            .sluice(host)
-            .map(|sluice| sluice.disk.submit(Write::Remove { queue_id }));
-        if let Some(Ok(write)) = submitted {
-            self.schedule_fsync(host, epoch, write);
+    fn remove_queued_message(&mut self, io: &mut dyn HostIo, queue_id: String) {
+        if let Ok(write) = self.disk.submit(Write::Remove { queue_id }) {
+            io.fsync(write);
         }
     }
 
@@ -638,21 +600,21 @@ impl World {
     /// bugs that lose a notice or a recipient act here, in the driver.
     fn persist(
         &mut self,
-        host: usize,
+        io: &mut dyn HostIo,
         token: Token,
         queue_id: String,
         mut changes: Vec<sluice_core::queue::RecipientChange>,
         notice: Option<NoticeRequest>,
         remove: bool,
     ) -> Vec<QueueInput> {
-        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
+        let bugs = io.bugs();
         let failed: Vec<String> = changes
             .iter()
             .filter(|change| matches!(change.state, RecipientState::Failed { .. }))
             .map(|change| change.address.clone())
             .collect();
         let mut dropped = Vec::new();
-        if self.bugs.drop_deferred_recipient {
+        if bugs.drop_deferred_recipient {
             dropped = changes
                 .iter()
                 .filter(|change| matches!(change.state, RecipientState::Deferred { .. }))
@@ -660,11 +622,11 @@ impl World {
                 .collect();
             changes.retain(|change| !dropped.contains(&change.address));
         }
-        let notice = if self.bugs.skip_notice { None } else { notice };
+        let notice = if bugs.skip_notice { None } else { notice };
         let mut facts = None;
         let mut notice_write = None;
         if let Some(request) = notice {
-            match self.build_notice(host, &queue_id, &request) {
+            match self.build_notice(io, &queue_id, &request) {
                 Ok(Some((incoming, queued))) => {
                     facts = Some(NoticeFacts {
                         kind: request.kind,
@@ -682,10 +644,7 @@ impl World {
                 Err(()) => return vec![QueueInput::PersistFailed { token }],
             }
         }
-        let Some(sluice) = self.sluice(host) else {
-            return Vec::new();
-        };
-        let write = sluice.disk.submit(Write::Persist {
+        let write = self.disk.submit(Write::Persist {
             queue_id: queue_id.clone(),
             changes,
             dropped,
@@ -695,7 +654,7 @@ impl World {
         let Ok(write) = write else {
             return vec![QueueInput::PersistFailed { token }];
         };
-        sluice.waiters.insert(
+        self.waiters.insert(
             write,
             Waiter::Persist {
                 token,
@@ -704,7 +663,7 @@ impl World {
                 failed,
             },
         );
-        self.schedule_fsync(host, epoch, write);
+        io.fsync(write);
         Vec::new()
     }
 
@@ -714,33 +673,27 @@ impl World {
     /// routed now (the write fails and is retried).
     fn build_notice(
         &mut self,
-        host: usize,
+        io: &dyn HostIo,
         queue_id: &str,
         request: &NoticeRequest,
     ) -> Result<Option<(IncomingMessage, Option<QueuedMessage>)>, ()> {
-        let name = self.place_name(host);
-        let epoch = self.nodes.get(host).map_or(0, |node| node.epoch);
-        let now = self.local_now(host);
-        let Some(NodeKind::Sluice(sluice)) = self.nodes.get_mut(host).map(|node| &mut node.kind)
-        else {
-            return Err(());
-        };
-        let original = sluice
+        let now = io.local_now();
+        let original = self
             .disk
             .durable
             .messages
             .get(queue_id)
             .map(|message| message.data.clone())
             .ok_or(())?;
-        let notice_id = sluice.new_queue_id(&name, epoch);
+        let notice_id = self.new_queue_id(io.name(), io.epoch());
         let now_ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
-        let pending = match start_notice(request, &original, &sluice.notices, notice_id, now_ms) {
+        let pending = match start_notice(request, &original, &self.notices, notice_id, now_ms) {
             Ok(NoticeStart::Route(pending)) => pending,
             Ok(NoticeStart::NotAnAddress { .. }) => return Ok(None),
             Err(_) => return Err(()),
         };
-        let route = sluice.route(now, &pending.check);
-        match pending.place(&route, &sluice.placement) {
+        let route = self.route(now, &pending.check);
+        match pending.place(&route, &self.placement) {
             NoticePlaced::Message(incoming) => {
                 let queued = sluice_core::node::queued_part(&incoming);
                 Ok(Some((incoming, queued)))

@@ -2,51 +2,52 @@
 //! carries its bytes, answers its route, name and credential requests from the
 //! host's router and directory, and makes each acceptance durable on the simulated
 //! disk before answering `Persisted` (see `synced`). Every decision is the
-//! machine's; the deliberate bugs live here, in the driver, never in core.
+//! machine's; the deliberate bugs live here, in the driver, never in core. The
+//! reception itself travels with its connection, which the world holds.
 
-use super::Waiter;
+use super::io::HostIo;
 use super::store::Write;
-use crate::world::{Conn, NodeKind, World, bare};
+use super::{SluiceHost, Waiter, bare};
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::reception::{Input, Output};
 use sluice_core::node::{Acceptance, Reception, ReceptionConfig};
 use sluice_core::router::{Refusal, Route};
 use sluice_core::smtp::server::{self, ListenerKind, StoreOutcome};
+use std::net::IpAddr;
 
-impl World {
-    /// A new reception on `host` for a connection from `client_place`.
-    pub(crate) fn new_reception(
-        &self,
-        host: usize,
-        client_place: usize,
-        listener: ListenerKind,
-    ) -> Option<Reception> {
-        let Some(NodeKind::Sluice(sluice)) = self.nodes.get(host).map(|node| &node.kind) else {
-            return None;
-        };
-        let client_ip = self
-            .nodes
-            .get(client_place)
-            .map_or(std::net::IpAddr::from([192, 0, 2, 1]), |node| node.ip);
+/// The client of an incoming connection, as the host knows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The connection, for the host's answers.
+    pub conn: u64,
+    pub listener: ListenerKind,
+    /// The client's address; `None` for the workload's clients outside every host.
+    pub ip: Option<IpAddr>,
+}
+
+/// The address a client from outside is written with (TEST-NET-1).
+const OUTSIDE_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+
+impl SluiceHost {
+    /// A new reception for a connection from `peer`, at `now` on the host's clock.
+    pub fn new_reception(&self, now: sluice_core::time::Instant, peer: &Peer) -> Reception {
         let config = ReceptionConfig {
-            hostname: sluice.hostname.clone(),
-            placement: sluice.placement.clone(),
-            client_ip,
+            hostname: self.hostname.clone(),
+            placement: self.placement.clone(),
+            client_ip: peer.ip.unwrap_or(OUTSIDE_IP),
         };
-        let now = self.local_now(host);
-        Some(Reception::new(now, sluice.session_config(listener), config))
+        Reception::new(now, self.session_config(peer.listener), config)
     }
 
     /// Feeds `reception` and carries out what it asks; whether it closed.
-    pub(crate) fn step_reception(
+    pub fn step_reception(
         &mut self,
-        id: u64,
-        conn: &mut Conn,
+        io: &mut dyn HostIo,
+        peer: &Peer,
         reception: &mut Reception,
         input: Option<Input>,
     ) -> bool {
-        let host = conn.server;
-        let now = self.local_now(host);
+        let now = io.local_now();
         if let Some(input) = input {
             reception.handle(now, input);
         }
@@ -54,7 +55,7 @@ impl World {
         while let Some(output) = reception.poll() {
             let answer = match output {
                 Output::Send(bytes) => {
-                    self.send(id, conn, false, bytes);
+                    io.send(peer.conn, bytes);
                     None
                 }
                 Output::Close => {
@@ -64,35 +65,29 @@ impl World {
                 // The simulation has no TLS.
                 Output::StartTls => Some(Input::Session(server::Input::TlsFailed)),
                 Output::CheckCredentials { token, credentials } => {
-                    let outcome = match self.nodes.get(host).map(|node| &node.kind) {
-                        Some(NodeKind::Sluice(sluice)) => sluice.check_credentials(&credentials),
-                        _ => server::CredentialOutcome::Invalid,
-                    };
+                    let outcome = self.check_credentials(&credentials);
                     Some(Input::Session(server::Input::CredentialsChecked {
                         token,
                         outcome,
                     }))
                 }
                 Output::Route { token, check } => {
-                    let route = self.route_for_reception(host, now, &check);
+                    let route = self.route_for_reception(io, now, &check);
                     Some(Input::Routed { token, route })
                 }
-                Output::Name { token } => {
-                    Some(self.name_message(host, conn.client_place, now, token))
-                }
+                Output::Name { token } => Some(self.name_message(io, peer, now, token)),
                 Output::Persist { token, acceptance } => self
-                    .persist_acceptance(id, conn, token, *acceptance)
+                    .persist_acceptance(io, peer, token, *acceptance)
                     .map(|outcome| Input::Persisted { token, outcome }),
                 Output::Unrouted { recipient } => {
-                    let name = self.place_name(host);
-                    self.engine
-                        .record(&format!("{name} unrouted {}", bare(&recipient)));
+                    let text = format!("{} unrouted {}", io.name(), bare(&recipient));
+                    io.record(&text);
                     None
                 }
                 Output::Event(_) => None,
             };
             if let Some(answer) = answer {
-                reception.handle(self.local_now(host), answer);
+                reception.handle(io.local_now(), answer);
             }
         }
         closed
@@ -101,16 +96,13 @@ impl World {
     /// Core's router against the host's directory; the open-relay bug turns a relay
     /// refusal into an external delivery here, in the driver.
     fn route_for_reception(
-        &mut self,
-        host: usize,
+        &self,
+        io: &dyn HostIo,
         now: sluice_core::time::Instant,
         check: &server::RecipientCheck,
     ) -> Route {
-        let Some(NodeKind::Sluice(sluice)) = self.nodes.get(host).map(|node| &node.kind) else {
-            return Route::TemporaryFailure(sluice_core::router::TemporaryReason::Timeout);
-        };
-        let route = sluice.route(now, check);
-        if self.bugs.open_relay && route == Route::Refused(Refusal::RelayDenied) {
+        let route = self.route(now, check);
+        if io.bugs().open_relay && route == Route::Refused(Refusal::RelayDenied) {
             return Route::Deliver {
                 local_mailboxes: Vec::new(),
                 external: vec![bare(&check.recipient).to_ascii_lowercase()],
@@ -125,27 +117,17 @@ impl World {
     /// driver's.
     fn name_message(
         &mut self,
-        host: usize,
-        client_place: usize,
+        io: &dyn HostIo,
+        peer: &Peer,
         now: sluice_core::time::Instant,
         token: Token,
     ) -> Input {
-        let (name, epoch) = self
-            .nodes
-            .get(host)
-            .map_or((String::new(), 0), |node| (node.name.clone(), node.epoch));
-        let queue_id = match self.sluice(host) {
-            Some(sluice) => sluice.new_queue_id(&name, epoch),
-            None => String::from("Q-none"),
-        };
+        let queue_id = self.new_queue_id(io.name(), io.epoch());
         Input::Named {
             token,
             queue_id,
             received_at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
-            client_name: self
-                .nodes
-                .get(client_place)
-                .and_then(|client| self.dns.client_name(client.ip)),
+            client_name: peer.ip.and_then(|ip| io.client_name(ip)),
         }
     }
 
@@ -153,65 +135,54 @@ impl World {
     /// `synced`), unless the write is refused now or a deliberate bug answers early.
     fn persist_acceptance(
         &mut self,
-        id: u64,
-        conn: &Conn,
+        io: &mut dyn HostIo,
+        peer: &Peer,
         token: Token,
         acceptance: Acceptance,
     ) -> Option<StoreOutcome> {
-        let host = conn.server;
-        let (name, epoch) = self
-            .nodes
-            .get(host)
-            .map(|node| (node.name.clone(), node.epoch))?;
+        let bugs = io.bugs();
         let Acceptance {
             mut incoming,
             queued,
         } = acceptance;
         let queue_id = incoming.queue_id.clone();
-        if conn.listener == ListenerKind::Lmtp && self.bugs.deliver_twice_after_crash {
+        if peer.listener == ListenerKind::Lmtp && bugs.deliver_twice_after_crash {
             incoming.delivery_key = queue_id.clone();
         }
         let tag = crate::check::message_tag(&incoming.data).unwrap_or_else(|| "-".to_owned());
-        let answered = self.bugs.ack_before_durability;
+        let answered = bugs.ack_before_durability;
         let mut durable = queued.clone();
-        if self.bugs.forget_owed_success
+        if bugs.forget_owed_success
             && let Some(record) = durable.as_mut()
         {
             for recipient in &mut record.recipients {
                 recipient.success_owed = false;
             }
         }
-        let sluice = self.sluice(host)?;
-        let Ok(write) = sluice.disk.submit(Write::Accept {
+        let Ok(write) = self.disk.submit(Write::Accept {
             incoming,
             queued: durable,
         }) else {
-            self.count_fault("disk_full_refusal");
+            io.count_fault("disk_full_refusal");
             return Some(StoreOutcome::Failed);
         };
-        sluice.waiters.insert(
+        self.waiters.insert(
             write,
             Waiter::Session {
-                conn: id,
+                conn: peer.conn,
                 token,
                 queue_id: queue_id.clone(),
                 queued,
                 answered,
             },
         );
-        self.engine
-            .record(&format!("{name} store {queue_id} ({tag}) write {write}"));
-        self.schedule_fsync(host, epoch, write);
-        if self.engine.rng.chance(self.crash_on_store_ppm) && !self.faults_over {
-            self.engine
-                .record(&format!("{name} crashes during the store"));
-            let at = self.engine.now();
-            self.obs.store_crashed(at, &tag);
-            self.crash_soon(host, sluice_core::time::Duration::ZERO);
-        }
+        let text = format!("{} store {queue_id} ({tag}) write {write}", io.name());
+        io.record(&text);
+        io.fsync(write);
+        io.storing(&tag);
         if answered {
             // The deliberate bug: the promise before the fsync.
-            self.after_promise(host);
+            io.promised();
             return Some(StoreOutcome::Stored { queue_id });
         }
         None

@@ -236,14 +236,16 @@ impl World {
         self.engine.after(wait, Event::Offer(index));
     }
 
-    pub(super) fn owner_report(&mut self, owner: Owner, conn: u64, report: MessageReport) {
+    pub(super) fn owner_report(&mut self, owner: Owner, report: MessageReport) {
         match owner {
             Owner::Agent(index) => self.agent_report(index, &report),
             Owner::Attempt {
                 host,
                 epoch,
                 attempt,
-            } => self.attempt_report(host, epoch, attempt, conn, report),
+            } => self.with_host_of(host, epoch, |sluice, _| {
+                sluice.attempt_report(attempt, report);
+            }),
             // An idle connection carries no message.
             Owner::Pooled { .. } => {}
         }
@@ -257,7 +259,9 @@ impl World {
             attempt,
         } = owner
         {
-            self.attempt_idle(host, epoch, attempt, conn);
+            self.with_host_of(host, epoch, |sluice, port| {
+                sluice.attempt_idle(port, attempt, conn);
+            });
         }
     }
 
@@ -268,8 +272,12 @@ impl World {
                 host,
                 epoch,
                 attempt,
-            } => self.attempt_closed(host, epoch, attempt, Some(outcome)),
-            Owner::Pooled { host, .. } => self.pooled_closed(host, conn),
+            } => self.with_host_of(host, epoch, |sluice, port| {
+                sluice.attempt_closed(port, attempt, Some(outcome));
+            }),
+            Owner::Pooled { host, .. } => {
+                self.with_host(host, |sluice, _| sluice.pooled_closed(conn));
+            }
         }
     }
 
@@ -285,7 +293,9 @@ impl World {
                 host,
                 epoch,
                 attempt,
-            } => self.attempt_connect_failed(host, epoch, attempt, server_name),
+            } => self.with_host_of(host, epoch, |sluice, port| {
+                sluice.attempt_connect_failed(port, attempt, server_name);
+            }),
             Owner::Pooled { .. } => {}
         }
     }

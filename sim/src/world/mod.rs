@@ -1,18 +1,28 @@
 //! The simulated world: hosts (Sluice hosts and remote mail servers), the network
 //! between them with its connections, DNS, the workload's clients and the load
-//! balancer. The world carries bytes between the two machines of each connection
-//! and feeds every machine its inputs at the virtual time; every reply, route,
-//! retry and notice is decided by the core machines the hosts run.
+//! balancer, and the faults. The world carries bytes between the two machines of
+//! each connection and feeds every machine its inputs at the virtual time; every
+//! reply, route, retry and notice is decided by the core machines the hosts run.
+//!
+//! The world holds its Sluice hosts but does not reach into them: on an event that
+//! concerns one it calls the host's method with a `HostPort` (`hosts.rs`), the
+//! world as that host's `HostIo`. The remote servers, simple models of other
+//! organisations' MTAs, are the world's own.
+//!
+//! - `client.rs`: the workload's clients and the load balancer.
+//! - `hosts.rs`: the port, and the events of a Sluice host's life (fsyncs, crashes,
+//!   restarts, a full disk).
+//! - `network.rs`, `dns.rs`, `remote.rs`: the network, DNS and remote servers.
 
 pub mod client;
-pub mod disk;
 pub mod dns;
+mod hosts;
 pub mod network;
 pub mod remote;
 
 use crate::check::Observations;
 use crate::engine::Engine;
-use crate::host::{Bugs, SluiceHost};
+use crate::host::{Bugs, Peer, SluiceHost, bare, domain};
 use client::{Agent, LoadBalancer};
 use dns::Dns;
 use network::{CONNECT_TIMEOUT, Network, OUTSIDE};
@@ -20,14 +30,14 @@ use remote::RemoteServer;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::Reception;
 use sluice_core::node::reception::Input as ReceptionInput;
-use sluice_core::smtp::address::{ForwardPath, ReversePath};
+use sluice_core::smtp::address::ReversePath;
 use sluice_core::smtp::client::{
     ClientConfig, ClientSession, Input as ClientInput, MessageReport, OutgoingMessage,
     Output as ClientOutput, SessionOutcome,
 };
 use sluice_core::smtp::server::{
-    CredentialOutcome, Input as ServerInput, ListenerKind, Output as ServerOutput, ServerSession,
-    StoreOutcome,
+    CredentialOutcome, Input as ServerInput, Limits, ListenerKind, Output as ServerOutput,
+    ServerSession, SessionConfig, StoreOutcome, TlsMode,
 };
 use sluice_core::time::{Duration, Instant};
 use std::collections::BTreeMap;
@@ -101,6 +111,9 @@ pub enum Wake {
 pub enum NodeKind {
     Sluice(Box<SluiceHost>),
     Remote(RemoteServer),
+    /// A Sluice host while one of its methods runs (`World::with_host`), never seen
+    /// outside that call.
+    Lent,
 }
 
 #[derive(Debug)]
@@ -241,14 +254,6 @@ impl World {
         }
     }
 
-    /// Crashes `host` after `delay` and restarts it after a drawn downtime.
-    pub fn crash_soon(&mut self, host: usize, delay: Duration) {
-        let (low, high) = self.restart_secs;
-        let down = Duration::from_secs(self.engine.rng.between(low, high));
-        self.engine.after(delay, Event::Crash(host));
-        self.engine.after(delay + down, Event::Restart(host));
-    }
-
     pub fn count_fault(&mut self, kind: &'static str) {
         *self.faults.entry(kind).or_insert(0) += 1;
     }
@@ -344,7 +349,9 @@ impl World {
                     match wake {
                         Wake::Client(conn) => self.drive_client(conn, Some(ClientInput::Tick)),
                         Wake::Server(conn) => self.drive_server(conn, Some(ServerInput::Tick)),
-                        Wake::Queue(host) => self.queue_tick(host),
+                        Wake::Queue(host) => {
+                            self.with_host(host, |sluice, port| sluice.queue_tick(port));
+                        }
                     }
                 }
             }
@@ -360,7 +367,9 @@ impl World {
                 epoch,
                 attempt,
                 plan,
-            } => self.attempt_planned(host, epoch, attempt, plan),
+            } => self.with_host_of(host, epoch, |sluice, port| {
+                sluice.attempt_planned(port, attempt, plan);
+            }),
             Event::Crash(host) => self.crash(host),
             Event::Restart(host) => self.restart(host),
             Event::Partition(a, b) => self.partition(a, b),
@@ -389,11 +398,6 @@ impl World {
 
     /// Opens a connection from `owner` to `server`'s `listener`; the client machine
     /// starts with `message` once the server has accepted.
-    /// The id the next connection will get.
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn + 1
-    }
-
     pub fn connect(
         &mut self,
         owner: Owner,
@@ -449,11 +453,13 @@ impl World {
         }
     }
 
-    /// Gives `message` to the idle client of connection `id`, now run by `owner`;
-    /// false when that connection cannot take it (gone, closed or broken).
-    pub(crate) fn reuse(&mut self, id: u64, owner: Owner, message: OutgoingMessage) -> bool {
+    /// Hands connection `id`, idle and held by `parked`, to `owner`, who will drive
+    /// its client with a new message; false when that connection cannot take it
+    /// (gone, held by another, closed or broken).
+    fn claim_pooled(&mut self, id: u64, parked: Owner, owner: Owner) -> bool {
         let usable = self.conns.get(&id).is_some_and(|conn| {
-            !conn.broken
+            conn.owner == parked
+                && !conn.broken
                 && conn
                     .client
                     .as_ref()
@@ -466,12 +472,11 @@ impl World {
             conn.owner = owner;
         }
         self.engine.record(&format!("conn {id} reused"));
-        self.drive_client(id, Some(ClientInput::Message(message)));
         true
     }
 
     /// Hands connection `id` to a new owner (an attempt's idle connection to its pool).
-    pub(crate) fn set_owner(&mut self, id: u64, owner: Owner) {
+    fn set_owner(&mut self, id: u64, owner: Owner) {
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.owner = owner;
         }
@@ -502,10 +507,12 @@ impl World {
             return self.connect_failed(id);
         }
         let end = match self.nodes.get(server).map(|node| &node.kind) {
-            Some(NodeKind::Sluice(_)) => self
-                .new_reception(server, place, listener)
-                .map(|reception| ServerEnd::Sluice(Box::new(reception))),
-            _ => self.session_config(server, listener).map(|config| {
+            Some(NodeKind::Sluice(sluice)) => {
+                let peer = self.peer_of(id, place, listener);
+                let reception = sluice.new_reception(self.local_now(server), &peer);
+                Some(ServerEnd::Sluice(Box::new(reception)))
+            }
+            _ => self.remote_session_config(server).map(|config| {
                 ServerEnd::Remote(Box::new(ServerSession::new(self.local_now(server), config)))
             }),
         };
@@ -675,7 +682,7 @@ impl World {
         self.schedule_wake(Wake::Client(id), place, deadline);
         for note in notes {
             match note {
-                Note::Report(report) => self.owner_report(owner, id, report),
+                Note::Report(report) => self.owner_report(owner, report),
                 Note::Close(outcome) => self.owner_closed(owner, id, outcome),
                 Note::Idle => self.owner_idle(owner, id),
             }
@@ -700,7 +707,22 @@ impl World {
         };
         let server = conn.server;
         let closed = match &mut end {
-            ServerEnd::Sluice(reception) => self.step_reception(id, &mut conn, reception, input),
+            ServerEnd::Sluice(reception) => {
+                // The host sends through the world, which finds the connection in
+                // its map meanwhile.
+                let peer = self.peer_of(id, conn.client_place, conn.listener);
+                self.conns.insert(id, conn);
+                let closed = self
+                    .with_host(server, |sluice, port| {
+                        sluice.step_reception(port, &peer, reception, input)
+                    })
+                    .unwrap_or(false);
+                let Some(held) = self.conns.remove(&id) else {
+                    return;
+                };
+                conn = held;
+                closed
+            }
             ServerEnd::Remote(session) => {
                 let input = match input {
                     Some(ReceptionInput::Session(input)) => Some(input),
@@ -726,6 +748,37 @@ impl World {
         self.conns.insert(id, conn);
         self.schedule_wake(Wake::Server(id), server, deadline);
         self.remove_if_done(id);
+    }
+
+    /// The client of connection `id` as a Sluice host at its server end knows it.
+    fn peer_of(&self, id: u64, client_place: usize, listener: ListenerKind) -> Peer {
+        Peer {
+            conn: id,
+            listener,
+            ip: self.nodes.get(client_place).map(|node| node.ip),
+        }
+    }
+
+    /// The session configuration of a remote server's listener.
+    fn remote_session_config(&self, server: usize) -> Option<SessionConfig> {
+        let Some(NodeKind::Remote(remote)) = self.nodes.get(server).map(|node| &node.kind) else {
+            return None;
+        };
+        Some(SessionConfig {
+            kind: remote.listener(),
+            hostname: domain(&self.place_name(server)),
+            tls: TlsMode::Unavailable,
+            // The simulation has no TLS: a relay offers AUTH without it (an MX
+            // listener never offers AUTH).
+            auth_requires_tls: false,
+            limits: Limits {
+                command_timeout: remote
+                    .behaviour
+                    .idle_close
+                    .unwrap_or(Limits::default().command_timeout),
+                ..Limits::default()
+            },
+        })
     }
 
     /// Feeds a remote server's session; whether it closed.
@@ -954,7 +1007,7 @@ impl World {
             let name = node.name.clone();
             self.engine.record(&format!("clock of {name} jumps {by}ms"));
         }
-        self.queue_tick(host);
+        self.with_host(host, |sluice, port| sluice.queue_tick(port));
     }
 
     fn faults_end(&mut self) {
@@ -969,13 +1022,5 @@ impl World {
                 self.restart(host);
             }
         }
-    }
-}
-
-/// The address of a path without angle brackets.
-pub fn bare(path: &ForwardPath) -> String {
-    match path {
-        ForwardPath::Postmaster => "Postmaster".to_owned(),
-        ForwardPath::Mailbox(mailbox) => mailbox.to_string(),
     }
 }
