@@ -7,6 +7,9 @@ use sluice_net::config::Config;
 use sluice_net::logging;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config_path = match &cli.command {
@@ -30,7 +33,9 @@ fn main() -> ExitCode {
     }
     let format = cli.global.log_format.map_or(config.log.format, Into::into);
     logging::init(format, &config.log.level);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads(cores))
         .enable_all()
         .build()
     {

@@ -35,6 +35,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "delivery record retention",
         include_str!("../../migrations/sqlite/0005_delivery_record_retention.sql"),
     ),
+    (
+        6,
+        "owned records index",
+        include_str!("../../migrations/sqlite/0006_owned_records_index.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -62,6 +67,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "delivery record retention",
         include_str!("../../migrations/postgres/0005_delivery_record_retention.sql"),
     ),
+    (
+        6,
+        "owned records index",
+        include_str!("../../migrations/postgres/0006_owned_records_index.sql"),
+    ),
 ];
 const MYSQL: &[(i64, &str, &str)] = &[
     (
@@ -88,6 +98,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         5,
         "delivery record retention",
         include_str!("../../migrations/mysql/0005_delivery_record_retention.sql"),
+    ),
+    (
+        6,
+        "owned records index",
+        include_str!("../../migrations/mysql/0006_owned_records_index.sql"),
     ),
 ];
 

@@ -8,8 +8,12 @@ use sluice_core::queue::still_owned;
 /// The `queue_records` rows the queue still owns, as an SQL condition on the row's
 /// own `state` and `success_owed` columns: core's `still_owned`, with the stored
 /// names of the states that are not final ('pending', 'deferred'; the final ones
-/// are 'delivered' and 'failed').
-pub(super) const STILL_OWNED: &str = "(state IN ('pending', 'deferred') OR success_owed = 1)";
+/// are 'delivered' and 'failed'). Written term by term, exactly as the partial
+/// index `queue_records_owned` (migration 6) states it, so that SQLite and
+/// PostgreSQL see that a query with this condition, or with one of its terms
+/// (`state = 'deferred'`), can read that index.
+pub(super) const STILL_OWNED: &str =
+    "(state = 'pending' OR state = 'deferred' OR success_owed = 1)";
 
 /// An SQL condition on a message's queue id, `queue_id_column`: the message has a
 /// record the queue still owns. The queue takes a message with all its records.
@@ -95,6 +99,36 @@ mod tests {
         ))
         .await;
         assert_eq!(by_message, expected);
+    }
+
+    /// The partial index of migration 6 serves every query that looks for the
+    /// records the queue owns (a plan without it scans every record ever kept).
+    #[tokio::test]
+    async fn sqlite_finds_the_owned_records_through_their_partial_index() {
+        let db = Db::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        crate::store::migrate::run(&db).await.expect("migrated");
+        for statement in [
+            format!("SELECT queue_id FROM queue_records WHERE {STILL_OWNED}"),
+            format!(
+                "SELECT queue_id FROM queue_messages WHERE {}",
+                message_still_owned("queue_id")
+            ),
+            "UPDATE queue_records SET next_attempt_ms = 1 WHERE state = 'deferred'".to_owned(),
+        ] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .fetch_all(&db.pool)
+                .await
+                .expect("planned")
+                .iter()
+                .map(|row| row.try_get("detail").expect("a plan step"))
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains("queue_records_owned")),
+                "{statement}: {plan:?}"
+            );
+        }
     }
 
     #[test]

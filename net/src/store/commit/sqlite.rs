@@ -23,7 +23,7 @@ use crate::store::StoreError;
 use crate::store::acceptance::{self, AcceptStatements, InboxDelivery, Item, Placed, QueueRecord};
 use crate::store::blob::BlobStore;
 use crate::store::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
-use crate::store::sql::{TRANSACTION_ATTEMPTS, is_retryable, run_ready};
+use crate::store::sql::{TRANSACTION_ATTEMPTS, WAL_AUTOCHECKPOINT, is_retryable, run_ready};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use sluice_core::delivery::Destination;
 use sluice_core::mailbox::{MailboxError, Outcome};
@@ -47,12 +47,13 @@ const INBOX: &str = "INBOX";
 /// Opens the writer's connection to the database file at `path` (already created
 /// and migrated), set up like every pooled connection: WAL, `synchronous = FULL`
 /// (a committed transaction survives power loss: the promise behind the 250),
-/// foreign keys on.
+/// foreign keys on, the same checkpoint interval.
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.execute_batch(WAL_AUTOCHECKPOINT)?;
     connection.busy_timeout(Duration::from_secs(10))?;
     // Enough for every statement of an acceptance, so none is prepared twice.
     connection.set_prepared_statement_cache_capacity(32);
