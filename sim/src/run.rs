@@ -1070,6 +1070,15 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
 
 /// The violation report: seed, scenario, guarantee, the trace around it (the run
 /// is replayed with the full trace to find it) and the replay command.
+/// Whether `line` mentions `name` whole: queue id `Q-gw1-0-1` is not mentioned
+/// by a line about `Q-gw1-0-12`.
+fn mentions(line: &str, name: &str) -> bool {
+    line.match_indices(name).any(|(at, _)| {
+        let next = line[at + name.len()..].chars().next();
+        !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
 pub fn violation_report(
     scenario: &Scenario,
     scenario_file: &str,
@@ -1107,7 +1116,7 @@ pub fn violation_report(
                 .and_then(|word| word.parse().ok())
                 .unwrap_or(0)
         };
-        let named = |line: &str| names.iter().any(|name| line.contains(name.as_str()));
+        let named = |line: &str| names.iter().any(|name| mentions(line, name));
         let first = full
             .trace
             .iter()
@@ -1160,6 +1169,16 @@ pub fn violation_report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_id_is_mentioned_only_whole() {
+        assert!(mentions("10 gw1 accepted Q-gw1-0-1 from x", "Q-gw1-0-1"));
+        assert!(mentions("10 gw1 (Q-gw1-0-1)", "Q-gw1-0-1"));
+        assert!(mentions("10 gw1 Q-gw1-0-1", "Q-gw1-0-1"));
+        assert!(!mentions("10 gw1 accepted Q-gw1-0-12", "Q-gw1-0-1"));
+        assert!(!mentions("10 gw1 accepted Q-gw1-0-1-7", "Q-gw1-0-1"));
+        assert!(mentions("Q-gw1-0-12 then Q-gw1-0-1,", "Q-gw1-0-1"));
+    }
 
     /// The backend names the gateway that hands it mail over LMTP by its
     /// forward-confirmed PTR name (core's `ClientNamer` against the simulated DNS),
