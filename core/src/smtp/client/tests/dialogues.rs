@@ -436,3 +436,52 @@ fn rcpt_replies_mixing_2xx_4xx_and_5xx() {
     assert_eq!(kinds(scripted.only_report()), "dtpd");
     insta::assert_snapshot!(scripted.render());
 }
+
+#[test]
+fn only_an_orcpt_that_reads_back_the_same_is_sent_and_a_dropped_one_is_reported() {
+    let dropped = |run: &Scripted| -> Vec<&'static str> {
+        run.events
+            .iter()
+            .filter_map(|event| match event {
+                ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
+                _ => None,
+            })
+            .collect()
+    };
+    let offered = ehlo(&["PIPELINING", "DSN"]);
+    let replies = [GREETING, offered.as_str(), OK, OK, "354 go\r\n", OK, BYE];
+    let mut valid = message("Q1", &["bob@example.com"], b"hi\r\n");
+    valid.recipients[0].orcpt = Some(OriginalRecipient {
+        address_type: "rfc822".to_owned(),
+        address: "bob@example.com".to_owned(),
+    });
+    let mut malformed = valid.clone();
+    // A space in the address type would split the parameter in two.
+    if let Some(orcpt) = malformed.recipients[0].orcpt.as_mut() {
+        orcpt.address_type = "rfc 822".to_owned();
+    }
+    let sent = Scripted::new(smtp(), &replies).run(vec![valid]);
+    assert!(
+        sent.sent()
+            .contains("RCPT TO:<bob@example.com> ORCPT=rfc822;bob@example.com\r\n")
+    );
+    assert!(dropped(&sent).is_empty());
+    let sent = Scripted::new(smtp(), &replies).run(vec![malformed]);
+    assert!(sent.sent().contains("RCPT TO:<bob@example.com>\r\n"));
+    assert_eq!(dropped(&sent), vec!["ORCPT"]);
+}
+
+#[test]
+fn the_session_counts_the_server_octets_it_holds_until_a_reply_is_whole() {
+    // No scripted replies: the greeting is given by hand, and EHLO stays unanswered.
+    let mut scripted = Scripted::new(smtp(), &[]);
+    assert_eq!(scripted.client.buffered_bytes(), 0);
+    // Half a greeting is held, octet for octet.
+    let (first, rest) = GREETING.split_at(10);
+    scripted.input(Input::Bytes(first.as_bytes().to_vec()));
+    assert_eq!(scripted.client.buffered_bytes(), 10);
+    // Once whole, the greeting is read and nothing is held.
+    scripted.input(Input::Bytes(rest.as_bytes().to_vec()));
+    assert!(scripted.sent().contains("EHLO client.example\r\n"));
+    assert_eq!(scripted.client.buffered_bytes(), 0);
+}
