@@ -485,3 +485,43 @@ fn the_session_counts_the_server_octets_it_holds_until_a_reply_is_whole() {
     assert!(scripted.sent().contains("EHLO client.example\r\n"));
     assert_eq!(scripted.client.buffered_bytes(), 0);
 }
+
+#[test]
+fn a_refused_chunk_ends_the_transaction_and_no_more_chunks_follow() {
+    let ehlo = ehlo(&["CHUNKING"]);
+    let mut config = smtp();
+    // The first message takes two chunks; the server refuses the first.
+    config.limits.data_block = 16;
+    let scripted = Scripted::new(
+        config,
+        &[
+            GREETING,
+            &ehlo,
+            OK,
+            OK,
+            "554 5.6.0 content refused\r\n",
+            OK,
+            OK,
+            OK,
+            "250 2.0.0 queued\r\n",
+            BYE,
+        ],
+    )
+    .run(vec![
+        message("Q1", &["bob@example.com"], b"Subject: x\n\n.dot line\nend"),
+        message("Q2", &["bob@example.com"], b"hi\r\n"),
+    ]);
+    assert_eq!(kinds(&scripted.reports[0]), "p");
+    assert_eq!(
+        status(&scripted.reports[0].recipients[0]),
+        EnhancedStatus::new(5, 6, 0)
+    );
+    assert_eq!(kinds(&scripted.reports[1]), "d");
+    // One chunk of Q1, then RSET (RFC 3030 §3), then Q2 in one last chunk.
+    let sent = scripted.sent();
+    assert_eq!(sent.matches("BDAT ").count(), 2, "{sent}");
+    assert!(
+        sent.contains("RSET\r\nMAIL FROM:<alice@example.org>"),
+        "{sent}"
+    );
+}
