@@ -1269,3 +1269,60 @@ fn an_ambiguous_result_is_deferred_with_its_own_event() {
         RecipientState::Deferred { attempts: 1, .. }
     ));
 }
+
+// What the queue forgets: records whose use is over, which would otherwise only hold
+// memory (counted by test-only accessors, as no output shows them).
+
+#[test]
+fn a_destination_is_forgotten_once_idle_and_its_rate_earned_back() {
+    let mut harness = Harness::new();
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    assert_eq!(harness.queue.tracked_destinations(), 1);
+    let out = harness.handle(finish(token, vec![("a@b.example", delivered(true))]));
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.tracked_destinations(), 0);
+
+    // With a rate, the destination stays until its bucket is full again (see
+    // `a_destination_keeps_its_spent_rate_while_idle`), then goes.
+    let mut config = QueueConfig::default();
+    config.limits.destination_rate = Some(AttemptRate {
+        per_minute: 2,
+        burst: 1,
+    });
+    let mut harness = Harness::with(config);
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    let out = harness.handle(finish(token, vec![("a@b.example", delivered(true))]));
+    harness.ack(&out);
+    assert_eq!(harness.queue.tracked_destinations(), 1);
+    harness.at(ARRIVAL + Duration::from_secs(30), Input::Tick);
+    assert_eq!(harness.queue.tracked_destinations(), 0);
+}
+
+#[test]
+fn a_superseded_attempt_is_forgotten_when_its_message_leaves() {
+    // The message expires at the attempt's deadline and leaves with its failure notice.
+    let mut config = QueueConfig::default();
+    config.schedule.expire_after = timeout();
+    config.schedule.delay_warning_after = None;
+    let mut harness = Harness::with(config);
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    assert_eq!(harness.queue.superseded_attempts(), 1);
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.superseded_attempts(), 0);
+
+    // A deleted message's superseded attempt goes with it.
+    let mut harness = Harness::new();
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    harness.ack(&out);
+    assert_eq!(harness.queue.superseded_attempts(), 1);
+    harness.handle(Input::Delete {
+        queue_id: "Q1".into(),
+    });
+    assert_eq!(harness.queue.superseded_attempts(), 0);
+}
