@@ -525,3 +525,14 @@ fn a_refused_chunk_ends_the_transaction_and_no_more_chunks_follow() {
         "{sent}"
     );
 }
+
+#[test]
+fn a_message_exactly_at_the_size_limit_is_sent() {
+    let ehlo = ehlo(&["PIPELINING", "SIZE 100"]);
+    // 98 octets and the CRLF the body is given at its end: 100, the server's limit.
+    let body = vec![b'x'; 98];
+    let scripted = Scripted::new(smtp(), &[GREETING, &ehlo, OK, OK, "354 go\r\n", OK, BYE])
+        .run(vec![message("Q1", &["bob@example.com"], &body)]);
+    assert_eq!(kinds(scripted.only_report()), "d");
+    assert!(scripted.sent().contains(" SIZE=100\r\n"));
+}

@@ -620,3 +620,15 @@ fn an_unanswered_rset_times_out_after_the_command_timeout() {
     scripted.tick_at_deadline();
     assert_eq!(failed_kind(&scripted), Some(SessionFailureKind::Timeout));
 }
+
+#[test]
+fn a_closed_session_holds_none_of_the_servers_bytes() {
+    // The unreadable reply is still held when the session fails on it.
+    let garbage = Scripted::new(smtp(), &["HTTP/1.1 400 Bad Request\r\n"]).run(one());
+    assert_eq!(
+        failed_kind(&garbage),
+        Some(SessionFailureKind::ProtocolViolation)
+    );
+    assert!(garbage.client.is_closed());
+    assert_eq!(garbage.client.buffered_bytes(), 0);
+}
