@@ -1326,3 +1326,16 @@ fn a_superseded_attempt_is_forgotten_when_its_message_leaves() {
     });
     assert_eq!(harness.queue.superseded_attempts(), 0);
 }
+
+#[test]
+fn a_deleted_deferred_message_leaves_no_wake_behind() {
+    let mut harness = Harness::new();
+    deferred_once(&mut harness, rcpt("bob@b.example"));
+    // The deferral's retry is the queue's next deadline.
+    assert!(harness.queue.next_deadline().is_some());
+    harness.handle(Input::Delete {
+        queue_id: "Q1".into(),
+    });
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.next_deadline(), None);
+}
