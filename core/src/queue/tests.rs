@@ -1339,3 +1339,49 @@ fn a_deleted_deferred_message_leaves_no_wake_behind() {
     assert!(harness.queue.is_empty());
     assert_eq!(harness.queue.next_deadline(), None);
 }
+
+#[test]
+fn an_answer_for_a_write_still_waiting_its_turn_changes_nothing() {
+    let mut harness = Harness::new();
+    let out = harness.handle(Input::Enqueue(message(
+        "Q1",
+        vec![rcpt("a@b.example"), rcpt("x@c.example")],
+    )));
+    let started = attempts(&out);
+    let first = harness.handle(finish(started[0].0, vec![("a@b.example", permanent())]));
+    let second = harness.handle(finish(started[1].0, vec![("x@c.example", permanent())]));
+    let first_write = persists(&first)[0].0;
+    assert!(persists(&second).is_empty(), "waits behind the first");
+    // Tokens are handed out in order, so the write waiting behind the first holds the
+    // next one (checked below); an answer for it before it was issued is out of turn.
+    let waiting = Token(first_write.0 + 1);
+    assert!(
+        harness
+            .handle(Input::Persisted { token: waiting })
+            .is_empty()
+    );
+    let next = harness.handle(Input::Persisted { token: first_write });
+    let next_writes = persists(&next);
+    assert_eq!(next_writes.len(), 1);
+    assert_eq!(next_writes[0].0, waiting);
+    assert_eq!(next_writes[0].1[0].address, "x@c.example");
+}
+
+#[test]
+fn a_clock_stepping_back_starts_nothing_early_and_does_not_wedge_dispatch() {
+    let mut config = QueueConfig::default();
+    config.limits.max_concurrent_per_destination = 1;
+    let mut harness = Harness::with(config);
+    let first = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    // Q2 is due at its arrival but waits for b.example's only slot.
+    let out = harness.handle(Input::Enqueue(message("Q2", vec![rcpt("c@b.example")])));
+    assert!(attempts(&out).is_empty());
+    // The slot frees at a time the driver's clock puts before Q2 was due: Q2 must not
+    // start then, and the queue must go on answering.
+    let out = harness.at(
+        ARRIVAL - Duration::from_secs(1),
+        finish(first, vec![("a@b.example", delivered(true))]),
+    );
+    assert!(attempts(&out).is_empty(), "{out:?}");
+    assert_eq!(persists(&out).len(), 1, "Q1's delivery is still written");
+}
