@@ -1385,3 +1385,39 @@ fn a_clock_stepping_back_starts_nothing_early_and_does_not_wedge_dispatch() {
     assert!(attempts(&out).is_empty(), "{out:?}");
     assert_eq!(persists(&out).len(), 1, "Q1's delivery is still written");
 }
+
+#[test]
+fn a_finished_attempt_counts_its_delivered_deferred_and_failed_recipients() {
+    let mut harness = Harness::new();
+    let token = start_one(
+        &mut harness,
+        vec![
+            rcpt("a@b.example"),
+            rcpt("c@b.example"),
+            rcpt("d@b.example"),
+            rcpt("e@b.example"),
+        ],
+    );
+    let out = harness.handle(finish(
+        token,
+        vec![
+            ("a@b.example", delivered(true)),
+            ("c@b.example", temporary("busy")),
+            ("d@b.example", temporary("busy")),
+            ("e@b.example", permanent()),
+        ],
+    ));
+    let counts: Vec<(usize, usize, usize)> = out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::AttemptFinished {
+                delivered,
+                deferred,
+                failed,
+                ..
+            }) => Some((*delivered, *deferred, *failed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [(1, 2, 1)]);
+}
