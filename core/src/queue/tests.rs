@@ -1421,3 +1421,19 @@ fn a_finished_attempt_counts_its_delivered_deferred_and_failed_recipients() {
         .collect();
     assert_eq!(counts, [(1, 2, 1)]);
 }
+
+#[test]
+fn a_write_failure_reported_twice_counts_once() {
+    let mut harness = Harness::new();
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    let out = harness.handle(finish(token, vec![("a@b.example", permanent())]));
+    let write = persists(&out)[0].0;
+    harness.handle(Input::PersistFailed { token: write });
+    let retry_at = Some(harness.now + Duration::from_secs(1));
+    assert_eq!(harness.queue.next_deadline(), retry_at);
+    // The write is no longer with the driver: a second report of its failure is stale,
+    // and neither counts as another failure nor moves the retry back.
+    let out = harness.handle(Input::PersistFailed { token: write });
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(harness.queue.next_deadline(), retry_at);
+}
