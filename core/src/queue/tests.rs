@@ -1437,3 +1437,66 @@ fn a_write_failure_reported_twice_counts_once() {
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(harness.queue.next_deadline(), retry_at);
 }
+
+#[test]
+fn a_looping_message_leaves_its_already_delivered_recipients_alone() {
+    let mut harness = Harness::new();
+    let mut looping = message(
+        "Q1",
+        vec![delivered_at_acceptance("a@local.test"), rcpt("b@c.example")],
+    );
+    looping.received_headers = 51;
+    let out = harness.handle(Input::Enqueue(looping));
+    let failed: Vec<&str> = out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::Failed { recipient, .. }) => Some(recipient.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ["b@c.example"]);
+    let held = harness.queue.message("Q1").expect("held until written");
+    assert!(matches!(
+        held.recipients[0].state,
+        RecipientState::Delivered { .. }
+    ));
+}
+
+#[test]
+fn the_queue_shows_what_it_holds_and_the_configuration_it_was_given() {
+    let mut config = QueueConfig::default();
+    config.limits.max_messages = 7;
+    let mut harness = Harness::with(config.clone());
+    assert_eq!(harness.queue.config(), &config);
+    assert!(harness.queue.is_empty());
+    harness.handle(Input::Enqueue(message("Q2", vec![rcpt("a@b.example")])));
+    harness.handle(Input::Enqueue(message("Q1", vec![rcpt("b@b.example")])));
+    assert!(!harness.queue.is_empty());
+    assert_eq!(harness.queue.len(), 2);
+    // In queue id order.
+    let listed: Vec<&str> = harness
+        .queue
+        .messages()
+        .map(|message| message.queue_id.as_str())
+        .collect();
+    assert_eq!(listed, ["Q1", "Q2"]);
+}
+
+#[test]
+fn retry_now_for_one_message_leaves_the_others_waiting() {
+    let mut harness = Harness::new();
+    deferred_once(&mut harness, rcpt("bob@b.example"));
+    let token =
+        attempts(&harness.handle(Input::Enqueue(message("Q2", vec![rcpt("carol@c.example")]))))[0]
+            .0;
+    let out = harness.handle(finish(token, vec![("carol@c.example", temporary("busy"))]));
+    harness.ack(&out);
+    harness.now = ARRIVAL + Duration::from_mins(1);
+    let out = harness.handle(Input::RetryNow {
+        queue_id: Some("Q2".into()),
+    });
+    let started = attempts(&out);
+    assert_eq!(started.len(), 1, "{out:?}");
+    assert_eq!(started[0].1, "Q2");
+    assert_eq!(started[0].3, ["carol@c.example"]);
+}
