@@ -219,4 +219,13 @@ mod tests {
         let empty = request(NoticeKind::Failure, None);
         assert_eq!(build(&empty, b"", &context), Err(NoticeError::NoRecipients));
     }
+
+    #[test]
+    fn a_counter_of_several_digits_is_read_whole() {
+        // Counters 0 to 10 are taken: 10 must read as ten, not as a second 0.
+        let taken: String = (0..=10)
+            .map(|counter| format!("sluice-report-{counter:010} "))
+            .collect();
+        assert_eq!(boundary(&[taken.as_bytes()]), "sluice-report-0000000011");
+    }
 }

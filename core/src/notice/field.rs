@@ -251,4 +251,35 @@ mod tests {
             prop_assert!(typed.chars().all(|c| matches!(c, ' '..='~')));
         }
     }
+
+    #[test]
+    fn every_control_and_every_unicode_space_becomes_a_space_in_ascii_text() {
+        // NUL and ESC are controls but no white space; NBSP and LINE SEPARATOR are
+        // white space but no controls.
+        assert_eq!(ascii_text("a\u{0}b\u{1b}c\u{a0}d\u{2028}e"), "a b c d e");
+    }
+
+    #[test]
+    fn a_line_of_exactly_78_octets_is_not_folded() {
+        let value = format!("{} {}", "a".repeat(10), "b".repeat(64));
+        let field = folded_field("X", &value);
+        assert_eq!(field, format!("X: {value}\r\n"));
+        assert_eq!(field.len(), 78 + 2);
+        // One octet more and the second word goes to a continuation line.
+        let value = format!("{} {}", "a".repeat(10), "b".repeat(65));
+        assert_eq!(
+            folded_field("X", &value),
+            format!("X: {}\r\n {}\r\n", "a".repeat(10), "b".repeat(65))
+        );
+    }
+
+    #[test]
+    fn pieces_stay_within_the_longest_and_cut_between_characters() {
+        // Octet 2 falls inside the first é: the first piece stops before it.
+        let cut: Vec<&str> = pieces("a\u{e9}\u{e9}", 2).collect();
+        assert_eq!(cut, ["a", "\u{e9}", "\u{e9}"]);
+        // A character longer than `longest` goes whole.
+        let cut: Vec<&str> = pieces("\u{e9}a", 1).collect();
+        assert_eq!(cut, ["\u{e9}", "a"]);
+    }
 }

@@ -328,4 +328,16 @@ mod tests {
             assert!(text.contains(expected), "{text}");
         }
     }
+
+    #[test]
+    fn a_detail_line_of_exactly_76_characters_does_not_wrap() {
+        let text = format!("{} {}", "a".repeat(10), "b".repeat(61));
+        assert_eq!(wrapped("    ", &text), format!("    {text}\n"));
+        // One character more and the second word goes to the next line.
+        let text = format!("{} {}", "a".repeat(10), "b".repeat(62));
+        assert_eq!(
+            wrapped("    ", &text),
+            format!("    {}\n    {}\n", "a".repeat(10), "b".repeat(62))
+        );
+    }
 }

@@ -454,4 +454,100 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_message_exactly_at_the_limit_is_returned_whole() {
+        // Header section, empty line and body fill the limit to the octet.
+        let original = b"From: a@b\r\n\r\nbody\r\n";
+        let returned = prepare(original, Wanted::Message, original.len());
+        assert_eq!(returned.shape, Shape::Message);
+        assert_eq!(returned.data, original);
+        assert_eq!(returned.shortfall, None);
+        // One octet less and only the header section goes back.
+        let returned = prepare(original, Wanted::Message, original.len() - 1);
+        assert_eq!(returned.shape, Shape::Headers);
+        assert_eq!(returned.shortfall, Some(Shortfall::TooLarge));
+    }
+
+    #[test]
+    fn a_message_without_a_body_exactly_at_the_limit_is_returned_whole() {
+        // The header section and the empty line the notice adds take all 13 octets.
+        let returned = prepare(b"From: a@b\r\n", Wanted::Message, 13);
+        assert_eq!(returned.shape, Shape::Message);
+        assert_eq!(returned.data, b"From: a@b\r\n\r\n");
+    }
+
+    #[test]
+    fn an_original_over_the_limit_returns_its_headers_though_cleaning_would_shrink_it() {
+        // Cleaning drops the 50 controls, after which the message would fit; but an
+        // original over the limit is judged by its own size, its body never read.
+        let mut original = b"X: ".to_vec();
+        original.extend_from_slice(&[1; 50]);
+        original.extend_from_slice(b"\r\n\r\nbody\r\n");
+        let returned = prepare(&original, Wanted::Message, 40);
+        assert_eq!(returned.shape, Shape::Headers);
+        assert_eq!(returned.shortfall, Some(Shortfall::TooLarge));
+        assert_eq!(returned.data, b"X: \r\n");
+    }
+
+    #[test]
+    fn a_header_section_that_cleaning_grows_past_the_limit_is_cut() {
+        // Each invalid octet becomes U+FFFD, three octets: the original fits the limit,
+        // its cleaned header section does not, and the message does not go whole.
+        let mut original = b"From: a@b\r\nX: ".to_vec();
+        original.extend_from_slice(&[0xff; 10]);
+        original.extend_from_slice(b"\r\n\r\n");
+        let returned = prepare(&original, Wanted::Message, original.len());
+        assert_eq!(returned.shape, Shape::Headers);
+        assert_eq!(returned.shortfall, Some(Shortfall::HeadersTruncated));
+        assert_eq!(returned.data, b"From: a@b\r\n");
+    }
+
+    #[test]
+    fn a_header_line_ending_past_the_window_counts_as_cut() {
+        // Limit 1000 opens a window of 1000 + 998 + 2 octets; this line runs to octet
+        // 2001, so the window ends inside it, and half a field is not returned.
+        let mut original = b"X: ".to_vec();
+        original.extend_from_slice(&[1; 1998]);
+        original.extend_from_slice(b"\r\n\r\nbody\r\n");
+        let returned = prepare(&original, Wanted::Headers, 1000);
+        assert_eq!(returned.shape, Shape::Nothing);
+        assert_eq!(returned.shortfall, Some(Shortfall::HeadersTruncated));
+    }
+
+    #[test]
+    fn a_long_header_line_is_cut_between_characters() {
+        // The é's take octets 3 to 1202 two by two: octet 998 falls inside one, and the
+        // cut goes before it.
+        let original = format!("X: {}\r\n\r\n", "\u{e9}".repeat(600));
+        let returned = prepare(original.as_bytes(), Wanted::Headers, LIMIT);
+        let expected = format!("X: {}\r\n", "\u{e9}".repeat(497));
+        assert_eq!(returned.data, expected.as_bytes());
+    }
+
+    #[test]
+    fn a_body_line_of_998_octets_travels_intact() {
+        let original = format!("From: a@b\r\n\r\n{}\r\n", "z".repeat(998));
+        let returned = prepare(original.as_bytes(), Wanted::Message, LIMIT);
+        assert_eq!(returned.shape, Shape::Message);
+        assert_eq!(returned.data, original.as_bytes());
+    }
+
+    #[test]
+    fn white_space_before_the_colon_still_starts_a_field() {
+        // RFC 5322 §4.5's obsolete syntax allows `Subject :`.
+        let original = b"From: a@b\r\nSubject\t : hi\r\n\r\nbody\r\n";
+        let returned = prepare(original, Wanted::Headers, LIMIT);
+        assert_eq!(returned.data, b"From: a@b\r\nSubject\t : hi\r\n");
+    }
+
+    #[test]
+    fn empty_body_lines_count_toward_the_limit() {
+        // Forty bare LFs become eighty octets of CRLF, more than the 47 left after the
+        // header section, although the original itself fits the limit.
+        let original = format!("From: a@b\n\n{}", "\n".repeat(40));
+        let returned = prepare(original.as_bytes(), Wanted::Message, 60);
+        assert_eq!(returned.shape, Shape::Headers);
+        assert_eq!(returned.shortfall, Some(Shortfall::TooLarge));
+    }
 }

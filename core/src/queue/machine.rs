@@ -624,3 +624,19 @@ impl Machine for Queue {
         [wake, self.rate_wake, timeout].into_iter().flatten().min()
     }
 }
+
+/// Records the queue keeps besides its messages, counted so that tests can check they
+/// are forgotten once of no use: keeping them too long changes no output, it only
+/// holds memory.
+#[cfg(test)]
+impl Queue {
+    /// Destinations with a load record (attempts in flight, ready messages, a bucket).
+    pub(super) fn tracked_destinations(&self) -> usize {
+        self.destinations.len()
+    }
+
+    /// Superseded attempts whose late result the queue still waits for.
+    pub(super) fn superseded_attempts(&self) -> usize {
+        self.superseded.len()
+    }
+}

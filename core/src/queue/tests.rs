@@ -1269,3 +1269,234 @@ fn an_ambiguous_result_is_deferred_with_its_own_event() {
         RecipientState::Deferred { attempts: 1, .. }
     ));
 }
+
+// What the queue forgets: records whose use is over, which would otherwise only hold
+// memory (counted by test-only accessors, as no output shows them).
+
+#[test]
+fn a_destination_is_forgotten_once_idle_and_its_rate_earned_back() {
+    let mut harness = Harness::new();
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    assert_eq!(harness.queue.tracked_destinations(), 1);
+    let out = harness.handle(finish(token, vec![("a@b.example", delivered(true))]));
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.tracked_destinations(), 0);
+
+    // With a rate, the destination stays until its bucket is full again (see
+    // `a_destination_keeps_its_spent_rate_while_idle`), then goes.
+    let mut config = QueueConfig::default();
+    config.limits.destination_rate = Some(AttemptRate {
+        per_minute: 2,
+        burst: 1,
+    });
+    let mut harness = Harness::with(config);
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    let out = harness.handle(finish(token, vec![("a@b.example", delivered(true))]));
+    harness.ack(&out);
+    assert_eq!(harness.queue.tracked_destinations(), 1);
+    harness.at(ARRIVAL + Duration::from_secs(30), Input::Tick);
+    assert_eq!(harness.queue.tracked_destinations(), 0);
+}
+
+#[test]
+fn a_superseded_attempt_is_forgotten_when_its_message_leaves() {
+    // The message expires at the attempt's deadline and leaves with its failure notice.
+    let mut config = QueueConfig::default();
+    config.schedule.expire_after = timeout();
+    config.schedule.delay_warning_after = None;
+    let mut harness = Harness::with(config);
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    assert_eq!(harness.queue.superseded_attempts(), 1);
+    harness.ack(&out);
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.superseded_attempts(), 0);
+
+    // A deleted message's superseded attempt goes with it.
+    let mut harness = Harness::new();
+    let token = one_attempt(&mut harness, vec![rcpt("bob@b.example")]);
+    let out = harness.run_until(ARRIVAL + timeout());
+    assert_eq!(timed_out(&out), vec![token]);
+    harness.ack(&out);
+    assert_eq!(harness.queue.superseded_attempts(), 1);
+    harness.handle(Input::Delete {
+        queue_id: "Q1".into(),
+    });
+    assert_eq!(harness.queue.superseded_attempts(), 0);
+}
+
+#[test]
+fn a_deleted_deferred_message_leaves_no_wake_behind() {
+    let mut harness = Harness::new();
+    deferred_once(&mut harness, rcpt("bob@b.example"));
+    // The deferral's retry is the queue's next deadline.
+    assert!(harness.queue.next_deadline().is_some());
+    harness.handle(Input::Delete {
+        queue_id: "Q1".into(),
+    });
+    assert!(harness.queue.is_empty());
+    assert_eq!(harness.queue.next_deadline(), None);
+}
+
+#[test]
+fn an_answer_for_a_write_still_waiting_its_turn_changes_nothing() {
+    let mut harness = Harness::new();
+    let out = harness.handle(Input::Enqueue(message(
+        "Q1",
+        vec![rcpt("a@b.example"), rcpt("x@c.example")],
+    )));
+    let started = attempts(&out);
+    let first = harness.handle(finish(started[0].0, vec![("a@b.example", permanent())]));
+    let second = harness.handle(finish(started[1].0, vec![("x@c.example", permanent())]));
+    let first_write = persists(&first)[0].0;
+    assert!(persists(&second).is_empty(), "waits behind the first");
+    // Tokens are handed out in order, so the write waiting behind the first holds the
+    // next one (checked below); an answer for it before it was issued is out of turn.
+    let waiting = Token(first_write.0 + 1);
+    assert!(
+        harness
+            .handle(Input::Persisted { token: waiting })
+            .is_empty()
+    );
+    let next = harness.handle(Input::Persisted { token: first_write });
+    let next_writes = persists(&next);
+    assert_eq!(next_writes.len(), 1);
+    assert_eq!(next_writes[0].0, waiting);
+    assert_eq!(next_writes[0].1[0].address, "x@c.example");
+}
+
+#[test]
+fn a_clock_stepping_back_starts_nothing_early_and_does_not_wedge_dispatch() {
+    let mut config = QueueConfig::default();
+    config.limits.max_concurrent_per_destination = 1;
+    let mut harness = Harness::with(config);
+    let first = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    // Q2 is due at its arrival but waits for b.example's only slot.
+    let out = harness.handle(Input::Enqueue(message("Q2", vec![rcpt("c@b.example")])));
+    assert!(attempts(&out).is_empty());
+    // The slot frees at a time the driver's clock puts before Q2 was due: Q2 must not
+    // start then, and the queue must go on answering.
+    let out = harness.at(
+        ARRIVAL - Duration::from_secs(1),
+        finish(first, vec![("a@b.example", delivered(true))]),
+    );
+    assert!(attempts(&out).is_empty(), "{out:?}");
+    assert_eq!(persists(&out).len(), 1, "Q1's delivery is still written");
+}
+
+#[test]
+fn a_finished_attempt_counts_its_delivered_deferred_and_failed_recipients() {
+    let mut harness = Harness::new();
+    let token = start_one(
+        &mut harness,
+        vec![
+            rcpt("a@b.example"),
+            rcpt("c@b.example"),
+            rcpt("d@b.example"),
+            rcpt("e@b.example"),
+        ],
+    );
+    let out = harness.handle(finish(
+        token,
+        vec![
+            ("a@b.example", delivered(true)),
+            ("c@b.example", temporary("busy")),
+            ("d@b.example", temporary("busy")),
+            ("e@b.example", permanent()),
+        ],
+    ));
+    let counts: Vec<(usize, usize, usize)> = out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::AttemptFinished {
+                delivered,
+                deferred,
+                failed,
+                ..
+            }) => Some((*delivered, *deferred, *failed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts, [(1, 2, 1)]);
+}
+
+#[test]
+fn a_write_failure_reported_twice_counts_once() {
+    let mut harness = Harness::new();
+    let token = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    let out = harness.handle(finish(token, vec![("a@b.example", permanent())]));
+    let write = persists(&out)[0].0;
+    harness.handle(Input::PersistFailed { token: write });
+    let retry_at = Some(harness.now + Duration::from_secs(1));
+    assert_eq!(harness.queue.next_deadline(), retry_at);
+    // The write is no longer with the driver: a second report of its failure is stale,
+    // and neither counts as another failure nor moves the retry back.
+    let out = harness.handle(Input::PersistFailed { token: write });
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(harness.queue.next_deadline(), retry_at);
+}
+
+#[test]
+fn a_looping_message_leaves_its_already_delivered_recipients_alone() {
+    let mut harness = Harness::new();
+    let mut looping = message(
+        "Q1",
+        vec![delivered_at_acceptance("a@local.test"), rcpt("b@c.example")],
+    );
+    looping.received_headers = 51;
+    let out = harness.handle(Input::Enqueue(looping));
+    let failed: Vec<&str> = out
+        .iter()
+        .filter_map(|output| match output {
+            Output::Event(Event::Failed { recipient, .. }) => Some(recipient.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, ["b@c.example"]);
+    let held = harness.queue.message("Q1").expect("held until written");
+    assert!(matches!(
+        held.recipients[0].state,
+        RecipientState::Delivered { .. }
+    ));
+}
+
+#[test]
+fn the_queue_shows_what_it_holds_and_the_configuration_it_was_given() {
+    let mut config = QueueConfig::default();
+    config.limits.max_messages = 7;
+    let mut harness = Harness::with(config.clone());
+    assert_eq!(harness.queue.config(), &config);
+    assert!(harness.queue.is_empty());
+    harness.handle(Input::Enqueue(message("Q2", vec![rcpt("a@b.example")])));
+    harness.handle(Input::Enqueue(message("Q1", vec![rcpt("b@b.example")])));
+    assert!(!harness.queue.is_empty());
+    assert_eq!(harness.queue.len(), 2);
+    // In queue id order.
+    let listed: Vec<&str> = harness
+        .queue
+        .messages()
+        .map(|message| message.queue_id.as_str())
+        .collect();
+    assert_eq!(listed, ["Q1", "Q2"]);
+}
+
+#[test]
+fn retry_now_for_one_message_leaves_the_others_waiting() {
+    let mut harness = Harness::new();
+    deferred_once(&mut harness, rcpt("bob@b.example"));
+    let token =
+        attempts(&harness.handle(Input::Enqueue(message("Q2", vec![rcpt("carol@c.example")]))))[0]
+            .0;
+    let out = harness.handle(finish(token, vec![("carol@c.example", temporary("busy"))]));
+    harness.ack(&out);
+    harness.now = ARRIVAL + Duration::from_mins(1);
+    let out = harness.handle(Input::RetryNow {
+        queue_id: Some("Q2".into()),
+    });
+    let started = attempts(&out);
+    assert_eq!(started.len(), 1, "{out:?}");
+    assert_eq!(started[0].1, "Q2");
+    assert_eq!(started[0].3, ["carol@c.example"]);
+}

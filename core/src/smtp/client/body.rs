@@ -201,4 +201,33 @@ mod tests {
         assert!(has_eight_bit("é".as_bytes()));
         assert!(!has_eight_bit(b"plain\r\n"));
     }
+
+    /// The blocks the encoder hands out for `body`, each asked with bound `max`.
+    fn blocks(body: &[u8], framing: Framing, max: usize) -> Vec<Vec<u8>> {
+        let mut encoder = BodyEncoder::new(Arc::from(body), framing);
+        let mut blocks = Vec::new();
+        while !encoder.is_finished() {
+            blocks.push(encoder.next_block(max));
+            assert!(blocks.len() <= body.len() + 4, "no progress");
+        }
+        blocks
+    }
+
+    #[test]
+    fn a_plain_line_fills_every_block_to_its_bound() {
+        // Fewer, fuller blocks: BDAT chunks and writes of the size the limits ask for.
+        let sizes: Vec<usize> = blocks(&[b'x'; 25], Framing::Chunks, 10)
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [10, 10, 5 + 2]);
+    }
+
+    #[test]
+    fn a_block_stops_short_only_when_the_next_step_does_not_fit() {
+        // After "a" three octets are left: CRLF still fits. After it one is left, and
+        // no step (CRLF, or a stuffed dot with its octet) is split across blocks.
+        let blocks = blocks(b"a\nbcd", Framing::Data, 4);
+        assert_eq!(blocks, [&b"a\r\n"[..], b"bcd", b"\r\n"]);
+    }
 }

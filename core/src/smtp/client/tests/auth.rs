@@ -188,3 +188,37 @@ fn the_password_never_shows_in_debug_output() {
     let session = ClientSession::new(Instant::from_millis(0), config);
     assert!(!format!("{session:?}").contains("s3cret"));
 }
+
+#[test]
+fn a_password_debugs_as_redacted_not_as_nothing() {
+    // Debug output shows that a password is set, never what it is.
+    assert_eq!(
+        format!("{:?}", Password::new("s3cret pass")),
+        "Password(<redacted>)"
+    );
+}
+
+#[test]
+fn each_auth_login_step_waits_the_command_timeout_for_its_answer() {
+    // The server does not answer AUTH LOGIN, or asks for the username, or for the
+    // password too, and then falls silent.
+    let prompts = ["334 VXNlcm5hbWU6\r\n", "334 UGFzc3dvcmQ6\r\n"];
+    let login = "AUTH LOGIN\r\ncmVsYXktdXNlcg==\r\nczNjcmV0IHBhc3M=\r\n";
+    for answered in 0..=prompts.len() {
+        let offered = ehlo(&["AUTH=LOGIN"]);
+        let mut replies = vec![GREETING, offered.as_str()];
+        replies.extend(prompts.iter().take(answered));
+        let mut scripted = Scripted::new(relay(TlsPolicy::Disabled, true), &replies)
+            .run(vec![message("Q1", &["bob@example.com"], b"hi\r\n")]);
+        let sent = scripted.sent();
+        let lines_sent = 1 + answered;
+        let expected: String = login.split_inclusive("\r\n").take(lines_sent).collect();
+        assert!(sent.ends_with(&expected), "{sent}");
+        assert_eq!(
+            scripted.client.next_deadline(),
+            Some(scripted.now + minutes(5))
+        );
+        scripted.tick_at_deadline();
+        assert_eq!(failed_kind(&scripted), Some(SessionFailureKind::Timeout));
+    }
+}

@@ -436,3 +436,103 @@ fn rcpt_replies_mixing_2xx_4xx_and_5xx() {
     assert_eq!(kinds(scripted.only_report()), "dtpd");
     insta::assert_snapshot!(scripted.render());
 }
+
+#[test]
+fn only_an_orcpt_that_reads_back_the_same_is_sent_and_a_dropped_one_is_reported() {
+    let dropped = |run: &Scripted| -> Vec<&'static str> {
+        run.events
+            .iter()
+            .filter_map(|event| match event {
+                ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
+                _ => None,
+            })
+            .collect()
+    };
+    let offered = ehlo(&["PIPELINING", "DSN"]);
+    let replies = [GREETING, offered.as_str(), OK, OK, "354 go\r\n", OK, BYE];
+    let mut valid = message("Q1", &["bob@example.com"], b"hi\r\n");
+    valid.recipients[0].orcpt = Some(OriginalRecipient {
+        address_type: "rfc822".to_owned(),
+        address: "bob@example.com".to_owned(),
+    });
+    let mut malformed = valid.clone();
+    // A space in the address type would split the parameter in two.
+    if let Some(orcpt) = malformed.recipients[0].orcpt.as_mut() {
+        orcpt.address_type = "rfc 822".to_owned();
+    }
+    let sent = Scripted::new(smtp(), &replies).run(vec![valid]);
+    assert!(
+        sent.sent()
+            .contains("RCPT TO:<bob@example.com> ORCPT=rfc822;bob@example.com\r\n")
+    );
+    assert!(dropped(&sent).is_empty());
+    let sent = Scripted::new(smtp(), &replies).run(vec![malformed]);
+    assert!(sent.sent().contains("RCPT TO:<bob@example.com>\r\n"));
+    assert_eq!(dropped(&sent), vec!["ORCPT"]);
+}
+
+#[test]
+fn the_session_counts_the_server_octets_it_holds_until_a_reply_is_whole() {
+    // No scripted replies: the greeting is given by hand, and EHLO stays unanswered.
+    let mut scripted = Scripted::new(smtp(), &[]);
+    assert_eq!(scripted.client.buffered_bytes(), 0);
+    // Half a greeting is held, octet for octet.
+    let (first, rest) = GREETING.split_at(10);
+    scripted.input(Input::Bytes(first.as_bytes().to_vec()));
+    assert_eq!(scripted.client.buffered_bytes(), 10);
+    // Once whole, the greeting is read and nothing is held.
+    scripted.input(Input::Bytes(rest.as_bytes().to_vec()));
+    assert!(scripted.sent().contains("EHLO client.example\r\n"));
+    assert_eq!(scripted.client.buffered_bytes(), 0);
+}
+
+#[test]
+fn a_refused_chunk_ends_the_transaction_and_no_more_chunks_follow() {
+    let ehlo = ehlo(&["CHUNKING"]);
+    let mut config = smtp();
+    // The first message takes two chunks; the server refuses the first.
+    config.limits.data_block = 16;
+    let scripted = Scripted::new(
+        config,
+        &[
+            GREETING,
+            &ehlo,
+            OK,
+            OK,
+            "554 5.6.0 content refused\r\n",
+            OK,
+            OK,
+            OK,
+            "250 2.0.0 queued\r\n",
+            BYE,
+        ],
+    )
+    .run(vec![
+        message("Q1", &["bob@example.com"], b"Subject: x\n\n.dot line\nend"),
+        message("Q2", &["bob@example.com"], b"hi\r\n"),
+    ]);
+    assert_eq!(kinds(&scripted.reports[0]), "p");
+    assert_eq!(
+        status(&scripted.reports[0].recipients[0]),
+        EnhancedStatus::new(5, 6, 0)
+    );
+    assert_eq!(kinds(&scripted.reports[1]), "d");
+    // One chunk of Q1, then RSET (RFC 3030 §3), then Q2 in one last chunk.
+    let sent = scripted.sent();
+    assert_eq!(sent.matches("BDAT ").count(), 2, "{sent}");
+    assert!(
+        sent.contains("RSET\r\nMAIL FROM:<alice@example.org>"),
+        "{sent}"
+    );
+}
+
+#[test]
+fn a_message_exactly_at_the_size_limit_is_sent() {
+    let ehlo = ehlo(&["PIPELINING", "SIZE 100"]);
+    // 98 octets and the CRLF the body is given at its end: 100, the server's limit.
+    let body = vec![b'x'; 98];
+    let scripted = Scripted::new(smtp(), &[GREETING, &ehlo, OK, OK, "354 go\r\n", OK, BYE])
+        .run(vec![message("Q1", &["bob@example.com"], &body)]);
+    assert_eq!(kinds(scripted.only_report()), "d");
+    assert!(scripted.sent().contains(" SIZE=100\r\n"));
+}

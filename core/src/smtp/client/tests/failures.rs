@@ -549,3 +549,90 @@ fn an_lmtp_final_reply_missing_for_one_recipient_awaits_the_final_reply() {
     assert_eq!(report.progress, TransactionProgress::AwaitingFinalReply);
     assert_eq!(kinds(report), "du");
 }
+
+#[test]
+fn the_last_block_waits_for_its_write_with_the_block_timeout_then_ten_minutes() {
+    // The whole body goes in one block: while it is being written, the block timeout
+    // (3 minutes) applies, not the 10 minutes for the final reply that comes after.
+    let ehlo = ehlo(&[]);
+    let mut scripted = Scripted::new(smtp(), &[GREETING, &ehlo, OK, OK, "354 go\r\n"]);
+    scripted.acknowledge_writes = false;
+    let mut scripted = scripted.run(one());
+    assert!(scripted.sent().ends_with(".\r\n"));
+    assert_eq!(
+        scripted.client.next_deadline(),
+        Some(scripted.now + minutes(3))
+    );
+    scripted.input(Input::Written);
+    assert_eq!(
+        scripted.client.next_deadline(),
+        Some(scripted.now + minutes(10))
+    );
+}
+
+#[test]
+fn starttls_gets_five_minutes_for_its_reply_and_two_for_the_handshake() {
+    // Driven by hand: the scripted driver would finish the handshake at once.
+    let offered = ehlo(&["STARTTLS"]);
+    let now = Instant::from_millis(1_000);
+    let mut client = ClientSession::new(now, config(Protocol::Smtp, TlsPolicy::Opportunistic));
+    let mut outputs = Vec::new();
+    for reply in [GREETING, offered.as_str()] {
+        client.handle(now, Input::Bytes(reply.as_bytes().to_vec()));
+        outputs.extend(std::iter::from_fn(|| client.poll()));
+    }
+    assert!(outputs.contains(&Output::Send(b"STARTTLS\r\n".to_vec())));
+    assert_eq!(client.next_deadline(), Some(now + minutes(5)));
+    client.handle(now, Input::Bytes(b"220 go\r\n".to_vec()));
+    let outputs: Vec<Output> = std::iter::from_fn(|| client.poll()).collect();
+    assert!(
+        outputs
+            .iter()
+            .any(|output| matches!(output, Output::StartTls { .. }))
+    );
+    assert_eq!(client.next_deadline(), Some(now + minutes(2)));
+    client.handle(now + minutes(2), Input::Tick);
+    let closed = std::iter::from_fn(|| client.poll()).any(|output| {
+        matches!(
+            output,
+            Output::Close(SessionOutcome::Failed(SessionFailure {
+                kind: SessionFailureKind::Timeout,
+                ..
+            }))
+        )
+    });
+    assert!(closed);
+}
+
+#[test]
+fn an_unanswered_rset_times_out_after_the_command_timeout() {
+    let ehlo = ehlo(&[]);
+    // DATA is refused, so the second message starts with RSET, which gets no answer.
+    let mut scripted = Scripted::new(
+        smtp(),
+        &[GREETING, &ehlo, OK, OK, "554 5.7.1 not from you\r\n"],
+    )
+    .run(vec![
+        message("Q1", &["a@example.com"], b"hi\r\n"),
+        message("Q2", &["a@example.com"], b"hi\r\n"),
+    ]);
+    assert!(scripted.sent().ends_with("RSET\r\n"));
+    assert_eq!(
+        scripted.client.next_deadline(),
+        Some(scripted.now + minutes(5))
+    );
+    scripted.tick_at_deadline();
+    assert_eq!(failed_kind(&scripted), Some(SessionFailureKind::Timeout));
+}
+
+#[test]
+fn a_closed_session_holds_none_of_the_servers_bytes() {
+    // The unreadable reply is still held when the session fails on it.
+    let garbage = Scripted::new(smtp(), &["HTTP/1.1 400 Bad Request\r\n"]).run(one());
+    assert_eq!(
+        failed_kind(&garbage),
+        Some(SessionFailureKind::ProtocolViolation)
+    );
+    assert!(garbage.client.is_closed());
+    assert_eq!(garbage.client.buffered_bytes(), 0);
+}
