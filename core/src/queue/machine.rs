@@ -528,11 +528,22 @@ impl Queue {
         };
         let load = self.destinations.entry(destination.clone()).or_default();
         if recipients.is_empty() {
-            // A stale ready key (never expected): drop it without re-planning, so that
-            // dispatch always makes progress.
+            // A stale ready key: the message was found due at a later time than the
+            // clock reads now (it stepped back). Drop the key without making the
+            // message ready again, so that dispatch always makes progress, but wake
+            // it when its plan says, not at whatever later wake it had.
             load.ready.retain(|(_, id)| id != queue_id);
             if let Some(entry) = self.entries.get_mut(queue_id) {
                 entry.ready.retain(|(ready, _)| *ready != destination);
+                let (planned, _) = entry.plan(now, &self.config.schedule);
+                if let Some(at) = planned
+                    && entry.wake.is_none_or(|wake| at < wake)
+                {
+                    if let Some(old) = entry.wake.replace(at) {
+                        self.wakes.remove(&(old, queue_id.to_owned()));
+                    }
+                    self.wakes.insert((at, queue_id.to_owned()));
+                }
             }
             return;
         }

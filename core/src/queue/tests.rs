@@ -1387,6 +1387,25 @@ fn a_clock_stepping_back_starts_nothing_early_and_does_not_wedge_dispatch() {
 }
 
 #[test]
+fn a_message_passed_over_while_the_clock_was_back_starts_once_it_is_due() {
+    let mut config = QueueConfig::default();
+    config.limits.max_concurrent_per_destination = 1;
+    let mut harness = Harness::with(config);
+    let first = start_one(&mut harness, vec![rcpt("a@b.example")]);
+    harness.handle(Input::Enqueue(message("Q2", vec![rcpt("c@b.example")])));
+    harness.at(
+        ARRIVAL - Duration::from_secs(1),
+        finish(first, vec![("a@b.example", delivered(true))]),
+    );
+    // Passed over as not yet due, Q2 must still be woken for at its due time, not
+    // left for a later wake (its delay warning, hours away).
+    let deadline = harness.queue.next_deadline();
+    assert!(deadline.is_some_and(|at| at <= ARRIVAL), "{deadline:?}");
+    let out = harness.at(ARRIVAL, Input::Tick);
+    assert_eq!(attempts(&out).len(), 1, "{out:?}");
+}
+
+#[test]
 fn a_finished_attempt_counts_its_delivered_deferred_and_failed_recipients() {
     let mut harness = Harness::new();
     let token = start_one(
