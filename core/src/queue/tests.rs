@@ -628,8 +628,9 @@ fn a_failed_write_is_retried_unchanged_and_holds_attempts_back() {
     )));
 }
 
-#[test]
-fn writes_of_one_message_are_issued_in_order_one_at_a_time() {
+/// A message with two recipients at two destinations, both attempts failing at
+/// once: the outputs of the first failure (its write issued) and of the second.
+fn two_failures_of_one_message() -> (Harness, Vec<Output>, Vec<Output>) {
     let mut harness = Harness::new();
     let out = harness.handle(Input::Enqueue(message(
         "Q1",
@@ -638,6 +639,12 @@ fn writes_of_one_message_are_issued_in_order_one_at_a_time() {
     let started = attempts(&out);
     let first = harness.handle(finish(started[0].0, vec![("a@b.example", permanent())]));
     let second = harness.handle(finish(started[1].0, vec![("x@c.example", permanent())]));
+    (harness, first, second)
+}
+
+#[test]
+fn writes_of_one_message_are_issued_in_order_one_at_a_time() {
+    let (mut harness, first, second) = two_failures_of_one_message();
     assert_eq!(persists(&first).len(), 1);
     assert!(persists(&second).is_empty(), "waits behind the first");
     // A stale or out-of-turn answer changes nothing.
@@ -1342,14 +1349,7 @@ fn a_deleted_deferred_message_leaves_no_wake_behind() {
 
 #[test]
 fn an_answer_for_a_write_still_waiting_its_turn_changes_nothing() {
-    let mut harness = Harness::new();
-    let out = harness.handle(Input::Enqueue(message(
-        "Q1",
-        vec![rcpt("a@b.example"), rcpt("x@c.example")],
-    )));
-    let started = attempts(&out);
-    let first = harness.handle(finish(started[0].0, vec![("a@b.example", permanent())]));
-    let second = harness.handle(finish(started[1].0, vec![("x@c.example", permanent())]));
+    let (mut harness, first, second) = two_failures_of_one_message();
     let first_write = persists(&first)[0].0;
     assert!(persists(&second).is_empty(), "waits behind the first");
     // Tokens are handed out in order, so the write waiting behind the first holds the

@@ -350,17 +350,19 @@ fn dsn_parameters_pass_through_only_when_offered() {
     ));
 }
 
+/// The DSN parameters a run reported as dropped, in order.
+fn dropped(run: &Scripted) -> Vec<&'static str> {
+    run.events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn only_an_envid_too_long_to_send_is_reported_dropped() {
-    let dropped = |run: &Scripted| -> Vec<&'static str> {
-        run.events
-            .iter()
-            .filter_map(|event| match event {
-                ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
-                _ => None,
-            })
-            .collect()
-    };
     let offered = ehlo(&["PIPELINING", "DSN"]);
     let replies = [GREETING, offered.as_str(), OK, OK, "354 go\r\n", OK, BYE];
     let mut short = message("Q1", &["bob@example.com"], b"hi\r\n");
@@ -439,15 +441,6 @@ fn rcpt_replies_mixing_2xx_4xx_and_5xx() {
 
 #[test]
 fn only_an_orcpt_that_reads_back_the_same_is_sent_and_a_dropped_one_is_reported() {
-    let dropped = |run: &Scripted| -> Vec<&'static str> {
-        run.events
-            .iter()
-            .filter_map(|event| match event {
-                ClientEvent::ParameterDropped { parameter, .. } => Some(*parameter),
-                _ => None,
-            })
-            .collect()
-    };
     let offered = ehlo(&["PIPELINING", "DSN"]);
     let replies = [GREETING, offered.as_str(), OK, OK, "354 go\r\n", OK, BYE];
     let mut valid = message("Q1", &["bob@example.com"], b"hi\r\n");
