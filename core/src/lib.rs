@@ -7,6 +7,7 @@
 //!
 //! Modules:
 //! - [`time`]: `Instant` and `Duration` on a caller-defined epoch.
+//! - [`login`]: login failures counted and slowed per user and client address, for every protocol; the audit record of each login.
 //! - [`machine`]: the `handle` / `poll` / `next_deadline` contract and request tokens.
 //! - [`delivery`]: delivery paths and destinations, and what an attempt learned per recipient.
 //! - [`queue`]: the queue machine: durable per-recipient state, the retry schedule, expiry, delay/failure/success notices due.
@@ -29,6 +30,7 @@ pub mod delivery;
 pub mod directory;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod login;
 pub mod machine;
 pub mod mailbox;
 pub mod node;

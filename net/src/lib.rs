@@ -28,6 +28,7 @@ pub mod dns;
 pub mod incoming;
 pub mod listener;
 pub mod logging;
+pub mod login;
 pub mod maybe_tls;
 pub mod node;
 pub mod proxy_header;

@@ -7,6 +7,7 @@ use crate::config::{Config, ListenerName, Role, StorageSection};
 use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
 use crate::dns::{Resolver, ResolverSettings};
 use crate::listener::{self, ListenerSpec, Shared};
+use crate::login::Logins;
 use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::DriverContext;
 use crate::store::{Store, StoreOptions};
@@ -240,6 +241,7 @@ impl Node {
                 hostname: hostname.clone(),
                 placement: placement_policy(config)?,
                 delivery: services.delivery,
+                logins: Logins::default(),
             }),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),

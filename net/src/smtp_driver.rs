@@ -7,10 +7,12 @@
 use crate::clock;
 use crate::delivery::DeliveryHandle;
 use crate::incoming::ClientInfo;
+use crate::login::Logins;
 use crate::maybe_tls::MaybeTls;
 use crate::queue_id;
 use crate::reception_store::ReceptionStore;
 use crate::routing;
+use sluice_core::login::{LoginAttempt, LoginProtocol};
 use sluice_core::machine::{Machine, Token};
 use sluice_core::node::reception::{Input, Output};
 use sluice_core::node::{Acceptance, PlacementPolicy, Reception, ReceptionConfig};
@@ -44,6 +46,8 @@ pub struct DriverContext<R> {
     /// Where queued copies go once stored; None: they wait in the store for a
     /// delivery service (tests that only receive).
     pub delivery: Option<DeliveryHandle>,
+    /// Login failures, counted and slowed across every protocol of the process.
+    pub logins: Logins,
 }
 
 impl<R> std::fmt::Debug for DriverContext<R> {
@@ -254,11 +258,18 @@ where
 
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingAnswer {
         let store = self.context.store.clone();
+        let logins = self.context.logins.clone();
+        let address = self.client.address.ip();
         Box::pin(async move {
-            let outcome = match store
-                .verify_credentials(credentials.username, credentials.password)
-                .await
-            {
+            let attempt = LoginAttempt {
+                protocol: LoginProtocol::Smtp,
+                mechanism: credentials.mechanism,
+                user: &credentials.username,
+                address,
+            };
+            let check =
+                store.verify_credentials(credentials.username.clone(), credentials.password);
+            let outcome = match logins.check(attempt, check).await {
                 Ok(Some(identity)) => CredentialOutcome::Valid { identity },
                 Ok(None) => CredentialOutcome::Invalid,
                 Err(error) => {

@@ -68,6 +68,16 @@ impl ReceptionStore for ScriptedStore {
 
 /// A session driven on one end of an in-memory pipe; the client holds the other.
 fn start(store: ScriptedStore) -> (SmtpClient<DuplexStream>, tempfile::TempDir) {
+    start_with(store, ListenerKind::Mx, true)
+}
+
+/// As [`start`], on a listener of `kind`, offering AUTH before TLS when
+/// `auth_requires_tls` is false.
+fn start_with(
+    store: ScriptedStore,
+    kind: ListenerKind,
+    auth_requires_tls: bool,
+) -> (SmtpClient<DuplexStream>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let tls = sluice_net::tls::load(None, dir.path(), "mx.x.test").unwrap();
     let hostname = Domain::parse("mx.x.test").unwrap();
@@ -81,12 +91,13 @@ fn start(store: ScriptedStore) -> (SmtpClient<DuplexStream>, tempfile::TempDir) 
             delivery: DeliveryPolicy::default(),
         },
         delivery: None,
+        logins: sluice_net::login::Logins::default(),
     });
     let config = SessionConfig {
-        kind: ListenerKind::Mx,
+        kind,
         hostname,
         tls: TlsMode::StartTlsOffered,
-        auth_requires_tls: true,
+        auth_requires_tls,
         limits: Limits::default(),
     };
     let (client, server) = tokio::io::duplex(64 * 1024);
@@ -158,4 +169,24 @@ async fn an_idle_client_is_timed_out_by_the_session_deadline() {
     assert_eq!(code, 421, "{text}");
     assert!(text.contains("timeout"), "{text}");
     assert_eq!(client.reply_untimed().await.0, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_failed_login_holds_back_the_next_answer_longer() {
+    let (mut client, _dir) = start_with(ScriptedStore::default(), ListenerKind::Submission, false);
+    client.reply().await;
+    client.command("EHLO c.test").await;
+    // u / wrong, as AUTH PLAIN's initial response.
+    let wrong = "AUTH PLAIN AHUAd3Jvbmc=";
+    let mut waited = Vec::new();
+    for _ in 0..3 {
+        let asked = tokio::time::Instant::now();
+        let (code, text) = client.command(wrong).await;
+        assert!(code == 535 || code == 421, "{code} {text}");
+        waited.push(asked.elapsed().as_millis());
+    }
+    // Core's guard: nothing before the first failure, then 2 s, doubling (whole
+    // seconds: tokio's paused timer may fire a millisecond past its deadline).
+    let seconds: Vec<u128> = waited.iter().map(|ms| ms / 1000).collect();
+    assert_eq!(seconds, [0, 2, 4], "waited {waited:?} ms");
 }

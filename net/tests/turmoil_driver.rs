@@ -103,6 +103,7 @@ fn context(store: MemoryStore) -> Arc<DriverContext<MemoryStore>> {
             delivery: DeliveryPolicy::default(),
         },
         delivery: None,
+        logins: sluice_net::login::Logins::default(),
     })
 }
 

@@ -1,0 +1,69 @@
+//! Credential checks under the process's one login guard (core's `LoginGuard`),
+//! shared by every protocol's driver: the answer waits the delay core decides, the
+//! check is made, how it ended is recorded, and the attempt goes to the audit log.
+
+use crate::clock;
+use crate::store::StoreError;
+use sluice_core::login::{LoginAttempt, LoginEvent, LoginGuard, LoginResult};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The guard every listener of a process shares.
+#[derive(Clone, Debug, Default)]
+pub struct Logins(Arc<Mutex<LoginGuard>>);
+
+impl Logins {
+    pub fn new(guard: LoginGuard) -> Logins {
+        Logins(Arc::new(Mutex::new(guard)))
+    }
+
+    /// Makes `check` (the store's verdict on a name and password: the identity, or
+    /// None when they do not match) after the guard's delay for this attempt.
+    pub async fn check<F>(
+        &self,
+        attempt: LoginAttempt<'_>,
+        check: F,
+    ) -> Result<Option<String>, StoreError>
+    where
+        F: Future<Output = Result<Option<String>, StoreError>>,
+    {
+        let delay = self.guard().delay(clock::now(), &attempt);
+        if delay.as_millis() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay.as_millis())).await;
+        }
+        let verdict = check.await;
+        let result = match &verdict {
+            Ok(Some(_)) => LoginResult::Succeeded,
+            Ok(None) => LoginResult::Failed,
+            Err(_) => LoginResult::Unavailable,
+        };
+        let event = self.guard().record(clock::now(), &attempt, result, delay);
+        audit(&event);
+        verdict
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, LoginGuard> {
+        // The guard's tables stay consistent between calls: a panic elsewhere
+        // while it was held leaves nothing half-written worth refusing logins over.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One login, on the `sluice::audit` target that the audit log reads.
+fn audit(event: &LoginEvent) {
+    let result = match event.result {
+        LoginResult::Succeeded => "succeeded",
+        LoginResult::Failed => "failed",
+        LoginResult::Unavailable => "unavailable",
+    };
+    tracing::info!(
+        target: "sluice::audit",
+        event = "login",
+        protocol = event.protocol.name(),
+        user = %event.user,
+        address = %event.address,
+        mechanism = event.mechanism,
+        result,
+        delayed_ms = event.delayed.as_millis(),
+    );
+}
