@@ -106,6 +106,8 @@ enum Wait {
     },
     Read {
         token: Token,
+        /// `RETR` or `TOP`, for the event of a refusal.
+        verb: &'static str,
         /// The `+OK` line, sent with the first chunk: until then a failure can
         /// still be answered `-ERR`.
         status: Option<Response>,

@@ -53,20 +53,15 @@ impl Pop3Session {
                 };
                 let status = replies::message_follows(entry.size);
                 let uid = entry.uid.clone();
-                self.read(now, index, uid, status, MessageStream::whole());
+                self.read(now, (index, uid, verb), status, MessageStream::whole());
             }
             Command::Top { message, lines } => {
                 let Some((index, entry)) = maildrop.get(message) else {
                     return self.refuse(verb, replies::no_such_message());
                 };
                 let uid = entry.uid.clone();
-                self.read(
-                    now,
-                    index,
-                    uid,
-                    replies::top_follows(),
-                    MessageStream::top(lines),
-                );
+                let stream = MessageStream::top(lines);
+                self.read(now, (index, uid, verb), replies::top_follows(), stream);
             }
             Command::Dele(number) => match maildrop.get(number) {
                 Some((index, _)) => {
@@ -93,8 +88,7 @@ impl Pop3Session {
     fn read(
         &mut self,
         now: Instant,
-        index: usize,
-        uid: String,
+        (index, uid, verb): (usize, String, &'static str),
         status: replies::Response,
         stream: MessageStream,
     ) {
@@ -103,6 +97,7 @@ impl Pop3Session {
             .push_back(Output::ReadMessage { token, index, uid });
         self.mode = Mode::Waiting(Wait::Read {
             token,
+            verb,
             status: Some(status),
             stream,
             deadline: now + self.config.limits.driver_timeout,
@@ -114,6 +109,7 @@ impl Pop3Session {
     pub(super) fn on_message_data(&mut self, now: Instant, wait: Wait, data: Option<MessageData>) {
         let Wait::Read {
             token,
+            verb,
             mut status,
             mut stream,
             ..
@@ -137,6 +133,7 @@ impl Pop3Session {
                 self.send_bytes(bytes);
                 self.mode = Mode::Waiting(Wait::Read {
                     token,
+                    verb,
                     status,
                     stream,
                     deadline: now + self.config.limits.driver_timeout,
@@ -150,7 +147,7 @@ impl Pop3Session {
                 self.send_bytes(bytes);
             }
             Some(MessageData::Failed) | None => match status {
-                Some(_) => self.refuse("RETR", replies::read_failed()),
+                Some(_) => self.refuse(verb, replies::read_failed()),
                 // Part of the message is out: only closing without the terminating
                 // dot tells the client the response is incomplete.
                 None => self.close(None, DisconnectReason::ReadFailed),
