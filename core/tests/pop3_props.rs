@@ -2,6 +2,8 @@
 //! nothing it says, and RETR carries any stored message intact through the
 //! byte-stuffing; plus one full dialogue as an insta snapshot.
 
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use sluice_core::machine::Machine;
 use sluice_core::pop3::{
