@@ -442,7 +442,12 @@ impl<'v> Replay<'v> {
                         CredentialAnswer::Invalid => CredentialOutcome::Invalid,
                         CredentialAnswer::TempFail => CredentialOutcome::TemporaryFailure,
                     };
-                    self.note(format!("D: {token} credentials {outcome:?}"));
+                    let shown = match given {
+                        CredentialAnswer::Valid { identity } => format!("valid {identity}"),
+                        CredentialAnswer::Invalid => "invalid".to_string(),
+                        CredentialAnswer::TempFail => "tempfail".to_string(),
+                    };
+                    self.note(format!("D: {token} credentials {shown}"));
                     self.handle(Input::CredentialsChecked { token, outcome });
                 }
             }
@@ -522,7 +527,11 @@ impl<'v> Replay<'v> {
                         CommitAnswer::Done => CommitOutcome::Done,
                         CommitAnswer::Failed => CommitOutcome::Failed,
                     };
-                    self.note(format!("D: {token} commit {outcome:?}"));
+                    let shown = match given {
+                        CommitAnswer::Done => "done",
+                        CommitAnswer::Failed => "failed",
+                    };
+                    self.note(format!("D: {token} commit {shown}"));
                     self.handle(Input::DeletionsCommitted { token, outcome });
                 }
             }
