@@ -178,6 +178,13 @@ fn run(messages: &[Vec<u8>], chunk: usize, cuts: &[usize], bytes: &[u8]) -> (Vec
         if cut > start {
             driver.handle(Input::Bytes(bytes[start..cut].to_vec()));
             start = cut;
+            // The memory bound: never more client input held than twice the pipeline
+            // buffer (beyond it the session closes), whatever the split.
+            let held = driver.session.buffered_bytes();
+            assert!(
+                held <= 2 * Limits::default().pipeline_buffer,
+                "{held} bytes held"
+            );
         }
     }
     (driver.sent, driver.record)
