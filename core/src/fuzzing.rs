@@ -18,6 +18,9 @@ use crate::smtp::server::{
 use crate::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 
+mod pop3;
+pub use pop3::pop3_session;
+
 /// Target `smtp_command`: the command and reply parsers on arbitrary bytes.
 ///
 /// Whatever parses must serialise to a line that parses back to the same value.

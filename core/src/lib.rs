@@ -16,13 +16,15 @@
 //! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions), the server session machine and the SMTP/LMTP client session machine.
+//! - [`pop3`]: the POP3 server session machine (RFC 1939, CAPA, STLS, AUTH PLAIN).
+//! - [`sasl`]: credentials and the PLAIN decoding shared by SMTP AUTH and POP3.
 //! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
 //! - [`proxy`]: the HAProxy PROXY protocol v1 and v2 header parser for listeners behind a load balancer.
 //! - `fuzzing` (only with the `fuzzing` feature, for the fuzz crate and core's tests): the
 //!   bodies of the fuzz targets, shared with the corpus regression tests.
 //!
 //! Still to come (docs/ARCHITECTURE.md lists them): the filter pipeline, the
-//! delivery-path selector, the replica, and the IMAP and POP3 sessions.
+//! delivery-path selector, the replica, and the IMAP session.
 
 #![forbid(unsafe_code)]
 
@@ -30,13 +32,16 @@ pub mod delivery;
 pub mod directory;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod line;
 pub mod login;
 pub mod machine;
 pub mod mailbox;
 pub mod node;
 pub mod notice;
+pub mod pop3;
 pub mod proxy;
 pub mod queue;
 pub mod router;
+pub mod sasl;
 pub mod smtp;
 pub mod time;

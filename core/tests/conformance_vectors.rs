@@ -1,5 +1,6 @@
 //! Core's own check against the conformance reference: every vector under
-//! `spec/vectors/` replayed against this crate's server session, fed as written
+//! `spec/vectors/` replayed against this crate's server sessions (SMTP and LMTP, and
+//! POP3 for `vectors/pop3/`), fed as written
 //! (`sluice-spec`'s tests add the byte-at-a-time replay and the transcript snapshots).
 
 use sluice_spec::{Feed, default_vectors_dir, load_dir, run};
@@ -8,6 +9,8 @@ use sluice_spec::{Feed, default_vectors_dir, load_dir, run};
 fn the_session_passes_every_conformance_vector() {
     let vectors = load_dir(&default_vectors_dir()).unwrap_or_else(|error| panic!("{error}"));
     assert!(vectors.len() >= 40, "only {} vectors found", vectors.len());
+    let pop3 = vectors.iter().filter(|v| v.listener.is_pop3()).count();
+    assert!(pop3 >= 20, "only {pop3} POP3 vectors found");
     let failures: Vec<String> = vectors
         .iter()
         .filter(|vector| vector.known_discrepancy.is_none())

@@ -39,3 +39,8 @@ fn smtp_command_corpus_passes() {
 fn smtp_session_corpus_passes() {
     replay("smtp_session", sluice_core::fuzzing::smtp_session);
 }
+
+#[test]
+fn pop3_session_corpus_passes() {
+    replay("pop3_session", sluice_core::fuzzing::pop3_session);
+}

@@ -1,12 +1,14 @@
-//! Sluice's conformance reference: SMTP dialogues written as vector files under
+//! Sluice's conformance reference: SMTP and POP3 dialogues written as vector files under
 //! `spec/vectors/`, each tagged with the RFC requirement it proves, and the runner
-//! that replays them against the server session on a virtual clock.
+//! that replays them against the server sessions on a virtual clock.
 //!
 //! - [`vector`]: the file format and its parser (spec/README.md documents it).
 //! - [`runner`]: the replay, its strict matching and the byte-exact transcript.
+//! - [`pop3`]: the same replay for POP3 vectors (`vectors/pop3/`), against the POP3 session.
 //! - [`escape`]: the byte escapes shared by vectors and transcripts.
 
 pub mod escape;
+pub mod pop3;
 pub mod runner;
 pub mod vector;
 

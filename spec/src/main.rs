@@ -1,4 +1,4 @@
-//! `sluice-conform`: replays the conformance vectors against the server session and
+//! `sluice-conform`: replays the conformance vectors against the server sessions and
 //! says, vector by vector, whether Sluice does what the RFCs require.
 
 use anyhow::Context;
@@ -7,7 +7,7 @@ use sluice_spec::{Feed, default_vectors_dir, load_dir, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Replay Sluice's SMTP conformance vectors.
+/// Replay Sluice's SMTP, LMTP and POP3 conformance vectors.
 #[derive(Debug, Parser)]
 #[command(name = "sluice-conform")]
 struct Args {

@@ -64,6 +64,9 @@ impl fmt::Display for Failure {
 /// Replays `vector` against Sluice's `ServerSession`. `feed` is honoured unless the
 /// vector pins its split.
 pub fn run(vector: &Vector, feed: Feed) -> Outcome {
+    if vector.listener.is_pop3() {
+        return crate::pop3::run(vector, feed);
+    }
     run_with(vector, feed, |now, vector| {
         let config = session_config(vector)?;
         Ok(match vector.admission {
@@ -81,6 +84,9 @@ pub fn session_config(vector: &Vector) -> Result<SessionConfig, String> {
         Listener::Mx => ListenerKind::Mx,
         Listener::Submission | Listener::Submissions => ListenerKind::Submission,
         Listener::Lmtp => ListenerKind::Lmtp,
+        Listener::Pop3 | Listener::Pop3s => {
+            return Err("a POP3 vector has no SMTP session configuration".to_string());
+        }
     };
     Ok(SessionConfig {
         kind,
@@ -98,22 +104,14 @@ where
     M: Machine<Input = Input, Output = Output>,
     F: FnOnce(Instant, &Vector) -> Result<M, String>,
 {
-    let feed = match vector.split {
-        Split::Any => feed,
-        Split::AsWritten => Feed::AsWritten,
-        Split::Bytes => Feed::ByteAtATime,
-    };
+    let feed = effective_feed(vector, feed);
     let mut replay = Replay::new(vector, feed);
     let result = catch_unwind(AssertUnwindSafe(|| replay.execute(start)));
     let failure = match result {
         Ok(Ok(())) => None,
         Ok(Err(failure)) => Some(failure),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".to_string());
+            let message = panic_message(panic.as_ref());
             Some(Failure {
                 line: replay.current_line,
                 message: format!("the session panicked: {message}"),
@@ -131,6 +129,24 @@ where
         failures: failure.into_iter().collect(),
         feed,
     }
+}
+
+/// The feed a replay uses: the vector's pinned split, else the one asked for.
+pub(crate) fn effective_feed(vector: &Vector, feed: Feed) -> Feed {
+    match vector.split {
+        Split::Any => feed,
+        Split::AsWritten => Feed::AsWritten,
+        Split::Bytes => Feed::ByteAtATime,
+    }
+}
+
+/// The text of a panic, for the failure that reports it.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
 }
 
 /// What the session has sent, line by line, waiting to be matched by `S:` steps.
@@ -601,6 +617,9 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     self.handle(Input::MessageStored { token, outcome });
                 }
             }
+            DriverInput::Maildrop(_) | DriverInput::Read(_) | DriverInput::Commit(_) => {
+                return self.fail("a POP3 driver answer in an SMTP vector");
+            }
             DriverInput::TlsEstablished | DriverInput::TlsFailed => {
                 self.ensure_drained("this driver input")?;
                 if !self.tls_pending {
@@ -712,6 +731,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     ))
                 }
             }
+            Check::Maildrop(_) | Check::Commit(_) => self.fail("a POP3 check in an SMTP vector"),
             Check::Recipient(expected) => {
                 let Some(recipient_check) = &self.last_check else {
                     return self.fail("the session has not asked to check any recipient");
@@ -729,7 +749,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
     }
 }
 
-fn header(vector: &Vector, feed: Feed) -> Vec<String> {
+pub(crate) fn header(vector: &Vector, feed: Feed) -> Vec<String> {
     let mut lines = vec![format!("# {}", vector.title)];
     lines.extend(vector.notes.iter().map(|note| format!("# {note}")));
     lines.extend(
@@ -771,7 +791,7 @@ fn header(vector: &Vector, feed: Feed) -> Vec<String> {
 }
 
 /// Splits reply bytes into lines without their CRLF, flagging a last line that lacks one.
-fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
+pub(crate) fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
     split_lines_keeping_ends(bytes)
         .into_iter()
         .map(|(line, terminated)| {
@@ -786,7 +806,7 @@ fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
 
 /// Splits at each CRLF, keeping it; only CRLF ends a line, so a bare CR or LF stays
 /// visible inside the line that holds it.
-fn split_lines_keeping_ends(bytes: &[u8]) -> Vec<(&[u8], bool)> {
+pub(crate) fn split_lines_keeping_ends(bytes: &[u8]) -> Vec<(&[u8], bool)> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -863,7 +883,7 @@ fn reply_matches(pattern: &ReplyPattern, line: &[u8]) -> bool {
 }
 
 /// Contained, or — when the pattern holds `*` — a glob over the whole text.
-fn text_matches(pattern: &str, text: &str) -> bool {
+pub(crate) fn text_matches(pattern: &str, text: &str) -> bool {
     if pattern.contains('*') {
         glob(pattern.as_bytes(), text.as_bytes())
     } else {
@@ -871,7 +891,7 @@ fn text_matches(pattern: &str, text: &str) -> bool {
     }
 }
 
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative wildcard matching with one backtrack point: linear enough for reply lines.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -902,7 +922,7 @@ fn render_check(check: &RecipientCheck) -> String {
     )
 }
 
-fn render_credentials(credentials: &Credentials) -> String {
+pub(crate) fn render_credentials(credentials: &Credentials) -> String {
     let mut text = format!(
         "{} user={} password={}",
         credentials.mechanism, credentials.username, credentials.password

@@ -22,6 +22,14 @@ pub struct Vector {
     pub tls: TlsMode,
     pub auth_requires_tls: bool,
     pub limits: Limits,
+    /// The POP3 session's limits (`set: limits.FIELD` sets a field of both structs
+    /// where both have it).
+    pub pop3_limits: sluice_core::pop3::Limits,
+    /// POP3's `Pop3Config::allow_plaintext_auth` (default false).
+    pub allow_plaintext_auth: bool,
+    /// POP3's maildrop fixture, in order (`message: UID "ESCAPED"`): what the driver
+    /// lists when it opens the maildrop and what it reads for RETR and TOP.
+    pub messages: Vec<FixtureMessage>,
     /// `set: admission = …`: the connection is refused before its greeting.
     pub admission: Option<ConnectionRefusal>,
     /// The `set:` lines as written, for the transcript header.
@@ -32,6 +40,35 @@ pub struct Vector {
     /// expects the replay to fail, and fails once it passes, so the mark is removed.
     pub known_discrepancy: Option<String>,
     pub steps: Vec<Step>,
+}
+
+/// One message of a POP3 vector's maildrop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixtureMessage {
+    pub uid: String,
+    /// The stored bytes (bare LF allowed: the session normalises them).
+    pub bytes: Vec<u8>,
+}
+
+impl FixtureMessage {
+    /// Its size as a POP3 client receives it: CRLF line ends, a last line end added.
+    pub fn size(&self) -> u64 {
+        let mut size = 0u64;
+        let mut previous = None;
+        for &byte in &self.bytes {
+            size += if byte == b'\n' && previous != Some(b'\r') {
+                2
+            } else {
+                1
+            };
+            previous = Some(byte);
+        }
+        match previous {
+            None | Some(b'\n') => size,
+            Some(b'\r') => size + 1,
+            Some(_) => size + 2,
+        }
+    }
 }
 
 /// Which listener the session runs on.
@@ -45,6 +82,17 @@ pub enum Listener {
     Submissions,
     /// LMTP (RFC 2033): final delivery, no TLS.
     Lmtp,
+    /// POP3 on port 110: the POP3 session, plaintext first, STLS offered.
+    Pop3,
+    /// POP3S on port 995: the POP3 session, TLS from the first byte (RFC 8314).
+    Pop3s,
+}
+
+impl Listener {
+    /// Whether the vector is a dialogue with the POP3 session rather than SMTP's.
+    pub fn is_pop3(self) -> bool {
+        matches!(self, Listener::Pop3 | Listener::Pop3s)
+    }
 }
 
 /// How client bytes are cut into `Input::Bytes` values.
@@ -101,6 +149,8 @@ pub enum Expect {
     Close,
     /// The session has sent nothing it was not already expected to send.
     Nothing,
+    /// POP3: the next line sent, exactly as escaped (or a glob when it holds `*`).
+    Line(String),
 }
 
 /// `CODE[-] [ENHANCED] [TEXT]`: the code and its separator exactly, the enhanced
@@ -123,6 +173,12 @@ pub enum DriverInput {
     Credentials(Answer<CredentialAnswer>),
     /// Answers the oldest open store request.
     Store(Answer<StoreAnswer>),
+    /// POP3: answers the oldest open maildrop request.
+    Maildrop(Answer<MaildropAnswer>),
+    /// POP3: answers the oldest open message read, from the fixture.
+    Read(Answer<ReadAnswer>),
+    /// POP3: answers the oldest open commit of deletions.
+    Commit(Answer<CommitAnswer>),
     TlsEstablished,
     TlsFailed,
     PeerClosed,
@@ -135,6 +191,30 @@ pub enum DriverInput {
 pub enum Answer<T> {
     Give(T),
     Ignore,
+}
+
+/// `D: maildrop open|locked|tempfail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaildropAnswer {
+    Open,
+    Locked,
+    TempFail,
+}
+
+/// `D: read [chunks N]` or `D: read failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAnswer {
+    /// The fixture message in chunks of this many bytes (the whole of it at once
+    /// when `None`), then the end.
+    Chunks(Option<usize>),
+    Failed,
+}
+
+/// `D: commit done|failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitAnswer {
+    Done,
+    Failed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +290,10 @@ pub enum Check {
     Credentials(String),
     /// The latest recipient check: `<rcpt> from=<sender> auth=ID|none`, exactly.
     Recipient(String),
+    /// POP3: the user of the latest maildrop request, exactly.
+    Maildrop(String),
+    /// POP3: the unique ids of the latest commit of deletions, space-separated.
+    Commit(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,6 +413,9 @@ impl<'a> Parser<'a> {
             tls: TlsMode::StartTlsOffered,
             auth_requires_tls: true,
             limits: Limits::default(),
+            pop3_limits: sluice_core::pop3::Limits::default(),
+            allow_plaintext_auth: false,
+            messages: Vec::new(),
             settings: Vec::new(),
             split: Split::Any,
             known_discrepancy: None,
@@ -372,7 +459,7 @@ impl<'a> Parser<'a> {
 
             let header = matches!(
                 key,
-                "proves" | "listener" | "set" | "split" | "known-discrepancy"
+                "proves" | "listener" | "set" | "split" | "known-discrepancy" | "message"
             );
             if header && !vector.steps.is_empty() {
                 return Err(self.error(format!(
@@ -399,12 +486,30 @@ impl<'a> Parser<'a> {
                         "submission" => Listener::Submission,
                         "submissions" => Listener::Submissions,
                         "lmtp" => Listener::Lmtp,
+                        "pop3" => Listener::Pop3,
+                        "pop3s" => Listener::Pop3s,
                         other => {
                             return Err(self.error(format!(
-                                "unknown listener `{other}` (expected mx, submission, submissions or lmtp)"
+                                "unknown listener `{other}` (expected mx, submission, submissions, lmtp, pop3 or pop3s)"
                             )));
                         }
                     };
+                }
+                "message" => {
+                    let (uid, quoted) = value
+                        .split_once(' ')
+                        .ok_or_else(|| self.error("`message:` takes `UID \"ESCAPED BYTES\"`"))?;
+                    let inner = quoted
+                        .strip_prefix('"')
+                        .and_then(|rest| rest.strip_suffix('"'))
+                        .ok_or_else(|| {
+                            self.error("`message:` bytes are a quoted, escaped string")
+                        })?;
+                    let bytes = unescape(inner).map_err(|e| self.error(e.to_string()))?;
+                    vector.messages.push(FixtureMessage {
+                        uid: uid.to_string(),
+                        bytes,
+                    });
                 }
                 "set" => {
                     self.apply_setting(value, &mut vector, &mut tls_override)?;
@@ -446,6 +551,18 @@ impl<'a> Parser<'a> {
                     open_continuation = if flush { None } else { Some(self.line) };
                     self.push(&mut vector, Action::Send { bytes, flush });
                 }
+                "S" if self.pop3(&vector, listener_seen) => {
+                    let expect = match value {
+                        "<starttls>" => Expect::StartTls,
+                        "<close>" => Expect::Close,
+                        "<nothing>" => Expect::Nothing,
+                        line => {
+                            unescape(line).map_err(|e| self.error(e.to_string()))?;
+                            Expect::Line(line.to_string())
+                        }
+                    };
+                    self.push(&mut vector, Action::Expect(expect));
+                }
                 "S" => {
                     let expect = self.parse_expect(value)?;
                     self.push(&mut vector, Action::Expect(expect));
@@ -469,7 +586,7 @@ impl<'a> Parser<'a> {
                 }
                 other => {
                     return Err(self.error(format!(
-                        "unknown directive `{other}:` (known: proves listener set split known-discrepancy C C+ R R+ S D T E)"
+                        "unknown directive `{other}:` (known: proves listener set split known-discrepancy message C C+ R R+ S D T E)"
                     )));
                 }
             }
@@ -492,14 +609,35 @@ impl<'a> Parser<'a> {
         if vector.steps.is_empty() {
             return Err(self.error("a vector needs a dialogue (S:, C:, ... lines)"));
         }
+        if !listener_seen && self.in_pop3_folder() {
+            vector.listener = Listener::Pop3;
+        }
         vector.tls = match (tls_override, vector.listener) {
             (Some(tls), _) => tls,
-            (None, Listener::Submissions) => TlsMode::Implicit,
-            (None, Listener::Mx | Listener::Submission) => TlsMode::StartTlsOffered,
+            (None, Listener::Submissions | Listener::Pop3s) => TlsMode::Implicit,
+            (None, Listener::Mx | Listener::Submission | Listener::Pop3) => {
+                TlsMode::StartTlsOffered
+            }
             // LMTP runs on a trusted network or loopback, without TLS.
             (None, Listener::Lmtp) => TlsMode::Unavailable,
         };
         Ok(vector)
+    }
+
+    /// Vectors under a `pop3` folder are POP3 dialogues unless they say otherwise.
+    fn in_pop3_folder(&self) -> bool {
+        self.path
+            .parent()
+            .is_some_and(|folder| folder.ends_with("pop3"))
+    }
+
+    /// Whether the dialogue being parsed is POP3: by its `listener:`, else its folder.
+    fn pop3(&self, vector: &Vector, listener_seen: bool) -> bool {
+        if listener_seen {
+            vector.listener.is_pop3()
+        } else {
+            self.in_pop3_folder()
+        }
     }
 
     fn push(&self, vector: &mut Vector, action: Action) {
@@ -555,14 +693,44 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            "limits.command_line" => limits.command_line = self.number(key, value)?,
+            "allow_plaintext_auth" => {
+                vector.allow_plaintext_auth = match value {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(self.error(format!(
+                            "allow_plaintext_auth is true or false, not `{other}`"
+                        )));
+                    }
+                }
+            }
+            // Fields both protocols' limits have set both.
+            "limits.command_line" => {
+                limits.command_line = self.number(key, value)?;
+                vector.pop3_limits.command_line = limits.command_line;
+            }
+            "limits.bad_commands" => {
+                limits.bad_commands = self.number(key, value)?;
+                vector.pop3_limits.bad_commands = limits.bad_commands;
+            }
+            "limits.auth_failures" => {
+                limits.auth_failures = self.number(key, value)?;
+                vector.pop3_limits.auth_failures = limits.auth_failures;
+            }
+            "limits.pipeline_buffer" => {
+                limits.pipeline_buffer = self.number(key, value)?;
+                vector.pop3_limits.pipeline_buffer = limits.pipeline_buffer;
+            }
+            "limits.auth_line" => vector.pop3_limits.auth_line = self.number(key, value)?,
+            "limits.maildrop_messages" => {
+                vector.pop3_limits.maildrop_messages = self.number(key, value)?;
+            }
+            "limits.idle_timeout" => vector.pop3_limits.idle_timeout = self.duration(value)?,
+            "limits.driver_timeout" => vector.pop3_limits.driver_timeout = self.duration(value)?,
             "limits.text_line" => limits.text_line = self.number(key, value)?,
             "limits.recipients" => limits.recipients = self.number(key, value)?,
             "limits.message_size" => limits.message_size = self.number(key, value)?,
-            "limits.bad_commands" => limits.bad_commands = self.number(key, value)?,
-            "limits.auth_failures" => limits.auth_failures = self.number(key, value)?,
             "limits.transactions" => limits.transactions = self.number(key, value)?,
-            "limits.pipeline_buffer" => limits.pipeline_buffer = self.number(key, value)?,
             "limits.command_timeout" => limits.command_timeout = self.duration(value)?,
             "limits.data_block_timeout" => limits.data_block_timeout = self.duration(value)?,
             "limits.durable_timeout" => limits.durable_timeout = self.duration(value)?,
@@ -689,6 +857,30 @@ impl<'a> Parser<'a> {
                 }))
             }
             ["store", "ignore"] => DriverInput::Store(Answer::Ignore),
+            ["maildrop", answer] => DriverInput::Maildrop(match *answer {
+                "open" => Answer::Give(MaildropAnswer::Open),
+                "locked" => Answer::Give(MaildropAnswer::Locked),
+                "tempfail" => Answer::Give(MaildropAnswer::TempFail),
+                "ignore" => Answer::Ignore,
+                other => {
+                    return Err(self.error(format!(
+                        "unknown maildrop answer `{other}` (open, locked, tempfail, ignore)"
+                    )));
+                }
+            }),
+            ["read"] => DriverInput::Read(Answer::Give(ReadAnswer::Chunks(None))),
+            ["read", "chunks", size] => {
+                let size: usize = self.number("read chunks", size)?;
+                if size == 0 {
+                    return Err(self.error("`read chunks N` needs N of at least 1"));
+                }
+                DriverInput::Read(Answer::Give(ReadAnswer::Chunks(Some(size))))
+            }
+            ["read", "failed"] => DriverInput::Read(Answer::Give(ReadAnswer::Failed)),
+            ["read", "ignore"] => DriverInput::Read(Answer::Ignore),
+            ["commit", "done"] => DriverInput::Commit(Answer::Give(CommitAnswer::Done)),
+            ["commit", "failed"] => DriverInput::Commit(Answer::Give(CommitAnswer::Failed)),
+            ["commit", "ignore"] => DriverInput::Commit(Answer::Ignore),
             ["tls", "established"] => DriverInput::TlsEstablished,
             ["tls", "failed"] => DriverInput::TlsFailed,
             ["peer", "closed"] => DriverInput::PeerClosed,
@@ -697,7 +889,8 @@ impl<'a> Parser<'a> {
                 return Err(self.error(format!(
                     "unknown driver input `{value}` (recipient VERDICT | credentials valid ID | credentials \
                      invalid|tempfail|ignore | stored QUEUE-ID | store failed|ignore | per-recipient QUEUE-ID OUTCOME... | \
-                     tls established|failed | \
+                     maildrop open|locked|tempfail|ignore | read [chunks N] | read failed|ignore | \
+                     commit done|failed|ignore | tls established|failed | \
                      peer closed | shutdown)"
                 )));
             }
@@ -715,6 +908,8 @@ impl<'a> Parser<'a> {
             "event" => Ok(Check::Event(rest.to_string())),
             "credentials" => Ok(Check::Credentials(rest.to_string())),
             "recipient" => Ok(Check::Recipient(rest.to_string())),
+            "maildrop" => Ok(Check::Maildrop(rest.to_string())),
+            "commit" => Ok(Check::Commit(rest.to_string())),
             "message" => {
                 let (field, expected) = rest.split_once(' ').unwrap_or((rest, ""));
                 let field = match field {
@@ -751,7 +946,7 @@ impl<'a> Parser<'a> {
                 Ok(Check::Message { field, expected })
             }
             other => Err(self.error(format!(
-                "unknown check `E: {other}` (event, message FIELD, credentials, recipient)"
+                "unknown check `E: {other}` (event, message FIELD, credentials, recipient, maildrop, commit)"
             ))),
         }
     }
@@ -822,6 +1017,8 @@ impl fmt::Display for Listener {
             Listener::Submission => "submission",
             Listener::Submissions => "submissions",
             Listener::Lmtp => "lmtp",
+            Listener::Pop3 => "pop3",
+            Listener::Pop3s => "pop3s",
         })
     }
 }
@@ -843,6 +1040,7 @@ impl fmt::Display for Expect {
             Expect::StartTls => f.write_str("<starttls>"),
             Expect::Close => f.write_str("<close>"),
             Expect::Nothing => f.write_str("<nothing>"),
+            Expect::Line(line) => f.write_str(line),
         }
     }
 }
@@ -1028,7 +1226,7 @@ mod tests {
     fn malformed_vectors_name_the_line() {
         assert_eq!(
             error(&format!("{HEADER}S: 220\nQ: what\n")),
-            "t.vector:4: unknown directive `Q:` (known: proves listener set split known-discrepancy C C+ R R+ S D T E)"
+            "t.vector:4: unknown directive `Q:` (known: proves listener set split known-discrepancy message C C+ R R+ S D T E)"
         );
         assert!(error(&format!("{HEADER}S: twenty\n")).starts_with("t.vector:3: `S:` takes"));
         assert!(error(&format!("{HEADER}S: 250 4.1.0 x\n")).contains("does not match the class"));
@@ -1056,7 +1254,7 @@ mod tests {
                 .contains("whole number")
         );
         assert!(
-            error(&format!("{HEADER}listener: pop3\nS: 220\n")).contains("unknown listener `pop3`")
+            error(&format!("{HEADER}listener: imap\nS: 220\n")).contains("unknown listener `imap`")
         );
         assert!(
             error(&format!("{HEADER}S: 220\nD: recipient maybe\n"))

@@ -118,6 +118,55 @@ fn every_reply_in_the_catalogue_is_exercised() {
     );
 }
 
+/// Every response POP3-REPLIES.md lists is sent in some POP3 vector, word for word
+/// apart from its placeholders.
+#[test]
+fn every_pop3_response_in_the_catalogue_is_exercised() {
+    let catalogue =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/POP3-REPLIES.md")).unwrap();
+    let sent: Vec<String> = vectors()
+        .iter()
+        .filter(|vector| vector.listener.is_pop3())
+        .flat_map(|vector| {
+            run(vector, Feed::AsWritten)
+                .transcript
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|line| line.strip_prefix("S: ").map(str::to_owned))
+        .collect();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for row in catalogue.lines().filter(|line| line.starts_with('|')) {
+        for response in row.split('`').skip(1).step_by(2) {
+            if !(response.starts_with("+OK") || response.starts_with("-ERR") || response == "+ ") {
+                continue;
+            }
+            checked += 1;
+            let mut pattern = response.replace("<host>", sluice_spec::HOSTNAME);
+            while let (Some(open), Some(close)) = (pattern.find('<'), pattern.find('>')) {
+                if close < open {
+                    break;
+                }
+                pattern.replace_range(open..=close, "*");
+            }
+            if !sent.iter().any(|line| glob(&pattern, line)) {
+                missing.push(format!("`{response}` (as {pattern:?})"));
+            }
+        }
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} responses found in POP3-REPLIES.md"
+    );
+    assert!(
+        missing.is_empty(),
+        "responses in POP3-REPLIES.md that no POP3 vector makes the session send:\n{}",
+        missing.join("\n")
+    );
+}
+
 /// A catalogue reply as a glob over a transcript line: the host name filled in, other
 /// placeholders (`<addr>`, `<id>`, ...) and a trailing `...` matching anything.
 fn reply_pattern(reply: &str) -> String {

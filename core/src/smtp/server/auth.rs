@@ -152,13 +152,9 @@ impl ServerSession {
             return;
         };
         match outcome {
-            // RFC 4616 §2: the server must check that the user may act as the
-            // authorization identity. Sluice grants no one that right, so valid
-            // credentials asking for another identity fail like a wrong password.
+            // Valid credentials asking for another identity fail like a wrong password.
             Some(CredentialOutcome::Valid { identity })
-                if authorization_id
-                    .as_deref()
-                    .is_some_and(|wanted| !wanted.eq_ignore_ascii_case(&identity)) =>
+                if !crate::sasl::may_act_as(authorization_id.as_deref(), &identity) =>
             {
                 self.auth_rejected(mechanism, username);
             }

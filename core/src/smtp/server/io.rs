@@ -1,6 +1,7 @@
 //! The inputs a server session accepts and the outputs it asks its driver to carry out.
 
 use crate::machine::Token;
+pub use crate::sasl::{CredentialOutcome, Credentials};
 use crate::smtp::address::{ForwardPath, Host, ReversePath};
 use crate::smtp::params::{MailParameters, RcptParameters};
 use crate::smtp::server::event::SessionEvent;
@@ -60,41 +61,6 @@ pub enum Output {
     Close,
     /// Something worth logging or counting happened.
     Event(SessionEvent),
-}
-
-/// Credentials presented with AUTH.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// `PLAIN` or `LOGIN`.
-    pub mechanism: &'static str,
-    /// The authorization identity of PLAIN, if given and different from the username.
-    pub authorization_id: Option<String>,
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    /// Never prints the password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("mechanism", &self.mechanism)
-            .field("authorization_id", &self.authorization_id)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// The answer to a credential check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CredentialOutcome {
-    /// Valid; the session is now authenticated as this identity.
-    Valid {
-        identity: String,
-    },
-    Invalid,
-    /// The user database could not be asked (454 4.7.0).
-    TemporaryFailure,
 }
 
 /// What the driver needs to decide on a recipient.

@@ -22,10 +22,11 @@
 //! `durable_timeout`) runs. End-of-data framing and the SMTP smuggling choice are
 //! documented in the `data` module.
 //!
-//! Inside: `line` (the input buffer and CRLF lines), `data` (DATA and BDAT bodies),
+//! Inside: `data` (DATA and BDAT bodies),
 //! `transaction` (MAIL to end of data), `lmtp` (what LMTP does differently), `auth`
-//! and `sasl` (the AUTH dialogue and its decoding), `starttls`, `capabilities` (the
-//! EHLO list) and `replies` (every reply).
+//! and `sasl` (the AUTH dialogue and its mechanisms), `starttls`, `capabilities` (the
+//! EHLO list) and `replies` (every reply); the input buffer and its CRLF lines are
+//! `crate::line`, shared with POP3.
 
 pub mod config;
 pub mod event;
@@ -34,7 +35,6 @@ pub mod io;
 mod auth;
 mod capabilities;
 mod data;
-mod line;
 mod lmtp;
 mod replies;
 mod sasl;
@@ -48,6 +48,7 @@ pub use io::{
     RecipientCheck, RecipientStoreOutcome, RecipientVerdict, StoreOutcome,
 };
 
+use crate::line::{self, InputBuffer, Scan};
 use crate::machine::{Machine, Token, TokenSource};
 use crate::smtp::address::{ForwardPath, Host, ReversePath};
 use crate::smtp::command::{Command, CommandError};
@@ -55,7 +56,6 @@ use crate::smtp::params::{MailParameters, ParamError};
 use crate::smtp::reply::Reply;
 use crate::time::Instant;
 use data::BodyReader;
-use line::{InputBuffer, Scan};
 use std::collections::VecDeque;
 
 /// One SMTP server session. Create it when a connection is accepted; it queues the greeting.

@@ -1,11 +1,12 @@
-//! The client input buffer, and splitting it into lines: only CRLF ends a line
-//! (RFC 5321 §2.3.8), and no line may be longer than the command-line limit.
+//! The client input buffer of a line-based server session, and splitting it into
+//! lines: only CRLF ends a line (RFC 5321 §2.3.8, RFC 1939 §3), and no line may be
+//! longer than the session's command-line limit. Shared by SMTP and POP3.
 
 use core::fmt;
 
 /// What the start of the unprocessed input holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Scan {
+pub(crate) enum Scan {
     /// No complete line yet, and not too long yet.
     Incomplete,
     /// A line: its content is `..content_end`; `consumed` includes the CRLF.
@@ -17,7 +18,7 @@ pub(super) enum Scan {
 }
 
 /// Looks for the next line in `input`; `max` counts the CRLF.
-pub(super) fn scan(input: &[u8], max: usize) -> Scan {
+pub(crate) fn scan(input: &[u8], max: usize) -> Scan {
     let window = &input[..input.len().min(max)];
     match window.iter().position(|&byte| byte == b'\n') {
         Some(lf) => {
@@ -37,7 +38,7 @@ pub(super) fn scan(input: &[u8], max: usize) -> Scan {
 
 /// How many leading bytes to drop while discarding an overlong line: through the
 /// next LF, or everything there is.
-pub(super) fn discard(input: &[u8]) -> (usize, bool) {
+pub(crate) fn discard(input: &[u8]) -> (usize, bool) {
     match input.iter().position(|&byte| byte == b'\n') {
         Some(lf) => (lf + 1, true),
         None => (input.len(), false),
@@ -45,38 +46,38 @@ pub(super) fn discard(input: &[u8]) -> (usize, bool) {
 }
 
 /// Unprocessed client input, consumed from the front.
-pub(super) struct InputBuffer {
+pub(crate) struct InputBuffer {
     bytes: Vec<u8>,
     start: usize,
 }
 
 impl InputBuffer {
-    pub(super) fn new() -> InputBuffer {
+    pub(crate) fn new() -> InputBuffer {
         InputBuffer {
             bytes: Vec::new(),
             start: 0,
         }
     }
 
-    pub(super) fn pending(&self) -> &[u8] {
+    pub(crate) fn pending(&self) -> &[u8] {
         &self.bytes[self.start..]
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len() - self.start
     }
 
-    pub(super) fn consume(&mut self, count: usize) {
+    pub(crate) fn consume(&mut self, count: usize) {
         self.start = (self.start + count).min(self.bytes.len());
     }
 
-    pub(super) fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.compact();
         self.bytes.extend_from_slice(bytes);
     }
 
     /// Drops consumed bytes, and gives back memory a burst of input left behind.
-    pub(super) fn compact(&mut self) {
+    pub(crate) fn compact(&mut self) {
         if self.start > 0 {
             self.bytes.drain(..self.start);
             self.start = 0;
@@ -86,7 +87,7 @@ impl InputBuffer {
         }
     }
 
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.bytes = Vec::new();
         self.start = 0;
     }
