@@ -37,7 +37,7 @@ mod data;
 mod line;
 mod lmtp;
 mod replies;
-mod sasl;
+pub(crate) mod sasl;
 mod starttls;
 mod transaction;
 

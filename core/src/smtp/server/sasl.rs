@@ -25,14 +25,14 @@ pub(super) fn mechanism(name: &str) -> Option<&'static str> {
 
 /// A response that is not base64, not UTF-8, or not a well-formed PLAIN message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Undecodable;
+pub(crate) struct Undecodable;
 
 /// What a PLAIN message holds.
 #[derive(Clone, PartialEq, Eq)]
-pub(super) struct PlainMessage {
-    pub(super) authorization_id: Option<String>,
-    pub(super) username: String,
-    pub(super) password: String,
+pub(crate) struct PlainMessage {
+    pub(crate) authorization_id: Option<String>,
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 impl core::fmt::Debug for PlainMessage {
@@ -44,7 +44,7 @@ impl core::fmt::Debug for PlainMessage {
 }
 
 /// Whether a response line is the client's `*` cancellation (RFC 4954 §4).
-pub(super) fn is_cancel(line: &[u8]) -> bool {
+pub(crate) fn is_cancel(line: &[u8]) -> bool {
     line == b"*"
 }
 
@@ -61,7 +61,7 @@ pub(super) fn decode_text(base64: &[u8]) -> Result<String, Undecodable> {
 }
 
 /// Decodes `[authzid] NUL authcid NUL passwd` (RFC 4616 §2) from base64.
-pub(super) fn decode_plain(base64: &[u8]) -> Result<PlainMessage, Undecodable> {
+pub(crate) fn decode_plain(base64: &[u8]) -> Result<PlainMessage, Undecodable> {
     let octets = STANDARD.decode(base64).map_err(|_| Undecodable)?;
     let text = String::from_utf8(octets).map_err(|_| Undecodable)?;
     let mut parts = text.split('\0');
