@@ -161,6 +161,8 @@ impl ImapSession {
                         expunged: uids,
                         ..self.own_changes()
                     });
+                    // The view's HIGHESTMODSEQ moves past these expunges too.
+                    self.changed = true;
                     self.ok(now, &tag, "EXPUNGE completed");
                 }
                 MailboxAnswer::Refused(_) if close => {
@@ -178,6 +180,9 @@ impl ImapSession {
                 MailboxAnswer::Stored { changed, modified } => {
                     let condstore = self.enabled.condstore;
                     self.reported_flags = changed.iter().map(|m| (m.uid, m.modseq)).collect();
+                    // Ask for the changes before the tagged OK, so that the view's
+                    // HIGHESTMODSEQ passes this STORE (its own FETCHes not repeated).
+                    self.changed = true;
                     if let Some(view) = &self.selected {
                         let mut lines = Vec::new();
                         for message in &changed {
@@ -238,6 +243,7 @@ impl ImapSession {
                                 expunged: uids.iter().map(|pair| pair.0).collect(),
                                 ..self.own_changes()
                             });
+                            self.changed = true;
                             self.finish(
                                 now,
                                 responses::tagged(&tag, Kind::Ok, None, "MOVE completed"),

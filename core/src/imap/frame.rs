@@ -101,6 +101,21 @@ impl Framer {
         self.input.extend_from_slice(bytes);
     }
 
+    /// Gives back memory a burst of input (a large APPEND) left behind, once
+    /// everything has been read: idle sessions must stay small.
+    pub(super) fn compact(&mut self) {
+        if self.start == self.input.len() {
+            self.input.clear();
+            self.start = 0;
+            if self.input.capacity() > 64 * 1024 {
+                self.input.shrink_to(4096);
+            }
+        }
+        if self.command.is_empty() && self.command.capacity() > 64 * 1024 {
+            self.command.shrink_to(4096);
+        }
+    }
+
     /// Unprocessed input held.
     pub(super) fn pending(&self) -> usize {
         self.input.len() - self.start

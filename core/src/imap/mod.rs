@@ -381,6 +381,7 @@ impl ImapSession {
         self.framer.push(bytes);
         self.process(now);
         self.check_overflow();
+        self.framer.compact();
     }
 
     fn check_overflow(&mut self) {
@@ -415,14 +416,13 @@ impl ImapSession {
                     other => self.mode = other,
                 },
                 Framed::TooLong { start } => {
-                    let tag = commands::tag_of(&start);
-                    if let Mode::AuthResponse { tag } | Mode::Idle { tag } =
-                        std::mem::replace(&mut self.mode, Mode::Command)
-                    {
-                        self.reject(&tag, Kind::Bad, Some("TOOBIG"), "Line too long", "line");
-                    } else {
-                        self.reject(&tag, Kind::Bad, Some("TOOBIG"), "Line too long", "line");
-                    }
+                    // An overlong AUTHENTICATE response or IDLE line ends that
+                    // command; an overlong command line is answered under its own tag.
+                    let tag = match std::mem::replace(&mut self.mode, Mode::Command) {
+                        Mode::AuthResponse { tag } | Mode::Idle { tag } => tag,
+                        _ => commands::tag_of(&start),
+                    };
+                    self.reject(&tag, Kind::Bad, Some("TOOBIG"), "Line too long", "line");
                 }
                 Framed::Dropped => {
                     if let Some(response) = self.owed_after_drop.take() {
@@ -450,7 +450,8 @@ impl ImapSession {
         let command = self.framer.command();
         let tag = commands::tag_of(command);
         let is_append = commands::verb_of(command).eq_ignore_ascii_case("APPEND");
-        let fits = if is_append {
+        // Only an authenticated client may send a message-sized literal.
+        let fits = if is_append && self.user.is_some() {
             announcement.length <= self.config.limits.append_limit
         } else {
             command.len().saturating_add(announcement.length as usize) <= self.config.limits.command

@@ -899,3 +899,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn only_an_authenticated_client_may_send_a_message_sized_literal() {
+    let mut config = SessionConfig::new("h", TlsMode::Unavailable);
+    config.limits = Limits {
+        command: 1000,
+        ..Limits::default()
+    };
+    let mut harness = Harness::with_config(config);
+    assert_eq!(
+        harness.client("a APPEND INBOX {5000}\r\n"),
+        "a NO [TOOBIG] Message too big\r\n"
+    );
+}
+
+#[test]
+fn own_flag_changes_are_reported_once() {
+    let mut harness = Harness::logged_in();
+    harness.store.deliver(USER, b"x\r\n");
+    harness.client("a SELECT INBOX\r\n");
+    assert_eq!(
+        harness.client("b STORE 1 +FLAGS (\\Seen)\r\n"),
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\nb OK STORE completed\r\n"
+    );
+    assert_eq!(harness.client("c NOOP\r\n"), "c OK NOOP completed\r\n");
+    harness.input(Input::MailboxChanged);
+    assert_eq!(harness.client("d NOOP\r\n"), "d OK NOOP completed\r\n");
+}
+
+#[test]
+fn another_sessions_flag_change_is_reported() {
+    let mut harness = Harness::logged_in();
+    harness.store.deliver(USER, b"x\r\n");
+    harness.client("a ENABLE CONDSTORE\r\nb SELECT INBOX\r\n");
+    harness
+        .store
+        .apply(&Operation::StoreFlags {
+            user: USER.to_owned(),
+            folder: "INBOX".to_owned(),
+            uids: vec![1],
+            mode: FlagMode::Add,
+            flags: vec!["$Important".to_owned()],
+        })
+        .unwrap();
+    assert_eq!(
+        harness.client("c NOOP\r\n"),
+        "* 1 FETCH (UID 1 FLAGS ($Important) MODSEQ (3))\r\nc OK NOOP completed\r\n"
+    );
+}
