@@ -111,7 +111,7 @@ impl ImapSession {
                             self.refused(now, &tag, command, &refusal);
                             return;
                         }
-                        let lines = list::respond(&spec, &mailboxes, self.enabled.utf8);
+                        let lines = list::respond(&spec, &mailboxes, self.utf8_names());
                         if !lines.is_empty() {
                             self.send(lines);
                         }
@@ -127,7 +127,7 @@ impl ImapSession {
                 items,
             } => match answer {
                 MailboxAnswer::Status(status) => {
-                    let line = responses::status_data(&mailbox, &items, &status, self.enabled.utf8);
+                    let line = responses::status_data(&mailbox, &items, &status, self.utf8_names());
                     self.send(line);
                     self.ok(now, &tag, "STATUS completed");
                 }

@@ -49,12 +49,23 @@ pub(super) fn verb_of(command: &[u8]) -> String {
         .map_or_else(|| "?".to_owned(), str::to_ascii_uppercase)
 }
 
+/// A name as the client spelled it, in UTF-8: decoded from modified UTF-7
+/// unless the client uses UTF-8 names.
+fn decoded(raw: &[u8], utf8: bool) -> Option<String> {
+    let text = String::from_utf8(raw.to_vec()).ok()?;
+    if utf8 {
+        Some(text)
+    } else {
+        super::utf7::decode(&text)
+    }
+}
+
 /// A mailbox name as the store knows it.
-fn mailbox_name(mailbox: &Mailbox<'_>) -> Option<String> {
+fn mailbox_name(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match mailbox {
         Mailbox::Inbox => Some("INBOX".to_owned()),
         Mailbox::Other(other) => {
-            let name = String::from_utf8(other.as_ref().to_vec()).ok()?;
+            let name = decoded(other.as_ref(), utf8)?;
             let name = name
                 .strip_suffix(list::DELIMITER)
                 .unwrap_or(&name)
@@ -68,10 +79,10 @@ fn astring_text(value: &AString<'_>) -> Option<String> {
     String::from_utf8(value.as_ref().to_vec()).ok()
 }
 
-fn list_mailbox_text(value: &ListMailbox<'_>) -> Option<String> {
+fn list_mailbox_text(value: &ListMailbox<'_>, utf8: bool) -> Option<String> {
     match value {
-        ListMailbox::Token(token) => String::from_utf8(token.as_ref().to_vec()).ok(),
-        ListMailbox::String(string) => String::from_utf8(string.as_ref().to_vec()).ok(),
+        ListMailbox::Token(token) => decoded(token.as_ref(), utf8),
+        ListMailbox::String(string) => decoded(string.as_ref(), utf8),
     }
 }
 
@@ -90,8 +101,26 @@ impl ImapSession {
             }
             _ => {
                 if verb_of(command) == "LIST"
-                    && let Some((tag, spec)) = list::parse_extended(command)
+                    && let Some((tag, mut spec)) = list::parse_extended(command)
                 {
+                    if !self.utf8_names() {
+                        let names = std::iter::once(&mut spec.reference).chain(&mut spec.patterns);
+                        for name in names {
+                            match super::utf7::decode(name) {
+                                Some(text) => *name = text,
+                                None => {
+                                    self.reject(
+                                        &tag,
+                                        Kind::Bad,
+                                        None,
+                                        "Invalid mailbox name",
+                                        "LIST",
+                                    );
+                                    return;
+                                }
+                            }
+                        }
+                    }
                     if self.user.is_some() {
                         self.list(now, tag, spec);
                     } else {
@@ -243,8 +272,8 @@ impl ImapSession {
             } if authenticated => {
                 let lsub = name == "LSUB";
                 let (Some(reference), Some(pattern)) = (
-                    mailbox_reference(&reference),
-                    list_mailbox_text(&mailbox_wildcard),
+                    mailbox_reference(&reference, self.utf8_names()),
+                    list_mailbox_text(&mailbox_wildcard, self.utf8_names()),
                 ) else {
                     self.reject(&tag, Kind::Bad, None, "Names must be UTF-8", name);
                     return;
@@ -261,7 +290,7 @@ impl ImapSession {
                 mailbox,
                 item_names,
             } if authenticated => {
-                let Some(mailbox) = mailbox_name(&mailbox) else {
+                let Some(mailbox) = mailbox_name(&mailbox, self.utf8_names()) else {
                     self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", "STATUS");
                     return;
                 };
@@ -316,7 +345,10 @@ impl ImapSession {
                 });
             }
             CommandBody::Rename { from, to } if authenticated => {
-                let (Some(from), Some(to)) = (mailbox_name(&from), mailbox_name(&to)) else {
+                let (Some(from), Some(to)) = (
+                    mailbox_name(&from, self.utf8_names()),
+                    mailbox_name(&to, self.utf8_names()),
+                ) else {
                     self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", "RENAME");
                     return;
                 };
@@ -335,7 +367,7 @@ impl ImapSession {
                 date,
                 message,
             } if authenticated => {
-                let Some(mailbox) = mailbox_name(&mailbox) else {
+                let Some(mailbox) = mailbox_name(&mailbox, self.utf8_names()) else {
                     self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", "APPEND");
                     return;
                 };
@@ -452,7 +484,7 @@ impl ImapSession {
                 uid,
             } if selected => {
                 let moving = name == "MOVE";
-                let Some(to) = mailbox_name(&mailbox) else {
+                let Some(to) = mailbox_name(&mailbox, self.utf8_names()) else {
                     self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", name);
                     return;
                 };
@@ -649,7 +681,7 @@ impl ImapSession {
         read_only: bool,
     ) {
         let command = if read_only { "EXAMINE" } else { "SELECT" };
-        let Some(name) = mailbox_name(mailbox) else {
+        let Some(name) = mailbox_name(mailbox, self.utf8_names()) else {
             self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", command);
             return;
         };
@@ -717,7 +749,7 @@ impl ImapSession {
         mailbox: &Mailbox<'_>,
         request: impl FnOnce(String) -> MailboxRequest,
     ) {
-        let Some(name) = mailbox_name(mailbox) else {
+        let Some(name) = mailbox_name(mailbox, self.utf8_names()) else {
             self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", command);
             return;
         };
@@ -782,9 +814,9 @@ fn uid_set(set: &SequenceSet, largest: u32) -> UidSet {
 }
 
 /// A LIST reference: any mailbox name, empty allowed.
-fn mailbox_reference(mailbox: &Mailbox<'_>) -> Option<String> {
+fn mailbox_reference(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match mailbox {
         Mailbox::Inbox => Some("INBOX".to_owned()),
-        Mailbox::Other(other) => String::from_utf8(other.as_ref().to_vec()).ok(),
+        Mailbox::Other(other) => decoded(other.as_ref(), utf8),
     }
 }

@@ -8,7 +8,7 @@
 //! attributes, is decided here.
 
 use crate::imap::request::ListedMailbox;
-use crate::imap::responses::{StatusItem, status_data, string};
+use crate::imap::responses::{StatusItem, mailbox as mailbox_name, status_data};
 
 /// The hierarchy delimiter.
 pub(super) const DELIMITER: char = '/';
@@ -360,7 +360,7 @@ pub(super) fn respond(spec: &ListSpec, mailboxes: &[ListedMailbox], utf8: bool) 
             format!(
                 "* {verb} ({}) \"{DELIMITER}\" {}\r\n",
                 attributes.join(" "),
-                string(&mailbox.name, utf8)
+                mailbox_name(&mailbox.name, utf8)
             )
             .as_bytes(),
         );

@@ -33,6 +33,7 @@ mod list;
 mod responses;
 #[cfg(test)]
 mod tests;
+mod utf7;
 
 pub use config::{Limits, SessionConfig, TlsMode};
 pub use event::{DisconnectReason, SessionEvent};
@@ -431,6 +432,12 @@ impl ImapSession {
                 }
             }
         }
+    }
+
+    /// Whether the client speaks UTF-8 mailbox names (IMAP4rev2 or UTF8=ACCEPT
+    /// enabled) rather than modified UTF-7.
+    fn utf8_names(&self) -> bool {
+        self.enabled.utf8 || self.enabled.imap4rev2
     }
 
     fn autologout(&self) -> crate::time::Duration {

@@ -149,6 +149,15 @@ pub(super) fn string(text: &str, utf8: bool) -> String {
     }
 }
 
+/// A mailbox name for the client: UTF-8, or modified UTF-7 for IMAP4rev1 clients.
+pub(super) fn mailbox(name: &str, utf8: bool) -> String {
+    if utf8 {
+        string(name, true)
+    } else {
+        string(&super::utf7::encode(name), false)
+    }
+}
+
 /// Which STATUS items a client asked for, in its order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum StatusItem {
@@ -182,7 +191,12 @@ pub(super) fn status_data(
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
         })
         .collect();
-    format!("* STATUS {} ({})\r\n", string(name, utf8), values.join(" ")).into_bytes()
+    format!(
+        "* STATUS {} ({})\r\n",
+        mailbox(name, utf8),
+        values.join(" ")
+    )
+    .into_bytes()
 }
 
 /// The system flags every mailbox allows.

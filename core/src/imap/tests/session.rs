@@ -948,3 +948,29 @@ fn another_sessions_flag_change_is_reported() {
         "* 1 FETCH (UID 1 FLAGS ($Important) MODSEQ (3))\r\nc OK NOOP completed\r\n"
     );
 }
+
+#[test]
+fn imap4rev1_names_are_modified_utf7_and_imap4rev2_names_utf8() {
+    let mut harness = Harness::logged_in();
+    assert_eq!(
+        harness.client("a CREATE Entw&APw-rfe\r\n"),
+        "a OK CREATE completed\r\n"
+    );
+    assert_eq!(
+        harness.client("b LIST \"\" Entw*\r\n"),
+        "* LIST (\\HasNoChildren) \"/\" \"Entw&APw-rfe\"\r\nb OK LIST completed\r\n"
+    );
+    assert_eq!(
+        harness.client("c CREATE &Jjo\r\n"),
+        "c BAD Invalid mailbox name\r\n"
+    );
+    harness.client("d ENABLE IMAP4rev2\r\n");
+    assert_eq!(
+        harness.client("e LIST \"\" Entw*\r\n"),
+        "* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\ne OK LIST completed\r\n"
+    );
+    assert_eq!(
+        harness.client("f STATUS \"Entwürfe\" (MESSAGES)\r\n"),
+        "* STATUS \"Entwürfe\" (MESSAGES 0)\r\nf OK STATUS completed\r\n"
+    );
+}
