@@ -5,9 +5,9 @@
 //! RFC 9051 §7.5.1 forbids EXPUNGE responses while a FETCH, STORE or SEARCH by
 //! sequence number runs (the numbers would shift under the client), so expunges
 //! wait here until a permitted moment; new messages wait for the next EXISTS. The
-//! map is kept as runs of consecutive UIDs: a mailbox of 10,000 messages with few
-//! holes takes a few hundred bytes, the worst case (every other UID gone) 8 bytes
-//! per message.
+//! map is kept as runs of consecutive UIDs while that is smaller (a mailbox of
+//! 10,000 messages with few holes takes a few hundred bytes), else as plain UIDs
+//! (4 bytes a message: 40 KB for 10,000, the worst case).
 
 use crate::imap::request::{MailboxChanges, MessageMetadata, UidSet};
 
@@ -24,11 +24,28 @@ impl Run {
     }
 }
 
-/// Ascending UIDs as runs; sequence number `n` is the `n`-th UID.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How the UIDs are held: as runs while that is smaller, else one by one (4 bytes
+/// a message), so the worst case never exceeds 4 bytes per message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Layout {
+    Runs(Vec<Run>),
+    Plain(Vec<u32>),
+}
+
+/// Ascending UIDs; sequence number `n` is the `n`-th UID.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UidRuns {
-    runs: Vec<Run>,
+    layout: Layout,
     count: u32,
+}
+
+impl Default for UidRuns {
+    fn default() -> Self {
+        UidRuns {
+            layout: Layout::Runs(Vec::new()),
+            count: 0,
+        }
+    }
 }
 
 impl UidRuns {
@@ -38,6 +55,7 @@ impl UidRuns {
         for &uid in uids {
             runs.push(uid);
         }
+        runs.rebalance();
         runs
     }
 
@@ -52,7 +70,10 @@ impl UidRuns {
 
     /// The highest UID, if any.
     pub fn max_uid(&self) -> Option<u32> {
-        self.runs.last().map(|run| run.last())
+        match &self.layout {
+            Layout::Runs(runs) => runs.last().map(|run| run.last()),
+            Layout::Plain(uids) => uids.last().copied(),
+        }
     }
 
     /// Appends a UID above every other; false (and nothing changes) otherwise, or at 0.
@@ -60,9 +81,12 @@ impl UidRuns {
         if uid == 0 || self.max_uid().is_some_and(|max| uid <= max) {
             return false;
         }
-        match self.runs.last_mut() {
-            Some(run) if run.last().checked_add(1) == Some(uid) => run.len += 1,
-            _ => self.runs.push(Run { first: uid, len: 1 }),
+        match &mut self.layout {
+            Layout::Runs(runs) => match runs.last_mut() {
+                Some(run) if run.last().checked_add(1) == Some(uid) => run.len += 1,
+                _ => runs.push(Run { first: uid, len: 1 }),
+            },
+            Layout::Plain(uids) => uids.push(uid),
         }
         self.count += 1;
         true
@@ -71,71 +95,127 @@ impl UidRuns {
     /// The UID at sequence number `seq` (1-based).
     pub fn uid_at(&self, seq: u32) -> Option<u32> {
         let mut index = seq.checked_sub(1)?;
-        for run in &self.runs {
-            if index < run.len {
-                return Some(run.first + index);
+        match &self.layout {
+            Layout::Runs(runs) => {
+                for run in runs {
+                    if index < run.len {
+                        return Some(run.first + index);
+                    }
+                    index -= run.len;
+                }
+                None
             }
-            index -= run.len;
+            Layout::Plain(uids) => uids.get(index as usize).copied(),
         }
-        None
     }
 
     /// The sequence number of `uid`, if present.
     pub fn seq_of(&self, uid: u32) -> Option<u32> {
-        let mut before = 0u32;
-        for run in &self.runs {
-            if uid < run.first {
-                return None;
+        match &self.layout {
+            Layout::Runs(runs) => {
+                let mut before = 0u32;
+                for run in runs {
+                    if uid < run.first {
+                        return None;
+                    }
+                    if uid <= run.last() {
+                        return Some(before + (uid - run.first) + 1);
+                    }
+                    before += run.len;
+                }
+                None
             }
-            if uid <= run.last() {
-                return Some(before + (uid - run.first) + 1);
-            }
-            before += run.len;
+            Layout::Plain(uids) => uids
+                .binary_search(&uid)
+                .ok()
+                .and_then(|index| u32::try_from(index + 1).ok()),
         }
-        None
     }
 
     /// Removes `uid`; its sequence number before removal.
     pub fn remove(&mut self, uid: u32) -> Option<u32> {
         let seq = self.seq_of(uid)?;
-        let index = self
-            .runs
-            .iter()
-            .position(|run| run.first <= uid && uid <= run.last())?;
-        let run = self.runs[index];
-        let before = uid - run.first;
-        let after = run.len - before - 1;
-        let mut replacement = Vec::with_capacity(2);
-        if before > 0 {
-            replacement.push(Run {
-                first: run.first,
-                len: before,
-            });
+        match &mut self.layout {
+            Layout::Runs(runs) => {
+                let index = runs
+                    .iter()
+                    .position(|run| run.first <= uid && uid <= run.last())?;
+                let run = runs[index];
+                let before = uid - run.first;
+                let after = run.len - before - 1;
+                let mut replacement = Vec::with_capacity(2);
+                if before > 0 {
+                    replacement.push(Run {
+                        first: run.first,
+                        len: before,
+                    });
+                }
+                if after > 0 {
+                    replacement.push(Run {
+                        first: uid + 1,
+                        len: after,
+                    });
+                }
+                runs.splice(index..=index, replacement);
+            }
+            Layout::Plain(uids) => {
+                uids.remove(seq as usize - 1);
+            }
         }
-        if after > 0 {
-            replacement.push(Run {
-                first: uid + 1,
-                len: after,
-            });
-        }
-        self.runs.splice(index..=index, replacement);
         self.count -= 1;
         Some(seq)
     }
 
     /// Every UID, ascending.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.runs.iter().flat_map(|run| run.first..=run.last())
+    pub fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match &self.layout {
+            Layout::Runs(runs) => Box::new(runs.iter().flat_map(|run| run.first..=run.last())),
+            Layout::Plain(uids) => Box::new(uids.iter().copied()),
+        }
     }
 
     /// Heap bytes held: for the memory bound of idle sessions.
     pub fn heap_bytes(&self) -> usize {
-        self.runs.capacity() * core::mem::size_of::<Run>()
+        match &self.layout {
+            Layout::Runs(runs) => runs.capacity() * core::mem::size_of::<Run>(),
+            Layout::Plain(uids) => uids.capacity() * 4,
+        }
     }
 
-    /// Gives back memory a burst of expunges left behind.
-    pub fn shrink(&mut self) {
-        self.runs.shrink_to_fit();
+    /// Picks the smaller layout and gives back spare memory: after a SELECT, and
+    /// after a burst of expunges or arrivals.
+    pub fn rebalance(&mut self) {
+        let runs_count = match &self.layout {
+            Layout::Runs(runs) => runs.len(),
+            Layout::Plain(uids) => {
+                1 + uids
+                    .windows(2)
+                    .filter(|pair| pair[1] != pair[0] + 1)
+                    .count()
+            }
+        };
+        // A run takes 8 bytes, a plain UID 4.
+        let want_runs = runs_count * 2 <= self.count as usize;
+        self.layout = match (
+            core::mem::replace(&mut self.layout, Layout::Plain(Vec::new())),
+            want_runs,
+        ) {
+            (Layout::Plain(uids), true) => {
+                let mut runs = UidRuns::default();
+                for uid in uids {
+                    runs.push(uid);
+                }
+                runs.layout
+            }
+            (Layout::Runs(runs), false) => {
+                Layout::Plain(runs.iter().flat_map(|run| run.first..=run.last()).collect())
+            }
+            (layout, _) => layout,
+        };
+        match &mut self.layout {
+            Layout::Runs(runs) => runs.shrink_to_fit(),
+            Layout::Plain(uids) => uids.shrink_to_fit(),
+        }
     }
 }
 
@@ -279,13 +359,15 @@ impl SelectedView {
                     }
                 }
             }
-            self.uids.shrink();
         }
         if !self.pending_added.is_empty() {
             for uid in core::mem::take(&mut self.pending_added) {
                 self.uids.push(uid);
             }
             reports.push(ViewReport::Exists(self.uids.len()));
+        }
+        if !reports.is_empty() {
+            self.uids.rebalance();
         }
         reports
     }
@@ -329,6 +411,15 @@ mod tests {
         assert!(!runs.push(20));
         assert!(runs.push(21));
         assert_eq!(runs.max_uid(), Some(21));
+    }
+
+    #[test]
+    fn the_worst_case_is_four_bytes_a_message() {
+        let uids: Vec<u32> = (1..=20_000).filter(|uid| uid % 2 == 0).collect();
+        let runs = UidRuns::from_ascending(&uids);
+        assert_eq!(runs.heap_bytes(), 40_000);
+        assert_eq!(runs.seq_of(20_000), Some(10_000));
+        assert_eq!(runs.uid_at(3), Some(6));
     }
 
     #[test]
