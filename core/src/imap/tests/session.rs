@@ -974,3 +974,91 @@ fn imap4rev1_names_are_modified_utf7_and_imap4rev2_names_utf8() {
         "* STATUS \"Entwürfe\" (MESSAGES 0)\r\nf OK STATUS completed\r\n"
     );
 }
+
+#[derive(Clone, Debug)]
+enum Elsewhere {
+    Deliver,
+    Expunge(u8),
+    Noop,
+    StoreBySequence(u8),
+    UidStore(u8),
+}
+
+fn elsewhere() -> impl Strategy<Value = Elsewhere> {
+    prop_oneof![
+        Just(Elsewhere::Deliver),
+        any::<u8>().prop_map(Elsewhere::Expunge),
+        Just(Elsewhere::Noop),
+        any::<u8>().prop_map(Elsewhere::StoreBySequence),
+        any::<u8>().prop_map(Elsewhere::UidStore),
+    ]
+}
+
+proptest! {
+    /// Other sessions deliver and expunge while this one works: the client's count,
+    /// kept only from EXISTS and EXPUNGE, never sees an EXPUNGE during STORE by
+    /// sequence number nor a number beyond what it knows, and matches the store
+    /// after a final NOOP.
+    #[test]
+    fn the_client_count_follows_the_store(steps in proptest::collection::vec(elsewhere(), 0..40)) {
+        let mut harness = Harness::logged_in();
+        harness.store.deliver(USER, b"x\r\n");
+        harness.store.deliver(USER, b"y\r\n");
+        let mut count = 0u32;
+        let apply = |answer: &str, count: &mut u32, expunge_allowed: bool| -> Result<(), TestCaseError> {
+            for line in answer.lines() {
+                let words: Vec<&str> = line.split(' ').collect();
+                if words.len() == 3 && words[0] == "*" && words[2] == "EXISTS" {
+                    let exists: u32 = words[1].parse().unwrap();
+                    prop_assert!(exists >= *count);
+                    *count = exists;
+                } else if words.len() == 3 && words[0] == "*" && words[2] == "EXPUNGE" {
+                    prop_assert!(expunge_allowed, "EXPUNGE during STORE by number: {}", answer);
+                    let seq: u32 = words[1].parse().unwrap();
+                    prop_assert!(seq >= 1 && seq <= *count);
+                    *count -= 1;
+                }
+            }
+            Ok(())
+        };
+        let answer = harness.client("s SELECT INBOX\r\n");
+        apply(&answer, &mut count, true)?;
+        for (index, step) in steps.into_iter().enumerate() {
+            let answer = match step {
+                Elsewhere::Deliver => {
+                    harness.store.deliver(USER, b"z\r\n");
+                    harness.input(Input::MailboxChanged);
+                    continue;
+                }
+                Elsewhere::Expunge(pick) => {
+                    let uids = harness.store.inbox_uids(USER);
+                    if let Some(&uid) = uids.get(usize::from(pick) % uids.len().max(1)) {
+                        harness.store.apply(&Operation::StoreFlags {
+                            user: USER.to_owned(),
+                            folder: "INBOX".to_owned(),
+                            uids: vec![uid],
+                            mode: FlagMode::Add,
+                            flags: vec!["\\Deleted".to_owned()],
+                        }).unwrap();
+                        harness.store.apply(&Operation::Expunge { user: USER.to_owned(), folder: "INBOX".to_owned() }).unwrap();
+                        harness.input(Input::MailboxChanged);
+                    }
+                    continue;
+                }
+                Elsewhere::Noop => (harness.client(&format!("n{index} NOOP\r\n")), true),
+                Elsewhere::StoreBySequence(pick) => {
+                    let seq = u32::from(pick) % count.max(1) + 1;
+                    (harness.client(&format!("t{index} STORE {seq} +FLAGS (\\Seen)\r\n")), false)
+                }
+                Elsewhere::UidStore(pick) => {
+                    let uid = u32::from(pick) % 8 + 1;
+                    (harness.client(&format!("u{index} UID STORE {uid} +FLAGS (\\Flagged)\r\n")), true)
+                }
+            };
+            apply(&answer.0, &mut count, answer.1)?;
+        }
+        let answer = harness.client("z NOOP\r\n");
+        apply(&answer, &mut count, true)?;
+        prop_assert_eq!(count as usize, harness.store.inbox_uids(USER).len());
+    }
+}

@@ -77,6 +77,13 @@ impl TestStore {
         }
     }
 
+    /// The UIDs in the user's INBOX now.
+    pub(super) fn inbox_uids(&self, user: &str) -> Vec<u32> {
+        self.folder(user, "INBOX")
+            .map(|(_, folder)| folder.messages.iter().map(|m| m.uid).collect())
+            .unwrap_or_default()
+    }
+
     /// Applies an operation directly (another session's doing).
     pub(super) fn apply(&mut self, operation: &Operation) -> Result<Outcome, MailboxError> {
         let outcome = self.model.apply(operation)?;
