@@ -111,7 +111,12 @@ impl ImapSession {
                             self.refused(now, &tag, command, &refusal);
                             return;
                         }
-                        let lines = list::respond(&spec, &mailboxes, self.utf8_names());
+                        let lines = list::respond(
+                            &spec,
+                            &mailboxes,
+                            self.utf8_names(),
+                            self.config.limits.append_limit,
+                        );
                         if !lines.is_empty() {
                             self.send(lines);
                         }
@@ -127,7 +132,13 @@ impl ImapSession {
                 items,
             } => match answer {
                 MailboxAnswer::Status(status) => {
-                    let line = responses::status_data(&mailbox, &items, &status, self.utf8_names());
+                    let line = responses::status_data(
+                        &mailbox,
+                        &items,
+                        &status,
+                        self.utf8_names(),
+                        self.config.limits.append_limit,
+                    );
                     self.send(line);
                     self.ok(now, &tag, "STATUS completed");
                 }

@@ -100,6 +100,36 @@ impl ImapSession {
                 self.dispatch(now, tag, parsed.body);
             }
             _ => {
+                if verb_of(command) == "STATUS"
+                    && let Some((tag, mailbox, items)) = parse_status(command)
+                {
+                    if self.user.is_none() {
+                        self.wrong_state(&tag, "STATUS");
+                        return;
+                    }
+                    let name = if self.utf8_names() {
+                        Some(mailbox)
+                    } else {
+                        super::utf7::decode(&mailbox)
+                    };
+                    let Some(mailbox) = name else {
+                        self.reject(&tag, Kind::Bad, None, "Invalid mailbox name", "STATUS");
+                        return;
+                    };
+                    let request = MailboxRequest::Status {
+                        mailbox: mailbox.clone(),
+                    };
+                    self.ask(
+                        now,
+                        request,
+                        Purpose::Status {
+                            tag,
+                            mailbox,
+                            items,
+                        },
+                    );
+                    return;
+                }
                 if verb_of(command) == "LIST"
                     && let Some((tag, mut spec)) = list::parse_extended(command)
                 {
@@ -819,4 +849,34 @@ fn mailbox_reference(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
         Mailbox::Inbox => Some("INBOX".to_owned()),
         Mailbox::Other(other) => decoded(other.as_ref(), utf8),
     }
+}
+
+/// STATUS with items imap-codec does not know (APPENDLIMIT, SIZE):
+/// `tag STATUS mailbox (item ...)`.
+fn parse_status(command: &[u8]) -> Option<(String, String, Vec<StatusItem>)> {
+    use super::syntax::{Value, tag_and_verb, text};
+    let (tag, verb, mut parser) = tag_and_verb(command)?;
+    if !verb.eq_ignore_ascii_case("STATUS") {
+        return None;
+    }
+    parser.space()?;
+    let mailbox = text(parser.value()?)?;
+    parser.space()?;
+    let Value::List(names) = parser.value()? else {
+        return None;
+    };
+    parser.line_end()?;
+    let mut items = Vec::new();
+    for name in names {
+        let Value::Atom(name) = name else {
+            return None;
+        };
+        items.push(list::status_item(&name)?);
+    }
+    let mailbox = if mailbox.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_owned()
+    } else {
+        mailbox
+    };
+    (!items.is_empty()).then_some((tag, mailbox, items))
 }

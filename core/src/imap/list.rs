@@ -9,6 +9,7 @@
 
 use crate::imap::request::ListedMailbox;
 use crate::imap::responses::{StatusItem, mailbox as mailbox_name, status_data};
+use crate::imap::syntax::{Parser, Value, text};
 
 /// The hierarchy delimiter.
 pub(super) const DELIMITER: char = '/';
@@ -30,22 +31,10 @@ pub(super) struct ListSpec {
     pub(super) return_status: Option<Vec<StatusItem>>,
 }
 
-/// A value of the command's syntax.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Value {
-    Atom(String),
-    Str(Vec<u8>),
-    List(Vec<Value>),
-}
-
 /// The extended LIST form: `tag LIST [(opts)] ref (patterns)|pattern [RETURN (opts)]`.
 /// `None` when it is not a well-formed LIST.
 pub(super) fn parse_extended(command: &[u8]) -> Option<(String, ListSpec)> {
-    let mut parser = Parser {
-        input: command,
-        at: 0,
-        depth: 0,
-    };
+    let mut parser = Parser::new(command);
     let Value::Atom(tag) = parser.value()? else {
         return None;
     };
@@ -89,7 +78,7 @@ pub(super) fn parse_extended(command: &[u8]) -> Option<(String, ListSpec)> {
         Value::List(_) => return None,
         pattern => spec.patterns.push(text(pattern)?),
     }
-    if parser.at < parser.input.len() && parser.input[parser.at] == b' ' {
+    if parser.peek() == Some(b' ') {
         parser.space()?;
         let Value::Atom(word) = parser.value()? else {
             return None;
@@ -143,113 +132,9 @@ pub(super) fn status_item(name: &str) -> Option<StatusItem> {
         "DELETED" => StatusItem::Deleted,
         "SIZE" => StatusItem::Size,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "APPENDLIMIT" => StatusItem::AppendLimit,
         _ => return None,
     })
-}
-
-fn text(value: Value) -> Option<String> {
-    match value {
-        Value::Atom(atom) => Some(atom),
-        Value::Str(bytes) => String::from_utf8(bytes).ok(),
-        Value::List(_) => None,
-    }
-}
-
-struct Parser<'a> {
-    input: &'a [u8],
-    at: usize,
-    depth: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.input.get(self.at).copied()
-    }
-
-    fn space(&mut self) -> Option<()> {
-        (self.peek()? == b' ').then(|| self.at += 1)
-    }
-
-    fn line_end(&mut self) -> Option<()> {
-        let rest = &self.input[self.at..];
-        (rest == b"\r\n" || rest == b"\n").then_some(())
-    }
-
-    fn value(&mut self) -> Option<Value> {
-        match self.peek()? {
-            b'(' => {
-                // Nesting is bounded: LIST needs two levels.
-                if self.depth >= 3 {
-                    return None;
-                }
-                self.depth += 1;
-                self.at += 1;
-                let mut items = Vec::new();
-                while self.peek()? != b')' {
-                    if !items.is_empty() {
-                        self.space()?;
-                    }
-                    items.push(self.value()?);
-                }
-                self.at += 1;
-                self.depth -= 1;
-                Some(Value::List(items))
-            }
-            b'"' => {
-                self.at += 1;
-                let mut bytes = Vec::new();
-                loop {
-                    match self.peek()? {
-                        b'"' => break,
-                        b'\\' => {
-                            self.at += 1;
-                            bytes.push(self.peek()?);
-                        }
-                        b'\r' | b'\n' => return None,
-                        byte => bytes.push(byte),
-                    }
-                    self.at += 1;
-                }
-                self.at += 1;
-                Some(Value::Str(bytes))
-            }
-            b'{' => {
-                let close = self.input[self.at..].iter().position(|&b| b == b'}')? + self.at;
-                let inner = &self.input[self.at + 1..close];
-                let digits = inner.strip_suffix(b"+").unwrap_or(inner);
-                let length: usize = core::str::from_utf8(digits).ok()?.parse().ok()?;
-                let mut start = close + 1;
-                if self.input.get(start) == Some(&b'\r') {
-                    start += 1;
-                }
-                if self.input.get(start) != Some(&b'\n') {
-                    return None;
-                }
-                start += 1;
-                let end = start.checked_add(length)?;
-                let bytes = self.input.get(start..end)?.to_vec();
-                self.at = end;
-                Some(Value::Str(bytes))
-            }
-            _ => {
-                let start = self.at;
-                while let Some(byte) = self.peek() {
-                    if byte <= b' ' || byte >= 0x7f || b"(){\"".contains(&byte) {
-                        break;
-                    }
-                    if byte == b')' {
-                        break;
-                    }
-                    self.at += 1;
-                }
-                if self.at == start {
-                    return None;
-                }
-                let atom = core::str::from_utf8(&self.input[start..self.at]).ok()?;
-                Some(Value::Atom(atom.to_owned()))
-            }
-        }
-    }
 }
 
 /// Whether `name` matches the IMAP pattern: `*` anything, `%` anything but the
@@ -299,7 +184,12 @@ fn full_pattern(reference: &str, pattern: &str) -> String {
 }
 
 /// The untagged responses of a LIST or LSUB over every mailbox the store gave.
-pub(super) fn respond(spec: &ListSpec, mailboxes: &[ListedMailbox], utf8: bool) -> Vec<u8> {
+pub(super) fn respond(
+    spec: &ListSpec,
+    mailboxes: &[ListedMailbox],
+    utf8: bool,
+    append_limit: u32,
+) -> Vec<u8> {
     let patterns: Vec<String> = spec
         .patterns
         .iter()
@@ -365,7 +255,13 @@ pub(super) fn respond(spec: &ListSpec, mailboxes: &[ListedMailbox], utf8: bool) 
             .as_bytes(),
         );
         if let (Some(items), Some(status)) = (&spec.return_status, &mailbox.status) {
-            out.extend(status_data(&mailbox.name, items, status, utf8));
+            out.extend(status_data(
+                &mailbox.name,
+                items,
+                status,
+                utf8,
+                append_limit,
+            ));
         }
     }
     out
@@ -439,7 +335,7 @@ mod tests {
             patterns: vec!["*".into()],
             ..ListSpec::default()
         };
-        let text = String::from_utf8(respond(&spec, &mailboxes, false)).unwrap();
+        let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
         assert_eq!(
             text,
             "* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n\
@@ -453,7 +349,7 @@ mod tests {
             return_subscribed: true,
             ..ListSpec::default()
         };
-        let text = String::from_utf8(respond(&spec, &mailboxes, false)).unwrap();
+        let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
         assert!(
             text.contains("* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" \"gone\""),
             "{text}"
@@ -464,7 +360,7 @@ mod tests {
             select_special_use: true,
             ..ListSpec::default()
         };
-        let text = String::from_utf8(respond(&spec, &mailboxes, false)).unwrap();
+        let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
         assert_eq!(text, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n");
     }
 }

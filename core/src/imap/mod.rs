@@ -31,6 +31,7 @@ mod commands;
 mod frame;
 mod list;
 mod responses;
+mod syntax;
 #[cfg(test)]
 mod tests;
 mod utf7;

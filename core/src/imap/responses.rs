@@ -169,6 +169,8 @@ pub(super) enum StatusItem {
     Deleted,
     Size,
     HighestModSeq,
+    /// RFC 7889: the largest message APPEND takes here.
+    AppendLimit,
 }
 
 /// `* STATUS name (items)`.
@@ -177,6 +179,7 @@ pub(super) fn status_data(
     items: &[StatusItem],
     status: &MailboxStatus,
     utf8: bool,
+    append_limit: u32,
 ) -> Vec<u8> {
     let values: Vec<String> = items
         .iter()
@@ -189,6 +192,7 @@ pub(super) fn status_data(
             StatusItem::Deleted => format!("DELETED {}", status.deleted),
             StatusItem::Size => format!("SIZE {}", status.size),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highest_modseq),
+            StatusItem::AppendLimit => format!("APPENDLIMIT {append_limit}"),
         })
         .collect();
     format!(

@@ -1062,3 +1062,22 @@ proptest! {
         prop_assert_eq!(count as usize, harness.store.inbox_uids(USER).len());
     }
 }
+
+#[test]
+fn status_with_appendlimit_and_size() {
+    let mut harness = Harness::logged_in();
+    harness.store.deliver(USER, b"hello\r\n");
+    assert_eq!(
+        harness.client("a STATUS inbox (MESSAGES APPENDLIMIT SIZE)\r\n"),
+        "* STATUS \"INBOX\" (MESSAGES 1 APPENDLIMIT 26214400 SIZE 7)\r\na OK STATUS completed\r\n"
+    );
+    assert_eq!(
+        harness.client("b STATUS INBOX (APPENDLIMIT BOGUS)\r\n"),
+        "b BAD Invalid command syntax\r\n"
+    );
+    let mut fresh = Harness::new(TlsMode::Unavailable, true);
+    assert_eq!(
+        fresh.client("c STATUS INBOX (APPENDLIMIT)\r\n"),
+        "c BAD Command not valid in this state\r\n"
+    );
+}
