@@ -140,6 +140,11 @@ pub(super) fn status_item(name: &str) -> Option<StatusItem> {
 /// Whether `name` matches the IMAP pattern: `*` anything, `%` anything but the
 /// delimiter. INBOX matches case-insensitively.
 pub(super) fn matches(pattern: &str, name: &str) -> bool {
+    // The matcher recurses once per pattern character: a pattern longer than any
+    // name could need matches nothing rather than deepening the stack.
+    if pattern.len() > 4 * crate::mailbox::MAX_FOLDER_NAME_LENGTH {
+        return false;
+    }
     let name = if name.eq_ignore_ascii_case("INBOX") {
         "INBOX"
     } else {
@@ -168,8 +173,10 @@ pub(super) fn matches(pattern: &str, name: &str) -> bool {
         }
     }
     let upper_inbox: Vec<char>;
-    let pattern_chars = if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
-        upper_inbox = "INBOX".chars().chain(pattern[5..].chars()).collect();
+    let pattern_chars = if let (Some(head), Some(tail)) = (pattern.get(..5), pattern.get(5..))
+        && head.eq_ignore_ascii_case("INBOX")
+    {
+        upper_inbox = "INBOX".chars().chain(tail.chars()).collect();
         &upper_inbox
     } else {
         &pattern_chars
@@ -283,6 +290,19 @@ mod tests {
         assert!(!matches("Sent", "sent"));
         assert!(matches("S*t", "Sent"));
         assert!(!matches("S*x", "Sent"));
+        assert!(
+            matches("Entwü*", "Entwürfe"),
+            "a pattern cut inside a character"
+        );
+        assert!(matches("inbox/ä", "INBOX/ä"));
+        assert!(
+            !matches(&"*".repeat(60_000), "a"),
+            "bounded, not a stack overflow"
+        );
+        assert!(
+            !matches(&"*a".repeat(30), &"a".repeat(29)),
+            "bounded backtracking"
+        );
     }
 
     #[test]
