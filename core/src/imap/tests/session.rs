@@ -1081,3 +1081,87 @@ fn status_with_appendlimit_and_size() {
         "c BAD Command not valid in this state\r\n"
     );
 }
+
+fn piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("INBOX".to_owned()),
+        Just("\"\"".to_owned()),
+        Just("*".to_owned()),
+        Just("%".to_owned()),
+        Just("0".to_owned()),
+        Just("1:*".to_owned()),
+        Just("4294967295".to_owned()),
+        Just("*:4294967295".to_owned()),
+        Just("(".to_owned()),
+        Just(")".to_owned()),
+        Just("{3}\r\nabc".to_owned()),
+        Just("{2+}\r\nab".to_owned()),
+        Just("(\\Seen \\Deleted $k)".to_owned()),
+        Just("(UNCHANGEDSINCE 1)".to_owned()),
+        Just("RETURN (STATUS (MESSAGES SIZE APPENDLIMIT))".to_owned()),
+        Just("(QRESYNC (1000 1 1:5))".to_owned()),
+        Just("&Jjo-".to_owned()),
+        "[a-zA-Z&ü/\\-]{1,8}",
+    ]
+}
+
+fn verb() -> impl Strategy<Value = &'static str> {
+    proptest::sample::select(vec![
+        "SELECT",
+        "EXAMINE",
+        "LIST",
+        "LSUB",
+        "STATUS",
+        "CREATE",
+        "DELETE",
+        "RENAME",
+        "SUBSCRIBE",
+        "UNSUBSCRIBE",
+        "APPEND",
+        "STORE",
+        "UID STORE",
+        "COPY",
+        "UID COPY",
+        "MOVE",
+        "UID MOVE",
+        "EXPUNGE",
+        "UID EXPUNGE",
+        "CLOSE",
+        "UNSELECT",
+        "IDLE",
+        "ENABLE",
+        "NOOP",
+        "FETCH",
+        "SEARCH",
+        "AUTHENTICATE",
+        "LOGIN",
+        "STARTTLS",
+        "ID",
+        "NAMESPACE",
+        "CAPABILITY",
+        "DONE",
+    ])
+}
+
+proptest! {
+    /// Commands assembled from the grammar's pieces, valid or not: no panic, and
+    /// the session stays within its bounds.
+    #[test]
+    fn grammar_pieces_never_panic(
+        commands in proptest::collection::vec((verb(), proptest::collection::vec(piece(), 0..5)), 1..20),
+        changes in any::<bool>(),
+    ) {
+        let mut harness = Harness::logged_in();
+        harness.store.deliver(USER, b"x\r\n");
+        harness.store.deliver(USER, b"y\r\n");
+        for (index, (verb, pieces)) in commands.into_iter().enumerate() {
+            let line = format!("t{index} {verb} {}\r\n", pieces.join(" "));
+            harness.client(&line);
+            if changes {
+                harness.store.deliver(USER, b"z\r\n");
+                harness.input(Input::MailboxChanged);
+            }
+            prop_assert!(harness.session.buffered_bytes() < 1024 * 1024);
+        }
+    }
+}
