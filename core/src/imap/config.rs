@@ -59,7 +59,7 @@ pub struct Limits {
     pub bad_commands: u32,
     /// Failed LOGIN/AUTHENTICATE attempts tolerated before BYE. Default 3.
     pub auth_failures: u32,
-    /// Mailboxes one LIST answer may hold; more are refused with NO [LIMIT]. Default 10,000.
+    /// Mailboxes one LIST answer may hold; more are refused with NO \[LIMIT\]. Default 10,000.
     pub mailboxes: usize,
     /// Messages one selected mailbox may hold in the session's view. Default 1,000,000.
     pub messages: usize,

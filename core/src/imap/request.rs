@@ -85,7 +85,7 @@ pub enum MailboxRequest {
         mode: FlagMode,
         flags: Vec<String>,
         /// Only messages whose MODSEQ is at most this are changed; the others are
-        /// answered in [`MailboxAnswer::Stored::modified`].
+        /// answered in `MailboxAnswer::Stored::modified`.
         unchanged_since: Option<u64>,
     },
     /// COPY into another mailbox. Answered by [`MailboxAnswer::Copied`].
@@ -302,18 +302,18 @@ pub struct MailboxChanges {
 /// (RFC 5530).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailboxRefusal {
-    /// [NONEXISTENT]
+    /// \[NONEXISTENT\]
     NoSuchMailbox,
-    /// [ALREADYEXISTS]
+    /// \[ALREADYEXISTS\]
     AlreadyExists,
-    /// [CANNOT]: INBOX deleted or renamed, MOVE into the same mailbox, an invalid name.
+    /// \[CANNOT\]: INBOX deleted or renamed, MOVE into the same mailbox, an invalid name.
     Cannot(String),
-    /// [OVERQUOTA]
+    /// \[OVERQUOTA\]
     OverQuota,
-    /// [TOOBIG]
+    /// \[TOOBIG\]
     TooBig,
-    /// [LIMIT]: UIDs or flags exhausted.
+    /// \[LIMIT\]: UIDs or flags exhausted.
     Limit(String),
-    /// [UNAVAILABLE]: the store could not answer now; try again later.
+    /// \[UNAVAILABLE\]: the store could not answer now; try again later.
     Unavailable,
 }
