@@ -17,8 +17,12 @@
 //! command; while a request is outstanding only its own deadline runs.
 //!
 //! Inside: `config` (limits), `io` (inputs and outputs), `request` (the store
-//! interface), `event`, `frame`, `view`, `list`, `responses`, `commands` (what each
-//! command does) and `answers` (what each answer does).
+//! interface), `event`, `frame`, `view`, `list`, `syntax` (the commands imap-codec
+//! does not parse), `utf7` (IMAP4rev1 mailbox names), `responses`, `commands`
+//! (what each command does) and `answers` (what each answer does).
+//!
+//! Not yet here: FETCH and SEARCH (their store requests are designed; the content
+//! side is `core::message`), answered NO \[CANNOT\] for now.
 
 pub mod config;
 pub mod event;
