@@ -14,6 +14,7 @@
 //! - [`notice`]: delivery status notifications (RFC 3464, RFC 3461).
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
+//! - [`imap`]: the IMAP server session machine (RFC 9051) and its interface to the mailbox store.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions), the server session machine and the SMTP/LMTP client session machine.
 //! - [`pop3`]: the POP3 server session machine (RFC 1939, CAPA, STLS, AUTH PLAIN).
@@ -32,6 +33,7 @@ pub mod delivery;
 pub mod directory;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod imap;
 mod line;
 pub mod login;
 pub mod machine;
