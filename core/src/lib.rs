@@ -13,6 +13,7 @@
 //! - [`notice`]: delivery status notifications (RFC 3464, RFC 3461).
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
+//! - [`message`]: a stored message as IMAP reads it: ENVELOPE, BODYSTRUCTURE, sections, BINARY, SEARCH matching.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions), the server session machine and the SMTP/LMTP client session machine.
 //! - [`router`]: the router machine: each recipient to local mailboxes, expanded lists, external addresses or a refusal.
@@ -31,6 +32,7 @@ pub mod directory;
 pub mod fuzzing;
 pub mod machine;
 pub mod mailbox;
+pub mod message;
 pub mod node;
 pub mod notice;
 pub mod proxy;
