@@ -168,6 +168,19 @@ const SEARCH_KEYS: &[&str] = &[
     "OR SUBJECT plain BODY needle",
     "NOT OR FROM alice TO bob",
     "SEEN FROM example.test",
+    "BCC hidden",
+    "CC c@example",
+    "FROM second",
+    "FROM \"reply person\"",
+    "TEXT longname",
+    "TEXT folded-id",
+    "HEADER In-Reply-To two@example",
+    "SENTON 7-Dec-2026",
+    "SENTON 6-Dec-2026",
+    "BODY \"soft line\"",
+    "BODY \"alt one\"",
+    "BODY epilogue",
+    "SUBJECT \"tab after colon and\"",
 ];
 
 #[test]

@@ -59,7 +59,72 @@ pub(super) fn parse_value_with_params(raw: &[u8]) -> ValueWithParams {
             break;
         }
     }
-    ValueWithParams { value, params }
+    ValueWithParams {
+        value,
+        params: join_continuations(params),
+    }
+}
+
+/// RFC 2231 §3 continuations (`name*0`, `name*1`, ...) joined into one parameter,
+/// listed after the plain parameters, as Dovecot reports them: `name` when no segment is
+/// encoded, `name*` (the value still percent-encoded, charset first) when one is.
+/// Segments are joined in number order; a parameter without segments is left alone.
+fn join_continuations(params: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // (base name, is any segment encoded, segments as (number, value)) per output slot.
+    enum Slot {
+        Plain(Vec<u8>, Vec<u8>),
+        Joined(Vec<u8>, bool, Vec<(u32, Vec<u8>)>),
+    }
+    let mut slots: Vec<Slot> = Vec::new();
+    for (name, value) in params {
+        let Some((base, number, encoded)) = continuation(&name) else {
+            slots.push(Slot::Plain(name, value));
+            continue;
+        };
+        let existing = slots.iter_mut().find_map(|slot| match slot {
+            Slot::Joined(b, any_encoded, segments) if b.eq_ignore_ascii_case(base) => {
+                Some((any_encoded, segments))
+            }
+            _ => None,
+        });
+        match existing {
+            Some((any_encoded, segments)) => {
+                *any_encoded |= encoded;
+                segments.push((number, value));
+            }
+            None => slots.push(Slot::Joined(base.to_vec(), encoded, vec![(number, value)])),
+        }
+    }
+    // Dovecot lists the joined parameters after the plain ones.
+    slots.sort_by_key(|slot| matches!(slot, Slot::Joined(..)));
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Plain(name, value) => (name, value),
+            Slot::Joined(mut base, encoded, mut segments) => {
+                segments.sort_by_key(|(number, _)| *number);
+                if encoded {
+                    base.push(b'*');
+                }
+                (base, segments.into_iter().flat_map(|(_, v)| v).collect())
+            }
+        })
+        .collect()
+}
+
+/// `name*N` or `name*N*`: the base name, N, and whether the segment is encoded.
+fn continuation(name: &[u8]) -> Option<(&[u8], u32, bool)> {
+    let (name, encoded) = match name.strip_suffix(b"*") {
+        Some(stripped) => (stripped, true),
+        None => (name, false),
+    };
+    let star = name.iter().rposition(|&b| b == b'*')?;
+    let digits = name.get(star + 1..)?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 4 {
+        return None;
+    }
+    let number = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((name.get(..star)?, number, encoded))
 }
 
 /// Content-Language: a comma-separated list of tags (comments and blanks dropped).
@@ -190,6 +255,22 @@ mod tests {
         assert_eq!(
             parsed.params,
             vec![(b"filename".to_vec(), b"a.txt".to_vec())]
+        );
+    }
+
+    #[test]
+    fn continuations_are_joined_in_order_and_extended_ones_keep_the_star() {
+        let parsed = parse_value_with_params(
+            b"attachment; filename*1=\"name.txt\"; size=4; filename*0=long; title*0*=us-ascii'en'a%20; title*1=b; name*=utf-8''x",
+        );
+        assert_eq!(
+            parsed.params,
+            vec![
+                (b"size".to_vec(), b"4".to_vec()),
+                (b"name*".to_vec(), b"utf-8''x".to_vec()),
+                (b"filename".to_vec(), b"longname.txt".to_vec()),
+                (b"title*".to_vec(), b"us-ascii'en'a%20b".to_vec()),
+            ]
         );
     }
 

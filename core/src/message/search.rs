@@ -202,16 +202,19 @@ impl Matcher<'_, '_> {
             })
     }
 
-    /// A field value with encoded-words decoded and folding removed, by mail-parser
-    /// reading it as unstructured text.
+    /// A field value with encoded-words decoded (mail-parser reading it as
+    /// unstructured text) and, as Dovecot searches it, folding and every run of
+    /// blanks as one space.
     fn decode_field(&self, raw: &[u8]) -> String {
         let mut field_bytes = b"Subject:".to_vec();
         field_bytes.extend_from_slice(raw);
         field_bytes.extend_from_slice(b"\r\n\r\n");
-        self.parser
+        let decoded = self
+            .parser
             .parse_headers(&field_bytes)
             .and_then(|parsed| parsed.subject().map(str::to_owned))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        decoded.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     fn header_text(&self) -> &str {
