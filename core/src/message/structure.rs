@@ -182,8 +182,8 @@ fn parse_part(
 /// A multipart's child. The line end before the next delimiter belongs to that
 /// delimiter (RFC 2046 §5.1.1), except, as Dovecot counts, when the child ends with
 /// the close delimiter of a multipart inside it: that line's end was read with the
-/// close delimiter, so the child keeps it. The rare child whose last line only looks
-/// like a close delimiter is parsed a second time without it.
+/// close delimiter, so the child keeps it. The child is parsed once; only the ends
+/// of the parts that end where it ends move.
 fn parse_child(
     bytes: &[u8],
     range: Range<usize>,
@@ -193,24 +193,34 @@ fn parse_child(
     limits: &Limits,
     budget: &mut usize,
 ) -> Part {
-    if let Some(inner_boundary) = last_line_close_delimiter(bytes, &range)
-        && delimiter_start > range.end
+    let end = range.end;
+    let close = last_line_close_delimiter(bytes, &range);
+    let mut child = parse_part(bytes, range, parent_is_digest, depth + 1, limits, budget);
+    if let Some(inner_boundary) = close
+        && delimiter_start > end
+        && ends_with_multipart_of(&child, inner_boundary)
     {
-        let saved_budget = *budget;
-        let extended = parse_part(
-            bytes,
-            range.start..delimiter_start,
-            parent_is_digest,
-            depth + 1,
-            limits,
-            budget,
-        );
-        if ends_with_multipart_of(&extended, inner_boundary) {
-            return extended;
-        }
-        *budget = saved_budget;
+        extend_end(&mut child, end, delimiter_start);
     }
-    parse_part(bytes, range, parent_is_digest, depth + 1, limits, budget)
+    child
+}
+
+/// Moves the end of `part`, and of the parts inside it that end at `old_end`,
+/// to `new_end`. Empty parts stay empty.
+fn extend_end(part: &mut Part, old_end: usize, new_end: usize) {
+    if part.body.end != old_end || part.body.start >= old_end {
+        return;
+    }
+    part.body.end = new_end;
+    match &mut part.kind {
+        PartKind::Message(inner) => extend_end(inner, old_end, new_end),
+        PartKind::Multipart(children) => {
+            if let Some(last) = children.last_mut() {
+                extend_end(last, old_end, new_end);
+            }
+        }
+        PartKind::Leaf => {}
+    }
 }
 
 /// The boundary named by the last line of `range` if it looks like a close

@@ -612,3 +612,54 @@ fn deep_nesting_is_bounded() {
     assert_eq!(depth, Limits::default().max_depth);
     every_section(&view);
 }
+
+#[test]
+fn many_parts_stop_at_the_part_bound() {
+    let mut message = b"Content-Type: multipart/mixed; boundary=m\r\n\r\n".to_vec();
+    for _ in 0..30_000 {
+        message.extend_from_slice(b"--m\r\n\r\nx\r\n");
+    }
+    message.extend_from_slice(b"--m--\r\n");
+    let limits = Limits {
+        max_parts: 1_000,
+        ..Limits::default()
+    };
+    let view = MessageView::parse(&message, &limits);
+    let PartKind::Multipart(children) = &view.root().kind else {
+        panic!("not multipart");
+    };
+    assert_eq!(children.len(), 1_000);
+    // The whole message is still there for BODY[].
+    assert_eq!(
+        view.section(None, None).expect("whole").len(),
+        message.len()
+    );
+}
+
+#[test]
+fn lines_that_look_like_close_delimiters_at_every_level_cost_one_parse() {
+    // Every level ends with a line that looks like a close delimiter of an inner
+    // multipart but is not one; each level is still parsed once (a re-parse per
+    // level would be exponential in the depth).
+    let depth = 30;
+    let mut message = Vec::new();
+    for level in 0..depth {
+        message.extend_from_slice(
+            format!("Content-Type: multipart/mixed; boundary=l{level}\r\n\r\n--l{level}\r\n")
+                .as_bytes(),
+        );
+    }
+    message.extend_from_slice(b"\r\ncore\r\n");
+    for level in (0..depth).rev() {
+        message.extend_from_slice(format!("--fake{level}--\r\n--l{level}--\r\n").as_bytes());
+    }
+    let view = MessageView::parse(&message, &Limits::default());
+    let mut part = view.root();
+    let mut levels = 0;
+    while let PartKind::Multipart(children) = &part.kind {
+        levels += 1;
+        part = &children[0];
+    }
+    assert_eq!(levels, depth);
+    assert_eq!(&message[part.body.clone()], b"core\r\n--fake29--");
+}
