@@ -6,8 +6,8 @@
 //! Where Dovecot and core differ and the RFCs leave the choice, the difference is
 //! listed in `KNOWN_DIFFERENCES` with the reason; any other difference fails. A
 //! listed difference that no longer occurs is reported, so the table stays true.
-//! Skipped (printed, not failed) when `dovecot` or the `vmail` user is missing:
-//! `tests/install-peers.sh` installs both.
+//! Skipped (printed, not failed) outside CI when `dovecot` or the `vmail` user is
+//! missing; `tests/install-peers.sh` installs both.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +18,7 @@ use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDat
 use imap_types::flag::{Flag, FlagFetch};
 use imap_types::response::{Data, Response};
 use sluice_core::message::{MessageMeta, MessageView, SectionError, check_charset, search};
+use sluice_tests::tools::in_ci;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -185,11 +186,20 @@ const SEARCH_KEYS: &[&str] = &[
 
 #[test]
 fn message_view_matches_dovecot() {
+    // As every peer test: skipped outside CI when the peer is missing, a failure in CI.
     let Some(dovecot) = find_program("dovecot") else {
-        println!("skipped: dovecot is not installed (tests/install-peers.sh installs it)");
+        assert!(
+            !in_ci(),
+            "dovecot is not installed, but CI=true: tests/install-peers.sh must install it"
+        );
+        println!("skipped: dovecot not installed");
         return;
     };
     let Some((uid, gid)) = vmail_ids() else {
+        assert!(
+            !in_ci(),
+            "no vmail user, but CI=true: tests/install-peers.sh must create it"
+        );
         println!("skipped: no vmail user (tests/install-peers.sh creates it)");
         return;
     };
@@ -285,11 +295,7 @@ fn message_view_matches_dovecot() {
                 largest_seq,
                 largest_uid,
             };
-            if criteria
-                .as_ref()
-                .iter()
-                .all(|k| search::matches(&view, &message_meta, k))
-            {
+            if search::matches_all(&view, &message_meta, criteria.as_ref()) {
                 ours.insert(meta.uid.get());
             }
         }

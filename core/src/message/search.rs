@@ -85,14 +85,20 @@ pub struct MessageMeta<'a> {
 
 /// Whether the message matches `key`.
 pub fn matches(view: &MessageView<'_>, meta: &MessageMeta<'_>, key: &SearchKey<'_>) -> bool {
-    Matcher {
+    matches_all(view, meta, std::slice::from_ref(key))
+}
+
+/// Whether the message matches every key of a SEARCH command's criteria (they are
+/// ANDed, RFC 9051 §6.4.4). The decoded texts are built once for all of them.
+pub fn matches_all(view: &MessageView<'_>, meta: &MessageMeta<'_>, keys: &[SearchKey<'_>]) -> bool {
+    let matcher = Matcher {
         view,
         meta,
         parser: MessageParser::default(),
         header_text: OnceCell::new(),
         body_text: OnceCell::new(),
-    }
-    .check(key)
+    };
+    keys.iter().all(|key| matcher.check(key))
 }
 
 struct Matcher<'v, 'm> {
