@@ -8,6 +8,9 @@
 # dnsmasq (net/tests/dns_dnsmasq.rs) comes as Debian's dnsmasq-base: the binary
 # without the system service, which would hold port 53; each test runs its own.
 # dkimpy with PyNaCl (net/tests/dkim_*.rs) is the independent DKIM verifier, from PyPI.
+# Dovecot (tests/tests/message_view_vs_dovecot.rs) is the IMAP anchor: the test runs its
+# own private `dovecot -F -c FILE`, so the packaged service is disabled, and a system
+# user `vmail` owns its mail (Dovecot's mail processes refuse to run as root).
 set -euo pipefail
 
 need=()
@@ -18,6 +21,7 @@ command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 # Debian puts haproxy in /usr/sbin, which may be missing from PATH.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-peers: installing ${need[*]}"
@@ -27,7 +31,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" libnet-ssleay-perl
 else
-  echo "install-peers: python3, swaks, curl, postfix, haproxy and dnsmasq already installed"
+  echo "install-peers: python3, swaks, curl, postfix, haproxy, dnsmasq and dovecot already installed"
 fi
 
 # The system instance must not run: it would hold port 25 and a queue of its own.
@@ -62,6 +66,20 @@ if [ -x /etc/init.d/dnsmasq ]; then
   /etc/init.d/dnsmasq stop >/dev/null 2>&1 || true
 fi
 
+# Nor may the system Dovecot: its package enables and starts it on ports 143 and 110.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now dovecot >/dev/null 2>&1 || true
+fi
+if [ -x /etc/init.d/dovecot ]; then
+  /etc/init.d/dovecot stop >/dev/null 2>&1 || true
+fi
+if command -v update-rc.d >/dev/null 2>&1; then
+  update-rc.d dovecot disable >/dev/null 2>&1 || true
+fi
+if ! id vmail >/dev/null 2>&1; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin vmail
+fi
+
 if ! python3 -c 'import dkim, nacl' >/dev/null 2>&1; then
   echo "install-peers: installing dkimpy (PyPI)"
   # Debian's own python3 refuses pip installs without the flag (PEP 668).
@@ -75,4 +93,5 @@ PATH="$PATH:/usr/sbin" dnsmasq --version | grep -q "Dnsmasq version"
 swaks --support 2>&1 | grep -q "TLS supported"
 curl --version | grep -qw smtp
 PATH="$PATH:/usr/sbin" haproxy -v | grep -q "HAProxy version"
+PATH="$PATH:/usr/sbin" dovecot --version | grep -q "^2\."
 echo "install-peers: ok"

@@ -15,6 +15,7 @@
 //! - [`directory`]: what the user directory answers to the router's lookups.
 //! - [`node`]: a node's wiring: the reception machine per connection and the record of an accepted message.
 //! - [`imap`]: the IMAP server session machine (RFC 9051) and its interface to the mailbox store.
+//! - [`message`]: a stored message as IMAP reads it: ENVELOPE, BODYSTRUCTURE, sections, BINARY, SEARCH matching.
 //! - [`mailbox`]: the mailbox model, the reference semantics of mail storage (folders, UIDs, flags, idempotent delivery).
 //! - [`smtp`]: the SMTP grammar (RFC 5321 and its extensions), the server session machine and the SMTP/LMTP client session machine.
 //! - [`pop3`]: the POP3 server session machine (RFC 1939, CAPA, STLS, AUTH PLAIN).
@@ -38,6 +39,7 @@ mod line;
 pub mod login;
 pub mod machine;
 pub mod mailbox;
+pub mod message;
 pub mod node;
 pub mod notice;
 pub mod pop3;
