@@ -573,6 +573,7 @@ async fn placement_follows_the_inline_limit(database: TestDatabase) {
     let store = database
         .open_with(StoreOptions {
             inline_body_limit: 100,
+            ..StoreOptions::default()
         })
         .await;
     store.add_domain("example.org").await.unwrap();
@@ -610,6 +611,7 @@ async fn placement_follows_the_inline_limit(database: TestDatabase) {
     );
     let too_large = StoreOptions {
         inline_body_limit: sluice_net::store::MAX_INLINE_BODY_LIMIT + 1,
+        ..StoreOptions::default()
     };
     assert!(matches!(
         Store::open_with(&database.url, &database.blob_dir(), too_large).await,
@@ -1119,6 +1121,7 @@ async fn garbage_collection_races_accepts_safely(database: TestDatabase) {
                         uids,
                         mode: sluice_core::mailbox::FlagMode::Add,
                         flags: vec!["\\Deleted".to_owned()],
+                        unchanged_since: None,
                     },
                     sluice_core::mailbox::Operation::Expunge {
                         user: user.clone(),

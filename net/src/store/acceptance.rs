@@ -11,6 +11,7 @@
 
 use super::blob::{BlobStore, blob_name};
 use super::directory::lookup_key;
+pub(super) use super::mailbox::InboxDelivery;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
 use super::sql::{Db, SqlEngine, WriteTx};
@@ -89,17 +90,6 @@ pub(super) trait AcceptStatements {
     async fn change_blob_refs(&mut self, blob: &str, delta: i64) -> Result<(), StoreError>;
 }
 
-/// One local copy written into its user's INBOX.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct InboxDelivery<'a> {
-    pub(super) user_key: &'a str,
-    pub(super) delivery_key: &'a str,
-    pub(super) blob: &'a str,
-    pub(super) size: i64,
-    pub(super) internal_date_ms: i64,
-    pub(super) queue_id: &'a str,
-}
-
 /// The acceptance's statements through sqlx, inside `tx`.
 struct SqlxStatements<'a, 'b> {
     db: &'a Db,
@@ -129,17 +119,7 @@ impl AcceptStatements for SqlxStatements<'_, '_> {
         &mut self,
         delivery: &InboxDelivery<'_>,
     ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-        deliver_to_inbox(
-            self.db,
-            self.tx,
-            delivery.user_key,
-            delivery.delivery_key,
-            delivery.blob,
-            delivery.size,
-            delivery.internal_date_ms,
-            delivery.queue_id,
-        )
-        .await
+        deliver_to_inbox(self.db, self.tx, delivery).await
     }
 
     async fn insert_queue_message(
@@ -496,6 +476,7 @@ async fn record(
             size,
             internal_date_ms: message.received_at_ms,
             queue_id: &message.queue_id,
+            reverse_path: message.envelope_sender(),
         };
         match statements.deliver_to_inbox(&delivery).await? {
             Ok(Outcome::Delivered { .. }) => references += 1,
