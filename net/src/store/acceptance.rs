@@ -170,7 +170,7 @@ pub(super) async fn stage_with(
     Ok(())
 }
 
-async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
+pub(super) async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
     let Some(path) = blobs.path(blob) else {
         return Ok(false);
     };
@@ -207,11 +207,11 @@ async fn claim_blob(
 }
 
 /// The head of a blob claim, before its rows (blob, size, references, content).
-const CLAIM_BLOB_INTO: &str = "INSERT INTO blobs (blob_sha256, size, refcount, content)";
+pub(super) const CLAIM_BLOB_INTO: &str = "INSERT INTO blobs (blob_sha256, size, refcount, content)";
 
 /// What a blob claim does with a row that exists: adds the references, and
 /// stores the inline body unless the row has one.
-fn claim_blob_conflict(db: &Db) -> &'static str {
+pub(super) fn claim_blob_conflict(db: &Db) -> &'static str {
     match db.engine {
         SqlEngine::Sqlite | SqlEngine::Postgres => {
             "ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \

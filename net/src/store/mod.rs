@@ -22,10 +22,12 @@
 //! here): `sql` (the pool and SQL dialects), `migrate` (embedded schemas), `blob`
 //! (the blob folder), `password` (argon2id), `owned` (the SQL form of core's "the
 //! queue still owns this record"), `directory` (domains, users, aliases, groups,
-//! lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `queue_columns` (the stored text forms of the queue's
+//! lookups), `mailbox` (folders, messages, MODSEQs and expunge tombstones,
+//! subscriptions, Junk events: the SQL twin of `sluice_core::mailbox`),
+//! `queue_columns` (the stored text forms of the queue's
 //! DSN parameters and recipient states), `acceptance` (placing an accepted
-//! message's body and staging its records), `delivery_queue` (the delivery queue's
+//! message's body and staging its records), `append` (IMAP APPEND with its body),
+//! `delivery_queue` (the delivery queue's
 //! durable side: restore, bodies for attempts, listings, staging its decisions with
 //! their notices), `commit` (the group commit every accepted message and every queue
 //! decision goes through; on an SQLite file accepted messages are committed by a
@@ -35,6 +37,7 @@
 //! `retention` (pruning the records of local copies once old).
 
 mod acceptance;
+mod append;
 mod blob;
 mod commit;
 mod delivery_queue;
@@ -48,6 +51,7 @@ mod queue_columns;
 mod retention;
 mod sql;
 
+pub use append::Append;
 pub use delivery_queue::QueuedBody;
 pub use garbage::{Garbage, GarbageReport};
 pub use mailbox::StoredJunkEvent;
@@ -525,6 +529,23 @@ impl Store {
             // Dropping the transaction rolls it back.
             Err(refusal) => Err(refusal.into()),
         }
+    }
+
+    /// IMAP APPEND: stores the body (inline or as a durable file, as for an
+    /// accepted message) and the message in the folder, with the flags and
+    /// internal date given and no envelope sender. `Outcome::Appended` carries
+    /// APPENDUID's values; a missing folder is `MailboxError::NoSuchFolder`
+    /// (TRYCREATE), and a refusal stores nothing but a body file for garbage
+    /// collection.
+    pub async fn append(&self, append: &Append<'_>) -> Result<Outcome, StoreError> {
+        append::append(
+            &self.db,
+            &self.blobs,
+            &self.options.mailbox_limits,
+            self.options.inline_body_limit,
+            append,
+        )
+        .await
     }
 
     /// SELECT's and STATUS's view of a folder (UIDVALIDITY, UIDNEXT,
