@@ -39,7 +39,7 @@ const FOLDERS: [&str; 11] = [
 const SENDERS: [&str; 3] = ["", "bob@remote.test", "Carol@Remote.Test"];
 /// Small enough that sequences reach them.
 const LIMITS: MailboxLimits = MailboxLimits {
-    tombstones_per_folder: 3,
+    tombstones_per_folder: 1,
     subscriptions_per_user: 4,
 };
 const FLAGS: [&str; 10] = [
@@ -140,8 +140,14 @@ fn user() -> impl Strategy<Value = String> {
     ]
 }
 
+/// INBOX (where deliveries land) and Junk more often than the others, so that
+/// sequences reach the tombstone bound and cross the Junk folder's boundary.
 fn folder() -> impl Strategy<Value = String> {
-    (0..FOLDERS.len()).prop_map(|n| FOLDERS[n].to_owned())
+    prop_oneof![
+        4 => Just("INBOX".to_owned()),
+        1 => Just("Junk".to_owned()),
+        6 => (0..FOLDERS.len()).prop_map(|n| FOLDERS[n].to_owned()),
+    ]
 }
 
 fn uids() -> impl Strategy<Value = Vec<u32>> {
@@ -567,4 +573,75 @@ fn postgres_flag_bound() {
 #[test]
 fn mysql_flag_bound() {
     flag_bound_test(Engine::Mysql);
+}
+
+/// A fixed sequence past the tombstone bound: expunges one at a time and two at
+/// once (two tombstones of one MODSEQ, of which the bound keeps one), then what
+/// a client far behind and one just behind are told.
+fn tombstone_bound_test(engine: Engine) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let Some(database) = TestDatabase::create(engine).await else {
+            return;
+        };
+        let user = USERS[0].to_owned();
+        let delete = |uids: Vec<u32>| {
+            [
+                Operation::StoreFlags {
+                    user: user.clone(),
+                    folder: "INBOX".to_owned(),
+                    uids,
+                    mode: FlagMode::Add,
+                    flags: vec!["\\Deleted".to_owned()],
+                    unchanged_since: None,
+                },
+                Operation::Expunge {
+                    user: user.clone(),
+                    folder: "INBOX".to_owned(),
+                },
+            ]
+        };
+        let mut steps: Vec<Step> = (0..5)
+            .map(|n| {
+                Step::Mailbox(Operation::Deliver {
+                    user: user.clone(),
+                    delivery_key: format!("d{n}"),
+                    blob: BLOBS[0].0.to_owned(),
+                    size: BLOBS[0].1,
+                    internal_date_ms: 1,
+                    reverse_path: String::new(),
+                })
+            })
+            .collect();
+        for uids in [vec![1], vec![2], vec![3, 4]] {
+            steps.extend(delete(uids).into_iter().map(Step::Mailbox));
+        }
+        for modseq in [0, 7, 9, 10, 11] {
+            steps.push(Step::Changes {
+                user: user.clone(),
+                folder: "INBOX".to_owned(),
+                modseq,
+            });
+        }
+        run_sequence(&database, &steps).await;
+    });
+}
+
+#[test]
+fn sqlite_tombstone_bound() {
+    tombstone_bound_test(Engine::Sqlite);
+}
+
+#[test]
+fn postgres_tombstone_bound() {
+    tombstone_bound_test(Engine::Postgres);
+}
+
+#[test]
+fn mysql_tombstone_bound() {
+    tombstone_bound_test(Engine::Mysql);
 }
