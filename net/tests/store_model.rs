@@ -368,6 +368,16 @@ async fn run_sequence(database: &TestDatabase, steps: &[Step]) {
         .map(|stored| (stored.user, stored.event))
         .collect();
     assert_eq!(logged, junk, "Junk events");
+    // Read in two pages, then forgotten up to the end of the first.
+    let first = store.junk_events(0, 2).await.unwrap();
+    let after = first.last().map_or(0, |event| event.id);
+    let rest = store.junk_events(after, 10_000).await.unwrap();
+    assert_eq!(first.len() + rest.len(), junk.len());
+    assert_eq!(
+        store.forget_junk_events(after).await.unwrap(),
+        first.len() as u64
+    );
+    assert_eq!(store.junk_events(0, 10_000).await.unwrap(), rest);
     check_refcounts(&store, &model, false).await;
     check_bodies(database, &store, &model, false).await;
     // Garbage collection removes exactly what the model no longer uses.

@@ -585,6 +585,12 @@ impl Store {
         self.db.junk_events(after_id, limit).await
     }
 
+    /// Deletes the Junk events numbered up to `up_to_id`, those the classifier
+    /// has read; how many went.
+    pub async fn forget_junk_events(&self, up_to_id: i64) -> Result<u64, StoreError> {
+        self.db.forget_junk_events(up_to_id).await
+    }
+
     /// One user's folders and messages, in the model's canonical form.
     pub async fn observe_user(&self, user: &str) -> Result<UserObservation, StoreError> {
         self.db.observe_user(user).await

@@ -381,6 +381,17 @@ impl Db {
         Ok(events)
     }
 
+    /// Deletes the Junk events up to and including `up_to_id`, once the
+    /// classifier has learnt from them: the log's bound is its reader's pace.
+    pub(crate) async fn forget_junk_events(&self, up_to_id: i64) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(&self.sql("DELETE FROM mailbox_events WHERE id <= ?"))
+            .bind(up_to_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(deleted)
+    }
+
     pub(crate) async fn folder_messages(
         &self,
         user: &str,
