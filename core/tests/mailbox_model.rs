@@ -32,6 +32,7 @@ fn deliver(key: &str) -> Operation {
         blob: "ab".repeat(32),
         size: 42,
         internal_date_ms: 7,
+        reverse_path: "bob@example.net".to_owned(),
     }
 }
 
@@ -80,6 +81,7 @@ fn delivery_is_idempotent_even_after_expunge() {
             uids: vec![1],
             mode: FlagMode::Add,
             flags: vec!["\\deleted".to_owned()],
+            unchanged_since: None,
         })
         .unwrap();
     assert_eq!(
@@ -106,10 +108,14 @@ fn flags_are_set_added_and_removed_canonically() {
         uids: vec![1, 9],
         mode,
         flags: list.iter().map(|flag| (*flag).to_owned()).collect(),
+        unchanged_since: None,
     };
     assert_eq!(
         model.apply(&store(FlagMode::Add, &["\\SEEN", "$Work"])),
-        Ok(Outcome::FlagsStored { uids: vec![1] })
+        Ok(Outcome::FlagsStored {
+            uids: vec![1],
+            modified: vec![]
+        })
     );
     assert_eq!(
         flags(&model, "INBOX"),
@@ -153,6 +159,7 @@ fn copy_and_move_assign_new_uids_and_keep_flags() {
             uids: vec![2],
             mode: FlagMode::Add,
             flags: vec!["\\Seen".to_owned()],
+            unchanged_since: None,
         })
         .unwrap();
     assert_eq!(
@@ -161,9 +168,11 @@ fn copy_and_move_assign_new_uids_and_keep_flags() {
             from: "INBOX".to_owned(),
             to: "Archive".to_owned(),
             uids: vec![3, 2, 7],
+            at_ms: 5,
         }),
         Ok(Outcome::Copied {
-            uids: vec![(2, 1), (3, 2)]
+            uids: vec![(2, 1), (3, 2)],
+            junk: vec![],
         })
     );
     assert_eq!(
@@ -172,9 +181,11 @@ fn copy_and_move_assign_new_uids_and_keep_flags() {
             from: "INBOX".to_owned(),
             to: "Trash".to_owned(),
             uids: vec![1, 2],
+            at_ms: 5,
         }),
         Ok(Outcome::Moved {
-            uids: vec![(1, 1), (2, 2)]
+            uids: vec![(1, 1), (2, 2)],
+            junk: vec![],
         })
     );
     assert_eq!(flags(&model, "INBOX"), vec![(3, vec![])]);
@@ -188,6 +199,7 @@ fn copy_and_move_assign_new_uids_and_keep_flags() {
             from: "Trash".to_owned(),
             to: "Trash".to_owned(),
             uids: vec![1],
+            at_ms: 5,
         }),
         Err(MailboxError::SameFolder)
     );
@@ -298,14 +310,14 @@ fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         4 => (0..5_u32).prop_map(|key| deliver(&format!("k{key}"))),
         3 => (folder.clone(), uids.clone(), mode, flags).prop_map(|(folder, uids, mode, flags)| {
-            Operation::StoreFlags { user: USER.to_owned(), folder, uids, mode, flags }
+            Operation::StoreFlags { user: USER.to_owned(), folder, uids, mode, flags, unchanged_since: None }
         }),
         2 => folder.clone().prop_map(|folder| Operation::Expunge { user: USER.to_owned(), folder }),
         2 => (folder.clone(), folder.clone(), uids.clone(), any::<bool>()).prop_map(
             |(from, to, uids, moving)| if moving {
-                Operation::Move { user: USER.to_owned(), from, to, uids }
+                Operation::Move { user: USER.to_owned(), from, to, uids, at_ms: 5 }
             } else {
-                Operation::Copy { user: USER.to_owned(), from, to, uids }
+                Operation::Copy { user: USER.to_owned(), from, to, uids, at_ms: 5 }
             }
         ),
         1 => folder.clone().prop_map(|name| Operation::CreateFolder { user: USER.to_owned(), name }),

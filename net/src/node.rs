@@ -166,6 +166,7 @@ impl Node {
             .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
         let options = StoreOptions {
             inline_body_limit: config.storage.inline_body_limit,
+            ..StoreOptions::default()
         };
         let store = Store::open_with(&config.database_url(), &config.blob_dir(), options)
             .await

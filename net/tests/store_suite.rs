@@ -8,8 +8,8 @@ mod common;
 
 use common::{Placement, TestDatabase};
 use sluice_core::directory::{AddressEntry, DirectoryAnswer, DirectoryQuery, DomainEntry};
-use sluice_core::mailbox::MailboxError;
-use sluice_net::store::{Garbage, GarbageReport, QueuedCopy};
+use sluice_core::mailbox::{MailboxError, Outcome, return_path_field};
+use sluice_net::store::{Append, Garbage, GarbageReport, QueuedCopy};
 use sluice_net::store::{IncomingMessage, RoutedRecipient, Store, StoreError, StoreOptions};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,7 @@ per_engine_and_placement!(
     garbage_collection_keeps_bodies_in_use,
     a_body_referenced_again_after_the_scan_survives,
     garbage_collection_races_accepts_safely,
+    append_stores_its_body_and_answers_appenduid,
 );
 
 fn local(user: &str) -> RoutedRecipient {
@@ -573,6 +574,7 @@ async fn placement_follows_the_inline_limit(database: TestDatabase) {
     let store = database
         .open_with(StoreOptions {
             inline_body_limit: 100,
+            ..StoreOptions::default()
         })
         .await;
     store.add_domain("example.org").await.unwrap();
@@ -610,6 +612,7 @@ async fn placement_follows_the_inline_limit(database: TestDatabase) {
     );
     let too_large = StoreOptions {
         inline_body_limit: sluice_net::store::MAX_INLINE_BODY_LIMIT + 1,
+        ..StoreOptions::default()
     };
     assert!(matches!(
         Store::open_with(&database.url, &database.blob_dir(), too_large).await,
@@ -714,6 +717,14 @@ async fn concurrent_accepts_get_distinct_uids(database: TestDatabase) {
         assert_eq!(uids, (1..=20).collect::<Vec<u32>>());
         let inbox = &store.observe_user(user).await.unwrap().folders["INBOX"];
         assert_eq!(inbox.uidnext, 21);
+        // Batched or not, each copy took the next MODSEQ, in UID order.
+        assert_eq!(inbox.highestmodseq, 21);
+        let modseqs: Vec<u64> = inbox
+            .messages
+            .iter()
+            .map(|message| message.modseq)
+            .collect();
+        assert_eq!(modseqs, (2..=21).collect::<Vec<u64>>());
     }
     assert_eq!(store.queue_entries().await.unwrap().len(), 40);
 }
@@ -1119,6 +1130,7 @@ async fn garbage_collection_races_accepts_safely(database: TestDatabase) {
                         uids,
                         mode: sluice_core::mailbox::FlagMode::Add,
                         flags: vec!["\\Deleted".to_owned()],
+                        unchanged_since: None,
                     },
                     sluice_core::mailbox::Operation::Expunge {
                         user: user.clone(),
@@ -1197,6 +1209,16 @@ async fn delivery_records_are_pruned_after_their_retention(database: TestDatabas
         .await
         .unwrap();
     assert_eq!(inbox.len(), old_count as usize + 2, "mailbox copies stay");
+    // With their envelope sender, which the pruned queue records also held.
+    assert!(
+        inbox
+            .iter()
+            .all(|stored| stored.reverse_path == "sender@remote.test")
+    );
+    assert_eq!(
+        return_path_field(&inbox[0].reverse_path),
+        "Return-Path: <sender@remote.test>\r\n"
+    );
     assert_eq!(
         store.prune_delivery_records(old_ms + DAY_MS).await.unwrap(),
         Default::default()
@@ -1213,4 +1235,66 @@ async fn delivery_records_are_pruned_after_their_retention(database: TestDatabas
         .await
         .unwrap();
     assert_eq!(inbox.len(), old_count as usize + 3);
+}
+
+/// APPEND stores its body as an accepted message's (inline or file), answers
+/// APPENDUID's values, keeps no envelope sender, and refuses a missing folder
+/// (TRYCREATE) without a record; a delivered copy of the null reverse-path
+/// keeps an empty one.
+async fn append_stores_its_body_and_answers_appenduid(database: TestDatabase) {
+    let store = database.open().await;
+    store.add_domain("example.org").await.unwrap();
+    store.add_user("alice@example.org", "pw").await.unwrap();
+    let body = b"Subject: draft\r\n\r\nnot sent yet\r\n";
+    let flags = vec!["\\seen".to_owned(), "$Draft".to_owned()];
+    let append = |folder| Append {
+        user: "Alice@example.org",
+        folder,
+        flags: &flags,
+        internal_date_ms: 1_600_000_000_000,
+        body,
+    };
+    let drafts = store
+        .observe_user("alice@example.org")
+        .await
+        .unwrap()
+        .folders["Drafts"]
+        .clone();
+    assert_eq!(
+        store.append(&append("Drafts")).await.unwrap(),
+        Outcome::Appended {
+            uidvalidity: drafts.uidvalidity,
+            uid: 1
+        }
+    );
+    assert!(matches!(
+        store.append(&append("Nope")).await,
+        Err(StoreError::Mailbox(MailboxError::NoSuchFolder(_)))
+    ));
+    let stored = store
+        .folder_messages("alice@example.org", "Drafts")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].flags,
+        vec!["$Draft".to_owned(), "\\Seen".to_owned()]
+    );
+    assert_eq!(stored[0].reverse_path, "");
+    assert_eq!(stored[0].internal_date_ms, 1_600_000_000_000);
+    assert_eq!(stored[0].modseq, drafts.highestmodseq + 1);
+    assert_eq!(store.read_blob(&stored[0].blob).await.unwrap(), body);
+    assert_eq!(store.blob_refcount(&stored[0].blob).await.unwrap(), Some(1));
+    assert_eq!(
+        store.blob_path(&stored[0].blob).unwrap().is_file(),
+        files_per_body(&database) == 1
+    );
+    let mut bounced = message("N1", vec![local("alice@example.org")], "notice\r\n");
+    bounced.reverse_path = "<>".to_owned();
+    store.accept(&bounced).await.unwrap();
+    let inbox = store
+        .folder_messages("alice@example.org", "INBOX")
+        .await
+        .unwrap();
+    assert_eq!(inbox[0].reverse_path, "");
 }

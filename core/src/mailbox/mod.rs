@@ -20,14 +20,45 @@
 //! - MOVE into the same folder is refused; COPY into it makes copies.
 //! - Delivery goes to INBOX and is idempotent per (user, delivery key), even
 //!   after the delivered message was moved or expunged.
+//! - MODSEQ (RFC 7162): every folder counts its own modification sequence,
+//!   starting at [`FIRST_MODSEQ`]. An operation that changes a folder advances
+//!   its HIGHESTMODSEQ by exactly one, and every message it adds or changes there
+//!   takes that value (RFC 7162 §3.1 lets one command's changes share one). A
+//!   flag change that leaves a message's flags as they were changes nothing, not
+//!   even the MODSEQ. RENAME keeps the sequence; a folder created again starts
+//!   over, under a new UIDVALIDITY.
+//! - Every expunged message (EXPUNGE, MOVE out) leaves a tombstone: its UID and
+//!   the MODSEQ of its expunge, so that [`MailboxModel::changes_since`] can tell
+//!   VANISHED (EARLIER). A folder keeps the last
+//!   [`MailboxLimits::tombstones_per_folder`] of them (by MODSEQ, then UID) and
+//!   remembers the highest MODSEQ it let go (`vanished_floor`): a client whose
+//!   MODSEQ is below it gets `vanished_complete: false` and resynchronises
+//!   fully (RFC 7162 §3.2.5.2 allows the server that answer).
+//! - Subscriptions (RFC 9051 §6.3.7) are names, not folders: a name may be
+//!   subscribed whether or not it exists, DELETE leaves it subscribed, and RENAME
+//!   moves no subscription (the server "MUST NOT unilaterally remove an existing
+//!   mailbox name from the subscription list"). Both directions are idempotent.
+//! - Each message keeps its envelope sender (the SMTP reverse-path without angle
+//!   brackets, empty for the null path and for APPEND), copied by COPY and MOVE:
+//!   core writes the Return-Path field from it on read (RFC 5321 §4.4).
+//! - A COPY or MOVE between the Junk special-use folder and any other folder is
+//!   a [`JunkEvent`] in the outcome (the store records it), for the classifier:
+//!   into Junk is a user calling a message spam, out of it the opposite. A
+//!   folder's special use goes with it on RENAME.
 
+mod changes;
+mod envelope;
 mod model;
 mod names;
 
-pub use model::MailboxModel;
+pub use changes::{
+    ChangedMessage, Changes, FIRST_MODSEQ, FolderStatus, JunkDirection, JunkEvent, MailboxLimits,
+};
+pub use envelope::{envelope_sender, return_path_field};
+pub use model::{MailboxModel, appended_flags, junk_direction};
 pub use names::{MAX_FLAG_LENGTH, MAX_FOLDER_NAME_LENGTH, normalise_flag, normalise_folder_name};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The folder every user has and that cannot go away.
 pub const INBOX: &str = "INBOX";
@@ -108,26 +139,44 @@ pub enum Operation {
         blob: String,
         size: u64,
         internal_date_ms: i64,
+        /// The SMTP reverse-path without angle brackets; empty for the null path.
+        reverse_path: String,
     },
-    /// Changes the flags of the given messages.
+    /// Puts a message into a folder that exists (IMAP APPEND): no envelope
+    /// sender. Refused with [`MailboxError::NoSuchFolder`] otherwise (TRYCREATE).
+    Append {
+        user: String,
+        folder: String,
+        flags: Vec<String>,
+        internal_date_ms: i64,
+        blob: String,
+        size: u64,
+    },
+    /// Changes the flags of the given messages. With `unchanged_since` (RFC 7162
+    /// UNCHANGEDSINCE), a message whose MODSEQ is above it is left alone and
+    /// reported as modified.
     StoreFlags {
         user: String,
         folder: String,
         uids: Vec<u32>,
         mode: FlagMode,
         flags: Vec<String>,
+        unchanged_since: Option<u64>,
     },
     /// Removes every message flagged `\Deleted`.
     Expunge {
         user: String,
         folder: String,
     },
-    /// Copies messages (flags and internal date kept) with new UIDs in `to`.
+    /// Copies messages (flags, internal date and envelope sender kept) with new
+    /// UIDs in `to`. `at_ms` (milliseconds since the Unix epoch) dates any
+    /// [`JunkEvent`].
     Copy {
         user: String,
         from: String,
         to: String,
         uids: Vec<u32>,
+        at_ms: i64,
     },
     /// Like copy, then removes the originals (RFC 6851).
     Move {
@@ -135,6 +184,7 @@ pub enum Operation {
         from: String,
         to: String,
         uids: Vec<u32>,
+        at_ms: i64,
     },
     CreateFolder {
         user: String,
@@ -150,6 +200,16 @@ pub enum Operation {
         from: String,
         to: String,
     },
+    /// Adds a name to the user's subscriptions (it need not exist).
+    Subscribe {
+        user: String,
+        name: String,
+    },
+    /// Removes a name from the user's subscriptions (subscribed or not).
+    Unsubscribe {
+        user: String,
+        name: String,
+    },
 }
 
 impl Operation {
@@ -158,13 +218,16 @@ impl Operation {
         match self {
             Operation::AddUser { user, .. }
             | Operation::Deliver { user, .. }
+            | Operation::Append { user, .. }
             | Operation::StoreFlags { user, .. }
             | Operation::Expunge { user, .. }
             | Operation::Copy { user, .. }
             | Operation::Move { user, .. }
             | Operation::CreateFolder { user, .. }
             | Operation::DeleteFolder { user, .. }
-            | Operation::RenameFolder { user, .. } => user,
+            | Operation::RenameFolder { user, .. }
+            | Operation::Subscribe { user, .. }
+            | Operation::Unsubscribe { user, .. } => user,
         }
     }
 }
@@ -178,26 +241,40 @@ pub enum Outcome {
     },
     /// The delivery key was seen before; nothing changed.
     AlreadyDelivered,
-    /// The UIDs of the messages whose flags were addressed (existing ones), ascending.
+    /// The UID of the appended message in a folder of that UIDVALIDITY (APPENDUID).
+    Appended {
+        uidvalidity: u32,
+        uid: u32,
+    },
+    /// `uids`: the addressed messages that exist and were not `modified`,
+    /// ascending (their flags are now as asked); `modified`: those left alone
+    /// because their MODSEQ was above UNCHANGEDSINCE, ascending (RFC 7162 MODIFIED).
     FlagsStored {
         uids: Vec<u32>,
+        modified: Vec<u32>,
     },
     /// The UIDs removed, ascending.
     Expunged {
         uids: Vec<u32>,
     },
     /// (source UID, new UID in the target) pairs, by ascending source UID (COPYUID).
+    /// `junk`: one event per message, by ascending source UID, when exactly one
+    /// of the two folders is the Junk folder.
     Copied {
         uids: Vec<(u32, u32)>,
+        junk: Vec<JunkEvent>,
     },
     Moved {
         uids: Vec<(u32, u32)>,
+        junk: Vec<JunkEvent>,
     },
     FolderCreated {
         uidvalidity: u32,
     },
     FolderDeleted,
     FolderRenamed,
+    Subscribed,
+    Unsubscribed,
 }
 
 /// Why an operation was refused. A refused operation changes nothing.
@@ -225,6 +302,8 @@ pub enum MailboxError {
     UidsExhausted(String),
     #[error("user {0} has used up its UIDVALIDITY values")]
     UidValidityExhausted(String),
+    #[error("a user can subscribe to at most {0} names")]
+    TooManySubscriptions(usize),
 }
 
 /// One message as a client can observe it.
@@ -236,6 +315,9 @@ pub struct MessageObservation {
     pub size: u64,
     pub blob: String,
     pub internal_date_ms: i64,
+    pub modseq: u64,
+    /// The envelope sender without angle brackets; empty for none.
+    pub reverse_path: String,
 }
 
 /// One folder as a client can observe it.
@@ -244,14 +326,21 @@ pub struct FolderObservation {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub special_use: Option<SpecialUse>,
+    pub highestmodseq: u64,
+    /// The tombstones kept: (UID, MODSEQ of its expunge), by ascending UID.
+    pub vanished: Vec<(u32, u64)>,
+    /// The highest MODSEQ of a tombstone let go; 0 for none.
+    pub vanished_floor: u64,
     /// By ascending UID.
     pub messages: Vec<MessageObservation>,
 }
 
-/// A canonical snapshot of one user's storage: folders by name.
+/// A canonical snapshot of one user's storage: folders by name, and the
+/// subscribed names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct UserObservation {
     pub folders: BTreeMap<String, FolderObservation>,
+    pub subscriptions: BTreeSet<String>,
 }
 
 /// A canonical snapshot of everything: two stores in the same state have equal

@@ -2,9 +2,10 @@
 //! maps, checked in a fixed order so that every store refuses the same way.
 
 use super::{
-    FolderObservation, INBOX, MailboxError, MessageObservation, Observation, Operation, Outcome,
-    STANDARD_FOLDERS, SpecialUse, UserObservation, changed_flags, normalise_flag,
-    normalise_folder_name,
+    ChangedMessage, Changes, FIRST_MODSEQ, FlagMode, FolderObservation, FolderStatus, INBOX,
+    JunkDirection, JunkEvent, MAX_FLAGS_PER_MESSAGE, MailboxError, MailboxLimits,
+    MessageObservation, Observation, Operation, Outcome, STANDARD_FOLDERS, SpecialUse,
+    UserObservation, canonical_flags, changed_flags, normalise_flag, normalise_folder_name,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,8 @@ struct Message {
     size: u64,
     blob: String,
     internal_date_ms: i64,
+    modseq: u64,
+    reverse_path: String,
 }
 
 #[derive(Clone, Debug)]
@@ -21,7 +24,11 @@ struct Folder {
     uidvalidity: u32,
     uidnext: u32,
     special_use: Option<SpecialUse>,
+    highestmodseq: u64,
     messages: BTreeMap<u32, Message>,
+    /// UID -> MODSEQ of its expunge.
+    tombstones: BTreeMap<u32, u64>,
+    vanished_floor: u64,
 }
 
 impl Folder {
@@ -30,7 +37,10 @@ impl Folder {
             uidvalidity,
             uidnext: 1,
             special_use,
+            highestmodseq: FIRST_MODSEQ,
             messages: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            vanished_floor: 0,
         }
     }
 
@@ -50,6 +60,51 @@ impl Folder {
     fn would_exhaust(&self, count: u32) -> bool {
         self.uidnext.checked_add(count).is_none()
     }
+
+    /// Advances HIGHESTMODSEQ for one operation's changes; the new value.
+    fn next_modseq(&mut self) -> u64 {
+        self.highestmodseq += 1;
+        self.highestmodseq
+    }
+
+    /// Removes `uids` (expunged at `modseq`), leaving tombstones, and lets go of
+    /// the oldest tombstones (by MODSEQ, then UID) past `keep`.
+    fn expunge(&mut self, uids: &[u32], modseq: u64, keep: usize) {
+        for uid in uids {
+            self.messages.remove(uid);
+            self.tombstones.insert(*uid, modseq);
+        }
+        if self.tombstones.len() <= keep {
+            return;
+        }
+        let mut by_age: Vec<(u64, u32)> = self
+            .tombstones
+            .iter()
+            .map(|(uid, modseq)| (*modseq, *uid))
+            .collect();
+        by_age.sort_unstable();
+        let excess = self.tombstones.len() - keep;
+        for (modseq, uid) in by_age.into_iter().take(excess) {
+            self.tombstones.remove(&uid);
+            self.vanished_floor = self.vanished_floor.max(modseq);
+        }
+    }
+
+    fn status(&self) -> FolderStatus {
+        let unseen = self
+            .messages
+            .values()
+            .filter(|message| !message.flags.iter().any(|flag| flag == "\\Seen"))
+            .count();
+        FolderStatus {
+            uidvalidity: self.uidvalidity,
+            uidnext: self.uidnext,
+            highestmodseq: self.highestmodseq,
+            messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
+            unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
+            size: self.messages.values().map(|message| message.size).sum(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +114,7 @@ struct User {
     next_uidvalidity: u64,
     folders: BTreeMap<String, Folder>,
     delivered: BTreeSet<String>,
+    subscriptions: BTreeSet<String>,
 }
 
 impl User {
@@ -77,6 +133,15 @@ impl User {
             None => Err(MailboxError::NoSuchFolder(name)),
         }
     }
+
+    /// Like [`User::folder`], mutably.
+    fn folder_mut(&mut self, name: &str) -> Result<(String, &mut Folder), MailboxError> {
+        let name = normalise_folder_name(name)?;
+        match self.folders.get_mut(&name) {
+            Some(folder) => Ok((name, folder)),
+            None => Err(MailboxError::NoSuchFolder(name)),
+        }
+    }
 }
 
 /// Every user's folders and messages, in memory.
@@ -84,11 +149,26 @@ impl User {
 pub struct MailboxModel {
     /// By ASCII-lower-cased address: users match case-insensitively, as in the directory.
     users: BTreeMap<String, User>,
+    limits: MailboxLimits,
 }
 
 impl MailboxModel {
     pub fn new() -> MailboxModel {
         MailboxModel::default()
+    }
+
+    /// A model with other bounds than the default ones.
+    pub fn with_limits(limits: MailboxLimits) -> MailboxModel {
+        MailboxModel {
+            users: BTreeMap::new(),
+            limits,
+        }
+    }
+
+    fn user(&self, user: &str) -> Result<&User, MailboxError> {
+        self.users
+            .get(&user.to_ascii_lowercase())
+            .ok_or_else(|| MailboxError::NoSuchUser(user.to_owned()))
     }
 
     fn user_mut(&mut self, user: &str) -> Result<&mut User, MailboxError> {
@@ -100,6 +180,7 @@ impl MailboxModel {
     /// Applies one operation; a refused operation changes nothing (every check
     /// runs before the first change).
     pub fn apply(&mut self, operation: &Operation) -> Result<Outcome, MailboxError> {
+        let keep_tombstones = self.limits.tombstones_per_folder;
         match operation {
             Operation::AddUser {
                 user,
@@ -111,6 +192,7 @@ impl MailboxModel {
                 blob,
                 size,
                 internal_date_ms,
+                reverse_path,
             } => {
                 let account = self.user_mut(user)?;
                 if account.delivered.contains(delivery_key) {
@@ -121,6 +203,7 @@ impl MailboxModel {
                     .get_mut(INBOX)
                     .ok_or_else(|| MailboxError::NoSuchFolder(INBOX.to_owned()))?;
                 let uid = inbox.allocate(INBOX, 1)?;
+                let modseq = inbox.next_modseq();
                 inbox.messages.insert(
                     uid,
                     Message {
@@ -128,10 +211,41 @@ impl MailboxModel {
                         size: *size,
                         blob: blob.clone(),
                         internal_date_ms: *internal_date_ms,
+                        modseq,
+                        reverse_path: reverse_path.clone(),
                     },
                 );
                 account.delivered.insert(delivery_key.clone());
                 Ok(Outcome::Delivered { uid })
+            }
+            Operation::Append {
+                user,
+                folder,
+                flags,
+                internal_date_ms,
+                blob,
+                size,
+            } => {
+                let account = self.user_mut(user)?;
+                let (name, found) = account.folder_mut(folder)?;
+                let flags = appended_flags(flags)?;
+                let uid = found.allocate(&name, 1)?;
+                let modseq = found.next_modseq();
+                found.messages.insert(
+                    uid,
+                    Message {
+                        flags,
+                        size: *size,
+                        blob: blob.clone(),
+                        internal_date_ms: *internal_date_ms,
+                        modseq,
+                        reverse_path: String::new(),
+                    },
+                );
+                Ok(Outcome::Appended {
+                    uidvalidity: found.uidvalidity,
+                    uid,
+                })
             }
             Operation::StoreFlags {
                 user,
@@ -139,46 +253,28 @@ impl MailboxModel {
                 uids,
                 mode,
                 flags,
+                unchanged_since,
             } => {
                 let account = self.user_mut(user)?;
-                let (name, _) = account.folder(folder)?;
+                let (_, found) = account.folder_mut(folder)?;
                 let normalised = flags
                     .iter()
                     .map(|flag| normalise_flag(flag))
                     .collect::<Result<Vec<String>, MailboxError>>()?;
-                let Some(found) = account.folders.get_mut(&name) else {
-                    return Err(MailboxError::NoSuchFolder(name));
-                };
-                // Every new flag set first: a refusal for one message changes none.
-                let mut changes = Vec::new();
-                for (uid, message) in &found.messages {
-                    if uids.contains(uid) {
-                        changes.push((*uid, changed_flags(&message.flags, *mode, &normalised)?));
-                    }
-                }
-                let mut touched = Vec::with_capacity(changes.len());
-                for (uid, flags) in changes {
-                    if let Some(message) = found.messages.get_mut(&uid) {
-                        message.flags = flags;
-                    }
-                    touched.push(uid);
-                }
-                Ok(Outcome::FlagsStored { uids: touched })
+                store_flags(found, uids, *mode, &normalised, *unchanged_since)
             }
             Operation::Expunge { user, folder } => {
                 let account = self.user_mut(user)?;
-                let (name, _) = account.folder(folder)?;
-                let Some(found) = account.folders.get_mut(&name) else {
-                    return Err(MailboxError::NoSuchFolder(name));
-                };
+                let (_, found) = account.folder_mut(folder)?;
                 let doomed: Vec<u32> = found
                     .messages
                     .iter()
                     .filter(|(_, message)| message.flags.iter().any(|flag| flag == "\\Deleted"))
                     .map(|(uid, _)| *uid)
                     .collect();
-                for uid in &doomed {
-                    found.messages.remove(uid);
+                if !doomed.is_empty() {
+                    let modseq = found.next_modseq();
+                    found.expunge(&doomed, modseq, keep_tombstones);
                 }
                 Ok(Outcome::Expunged { uids: doomed })
             }
@@ -187,13 +283,15 @@ impl MailboxModel {
                 from,
                 to,
                 uids,
-            } => self.transfer(user, from, to, uids, false),
+                at_ms,
+            } => self.transfer(user, from, to, uids, *at_ms, false),
             Operation::Move {
                 user,
                 from,
                 to,
                 uids,
-            } => self.transfer(user, from, to, uids, true),
+                at_ms,
+            } => self.transfer(user, from, to, uids, *at_ms, true),
             Operation::CreateFolder { user, name } => {
                 let account = self.user_mut(user)?;
                 let name = normalise_folder_name(name)?;
@@ -228,6 +326,24 @@ impl MailboxModel {
                 }
                 Ok(Outcome::FolderRenamed)
             }
+            Operation::Subscribe { user, name } => {
+                let most = self.limits.subscriptions_per_user;
+                let account = self.user_mut(user)?;
+                let name = normalise_folder_name(name)?;
+                if !account.subscriptions.contains(&name) {
+                    if account.subscriptions.len() >= most {
+                        return Err(MailboxError::TooManySubscriptions(most));
+                    }
+                    account.subscriptions.insert(name);
+                }
+                Ok(Outcome::Subscribed)
+            }
+            Operation::Unsubscribe { user, name } => {
+                let account = self.user_mut(user)?;
+                let name = normalise_folder_name(name)?;
+                account.subscriptions.remove(&name);
+                Ok(Outcome::Unsubscribed)
+            }
         }
     }
 
@@ -241,6 +357,7 @@ impl MailboxModel {
             next_uidvalidity: u64::from(uidvalidity_base.max(1)),
             folders: BTreeMap::new(),
             delivered: BTreeSet::new(),
+            subscriptions: BTreeSet::new(),
         };
         let inbox = account.take_uidvalidity()?;
         account
@@ -265,14 +382,17 @@ impl MailboxModel {
         from: &str,
         to: &str,
         uids: &[u32],
+        at_ms: i64,
         moving: bool,
     ) -> Result<Outcome, MailboxError> {
+        let keep_tombstones = self.limits.tombstones_per_folder;
         let account = self.user_mut(user)?;
         let (source_name, source) = account.folder(from)?;
         let (target_name, target) = account.folder(to)?;
         if moving && source_name == target_name {
             return Err(MailboxError::SameFolder);
         }
+        let direction = junk_direction(source.special_use, target.special_use);
         let chosen: Vec<(u32, Message)> = source
             .messages
             .iter()
@@ -284,57 +404,193 @@ impl MailboxModel {
         if count > 0 && target.would_exhaust(count) {
             return Err(MailboxError::UidsExhausted(target_name));
         }
+        let junk: Vec<JunkEvent> = match direction {
+            Some(direction) => chosen
+                .iter()
+                .map(|(_, message)| JunkEvent {
+                    blob: message.blob.clone(),
+                    direction,
+                    at_ms,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let mut pairs = Vec::with_capacity(chosen.len());
         if count > 0 {
             let Some(target) = account.folders.get_mut(&target_name) else {
                 return Err(MailboxError::NoSuchFolder(target_name));
             };
             let first = target.allocate(&target_name, count)?;
-            for (new_uid, (uid, message)) in (first..).zip(chosen) {
+            let modseq = target.next_modseq();
+            for (new_uid, (uid, mut message)) in (first..).zip(chosen) {
+                message.modseq = modseq;
                 target.messages.insert(new_uid, message);
                 pairs.push((uid, new_uid));
             }
             if moving && let Some(source) = account.folders.get_mut(&source_name) {
-                for (uid, _) in &pairs {
-                    source.messages.remove(uid);
-                }
+                let moved: Vec<u32> = pairs.iter().map(|(uid, _)| *uid).collect();
+                let modseq = source.next_modseq();
+                source.expunge(&moved, modseq, keep_tombstones);
             }
         }
         Ok(if moving {
-            Outcome::Moved { uids: pairs }
+            Outcome::Moved { uids: pairs, junk }
         } else {
-            Outcome::Copied { uids: pairs }
+            Outcome::Copied { uids: pairs, junk }
         })
+    }
+
+    /// SELECT's and STATUS's view of a folder.
+    pub fn status(&self, user: &str, folder: &str) -> Result<FolderStatus, MailboxError> {
+        let (_, found) = self.user(user)?.folder(folder)?;
+        Ok(found.status())
+    }
+
+    /// What changed in a folder after `modseq`: messages added or changed since,
+    /// UIDs expunged since, and the folder's status.
+    pub fn changes_since(
+        &self,
+        user: &str,
+        folder: &str,
+        modseq: u64,
+    ) -> Result<Changes, MailboxError> {
+        let (_, found) = self.user(user)?.folder(folder)?;
+        Ok(Changes {
+            status: found.status(),
+            changed: found
+                .messages
+                .iter()
+                .filter(|(_, message)| message.modseq > modseq)
+                .map(|(uid, message)| ChangedMessage {
+                    uid: *uid,
+                    flags: message.flags.clone(),
+                    modseq: message.modseq,
+                })
+                .collect(),
+            vanished: found
+                .tombstones
+                .iter()
+                .filter(|(_, expunged)| **expunged > modseq)
+                .map(|(uid, _)| *uid)
+                .collect(),
+            vanished_complete: modseq >= found.vanished_floor,
+        })
+    }
+
+    /// The user's subscribed names, sorted by byte order.
+    pub fn subscriptions(&self, user: &str) -> Result<Vec<String>, MailboxError> {
+        Ok(self.user(user)?.subscriptions.iter().cloned().collect())
     }
 
     /// The canonical snapshot of every user.
     pub fn observe(&self) -> Observation {
         let mut observation = Observation::default();
         for account in self.users.values() {
-            let mut user = UserObservation::default();
+            let mut user = UserObservation {
+                subscriptions: account.subscriptions.clone(),
+                ..UserObservation::default()
+            };
             for (name, folder) in &account.folders {
-                user.folders.insert(
-                    name.clone(),
-                    FolderObservation {
-                        uidvalidity: folder.uidvalidity,
-                        uidnext: folder.uidnext,
-                        special_use: folder.special_use,
-                        messages: folder
-                            .messages
-                            .iter()
-                            .map(|(uid, message)| MessageObservation {
-                                uid: *uid,
-                                flags: message.flags.clone(),
-                                size: message.size,
-                                blob: message.blob.clone(),
-                                internal_date_ms: message.internal_date_ms,
-                            })
-                            .collect(),
-                    },
-                );
+                user.folders.insert(name.clone(), observe_folder(folder));
             }
             observation.users.insert(account.name.clone(), user);
         }
         observation
     }
+}
+
+fn observe_folder(folder: &Folder) -> FolderObservation {
+    FolderObservation {
+        uidvalidity: folder.uidvalidity,
+        uidnext: folder.uidnext,
+        special_use: folder.special_use,
+        highestmodseq: folder.highestmodseq,
+        vanished: folder
+            .tombstones
+            .iter()
+            .map(|(uid, modseq)| (*uid, *modseq))
+            .collect(),
+        vanished_floor: folder.vanished_floor,
+        messages: folder
+            .messages
+            .iter()
+            .map(|(uid, message)| MessageObservation {
+                uid: *uid,
+                flags: message.flags.clone(),
+                size: message.size,
+                blob: message.blob.clone(),
+                internal_date_ms: message.internal_date_ms,
+                modseq: message.modseq,
+                reverse_path: message.reverse_path.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The flags an appended message starts with, or why not.
+pub fn appended_flags(flags: &[String]) -> Result<Vec<String>, MailboxError> {
+    let normalised = flags
+        .iter()
+        .map(|flag| normalise_flag(flag))
+        .collect::<Result<Vec<String>, MailboxError>>()?;
+    let flags = canonical_flags(normalised);
+    if flags.len() > MAX_FLAGS_PER_MESSAGE {
+        return Err(MailboxError::TooManyFlags(MAX_FLAGS_PER_MESSAGE));
+    }
+    Ok(flags)
+}
+
+/// Which Junk event a transfer from a folder of `source` use to one of `target`
+/// use is: only one that crosses the Junk folder's boundary is one.
+pub fn junk_direction(
+    source: Option<SpecialUse>,
+    target: Option<SpecialUse>,
+) -> Option<JunkDirection> {
+    let junk = Some(SpecialUse::Junk);
+    match (source == junk, target == junk) {
+        (false, true) => Some(JunkDirection::IntoJunk),
+        (true, false) => Some(JunkDirection::OutOfJunk),
+        _ => None,
+    }
+}
+
+/// STORE on one folder: every new flag set is computed first, so that a refusal
+/// for one message changes none.
+fn store_flags(
+    found: &mut Folder,
+    uids: &[u32],
+    mode: FlagMode,
+    flags: &[String],
+    unchanged_since: Option<u64>,
+) -> Result<Outcome, MailboxError> {
+    let mut stored = Vec::new();
+    let mut modified = Vec::new();
+    let mut changes = Vec::new();
+    for (uid, message) in &found.messages {
+        if !uids.contains(uid) {
+            continue;
+        }
+        if unchanged_since.is_some_and(|since| message.modseq > since) {
+            modified.push(*uid);
+            continue;
+        }
+        let new_flags = changed_flags(&message.flags, mode, flags)?;
+        if new_flags != message.flags {
+            changes.push((*uid, new_flags));
+        }
+        stored.push(*uid);
+    }
+    if !changes.is_empty() {
+        let modseq = found.next_modseq();
+        for (uid, new_flags) in changes {
+            if let Some(message) = found.messages.get_mut(&uid) {
+                message.flags = new_flags;
+                message.modseq = modseq;
+            }
+        }
+    }
+    Ok(Outcome::FlagsStored {
+        uids: stored,
+        modified,
+    })
 }

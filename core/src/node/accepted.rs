@@ -94,6 +94,12 @@ impl RoutedRecipient {
 }
 
 impl IncomingMessage {
+    /// The envelope sender its mailbox copies keep (no angle brackets; empty for
+    /// the null reverse-path).
+    pub fn envelope_sender(&self) -> &str {
+        crate::mailbox::envelope_sender(&self.reverse_path)
+    }
+
     /// Whether `recipient`, a copy written into a local mailbox at acceptance,
     /// owes the sender a success notice (RFC 3461 NOTIFY=SUCCESS; never to the null
     /// reverse-path). The store records it with the copy, in the same transaction,

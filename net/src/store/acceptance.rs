@@ -11,6 +11,7 @@
 
 use super::blob::{BlobStore, blob_name};
 use super::directory::lookup_key;
+pub(super) use super::mailbox::InboxDelivery;
 use super::mailbox::{change_blob_refs, deliver_to_inbox};
 use super::queue_columns::{StateColumns, notify_text, orcpt_text, ret_text};
 use super::sql::{Db, SqlEngine, WriteTx};
@@ -89,17 +90,6 @@ pub(super) trait AcceptStatements {
     async fn change_blob_refs(&mut self, blob: &str, delta: i64) -> Result<(), StoreError>;
 }
 
-/// One local copy written into its user's INBOX.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct InboxDelivery<'a> {
-    pub(super) user_key: &'a str,
-    pub(super) delivery_key: &'a str,
-    pub(super) blob: &'a str,
-    pub(super) size: i64,
-    pub(super) internal_date_ms: i64,
-    pub(super) queue_id: &'a str,
-}
-
 /// The acceptance's statements through sqlx, inside `tx`.
 struct SqlxStatements<'a, 'b> {
     db: &'a Db,
@@ -129,17 +119,7 @@ impl AcceptStatements for SqlxStatements<'_, '_> {
         &mut self,
         delivery: &InboxDelivery<'_>,
     ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-        deliver_to_inbox(
-            self.db,
-            self.tx,
-            delivery.user_key,
-            delivery.delivery_key,
-            delivery.blob,
-            delivery.size,
-            delivery.internal_date_ms,
-            delivery.queue_id,
-        )
-        .await
+        deliver_to_inbox(self.db, self.tx, delivery).await
     }
 
     async fn insert_queue_message(
@@ -190,7 +170,7 @@ pub(super) async fn stage_with(
     Ok(())
 }
 
-async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
+pub(super) async fn file_exists(blobs: &BlobStore, blob: &str) -> Result<bool, StoreError> {
     let Some(path) = blobs.path(blob) else {
         return Ok(false);
     };
@@ -227,11 +207,11 @@ async fn claim_blob(
 }
 
 /// The head of a blob claim, before its rows (blob, size, references, content).
-const CLAIM_BLOB_INTO: &str = "INSERT INTO blobs (blob_sha256, size, refcount, content)";
+pub(super) const CLAIM_BLOB_INTO: &str = "INSERT INTO blobs (blob_sha256, size, refcount, content)";
 
 /// What a blob claim does with a row that exists: adds the references, and
 /// stores the inline body unless the row has one.
-fn claim_blob_conflict(db: &Db) -> &'static str {
+pub(super) fn claim_blob_conflict(db: &Db) -> &'static str {
     match db.engine {
         SqlEngine::Sqlite | SqlEngine::Postgres => {
             "ON CONFLICT (blob_sha256) DO UPDATE SET refcount = blobs.refcount + excluded.refcount, \
@@ -496,6 +476,7 @@ async fn record(
             size,
             internal_date_ms: message.received_at_ms,
             queue_id: &message.queue_id,
+            reverse_path: message.envelope_sender(),
         };
         match statements.deliver_to_inbox(&delivery).await? {
             Ok(Outcome::Delivered { .. }) => references += 1,

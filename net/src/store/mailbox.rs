@@ -1,13 +1,21 @@
-//! Mailboxes in SQL: folders with UIDVALIDITY/UIDNEXT, messages with flags, the
-//! delivery keys that make delivery idempotent, and blob reference counting —
-//! the same operations, with the same results, as `sluice_core::mailbox`'s model.
+//! Mailboxes in SQL: folders with UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ, messages
+//! with flags, MODSEQ and envelope sender, expunge tombstones, subscriptions,
+//! Junk events, the delivery keys that make delivery idempotent, and blob
+//! reference counting — the same operations, with the same results, as
+//! `sluice_core::mailbox`'s model. Reads (observations, STATUS, CHANGEDSINCE)
+//! are in `reads`; tombstones and their bound in `tombstones`.
 
+mod reads;
+mod tombstones;
+
+pub use reads::StoredJunkEvent;
+
+use super::StoreError;
 use super::directory::lookup_key;
 use super::sql::{Db, SqlEngine, WriteTx, int};
-use super::{StoreError, StoredMessage};
 use sluice_core::mailbox::{
-    FolderObservation, INBOX, MailboxError, MessageObservation, Operation, Outcome,
-    STANDARD_FOLDERS, SpecialUse, UserObservation, changed_flags, normalise_flag,
+    INBOX, JunkEvent, MailboxError, MailboxLimits, Operation, Outcome, STANDARD_FOLDERS,
+    SpecialUse, appended_flags, changed_flags, junk_direction, normalise_flag,
     normalise_folder_name,
 };
 use sqlx::Row;
@@ -18,6 +26,8 @@ use sqlx::any::AnyRow;
 struct Folder {
     id: i64,
     uidnext: i64,
+    uidvalidity: i64,
+    special_use: Option<SpecialUse>,
 }
 
 /// A message row as the operations need it.
@@ -30,6 +40,8 @@ struct MessageRow {
     flags: Vec<String>,
     internal_date_ms: i64,
     queue_id: String,
+    modseq: i64,
+    reverse_path: String,
 }
 
 fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
@@ -59,10 +71,13 @@ fn message_row(row: &AnyRow) -> Result<MessageRow, StoreError> {
         flags: split_flags(&row.try_get::<String, _>("flags")?),
         internal_date_ms: int(row, "internal_date_ms")?,
         queue_id: row.try_get("queue_id")?,
+        modseq: int(row, "modseq")?,
+        reverse_path: row.try_get("reverse_path")?,
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, uid, blob_sha256, size, flags, internal_date_ms, queue_id";
+const MESSAGE_COLUMNS: &str =
+    "id, uid, blob_sha256, size, flags, internal_date_ms, queue_id, modseq, reverse_path";
 
 /// Takes the next UIDVALIDITY of a user.
 async fn take_uidvalidity(
@@ -206,17 +221,24 @@ async fn find_folder(
     user_key: &str,
     name: &str,
 ) -> Result<Option<Folder>, StoreError> {
-    let row =
-        sqlx::query(&db.sql("SELECT id, uidnext FROM folders WHERE user_key = ? AND name = ?"))
-            .bind(user_key)
-            .bind(name)
-            .fetch_optional(&mut *tx.tx)
-            .await?;
+    let row = sqlx::query(&db.sql(
+        "SELECT id, uidnext, uidvalidity, special_use FROM folders \
+         WHERE user_key = ? AND name = ?",
+    ))
+    .bind(user_key)
+    .bind(name)
+    .fetch_optional(&mut *tx.tx)
+    .await?;
     match row {
-        Some(row) => Ok(Some(Folder {
-            id: int(&row, "id")?,
-            uidnext: int(&row, "uidnext")?,
-        })),
+        Some(row) => {
+            let special_use: Option<String> = row.try_get("special_use")?;
+            Ok(Some(Folder {
+                id: int(&row, "id")?,
+                uidnext: int(&row, "uidnext")?,
+                uidvalidity: int(&row, "uidvalidity")?,
+                special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
+            }))
+        }
         None => Ok(None),
     }
 }
@@ -250,63 +272,82 @@ async fn allocate_uids(
     Ok(Ok(to_u32(uidnext - count, "uid")?))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Advances a folder's HIGHESTMODSEQ for one operation's changes there; the new
+/// value. The UPDATE row-locks the folder until commit.
+async fn next_modseq(db: &Db, tx: &mut WriteTx<'_>, folder_id: i64) -> Result<i64, StoreError> {
+    sqlx::query(&db.sql("UPDATE folders SET highestmodseq = highestmodseq + 1 WHERE id = ?"))
+        .bind(folder_id)
+        .execute(&mut *tx.tx)
+        .await?;
+    let row = sqlx::query(&db.sql("SELECT highestmodseq FROM folders WHERE id = ?"))
+        .bind(folder_id)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+    int(&row, "highestmodseq")
+}
+
+/// A message row to write, in `folder_id` under `uid`.
+struct NewMessage<'a> {
+    folder_id: i64,
+    uid: u32,
+    blob: &'a str,
+    size: i64,
+    flags: &'a [String],
+    internal_date_ms: i64,
+    queue_id: &'a str,
+    modseq: i64,
+    reverse_path: &'a str,
+}
+
 async fn insert_message(
     db: &Db,
     tx: &mut WriteTx<'_>,
-    folder_id: i64,
-    uid: u32,
-    blob: &str,
-    size: i64,
-    flags: &[String],
-    internal_date_ms: i64,
-    queue_id: &str,
+    message: &NewMessage<'_>,
 ) -> Result<(), StoreError> {
     sqlx::query(&db.sql(
         "INSERT INTO messages (folder_id, uid, blob_sha256, size, flags, internal_date_ms, \
-         queue_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         queue_id, modseq, reverse_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ))
-    .bind(folder_id)
-    .bind(i64::from(uid))
-    .bind(blob)
-    .bind(size)
-    .bind(join_flags(flags))
-    .bind(internal_date_ms)
-    .bind(queue_id)
+    .bind(message.folder_id)
+    .bind(i64::from(message.uid))
+    .bind(message.blob)
+    .bind(message.size)
+    .bind(join_flags(message.flags))
+    .bind(message.internal_date_ms)
+    .bind(message.queue_id)
+    .bind(message.modseq)
+    .bind(message.reverse_path)
     .execute(&mut *tx.tx)
     .await?;
     Ok(())
 }
 
+/// One local copy written into its user's INBOX.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InboxDelivery<'a> {
+    pub(crate) user_key: &'a str,
+    pub(crate) delivery_key: &'a str,
+    pub(crate) blob: &'a str,
+    pub(crate) size: i64,
+    pub(crate) internal_date_ms: i64,
+    pub(crate) queue_id: &'a str,
+    /// The envelope sender (no angle brackets; empty for the null path).
+    pub(crate) reverse_path: &'a str,
+}
+
 /// One message into a user's INBOX, unless its delivery key was seen before.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn deliver(
     db: &Db,
     tx: &mut WriteTx<'_>,
-    user_key: &str,
-    delivery_key: &str,
-    blob: &str,
-    size: i64,
-    internal_date_ms: i64,
-    queue_id: &str,
+    delivery: &InboxDelivery<'_>,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-    if !user_exists(db, tx, user_key).await? {
-        return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned())));
+    if !user_exists(db, tx, delivery.user_key).await? {
+        return Ok(Err(MailboxError::NoSuchUser(delivery.user_key.to_owned())));
     }
-    ensure_blob(db, tx, blob, size).await?;
-    let outcome = deliver_to_inbox(
-        db,
-        tx,
-        user_key,
-        delivery_key,
-        blob,
-        size,
-        internal_date_ms,
-        queue_id,
-    )
-    .await?;
+    ensure_blob(db, tx, delivery.blob, delivery.size).await?;
+    let outcome = deliver_to_inbox(db, tx, delivery).await?;
     if let Ok(Outcome::Delivered { .. }) = outcome {
-        change_blob_refs(db, tx, blob, 1).await?;
+        change_blob_refs(db, tx, delivery.blob, 1).await?;
     }
     Ok(outcome)
 }
@@ -314,18 +355,23 @@ pub(crate) async fn deliver(
 /// The INBOX half of [`deliver`], for a caller that has checked the user and
 /// holds the blob row, and that counts the blob references itself (one per
 /// `Delivered`). Few statements: it is on the accept path, once per recipient.
-#[allow(clippy::too_many_arguments)]
+/// The copy takes the INBOX's next MODSEQ, advanced by the same UPDATE that
+/// takes its UID and read back inside the message's own INSERT.
 pub(crate) async fn deliver_to_inbox(
     db: &Db,
     tx: &mut WriteTx<'_>,
-    user_key: &str,
-    delivery_key: &str,
-    blob: &str,
-    size: i64,
-    internal_date_ms: i64,
-    queue_id: &str,
+    delivery: &InboxDelivery<'_>,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
-    match record_delivery_key(db, tx, user_key, delivery_key, internal_date_ms).await? {
+    let user_key = delivery.user_key;
+    match record_delivery_key(
+        db,
+        tx,
+        user_key,
+        delivery.delivery_key,
+        delivery.internal_date_ms,
+    )
+    .await?
+    {
         KeyRecord::Recorded => {}
         KeyRecord::Seen => return Ok(Ok(Outcome::AlreadyDelivered)),
         KeyRecord::NoSuchUser => return Ok(Err(MailboxError::NoSuchUser(user_key.to_owned()))),
@@ -334,17 +380,20 @@ pub(crate) async fn deliver_to_inbox(
         Ok(taken) => taken,
         Err(error) => return Ok(Err(error)),
     };
-    insert_message(
-        db,
-        tx,
-        folder_id,
-        uid,
-        blob,
-        size,
-        &[],
-        internal_date_ms,
-        queue_id,
-    )
+    sqlx::query(&db.sql(
+        "INSERT INTO messages (folder_id, uid, blob_sha256, size, flags, internal_date_ms, \
+         queue_id, modseq, reverse_path) VALUES (?, ?, ?, ?, '', ?, ?, \
+         (SELECT highestmodseq FROM folders WHERE id = ?), ?)",
+    ))
+    .bind(folder_id)
+    .bind(i64::from(uid))
+    .bind(delivery.blob)
+    .bind(delivery.size)
+    .bind(delivery.internal_date_ms)
+    .bind(delivery.queue_id)
+    .bind(folder_id)
+    .bind(delivery.reverse_path)
+    .execute(&mut *tx.tx)
     .await?;
     Ok(Ok(Outcome::Delivered { uid }))
 }
@@ -400,8 +449,8 @@ async fn record_delivery_key(
     }
 }
 
-/// Takes the next UID of a user's INBOX: its folder id and the UID. One
-/// `UPDATE … RETURNING` where the engine has it (SQLite, PostgreSQL); the
+/// Takes the next UID and MODSEQ of a user's INBOX: its folder id and the UID.
+/// One `UPDATE … RETURNING` where the engine has it (SQLite, PostgreSQL); the
 /// UPDATE row-locks the folder, so concurrent deliveries serialise there.
 async fn take_inbox_uid(
     db: &Db,
@@ -414,11 +463,13 @@ async fn take_inbox_uid(
         };
         // No RETURNING on MySQL: LAST_INSERT_ID(expr) hands the incremented value
         // back in the UPDATE's own reply, which saves reading it again.
-        let taken =
-            sqlx::query("UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + 1) WHERE id = ?")
-                .bind(inbox.id)
-                .execute(&mut *tx.tx)
-                .await?;
+        let taken = sqlx::query(
+            "UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + 1), \
+             highestmodseq = highestmodseq + 1 WHERE id = ?",
+        )
+        .bind(inbox.id)
+        .execute(&mut *tx.tx)
+        .await?;
         let uidnext = match taken.last_insert_id() {
             Some(uidnext) if taken.rows_affected() == 1 => uidnext,
             _ => return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned()))),
@@ -429,8 +480,8 @@ async fn take_inbox_uid(
         return Ok(Ok((inbox.id, to_u32(uidnext - 1, "uid")?)));
     }
     let row = sqlx::query(&db.sql(
-        "UPDATE folders SET uidnext = uidnext + 1 WHERE user_key = ? AND name = ? \
-         RETURNING id, uidnext",
+        "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+         WHERE user_key = ? AND name = ? RETURNING id, uidnext",
     ))
     .bind(user_key)
     .bind(INBOX)
@@ -447,8 +498,9 @@ async fn take_inbox_uid(
     Ok(Ok((int(&row, "id")?, to_u32(uidnext - 1, "uid")?)))
 }
 
-/// Takes `count` consecutive UIDs of a user's INBOX at once, for a batch of
-/// deliveries: the first of them. None when the user is no user (any more), has
+/// Takes `count` consecutive UIDs (and as many MODSEQs) of a user's INBOX at
+/// once, for a batch of deliveries: the first UID. The batch's copies take the
+/// UIDs and MODSEQs in order, as one delivery after the other would. None when the user is no user (any more), has
 /// no INBOX, or has fewer than `count` UIDs left: cases [`deliver_to_inbox`]
 /// answers one delivery at a time. Row-locks the folder like [`take_inbox_uid`].
 pub(crate) async fn take_inbox_uids(
@@ -462,8 +514,10 @@ pub(crate) async fn take_inbox_uids(
     let uidnext = if db.engine == SqlEngine::Mysql {
         // LAST_INSERT_ID(expr) hands the new uidnext back in the UPDATE's own reply.
         let taken = sqlx::query(&format!(
-            "UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + ?) {WHERE}"
+            "UPDATE folders SET uidnext = LAST_INSERT_ID(uidnext + ?), \
+             highestmodseq = highestmodseq + ? {WHERE}"
         ))
+        .bind(i64::from(count))
         .bind(i64::from(count))
         .bind(user_key)
         .bind(INBOX)
@@ -475,8 +529,10 @@ pub(crate) async fn take_inbox_uids(
         }
     } else {
         let row = sqlx::query(&db.sql(&format!(
-            "UPDATE folders SET uidnext = uidnext + ? {WHERE} RETURNING uidnext"
+            "UPDATE folders SET uidnext = uidnext + ?, highestmodseq = highestmodseq + ? \
+             {WHERE} RETURNING uidnext"
         )))
+        .bind(i64::from(count))
         .bind(i64::from(count))
         .bind(user_key)
         .bind(INBOX)
@@ -541,9 +597,11 @@ async fn resolve(
 
 /// Applies one mailbox operation inside `tx`. The outer `Result` is a storage
 /// failure; the inner one is the model's refusal (the caller rolls back then).
+/// Checks run in the model's order, so that both refuse alike.
 pub(crate) async fn apply(
     db: &Db,
     tx: &mut WriteTx<'_>,
+    limits: &MailboxLimits,
     operation: &Operation,
 ) -> Result<Result<Outcome, MailboxError>, StoreError> {
     let user = operation.user();
@@ -566,32 +624,62 @@ pub(crate) async fn apply(
             blob,
             size,
             internal_date_ms,
+            reverse_path,
             ..
         } => {
             if !user_exists(db, tx, &user_key).await? {
                 return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
             }
-            let size = i64::try_from(*size).map_err(|_| StoreError::Invalid {
-                what: "message size",
-                reason: size.to_string(),
-            })?;
-            deliver(
-                db,
-                tx,
-                &user_key,
+            let delivery = InboxDelivery {
+                user_key: &user_key,
                 delivery_key,
                 blob,
+                size: stored_size(*size)?,
+                internal_date_ms: *internal_date_ms,
+                queue_id: delivery_key,
+                reverse_path,
+            };
+            deliver(db, tx, &delivery).await
+        }
+        Operation::Append {
+            folder,
+            flags,
+            internal_date_ms,
+            blob,
+            size,
+            ..
+        } => {
+            let (name, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
+            let flags = attempt!(appended_flags(flags));
+            let size = stored_size(*size)?;
+            let uid = attempt!(allocate_uids(db, tx, &found, &name, 1).await?);
+            let modseq = next_modseq(db, tx, found.id).await?;
+            ensure_blob(db, tx, blob, size).await?;
+            let message = NewMessage {
+                folder_id: found.id,
+                uid,
+                blob,
                 size,
-                *internal_date_ms,
-                delivery_key,
-            )
-            .await
+                flags: &flags,
+                internal_date_ms: *internal_date_ms,
+                // An appended message has no queue id; its row needs some text.
+                queue_id: "",
+                modseq,
+                reverse_path: "",
+            };
+            insert_message(db, tx, &message).await?;
+            change_blob_refs(db, tx, blob, 1).await?;
+            Ok(Ok(Outcome::Appended {
+                uidvalidity: to_u32(found.uidvalidity, "uidvalidity")?,
+                uid,
+            }))
         }
         Operation::StoreFlags {
             folder,
             uids,
             mode,
             flags,
+            unchanged_since,
             ..
         } => {
             let (_, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
@@ -600,28 +688,42 @@ pub(crate) async fn apply(
                 normalised.push(attempt!(normalise_flag(flag)));
             }
             // Every new flag set first: a refusal for one message changes none.
+            let mut stored = Vec::new();
+            let mut modified = Vec::new();
             let mut changes = Vec::new();
             for row in folder_rows(db, tx, found.id).await? {
                 let Ok(uid) = u32::try_from(row.uid) else {
                     continue;
                 };
-                if uids.contains(&uid) {
-                    let new_flags = attempt!(changed_flags(&row.flags, *mode, &normalised));
-                    changes.push((uid, row, new_flags));
+                if !uids.contains(&uid) {
+                    continue;
                 }
-            }
-            let mut touched = Vec::with_capacity(changes.len());
-            for (uid, row, new_flags) in changes {
+                let modseq = u64::try_from(row.modseq).unwrap_or_default();
+                if unchanged_since.is_some_and(|since| modseq > since) {
+                    modified.push(uid);
+                    continue;
+                }
+                let new_flags = attempt!(changed_flags(&row.flags, *mode, &normalised));
                 if new_flags != row.flags {
-                    sqlx::query(&db.sql("UPDATE messages SET flags = ? WHERE id = ?"))
+                    changes.push((row.id, new_flags));
+                }
+                stored.push(uid);
+            }
+            if !changes.is_empty() {
+                let modseq = next_modseq(db, tx, found.id).await?;
+                for (id, new_flags) in changes {
+                    sqlx::query(&db.sql("UPDATE messages SET flags = ?, modseq = ? WHERE id = ?"))
                         .bind(join_flags(&new_flags))
-                        .bind(row.id)
+                        .bind(modseq)
+                        .bind(id)
                         .execute(&mut *tx.tx)
                         .await?;
                 }
-                touched.push(uid);
             }
-            Ok(Ok(Outcome::FlagsStored { uids: touched }))
+            Ok(Ok(Outcome::FlagsStored {
+                uids: stored,
+                modified,
+            }))
         }
         Operation::Expunge { folder, .. } => {
             let (_, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
@@ -630,21 +732,37 @@ pub(crate) async fn apply(
                 .into_iter()
                 .filter(|row| row.flags.iter().any(|flag| flag == "\\Deleted"))
                 .collect();
-            delete_rows(db, tx, &doomed).await?;
             let mut uids = Vec::with_capacity(doomed.len());
             for row in &doomed {
                 uids.push(to_u32(row.uid, "uid")?);
             }
+            if !doomed.is_empty() {
+                delete_rows(db, tx, &doomed).await?;
+                let modseq = next_modseq(db, tx, found.id).await?;
+                tombstones::bury(db, tx, found.id, &uids, modseq, limits).await?;
+            }
             Ok(Ok(Outcome::Expunged { uids }))
         }
-        Operation::Copy { from, to, uids, .. } | Operation::Move { from, to, uids, .. } => {
+        Operation::Copy {
+            from,
+            to,
+            uids,
+            at_ms,
+            ..
+        }
+        | Operation::Move {
+            from,
+            to,
+            uids,
+            at_ms,
+            ..
+        } => {
             let moving = matches!(operation, Operation::Move { .. });
-            let (source_name, source) = attempt!(resolve(db, tx, &user_key, user, from).await?);
+            let (_, source) = attempt!(resolve(db, tx, &user_key, user, from).await?);
             let (target_name, target) = attempt!(resolve(db, tx, &user_key, user, to).await?);
             if moving && source.id == target.id {
                 return Ok(Err(MailboxError::SameFolder));
             }
-            let _ = source_name;
             let chosen: Vec<MessageRow> = folder_rows(db, tx, source.id)
                 .await?
                 .into_iter()
@@ -655,31 +773,47 @@ pub(crate) async fn apply(
                 let first = attempt!(
                     allocate_uids(db, tx, &target, &target_name, chosen.len() as i64).await?
                 );
+                let modseq = next_modseq(db, tx, target.id).await?;
                 for (offset, row) in chosen.iter().enumerate() {
                     let new_uid = first + offset as u32;
-                    insert_message(
-                        db,
-                        tx,
-                        target.id,
-                        new_uid,
-                        &row.blob,
-                        row.size,
-                        &row.flags,
-                        row.internal_date_ms,
-                        &row.queue_id,
-                    )
-                    .await?;
+                    let message = NewMessage {
+                        folder_id: target.id,
+                        uid: new_uid,
+                        blob: &row.blob,
+                        size: row.size,
+                        flags: &row.flags,
+                        internal_date_ms: row.internal_date_ms,
+                        queue_id: &row.queue_id,
+                        modseq,
+                        reverse_path: &row.reverse_path,
+                    };
+                    insert_message(db, tx, &message).await?;
                     change_blob_refs(db, tx, &row.blob, 1).await?;
                     pairs.push((to_u32(row.uid, "uid")?, new_uid));
                 }
                 if moving {
                     delete_rows(db, tx, &chosen).await?;
+                    let modseq = next_modseq(db, tx, source.id).await?;
+                    let moved: Vec<u32> = pairs.iter().map(|(uid, _)| *uid).collect();
+                    tombstones::bury(db, tx, source.id, &moved, modseq, limits).await?;
+                }
+            }
+            let mut junk = Vec::new();
+            if let Some(direction) = junk_direction(source.special_use, target.special_use) {
+                for row in &chosen {
+                    let event = JunkEvent {
+                        blob: row.blob.clone(),
+                        direction,
+                        at_ms: *at_ms,
+                    };
+                    reads::record_junk_event(db, tx, &user_key, &event).await?;
+                    junk.push(event);
                 }
             }
             if moving {
-                Ok(Ok(Outcome::Moved { uids: pairs }))
+                Ok(Ok(Outcome::Moved { uids: pairs, junk }))
             } else {
-                Ok(Ok(Outcome::Copied { uids: pairs }))
+                Ok(Ok(Outcome::Copied { uids: pairs, junk }))
             }
         }
         Operation::CreateFolder { name, .. } => {
@@ -700,6 +834,7 @@ pub(crate) async fn apply(
             }
             let rows = folder_rows(db, tx, found.id).await?;
             delete_rows(db, tx, &rows).await?;
+            tombstones::forget(db, tx, found.id).await?;
             sqlx::query(&db.sql("DELETE FROM folders WHERE id = ?"))
                 .bind(found.id)
                 .execute(&mut *tx.tx)
@@ -722,92 +857,46 @@ pub(crate) async fn apply(
                 .await?;
             Ok(Ok(Outcome::FolderRenamed))
         }
+        Operation::Subscribe { name, .. } => {
+            if !user_exists(db, tx, &user_key).await? {
+                return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
+            }
+            let name = attempt!(normalise_folder_name(name));
+            let subscribed =
+                reads::count_subscriptions(db, &mut tx.tx, &user_key, Some(&name)).await?;
+            if subscribed == 0 {
+                let most = limits.subscriptions_per_user;
+                let all = reads::count_subscriptions(db, &mut tx.tx, &user_key, None).await?;
+                if usize::try_from(all).unwrap_or(usize::MAX) >= most {
+                    return Ok(Err(MailboxError::TooManySubscriptions(most)));
+                }
+                sqlx::query(&db.sql("INSERT INTO subscriptions (user_key, name) VALUES (?, ?)"))
+                    .bind(&user_key)
+                    .bind(&name)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
+            Ok(Ok(Outcome::Subscribed))
+        }
+        Operation::Unsubscribe { name, .. } => {
+            if !user_exists(db, tx, &user_key).await? {
+                return Ok(Err(MailboxError::NoSuchUser(user.to_owned())));
+            }
+            let name = attempt!(normalise_folder_name(name));
+            sqlx::query(&db.sql("DELETE FROM subscriptions WHERE user_key = ? AND name = ?"))
+                .bind(&user_key)
+                .bind(&name)
+                .execute(&mut *tx.tx)
+                .await?;
+            Ok(Ok(Outcome::Unsubscribed))
+        }
     }
 }
 
-impl Db {
-    /// One user's folders and messages, canonically.
-    pub(crate) async fn observe_user(&self, user: &str) -> Result<UserObservation, StoreError> {
-        let user_key = lookup_key(user);
-        let folders = sqlx::query(&self.sql(
-            "SELECT id, name, special_use, uidvalidity, uidnext FROM folders \
-             WHERE user_key = ? ORDER BY name",
-        ))
-        .bind(&user_key)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut observation = UserObservation::default();
-        for folder in folders {
-            let id = int(&folder, "id")?;
-            let rows = sqlx::query(&self.sql(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder_id = ? ORDER BY uid"
-            )))
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut messages = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let row = message_row(row)?;
-                messages.push(MessageObservation {
-                    uid: to_u32(row.uid, "uid")?,
-                    flags: row.flags,
-                    size: u64::try_from(row.size).unwrap_or_default(),
-                    blob: row.blob,
-                    internal_date_ms: row.internal_date_ms,
-                });
-            }
-            let special_use: Option<String> = folder.try_get("special_use")?;
-            observation.folders.insert(
-                folder.try_get("name")?,
-                FolderObservation {
-                    uidvalidity: to_u32(int(&folder, "uidvalidity")?, "uidvalidity")?,
-                    uidnext: to_u32(int(&folder, "uidnext")?, "uidnext")?,
-                    special_use: special_use.as_deref().and_then(SpecialUse::from_attribute),
-                    messages,
-                },
-            );
-        }
-        Ok(observation)
-    }
-
-    pub(crate) async fn folder_messages(
-        &self,
-        user: &str,
-        folder: &str,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let user_key = lookup_key(user);
-        let name = normalise_folder_name(folder)?;
-        let found =
-            sqlx::query(&self.sql("SELECT id FROM folders WHERE user_key = ? AND name = ?"))
-                .bind(&user_key)
-                .bind(&name)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(found) = found else {
-            return Err(StoreError::NotFound(format!(
-                "folder {name} of {}",
-                user.trim()
-            )));
-        };
-        let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE folder_id = ? ORDER BY uid"
-        )))
-        .bind(int(&found, "id")?)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let row = message_row(row)?;
-            out.push(StoredMessage {
-                uid: to_u32(row.uid, "uid")?,
-                folder: name.clone(),
-                queue_id: row.queue_id,
-                blob: row.blob,
-                size: u64::try_from(row.size).unwrap_or_default(),
-                flags: row.flags,
-                internal_date_ms: row.internal_date_ms,
-            });
-        }
-        Ok(out)
-    }
+/// A message size as its column keeps it.
+fn stored_size(size: u64) -> Result<i64, StoreError> {
+    i64::try_from(size).map_err(|_| StoreError::Invalid {
+        what: "message size",
+        reason: size.to_string(),
+    })
 }

@@ -40,6 +40,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "owned records index",
         include_str!("../../migrations/sqlite/0006_owned_records_index.sql"),
     ),
+    (
+        7,
+        "imap store",
+        include_str!("../../migrations/sqlite/0007_imap_store.sql"),
+    ),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (
@@ -72,6 +77,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "owned records index",
         include_str!("../../migrations/postgres/0006_owned_records_index.sql"),
     ),
+    (
+        7,
+        "imap store",
+        include_str!("../../migrations/postgres/0007_imap_store.sql"),
+    ),
 ];
 const MYSQL: &[(i64, &str, &str)] = &[
     (
@@ -103,6 +113,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         6,
         "owned records index",
         include_str!("../../migrations/mysql/0006_owned_records_index.sql"),
+    ),
+    (
+        7,
+        "imap store",
+        include_str!("../../migrations/mysql/0007_imap_store.sql"),
     ),
 ];
 

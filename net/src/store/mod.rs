@@ -22,10 +22,12 @@
 //! here): `sql` (the pool and SQL dialects), `migrate` (embedded schemas), `blob`
 //! (the blob folder), `password` (argon2id), `owned` (the SQL form of core's "the
 //! queue still owns this record"), `directory` (domains, users, aliases, groups,
-//! lookups), `mailbox` (folders and messages, the SQL twin of
-//! `sluice_core::mailbox`), `queue_columns` (the stored text forms of the queue's
+//! lookups), `mailbox` (folders, messages, MODSEQs and expunge tombstones,
+//! subscriptions, Junk events: the SQL twin of `sluice_core::mailbox`),
+//! `queue_columns` (the stored text forms of the queue's
 //! DSN parameters and recipient states), `acceptance` (placing an accepted
-//! message's body and staging its records), `delivery_queue` (the delivery queue's
+//! message's body and staging its records), `append` (IMAP APPEND with its body),
+//! `delivery_queue` (the delivery queue's
 //! durable side: restore, bodies for attempts, listings, staging its decisions with
 //! their notices), `commit` (the group commit every accepted message and every queue
 //! decision goes through; on an SQLite file accepted messages are committed by a
@@ -35,6 +37,7 @@
 //! `retention` (pruning the records of local copies once old).
 
 mod acceptance;
+mod append;
 mod blob;
 mod commit;
 mod delivery_queue;
@@ -48,8 +51,10 @@ mod queue_columns;
 mod retention;
 mod sql;
 
+pub use append::Append;
 pub use delivery_queue::QueuedBody;
 pub use garbage::{Garbage, GarbageReport};
+pub use mailbox::StoredJunkEvent;
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::SqlEngine;
@@ -59,7 +64,10 @@ use commit::Committer;
 use delivery_queue::QueueSelection;
 use directory::Kind;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
-use sluice_core::mailbox::{MailboxError, Observation, Operation, Outcome, UserObservation};
+use sluice_core::mailbox::{
+    Changes, FolderStatus, MailboxError, MailboxLimits, Observation, Operation, Outcome,
+    UserObservation,
+};
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use sql::Db;
 use sqlx::Row;
@@ -113,6 +121,10 @@ pub struct StoredMessage {
     pub size: u64,
     pub flags: Vec<String>,
     pub internal_date_ms: i64,
+    pub modseq: u64,
+    /// The envelope sender (no angle brackets; empty for the null reverse-path
+    /// and for APPEND): core's `mailbox::return_path_field` makes Return-Path of it.
+    pub reverse_path: String,
 }
 
 /// One recipient record of the queue.
@@ -150,12 +162,16 @@ pub struct StoreOptions {
     /// transaction that commits their records; larger ones are files. 0: every
     /// body is a file.
     pub inline_body_limit: usize,
+    /// The bounds of mailbox state that grows with use (expunge tombstones,
+    /// subscriptions), as core's mailbox model keeps them.
+    pub mailbox_limits: MailboxLimits,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             inline_body_limit: DEFAULT_INLINE_BODY_LIMIT,
+            mailbox_limits: MailboxLimits::default(),
         }
     }
 }
@@ -505,7 +521,7 @@ impl Store {
 
     async fn apply_once(&self, operation: &Operation) -> Result<Outcome, StoreError> {
         let mut tx = self.db.begin_write().await?;
-        match mailbox::apply(&self.db, &mut tx, operation).await? {
+        match mailbox::apply(&self.db, &mut tx, &self.options.mailbox_limits, operation).await? {
             Ok(outcome) => {
                 tx.commit().await?;
                 Ok(outcome)
@@ -513,6 +529,66 @@ impl Store {
             // Dropping the transaction rolls it back.
             Err(refusal) => Err(refusal.into()),
         }
+    }
+
+    /// IMAP APPEND: stores the body (inline or as a durable file, as for an
+    /// accepted message) and the message in the folder, with the flags and
+    /// internal date given and no envelope sender. `Outcome::Appended` carries
+    /// APPENDUID's values; a missing folder is `MailboxError::NoSuchFolder`
+    /// (TRYCREATE), and a refusal stores nothing but a body file for garbage
+    /// collection.
+    pub async fn append(&self, append: &Append<'_>) -> Result<Outcome, StoreError> {
+        append::append(
+            &self.db,
+            &self.blobs,
+            &self.options.mailbox_limits,
+            self.options.inline_body_limit,
+            append,
+        )
+        .await
+    }
+
+    /// SELECT's and STATUS's view of a folder (UIDVALIDITY, UIDNEXT,
+    /// HIGHESTMODSEQ, counts, size); a missing user or folder is the model's
+    /// refusal ([`StoreError::Mailbox`]).
+    pub async fn folder_status(
+        &self,
+        user: &str,
+        folder: &str,
+    ) -> Result<FolderStatus, StoreError> {
+        self.db.folder_status(user, folder).await
+    }
+
+    /// What changed in a folder after `modseq` (CONDSTORE CHANGEDSINCE, QRESYNC):
+    /// messages added or changed since, UIDs expunged since, the folder's status.
+    pub async fn changes_since(
+        &self,
+        user: &str,
+        folder: &str,
+        modseq: u64,
+    ) -> Result<Changes, StoreError> {
+        self.db.changes_since(user, folder, modseq).await
+    }
+
+    /// A user's subscribed names (LSUB, LIST (SUBSCRIBED)), in byte order.
+    pub async fn subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        self.db.subscriptions(user).await
+    }
+
+    /// Up to `limit` Junk events recorded after the one numbered `after_id` (0:
+    /// from the first), oldest first: what the classifier reads.
+    pub async fn junk_events(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredJunkEvent>, StoreError> {
+        self.db.junk_events(after_id, limit).await
+    }
+
+    /// Deletes the Junk events numbered up to `up_to_id`, those the classifier
+    /// has read; how many went.
+    pub async fn forget_junk_events(&self, up_to_id: i64) -> Result<u64, StoreError> {
+        self.db.forget_junk_events(up_to_id).await
     }
 
     /// One user's folders and messages, in the model's canonical form.

@@ -45,6 +45,7 @@ impl Placement {
             Placement::Inline => StoreOptions::default(),
             Placement::File => StoreOptions {
                 inline_body_limit: 0,
+                ..StoreOptions::default()
             },
         }
     }

@@ -137,6 +137,7 @@ impl Store {
                     blob: incoming.queue_id.clone(),
                     size: incoming.data.len() as u64,
                     internal_date_ms: incoming.received_at_ms,
+                    reverse_path: incoming.envelope_sender().to_owned(),
                 });
                 let new = matches!(outcome, Ok(Outcome::Delivered { .. }));
                 if new {

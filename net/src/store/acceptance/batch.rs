@@ -197,30 +197,38 @@ async fn deliver_to_inboxes(
         *per_user.entry(copy.user_key).or_default() += 1;
     }
     let mut next_uid: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut remaining = per_user.clone();
     for (user_key, count) in per_user {
         match take_inbox_uids(db, tx, user_key, count).await? {
             Some(first) => next_uid.insert(user_key, first),
             None => return Ok(false),
         };
     }
-    // UIDs in batch order, as one delivery after the other would take them.
+    // UIDs in batch order, as one delivery after the other would take them,
+    // and so the MODSEQs: the folder's HIGHESTMODSEQ rose by the user's count,
+    // and a copy's MODSEQ is that less the copies of the user after it.
     let mut entries = Vec::with_capacity(copies.len());
     for copy in copies {
-        let Some(uid) = next_uid.get_mut(copy.user_key) else {
+        let (Some(uid), Some(after)) = (
+            next_uid.get_mut(copy.user_key),
+            remaining.get_mut(copy.user_key),
+        ) else {
             return Ok(false);
         };
-        entries.push((copy, i64::from(*uid)));
+        *after -= 1;
+        entries.push((copy, i64::from(*uid), i64::from(*after)));
         *uid += 1;
     }
     insert_rows(
         db,
         tx,
         "INSERT INTO messages (folder_id, uid, blob_sha256, size, flags, internal_date_ms, \
-         queue_id)",
-        "((SELECT id FROM folders WHERE user_key = ? AND name = ?), ?, ?, ?, '', ?, ?)",
+         queue_id, modseq, reverse_path)",
+        "((SELECT id FROM folders WHERE user_key = ? AND name = ?), ?, ?, ?, '', ?, ?, \
+         (SELECT highestmodseq - ? FROM folders WHERE user_key = ? AND name = ?), ?)",
         "",
         &entries,
-        |query, (copy, uid)| {
+        |query, (copy, uid, after)| {
             query
                 .bind(copy.user_key)
                 .bind(INBOX)
@@ -229,6 +237,10 @@ async fn deliver_to_inboxes(
                 .bind(copy.size)
                 .bind(copy.message.received_at_ms)
                 .bind(&copy.message.queue_id)
+                .bind(*after)
+                .bind(copy.user_key)
+                .bind(INBOX)
+                .bind(copy.message.envelope_sender())
         },
     )
     .await?;

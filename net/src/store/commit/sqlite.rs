@@ -259,14 +259,18 @@ impl AcceptStatements for Statements<'_> {
         }
         let taken = transaction
             .prepare_cached(
-                "UPDATE folders SET uidnext = uidnext + 1 WHERE user_key = ? AND name = ? \
-                 RETURNING id, uidnext",
+                "UPDATE folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+                 WHERE user_key = ? AND name = ? RETURNING id, uidnext, highestmodseq",
             )?
             .query_row(params![delivery.user_key, INBOX], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
             })
             .optional()?;
-        let Some((folder_id, uidnext)) = taken else {
+        let Some((folder_id, uidnext, modseq)) = taken else {
             return Ok(Err(MailboxError::NoSuchFolder(INBOX.to_owned())));
         };
         // The transaction rolls the increment back with this refusal.
@@ -280,7 +284,8 @@ impl AcceptStatements for Statements<'_> {
         transaction
             .prepare_cached(
                 "INSERT INTO messages (folder_id, uid, blob_sha256, size, flags, \
-                 internal_date_ms, queue_id) VALUES (?, ?, ?, ?, '', ?, ?)",
+                 internal_date_ms, queue_id, modseq, reverse_path) \
+                 VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)",
             )?
             .execute(params![
                 folder_id,
@@ -288,7 +293,9 @@ impl AcceptStatements for Statements<'_> {
                 delivery.blob,
                 delivery.size,
                 delivery.internal_date_ms,
-                delivery.queue_id
+                delivery.queue_id,
+                modseq,
+                delivery.reverse_path
             ])?;
         Ok(Ok(Outcome::Delivered { uid }))
     }
