@@ -161,6 +161,27 @@ async fn submission_refuses_auth_before_tls_bad_passwords_and_anonymous_mail() {
         let report = clients::smtplib(&submission).unwrap();
         assert_eq!(report.code("auth"), Some(535), "{auth:?}: {}", report.raw);
     }
+    // Both are in the audit log, the second held back by the first (core's login guard).
+    let audit: Vec<String> = server
+        .stderr_all()
+        .lines()
+        .filter(|line| line.contains(r#""target":"sluice::audit""#))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(audit.len(), 2, "{audit:#?}");
+    for line in &audit {
+        // The server logs JSON lines.
+        for field in [
+            r#""event":"login""#,
+            r#""protocol":"smtp""#,
+            r#""result":"failed""#,
+            r#""address":"127.0.0.1""#,
+        ] {
+            assert!(line.contains(field), "{field} missing: {line}");
+        }
+    }
+    assert!(audit[0].contains(r#""delayed_ms":0"#), "{}", audit[0]);
+    assert!(audit[1].contains(r#""delayed_ms":2000"#), "{}", audit[1]);
 
     // Mail without authentication, with and without TLS.
     for security in [Security::Plain, Security::StartTls] {

@@ -419,6 +419,7 @@ fn qresync_select_reports_vanished_and_changed() {
     assert!(answer.contains("[HIGHESTMODSEQ 5]"), "{answer}");
     harness.client("b UNSELECT\r\n");
     let flag = |uids: Vec<u32>, flags: &[&str]| Operation::StoreFlags {
+        unchanged_since: None,
         user: USER.to_owned(),
         folder: "INBOX".to_owned(),
         uids,
@@ -596,6 +597,7 @@ fn noop_reports_arrivals_and_expunges() {
     harness
         .store
         .apply(&Operation::StoreFlags {
+            unchanged_since: None,
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
             uids: vec![1],
@@ -627,6 +629,7 @@ fn expunges_wait_while_store_by_sequence_number_runs() {
     harness
         .store
         .apply(&Operation::StoreFlags {
+            unchanged_since: None,
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
             uids: vec![1],
@@ -936,6 +939,7 @@ fn another_sessions_flag_change_is_reported() {
     harness
         .store
         .apply(&Operation::StoreFlags {
+            unchanged_since: None,
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
             uids: vec![1],
@@ -1034,6 +1038,7 @@ proptest! {
                     let uids = harness.store.inbox_uids(USER);
                     if let Some(&uid) = uids.get(usize::from(pick) % uids.len().max(1)) {
                         harness.store.apply(&Operation::StoreFlags {
+                            unchanged_since: None,
                             user: USER.to_owned(),
                             folder: "INBOX".to_owned(),
                             uids: vec![uid],

@@ -42,6 +42,7 @@ fn refusal(error: MailboxError) -> MailboxAnswer {
         | MailboxError::InvalidFlag(_)
         | MailboxError::SameFolder => MailboxRefusal::Cannot(error.to_string()),
         MailboxError::TooManyFlags(_)
+        | MailboxError::TooManySubscriptions(_)
         | MailboxError::UidsExhausted(_)
         | MailboxError::UidValidityExhausted(_) => MailboxRefusal::Limit(error.to_string()),
         MailboxError::UserExists(_) => MailboxRefusal::Unavailable,
@@ -66,6 +67,7 @@ impl TestStore {
         let blob = format!("blob-{}", self.deliveries);
         self.blobs.insert(blob.clone(), bytes.to_vec());
         match self.apply(&Operation::Deliver {
+            reverse_path: String::new(),
             user: user.to_owned(),
             delivery_key: blob.clone(),
             blob,
@@ -340,18 +342,20 @@ impl TestStore {
                     uid
                 } else {
                     match self.apply(&Operation::Move {
+                        at_ms: 0,
                         user: owned(user),
                         from: owned("INBOX"),
                         to: name.clone(),
                         uids: vec![uid],
                     }) {
-                        Ok(Outcome::Moved { uids }) => uids.first().map_or(0, |pair| pair.1),
+                        Ok(Outcome::Moved { uids, .. }) => uids.first().map_or(0, |pair| pair.1),
                         Ok(_) => 0,
                         Err(error) => return refusal(error),
                     }
                 };
                 if !flags.is_empty()
                     && let Err(error) = self.apply(&Operation::StoreFlags {
+                        unchanged_since: None,
                         user: owned(user),
                         folder: name,
                         uids: vec![uid],
@@ -410,6 +414,7 @@ impl TestStore {
                     .partition(|m| unchanged_since.is_none_or(|limit| m.modseq <= limit));
                 let targets: Vec<u32> = allowed.iter().map(|m| m.uid).collect();
                 if let Err(error) = self.apply(&Operation::StoreFlags {
+                    unchanged_since: None,
                     user: owned(user),
                     folder: name.clone(),
                     uids: targets.clone(),
@@ -437,6 +442,7 @@ impl TestStore {
                 let uids: Vec<u32> = uids.ranges().iter().flat_map(|&(a, b)| a..=b).collect();
                 self.copied(
                     Operation::Copy {
+                        at_ms: 0,
                         user: owned(user),
                         from,
                         to,
@@ -452,6 +458,7 @@ impl TestStore {
                 let uids: Vec<u32> = uids.ranges().iter().flat_map(|&(a, b)| a..=b).collect();
                 self.copied(
                     Operation::Move {
+                        at_ms: 0,
                         user: owned(user),
                         from,
                         to,
@@ -476,7 +483,7 @@ impl TestStore {
 
     fn copied(&mut self, operation: Operation, uidvalidity: u32) -> MailboxAnswer {
         match self.apply(&operation) {
-            Ok(Outcome::Copied { uids } | Outcome::Moved { uids }) => {
+            Ok(Outcome::Copied { uids, .. } | Outcome::Moved { uids, .. }) => {
                 MailboxAnswer::Copied { uidvalidity, uids }
             }
             Ok(_) => MailboxAnswer::Refused(MailboxRefusal::Unavailable),
@@ -507,6 +514,7 @@ impl TestStore {
             None => Vec::new(),
         };
         let flag = |mode| Operation::StoreFlags {
+            unchanged_since: None,
             user: user.to_owned(),
             folder: name.clone(),
             uids: spared.clone(),
