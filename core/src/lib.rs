@@ -26,7 +26,7 @@
 //!   bodies of the fuzz targets, shared with the corpus regression tests.
 //!
 //! Still to come (docs/ARCHITECTURE.md lists them): the filter pipeline, the
-//! delivery-path selector, the replica, and the IMAP session.
+//! delivery-path selector, the replica, and the IMAP session's FETCH and SEARCH.
 
 #![forbid(unsafe_code)]
 
