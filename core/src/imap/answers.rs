@@ -287,6 +287,8 @@ impl ImapSession {
                 }
             }
             Purpose::Changes(after) => self.on_changes(now, after, answer),
+            Purpose::Fetch(job) => self.on_fetch_answer(now, *job, answer),
+            Purpose::Search(job) => self.on_search_answer(now, *job, answer),
         }
     }
 

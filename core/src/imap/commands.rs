@@ -93,6 +93,11 @@ fn flag_text(flag: &Flag<'_>) -> String {
 
 impl ImapSession {
     pub(super) fn on_command(&mut self, now: Instant, command: &[u8]) {
+        let stripped = super::search_flow::strip_return(command);
+        self.search_return = stripped.as_ref().map(|(_, options)| *options);
+        let command = stripped
+            .as_ref()
+            .map_or(command, |(rest, _)| rest.as_slice());
         let decoded = CommandCodec::default().decode(command);
         match decoded {
             Ok((b"", parsed)) => {
@@ -548,11 +553,35 @@ impl ImapSession {
                     },
                 );
             }
-            CommandBody::Fetch { .. } | CommandBody::Search { .. } if selected => {
-                // FETCH and SEARCH need core::message (ENVELOPE, BODYSTRUCTURE,
-                // sections, matching): the requests are designed, the commands come
-                // in the next session.
-                self.reject(&tag, Kind::No, Some("CANNOT"), "Not implemented yet", name);
+            CommandBody::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } if selected => self.fetch(
+                now,
+                tag,
+                &sequence_set,
+                &macro_or_item_names,
+                uid,
+                &modifiers,
+            ),
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } if selected => {
+                if super::super::message::check_charset(charset.as_ref()).is_err() {
+                    self.reject(
+                        &tag,
+                        Kind::No,
+                        Some("BADCHARSET (UTF-8 US-ASCII)"),
+                        "Unsupported charset",
+                        name,
+                    );
+                    return;
+                }
+                self.search(now, tag, criteria.into_inner(), uid);
             }
             _ => {
                 if matches!(name, "STARTTLS" | "LOGIN" | "AUTHENTICATE")
@@ -565,6 +594,94 @@ impl ImapSession {
                 }
             }
         }
+    }
+
+    fn fetch(
+        &mut self,
+        now: Instant,
+        tag: String,
+        set: &SequenceSet,
+        items: &imap_types::fetch::MacroOrMessageDataItemNames<'_>,
+        by_uid: bool,
+        modifiers: &[imap_types::command::FetchModifier],
+    ) {
+        use imap_types::command::FetchModifier;
+        use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
+        let mut changed_since = None;
+        let mut vanished = false;
+        for modifier in modifiers {
+            match modifier {
+                FetchModifier::ChangedSince(value) => changed_since = Some(value.get()),
+                FetchModifier::Vanished => vanished = true,
+            }
+        }
+        // RFC 7162 §3.2.6: VANISHED only in UID FETCH with CHANGEDSINCE, QRESYNC enabled.
+        if vanished && !(by_uid && changed_since.is_some() && self.enabled.qresync) {
+            self.reject(
+                &tag,
+                Kind::Bad,
+                None,
+                "VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC",
+                "FETCH",
+            );
+            return;
+        }
+        let asks_modseq = matches!(items, MacroOrMessageDataItemNames::MessageDataItemNames(names)
+            if names.contains(&MessageDataItemName::ModSeq));
+        if changed_since.is_some() || asks_modseq {
+            // RFC 7162 §3.1: both are CONDSTORE enabling commands.
+            self.enabled.condstore = true;
+        }
+        let plan = super::fetch::FetchPlan::new(items, by_uid, changed_since.is_some());
+        let uids = self.resolve(set, by_uid);
+        let job = super::fetch_flow::FetchJob {
+            tag,
+            by_uid,
+            plan,
+            changed_since,
+            batches: super::fetch_flow::Batches::new(uids, self.config.limits.fetch_batch),
+            batch: Default::default(),
+            seen_set: Vec::new(),
+            stage: super::fetch_flow::FetchStage::Metadata,
+        };
+        self.start_fetch(now, job, vanished);
+    }
+
+    fn search(
+        &mut self,
+        now: Instant,
+        tag: String,
+        keys: Vec<imap_types::search::SearchKey<'_>>,
+        by_uid: bool,
+    ) {
+        use imap_types::IntoStatic;
+        let Some(view) = &self.selected else {
+            return;
+        };
+        let all = UidSet::from_uids(view.uids().iter());
+        let returns = self.search_return.take().or_else(|| {
+            self.enabled
+                .imap4rev2
+                .then(|| super::search_flow::ReturnOptions {
+                    all: true,
+                    ..Default::default()
+                })
+        });
+        let keys: Vec<_> = keys.into_iter().map(IntoStatic::into_static).collect();
+        if keys.iter().any(super::search_flow::uses_modseq) {
+            self.enabled.condstore = true;
+        }
+        let job = super::search_flow::SearchJob {
+            tag,
+            by_uid,
+            keys,
+            returns,
+            batches: super::fetch_flow::Batches::new(all, self.config.limits.fetch_batch),
+            batch: Default::default(),
+            hits: Vec::new(),
+            content_stage: false,
+        };
+        self.search_next_batch(now, job);
     }
 
     fn known_command(&self, name: &str) -> bool {

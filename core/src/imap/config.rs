@@ -70,6 +70,12 @@ pub struct Limits {
     pub unauthenticated_timeout: Duration,
     /// Waiting for the driver to answer a credential check or a mailbox request. Default 2 minutes.
     pub driver_timeout: Duration,
+    /// Messages whose metadata one FETCH or SEARCH asks the store for at a time.
+    /// Their bytes are asked one message at a time, and each message's response is
+    /// sent before the next is asked, so a FETCH or SEARCH over any number of
+    /// messages holds at most this many metadata entries and one message (up to
+    /// `append_limit` for mail added by APPEND). Default 256.
+    pub fetch_batch: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +92,7 @@ impl Default for Limits {
             autologout: Duration::from_mins(30),
             unauthenticated_timeout: Duration::from_mins(1),
             driver_timeout: Duration::from_mins(2),
+            fetch_batch: 256,
         }
     }
 }

@@ -21,8 +21,9 @@
 //! does not parse), `utf7` (IMAP4rev1 mailbox names), `responses`, `commands`
 //! (what each command does) and `answers` (what each answer does).
 //!
-//! Not yet here: FETCH and SEARCH (their store requests are designed; the content
-//! side is `core::message`), answered NO \[CANNOT\] for now.
+//! FETCH and SEARCH (`fetch`, `fetch_flow`, `search_flow`) read messages through
+//! `core::message`, asking the store for metadata a bounded batch at a time and for
+//! one message's bytes at a time.
 
 pub mod config;
 pub mod event;
@@ -32,9 +33,12 @@ pub mod view;
 
 mod answers;
 mod commands;
+mod fetch;
+mod fetch_flow;
 mod frame;
 mod list;
 mod responses;
+mod search_flow;
 mod syntax;
 #[cfg(test)]
 mod tests;
@@ -77,6 +81,9 @@ pub struct ImapSession {
     /// (UID, MODSEQ) of flag changes this session's STORE already reported, so that
     /// the store's change report right after does not repeat them.
     reported_flags: Vec<(u32, u64)>,
+    /// SEARCH's RETURN options, taken from the command line before imap-codec
+    /// parses the rest (it does not know RETURN), for `dispatch`.
+    search_return: Option<search_flow::ReturnOptions>,
 }
 
 /// Extensions the client turned on with ENABLE (RFC 5161) or by using them.
@@ -160,6 +167,8 @@ enum Purpose {
         by_uid: bool,
     },
     Changes(AfterChanges),
+    Fetch(Box<fetch_flow::FetchJob>),
+    Search(Box<search_flow::SearchJob>),
 }
 
 /// What to do once the selected mailbox's changes are known.
@@ -198,6 +207,7 @@ impl ImapSession {
             changed: false,
             owed_after_drop: None,
             reported_flags: Vec::new(),
+            search_return: None,
         };
         let greeting = responses::untagged_ok(
             &format!("CAPABILITY {}", session.capabilities()),

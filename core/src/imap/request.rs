@@ -76,6 +76,8 @@ pub enum MailboxRequest {
     },
     /// The stored bytes of one message, for ENVELOPE, BODYSTRUCTURE, BODY[...] and
     /// SEARCH on content (parsed in core). Answered by [`MailboxAnswer::Content`].
+    /// The session asks for one message at a time, so a FETCH over many messages
+    /// never holds more than one body.
     FetchContent { mailbox: String, uid: u32 },
     /// STORE flags on messages, with UNCHANGEDSINCE (RFC 7162 §3.1.3). Answered by
     /// [`MailboxAnswer::Stored`].
@@ -211,7 +213,12 @@ pub enum MailboxAnswer {
     },
     /// By ascending UID.
     Metadata(Vec<MessageMetadata>),
-    Content(Vec<u8>),
+    /// One message as stored, and its envelope sender (empty for the null
+    /// reverse-path), from which the session writes the Return-Path the reader sees.
+    Content {
+        envelope_sender: String,
+        bytes: Vec<u8>,
+    },
     Stored {
         /// The messages changed, with their new flags and MODSEQ.
         changed: Vec<MessageMetadata>,
@@ -281,7 +288,11 @@ pub struct MessageMetadata {
     pub flags: Vec<String>,
     pub modseq: u64,
     pub internal_date_ms: i64,
+    /// Octets as stored, without the Return-Path field the reader sees.
     pub size: u64,
+    /// The envelope sender (empty for the null reverse-path): with `size`, the
+    /// RFC822.SIZE a reader sees without asking for the bytes.
+    pub envelope_sender: String,
 }
 
 /// Changes in one mailbox since a MODSEQ.

@@ -29,6 +29,8 @@ pub(in crate::imap) struct TestStore {
     subscriptions: BTreeSet<(String, String)>,
     blobs: BTreeMap<String, Vec<u8>>,
     deliveries: u64,
+    /// How many times a message's bytes were asked for (SEARCH on metadata asks none).
+    pub(super) content_requests: u64,
 }
 
 fn refusal(error: MailboxError) -> MailboxAnswer {
@@ -63,11 +65,16 @@ impl TestStore {
 
     /// A message delivered to INBOX, as the SMTP side would.
     pub(super) fn deliver(&mut self, user: &str, bytes: &[u8]) -> u32 {
+        self.deliver_from(user, "", bytes)
+    }
+
+    /// A message delivered to INBOX with this envelope sender.
+    pub(super) fn deliver_from(&mut self, user: &str, sender: &str, bytes: &[u8]) -> u32 {
         self.deliveries += 1;
         let blob = format!("blob-{}", self.deliveries);
         self.blobs.insert(blob.clone(), bytes.to_vec());
         match self.apply(&Operation::Deliver {
-            reverse_path: String::new(),
+            reverse_path: sender.to_owned(),
             user: user.to_owned(),
             delivery_key: blob.clone(),
             blob,
@@ -176,6 +183,7 @@ impl TestStore {
                     .map_or(1, |entry| entry.0),
                 internal_date_ms: message.internal_date_ms,
                 size: message.size,
+                envelope_sender: message.reverse_path.clone(),
             })
             .collect()
     }
@@ -391,9 +399,13 @@ impl TestStore {
                     return MailboxAnswer::Refused(MailboxRefusal::NoSuchMailbox);
                 };
                 match folder.messages.iter().find(|m| m.uid == uid) {
-                    Some(message) => MailboxAnswer::Content(
-                        self.blobs.get(&message.blob).cloned().unwrap_or_default(),
-                    ),
+                    Some(message) => {
+                        self.content_requests += 1;
+                        MailboxAnswer::Content {
+                            envelope_sender: message.reverse_path.clone(),
+                            bytes: self.blobs.get(&message.blob).cloned().unwrap_or_default(),
+                        }
+                    }
                     None => MailboxAnswer::Refused(MailboxRefusal::NoSuchMailbox),
                 }
             }
