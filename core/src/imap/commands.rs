@@ -634,11 +634,20 @@ impl ImapSession {
         }
         let plan = super::fetch::FetchPlan::new(items, by_uid, changed_since.is_some());
         let uids = self.resolve(set, by_uid);
+        let largest = self
+            .selected
+            .as_ref()
+            .map_or(0, |view| view.uidnext().saturating_sub(1));
         let job = super::fetch_flow::FetchJob {
             tag,
             by_uid,
             plan,
             changed_since,
+            asked: if vanished {
+                uid_set(set, largest)
+            } else {
+                UidSet::default()
+            },
             batches: super::fetch_flow::Batches::new(uids, self.config.limits.fetch_batch),
             batch: Default::default(),
             seen_set: Vec::new(),

@@ -31,10 +31,6 @@ impl Batches {
         }
     }
 
-    pub(super) fn all(&self) -> &UidSet {
-        &self.set
-    }
-
     /// The next at most `size` UIDs, or `None` when all were taken.
     pub(super) fn next(&mut self) -> Option<UidSet> {
         let mut ranges = Vec::new();
@@ -64,6 +60,9 @@ pub(super) struct FetchJob {
     pub(super) by_uid: bool,
     pub(super) plan: FetchPlan,
     pub(super) changed_since: Option<u64>,
+    /// The UIDs as the client named them, for VANISHED: expunged ones are no
+    /// longer in the view, so not in `batches`.
+    pub(super) asked: UidSet,
     pub(super) batches: Batches,
     /// The current batch's messages not yet answered, ascending UID.
     pub(super) batch: VecDeque<MessageMetadata>,
@@ -130,7 +129,7 @@ impl ImapSession {
                         .expunged
                         .iter()
                         .copied()
-                        .filter(|uid| job.batches.all().contains(*uid)),
+                        .filter(|uid| job.asked.contains(*uid)),
                 );
                 if !gone.is_empty() {
                     self.send(format!("* VANISHED (EARLIER) {}\r\n", gone.to_imap()).into_bytes());

@@ -2,6 +2,7 @@
 //! command and state, framing under any split, and whole dialogues as snapshots.
 
 mod dialogues;
+mod fetch;
 mod session;
 mod store;
 
