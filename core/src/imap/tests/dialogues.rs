@@ -91,3 +91,35 @@ fn starttls_and_sasl_ir() {
     ));
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn thunderbird_like_fetch() {
+    let mut harness = Harness::new(TlsMode::Unavailable, true);
+    harness.store.deliver_from(
+        USER,
+        "bob@example.net",
+        b"From: Bob <bob@example.net>\r\nTo: alice@example.test\r\nSubject: first\r\n\
+          Date: Mon, 07 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@example.net>\r\n\
+          Content-Type: text/plain; charset=utf-8\r\nX-Other: dropped\r\n\r\nhello\r\n",
+    );
+    harness.store.deliver_from(
+        USER,
+        "",
+        b"From: MAILER-DAEMON@example.test\r\nSubject: second\r\n\r\nnotice\r\n",
+    );
+    let text = transcript(
+        &mut harness,
+        &[
+            Step::Client("3 login \"alice\" \"secret\"\r\n"),
+            Step::Client("4 select \"INBOX\"\r\n"),
+            Step::Client(
+                "5 UID fetch 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc \
+                 Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To \
+                 Content-Type Reply-To)])\r\n",
+            ),
+            Step::Client("6 UID fetch 1 (UID RFC822.SIZE BODY[])\r\n"),
+            Step::Client("7 logout\r\n"),
+        ],
+    );
+    insta::assert_snapshot!(text);
+}

@@ -127,7 +127,7 @@ fn rfc822_items_see_the_return_path() {
     let mut harness = selected(1);
     let answer = harness.client("a FETCH 1 (RFC822.HEADER)\r\n");
     assert!(
-        answer.starts_with(&format!("* 1 FETCH (RFC822.HEADER {{"))
+        answer.starts_with("* 1 FETCH (RFC822.HEADER {")
             && answer.contains(&format!("}}\r\n{RETURN_PATH}From: Bob")),
         "{answer}"
     );

@@ -3,6 +3,7 @@
 
 mod dialogues;
 mod fetch;
+mod search;
 mod session;
 mod store;
 
