@@ -283,3 +283,26 @@ impl ImapSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_the_set_in_order_up_to_the_last_uid() {
+        let set = UidSet::from_ranges([(1, 3), (u32::MAX - 1, u32::MAX)]);
+        let mut batches = Batches::new(set, 2);
+        let mut taken = Vec::new();
+        while let Some(batch) = batches.next() {
+            taken.push(batch.ranges().to_vec());
+        }
+        assert_eq!(
+            taken,
+            vec![
+                vec![(1, 2)],
+                vec![(3, 3), (u32::MAX - 1, u32::MAX - 1)],
+                vec![(u32::MAX, u32::MAX)],
+            ]
+        );
+    }
+}

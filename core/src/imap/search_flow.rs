@@ -32,7 +32,12 @@ pub(super) struct ReturnOptions {
 /// clause (imap-codec does not parse it), and the options. `None` when the command
 /// has no RETURN clause or an option this server does not know.
 pub(super) fn strip_return(command: &[u8]) -> Option<(Vec<u8>, ReturnOptions)> {
-    let upper = command.to_ascii_uppercase();
+    // The clause sits right after a tag of at most 64 octets: look only at the
+    // start, so that a large command (APPEND's message) is never copied here.
+    const HEAD_BOUND: usize = 256;
+    let upper = command
+        .get(..command.len().min(HEAD_BOUND))?
+        .to_ascii_uppercase();
     let mut pos = upper.iter().position(|&b| b == b' ')? + 1;
     if upper.get(pos..)?.starts_with(b"UID ") {
         pos += 4;
@@ -338,5 +343,29 @@ impl ImapSession {
         self.send(format!("{line}\r\n").into_bytes());
         let response = responses::tagged(&job.tag, Kind::Ok, None, "SEARCH completed");
         self.finish(now, response, job.by_uid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_clause_is_taken_out() {
+        let (rest, options) =
+            strip_return(b"a UID search return (min COUNT) FROM x\r\n").expect("RETURN");
+        assert_eq!(rest, b"a UID search FROM x\r\n");
+        assert_eq!(
+            options,
+            ReturnOptions {
+                min: true,
+                count: true,
+                ..ReturnOptions::default()
+            }
+        );
+        let (_, options) = strip_return(b"b SEARCH RETURN () ALL\r\n").expect("RETURN");
+        assert!(options.all && !options.min);
+        assert_eq!(strip_return(b"c SEARCH ALL\r\n"), None);
+        assert_eq!(strip_return(b"d SEARCH RETURN (SAVE) ALL\r\n"), None);
     }
 }
