@@ -357,7 +357,7 @@ pub fn poplib(session: &Pop3Session<'_>) -> anyhow::Result<Vec<Pop3Step>> {
 
 fn decode_hex(text: &str) -> anyhow::Result<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         anyhow::bail!("odd hex length");
     }
     digits

@@ -115,7 +115,7 @@ async fn poplib_over_stls_lists_reads_and_deletes_at_quit() {
     assert!(capa.contains("UIDL") && capa.contains("TOP"), "{capa}");
 
     let retr1 = step(&result, "retr:1").value.clone();
-    let retr2 = result.iter().filter(|s| s.step == "retr:2").next().unwrap();
+    let retr2 = step(&result, "retr:2");
     assert_retrieved(&retr1, &first);
     assert_retrieved(&retr2.value, &second);
     let stat = step(&result, "stat").text();
