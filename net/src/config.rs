@@ -714,7 +714,8 @@ mod tests {
         assert!(backend.listener_enabled(ListenerName::Lmtp));
         assert!(all.listener_enabled(ListenerName::Pop3));
         assert!(backend.listener_enabled(ListenerName::Pop3s));
-        let gateway = parse("[server]\nrole = \"gateway\"\n");
+        let gateway =
+            parse("[server]\nrole = \"gateway\"\n\n[delivery]\nbackend_lmtp = \"127.0.0.1:24\"\n");
         assert!(!gateway.listener_enabled(ListenerName::Pop3));
         assert_eq!(
             all.listener_address(ListenerName::Pop3s).to_string(),
