@@ -131,6 +131,10 @@ pub struct ListenersSection {
     pub submissions: ListenerSection,
     /// Final delivery from gateways (RFC 2033); on by default in role backend only.
     pub lmtp: ListenerSection,
+    /// POP3 with STLS (RFC 1939, RFC 2595); on by default in roles all and backend.
+    pub pop3: ListenerSection,
+    /// POP3 over implicit TLS (RFC 8314); on by default in roles all and backend.
+    pub pop3s: ListenerSection,
 }
 
 /// One listener. The address has no serde default because it differs per listener.
@@ -187,15 +191,24 @@ pub enum ListenerName {
     Submission,
     Submissions,
     Lmtp,
+    Pop3,
+    Pop3s,
 }
 
 impl ListenerName {
-    pub const ALL: [ListenerName; 4] = [
+    pub const ALL: [ListenerName; 6] = [
         ListenerName::Mx,
         ListenerName::Submission,
         ListenerName::Submissions,
         ListenerName::Lmtp,
+        ListenerName::Pop3,
+        ListenerName::Pop3s,
     ];
+
+    /// Whether the listener serves POP3 (mail retrieval) rather than SMTP or LMTP.
+    pub fn is_pop3(self) -> bool {
+        matches!(self, ListenerName::Pop3 | ListenerName::Pop3s)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -203,6 +216,8 @@ impl ListenerName {
             ListenerName::Submission => "submission",
             ListenerName::Submissions => "submissions",
             ListenerName::Lmtp => "lmtp",
+            ListenerName::Pop3 => "pop3",
+            ListenerName::Pop3s => "pop3s",
         }
     }
 
@@ -213,6 +228,8 @@ impl ListenerName {
             ListenerName::Submission => 2587,
             ListenerName::Submissions => 2465,
             ListenerName::Lmtp => 2424,
+            ListenerName::Pop3 => 2110,
+            ListenerName::Pop3s => 2995,
         };
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
@@ -367,6 +384,8 @@ impl Config {
                     ListenerName::Submission => "listeners.submission.max_connections_per_ip",
                     ListenerName::Submissions => "listeners.submissions.max_connections_per_ip",
                     ListenerName::Lmtp => "listeners.lmtp.max_connections_per_ip",
+                    ListenerName::Pop3 => "listeners.pop3.max_connections_per_ip",
+                    ListenerName::Pop3s => "listeners.pop3s.max_connections_per_ip",
                 };
                 return Err((key, "must be at least 1".to_owned()));
             }
@@ -428,14 +447,18 @@ impl Config {
             ListenerName::Submission => &self.listeners.submission,
             ListenerName::Submissions => &self.listeners.submissions,
             ListenerName::Lmtp => &self.listeners.lmtp,
+            ListenerName::Pop3 => &self.listeners.pop3,
+            ListenerName::Pop3s => &self.listeners.pop3s,
         }
     }
 
     /// Whether a listener runs: as configured, else as the role has it (gateways and
-    /// `all` receive SMTP; backends receive LMTP).
+    /// `all` receive SMTP; backends receive LMTP; mailboxes, in `all` and backends,
+    /// are read over POP3).
     pub fn listener_enabled(&self, name: ListenerName) -> bool {
         self.listener(name).enabled.unwrap_or(match name {
             ListenerName::Lmtp => self.server.role == Role::Backend,
+            ListenerName::Pop3 | ListenerName::Pop3s => self.server.role != Role::Gateway,
             _ => self.server.role != Role::Backend,
         })
     }
@@ -689,6 +712,17 @@ mod tests {
         let backend = parse("[server]\nrole = \"backend\"\n");
         assert!(!backend.listener_enabled(ListenerName::Mx));
         assert!(backend.listener_enabled(ListenerName::Lmtp));
+        assert!(all.listener_enabled(ListenerName::Pop3));
+        assert!(backend.listener_enabled(ListenerName::Pop3s));
+        let gateway =
+            parse("[server]\nrole = \"gateway\"\n\n[delivery]\nbackend_lmtp = \"127.0.0.1:24\"\n");
+        assert!(!gateway.listener_enabled(ListenerName::Pop3));
+        assert_eq!(
+            all.listener_address(ListenerName::Pop3s).to_string(),
+            "127.0.0.1:2995"
+        );
+        let error = error_of("[listeners.pop3]\nstarttls = true\n");
+        assert_eq!(error.key.as_deref(), Some("listeners.pop3.starttls"));
         let forced = parse("[listeners.lmtp]\nenabled = true\n");
         assert!(forced.listener_enabled(ListenerName::Lmtp));
     }

@@ -8,7 +8,8 @@
 //! - [`delivery`]: the delivery service: the queue machine, attempts over SMTP/LMTP, notices.
 //! - [`control`]: the control socket through which `sluice queue` reaches a running server.
 //! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
-//! - [`listener`]: one SMTP listener: connection limits, PROXY header, implicit TLS.
+//! - [`listener`]: one SMTP or POP3 listener: connection limits, PROXY header, implicit TLS.
+//! - [`pop3_driver`]: one POP3 connection pumped through core's `Pop3Session`, with maildrop locks and streamed reads.
 //! - [`smtp_driver`]: one connection pumped through core's reception machine (`sluice_core::node`), generic over the stream.
 //! - [`routing`]: core's router run for one recipient check against the reception store.
 //! - [`incoming`]: where a connection came from (address, reverse DNS name) for the Received field.
@@ -31,6 +32,7 @@ pub mod logging;
 pub mod login;
 pub mod maybe_tls;
 pub mod node;
+pub mod pop3_driver;
 pub mod proxy_header;
 pub mod queue_id;
 pub mod reception_store;

@@ -1,7 +1,8 @@
-//! One SMTP listener: accepts TCP connections, enforces the total and per-address
+//! One listener: accepts TCP connections, enforces the total and per-address
 //! connection limits, reads the PROXY header when configured, performs implicit TLS
-//! on the submissions port, and hands each connection to the SMTP driver in its own
-//! task and tracing span. A connection over a limit gets the session's 421 refusal.
+//! on the submissions and POP3S ports, and hands each connection to the SMTP or the
+//! POP3 driver in its own task and tracing span. An SMTP connection over a limit
+//! gets the session's 421 refusal; a POP3 one is closed.
 //! On shutdown, live sessions finish their transactions and say 421, new connections
 //! are refused with 421, and whatever is left after the grace period is dropped.
 
@@ -9,9 +10,11 @@ use crate::config::ListenerName;
 use crate::dns::Resolver;
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
+use crate::pop3_driver::{self, Pop3Context};
 use crate::proxy_header;
 use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::{self, DriverContext};
+use sluice_core::pop3::Pop3Config;
 use sluice_core::smtp::server::{ConnectionRefusal, ListenerKind, SessionConfig, TlsMode};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +34,9 @@ pub struct ListenerSpec {
     pub session: SessionConfig,
     pub proxy_protocol: bool,
     pub max_connections_per_ip: usize,
+    /// Some for a POP3 listener: its connections run core's POP3 session with
+    /// this configuration, and `session` only lends its handshake timeout.
+    pub pop3: Option<Pop3Config>,
 }
 
 impl ListenerSpec {
@@ -42,7 +48,23 @@ impl ListenerSpec {
             ListenerName::Submissions => (ListenerKind::Submission, TlsMode::Implicit),
             // LMTP runs between our own tiers on a trusted network (RFC 2033 §1).
             ListenerName::Lmtp => (ListenerKind::Lmtp, TlsMode::Unavailable),
+            // POP3 listeners run no SMTP session (see `pop3`); their TLS is POP3's.
+            ListenerName::Pop3 => (ListenerKind::Submission, TlsMode::StartTlsOffered),
+            ListenerName::Pop3s => (ListenerKind::Submission, TlsMode::Implicit),
         }
+    }
+
+    /// Whether connections are TLS from their first byte (submissions, POP3S).
+    fn implicit_tls(&self) -> bool {
+        match &self.pop3 {
+            Some(pop3) => pop3.tls == TlsMode::Implicit,
+            None => self.session.tls == TlsMode::Implicit,
+        }
+    }
+
+    /// Whether a refused connection gets a reply: SMTP's 421 in plaintext only.
+    fn refusal_is_answered(&self) -> bool {
+        self.pop3.is_none() && !self.implicit_tls()
     }
 
     /// How long a client may take to send its PROXY header or finish implicit TLS:
@@ -62,6 +84,8 @@ pub struct Shared<R> {
     /// Names clients for the Received header (FCrDNS), looked up while the session
     /// runs so that it never delays the greeting.
     pub resolver: Option<Resolver>,
+    /// What POP3 sessions share; None where the node has no mailbox store.
+    pub pop3: Option<Arc<Pop3Context>>,
 }
 
 /// Counts live connections per client address; a slot frees itself when dropped.
@@ -183,7 +207,7 @@ pub async fn run<R: ReceptionStore>(
 /// slow client. On the implicit-TLS listener a plaintext reply would be noise to the
 /// client, so the connection is closed without one.
 fn refuse_detached(stream: TcpStream, spec: &ListenerSpec, refusal: ConnectionRefusal) {
-    if spec.session.tls == TlsMode::Implicit {
+    if !spec.refusal_is_answered() {
         return;
     }
     tokio::spawn(smtp_driver::refuse(stream, spec.session.clone(), refusal));
@@ -241,7 +265,7 @@ async fn connection<R: ReceptionStore>(
     async {
         let Some(_slot) = per_address.take(client.ip(), spec.max_connections_per_ip) else {
             tracing::warn!("too many connections from this address; refusing");
-            if spec.session.tls != TlsMode::Implicit {
+            if spec.refusal_is_answered() {
                 smtp_driver::refuse(
                     stream,
                     spec.session.clone(),
@@ -251,7 +275,7 @@ async fn connection<R: ReceptionStore>(
             }
             return;
         };
-        let stream = if spec.session.tls == TlsMode::Implicit {
+        let stream = if spec.implicit_tls() {
             let accept = shared.driver.tls.accept(stream);
             match tokio::time::timeout(spec.handshake_timeout(), accept).await {
                 Ok(Ok(tls)) => MaybeTls::Tls(Box::new(tls)),
@@ -267,6 +291,14 @@ async fn connection<R: ReceptionStore>(
         } else {
             MaybeTls::Plain(stream)
         };
+        if let Some(config) = &spec.pop3 {
+            let Some(context) = shared.pop3.clone() else {
+                tracing::warn!("no mailbox store for POP3; closing");
+                return;
+            };
+            pop3_driver::drive(stream, config.clone(), client, context, shutdown).await;
+            return;
+        }
         let client_info = ClientInfo::new(client);
         if let Some(resolver) = shared.resolver.clone() {
             let name = Arc::clone(&client_info.name);

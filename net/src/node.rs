@@ -1,6 +1,6 @@
 //! A running Sluice node, started from a `Config` for its role: the store, the
 //! delivery service (the queue, its attempts and notices), the control socket, the
-//! listeners (SMTP for gateways, LMTP for backends), and garbage collection; with a
+//! listeners (SMTP for gateways, LMTP for backends, POP3 for mailboxes), and garbage collection; with a
 //! handle to read the bound addresses, to ask for a graceful shutdown and to wait.
 
 use crate::config::{Config, ListenerName, Role, StorageSection};
@@ -8,12 +8,14 @@ use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
 use crate::dns::{Resolver, ResolverSettings};
 use crate::listener::{self, ListenerSpec, Shared};
 use crate::login::Logins;
+use crate::pop3_driver::{MaildropLocks, Pop3Context};
 use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::DriverContext;
 use crate::store::{Store, StoreOptions};
 use crate::tls;
 use anyhow::Context as _;
 use sluice_core::node::PlacementPolicy;
+use sluice_core::pop3::{Limits as Pop3Limits, Pop3Config};
 use sluice_core::queue::Queue;
 use sluice_core::router::MailboxAccess;
 use sluice_core::router::RouterConfig;
@@ -73,6 +75,8 @@ struct Services {
     delivery: Option<DeliveryHandle>,
     resolver: Option<Resolver>,
     shutdown: (watch::Sender<bool>, watch::Receiver<bool>),
+    /// The mailbox store POP3 reads; without it the POP3 listeners do not start.
+    mailboxes: Option<Store>,
 }
 
 /// The router's configuration: `<Postmaster>` goes to the primary domain.
@@ -191,6 +195,7 @@ impl Node {
             delivery: Some(delivery),
             resolver: Some(resolver),
             shutdown: (shutdown, watcher),
+            mailboxes: Some(store.clone()),
         };
         let node = Node::start_listeners(config, store.clone(), services).await?;
         tokio::spawn(collect_garbage_periodically(
@@ -208,6 +213,7 @@ impl Node {
             delivery: None,
             resolver: None,
             shutdown: watch::channel(false),
+            mailboxes: None,
         };
         Node::start_listeners(config, store, services).await
     }
@@ -234,19 +240,31 @@ impl Node {
         } else {
             tracing::info!(fingerprint = %loaded.fingerprint, "certificate loaded (SHA-256 fingerprint)");
         }
+        let tls_acceptor = tokio_rustls::TlsAcceptor::from(loaded.config);
+        // One login guard for every protocol, so failures over SMTP slow POP3 too.
+        let logins = Logins::default();
+        let pop3 = services.mailboxes.map(|store| {
+            Arc::new(Pop3Context {
+                store,
+                tls: tls_acceptor.clone(),
+                logins: logins.clone(),
+                locks: MaildropLocks::default(),
+            })
+        });
         let shared = Arc::new(Shared {
             driver: Arc::new(DriverContext {
                 store,
-                tls: tokio_rustls::TlsAcceptor::from(loaded.config),
+                tls: tls_acceptor,
                 router,
                 hostname: hostname.clone(),
                 placement: placement_policy(config)?,
                 delivery: services.delivery,
-                logins: Logins::default(),
+                logins,
             }),
             connections: Arc::new(Semaphore::new(config.server.max_connections)),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             resolver: services.resolver,
+            pop3: pop3.clone(),
         });
         let limits = Limits {
             recipients: config.smtp.max_recipients,
@@ -260,6 +278,10 @@ impl Node {
         for name in ListenerName::ALL {
             let section = config.listener(name);
             if !config.listener_enabled(name) {
+                continue;
+            }
+            if name.is_pop3() && pop3.is_none() {
+                tracing::warn!(listener = %name, "no mailbox store in this node; not listening");
                 continue;
             }
             let address = config.listener_address(name);
@@ -279,6 +301,12 @@ impl Node {
                 },
                 proxy_protocol: section.proxy_protocol,
                 max_connections_per_ip: section.max_connections_per_ip,
+                pop3: name.is_pop3().then(|| Pop3Config {
+                    hostname: hostname.clone(),
+                    tls,
+                    allow_plaintext_auth: false,
+                    limits: Pop3Limits::default(),
+                }),
             };
             tracing::info!(listener = %name, address = %bound, proxy_protocol = section.proxy_protocol, "listening");
             listeners.spawn(listener::run(

@@ -49,6 +49,8 @@ fn administration_commands_and_serve() {
             "[server]\ndata_dir = \"{}\"\n[listeners.mx]\naddress = \"127.0.0.1:0\"\n\
              [listeners.submission]\naddress = \"127.0.0.1:0\"\n\
              [listeners.submissions]\nenabled = false\n\
+             [listeners.pop3]\naddress = \"127.0.0.1:0\"\n\
+             [listeners.pop3s]\nenabled = false\n\
              [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n",
             dir.path().join("data").display()
         ),
@@ -111,13 +113,17 @@ fn administration_commands_and_serve() {
         }
         listening.push(line);
     }
-    assert_eq!(listening.len(), 2, "{listening:?}");
+    assert_eq!(listening.len(), 3, "{listening:?}");
     assert!(
         listening[0].starts_with("listening mx 127.0.0.1:"),
         "{listening:?}"
     );
     assert!(
         listening[1].starts_with("listening submission 127.0.0.1:"),
+        "{listening:?}"
+    );
+    assert!(
+        listening[2].starts_with("listening pop3 127.0.0.1:"),
         "{listening:?}"
     );
     let status = Command::new("kill")

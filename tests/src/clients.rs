@@ -265,3 +265,136 @@ pub fn curl(submission: &Submission<'_>) -> anyhow::Result<Finished> {
     }
     run("curl", args, None, Duration::from_secs(60))
 }
+
+/// How a POP3 client reaches the server: STLS on the pop3 listener, or implicit TLS
+/// on pop3s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pop3Security {
+    Stls,
+    ImplicitTls,
+}
+
+/// One POP3 session for Python's poplib (`tests/scripts/pop3_client.py`).
+#[derive(Clone, Debug)]
+pub struct Pop3Session<'a> {
+    pub server: SocketAddr,
+    pub security: Pop3Security,
+    pub user: &'a str,
+    pub password: &'a str,
+    /// AUTH PLAIN (sent by hand: poplib has no AUTH) instead of USER/PASS.
+    pub auth_plain: bool,
+    /// Close the connection without QUIT at the end.
+    pub drop_at_end: bool,
+    /// stat, list, uidl, capa, rset, top:N:LINES, retr:N, dele:N, second.
+    pub steps: Vec<String>,
+}
+
+/// One step's result: `ok` and its value (response text, "count octets", list lines
+/// joined by `|`, or a message's bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pop3Step {
+    pub step: String,
+    pub ok: bool,
+    pub value: Vec<u8>,
+}
+
+impl Pop3Step {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.value).into_owned()
+    }
+}
+
+/// Runs one POP3 session with poplib; every step's result in order, login first.
+pub fn poplib(session: &Pop3Session<'_>) -> anyhow::Result<Vec<Pop3Step>> {
+    let mut args = vec![
+        "--host".to_owned(),
+        session.server.ip().to_string(),
+        "--port".to_owned(),
+        session.server.port().to_string(),
+        "--mode".to_owned(),
+        match session.security {
+            Pop3Security::Stls => "stls",
+            Pop3Security::ImplicitTls => "tls",
+        }
+        .to_owned(),
+        "--user".to_owned(),
+        session.user.to_owned(),
+        "--password".to_owned(),
+        session.password.to_owned(),
+        "--auth".to_owned(),
+        if session.auth_plain { "plain" } else { "user" }.to_owned(),
+        "--end".to_owned(),
+        if session.drop_at_end { "drop" } else { "quit" }.to_owned(),
+    ];
+    args.extend(session.steps.iter().cloned());
+    let finished = python_script("pop3_client.py", &args)?;
+    if finished.code != Some(0) && finished.code != Some(2) {
+        anyhow::bail!(
+            "pop3_client.py crashed ({:?}):\n{}\n{}",
+            finished.code,
+            finished.stdout,
+            finished.stderr
+        );
+    }
+    finished
+        .stdout
+        .lines()
+        .map(|line| {
+            let mut fields = line.splitn(3, '\t');
+            let step = fields.next().unwrap_or_default().to_owned();
+            let ok = fields.next() == Some("ok");
+            let value = fields.next().unwrap_or_default();
+            let is_message = step.starts_with("retr") || step.starts_with("top");
+            let value = if ok && is_message {
+                decode_hex(value)?
+            } else {
+                value.as_bytes().to_vec()
+            };
+            Ok(Pop3Step { step, ok, value })
+        })
+        .collect()
+}
+
+fn decode_hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    let digits = text.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        anyhow::bail!("odd hex length");
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair)?;
+            Ok(u8::from_str_radix(pair, 16)?)
+        })
+        .collect()
+}
+
+/// curl's POP3: `pop3://` with STLS required, or `pop3s://`; `path` is empty for a
+/// listing or a message number to retrieve. Its exit code is 0 on success.
+pub fn curl_pop3(
+    server: SocketAddr,
+    security: Pop3Security,
+    user: &str,
+    password: &str,
+    path: &str,
+) -> anyhow::Result<Finished> {
+    let scheme = match security {
+        Pop3Security::Stls => "pop3",
+        Pop3Security::ImplicitTls => "pop3s",
+    };
+    let mut args = vec![
+        "--silent".to_owned(),
+        "--show-error".to_owned(),
+        "--max-time".to_owned(),
+        "30".to_owned(),
+        "--insecure".to_owned(),
+        "--user".to_owned(),
+        format!("{user}:{password}"),
+        "--url".to_owned(),
+        format!("{scheme}://{server}/{path}"),
+    ];
+    if security == Pop3Security::Stls {
+        args.push("--ssl-reqd".to_owned());
+    }
+    run("curl", args, None, Duration::from_secs(60))
+}

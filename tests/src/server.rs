@@ -187,6 +187,14 @@ impl Server {
              [listeners.lmtp]\n\
              address = \"127.0.0.1:0\"\n\
              \n\
+             [listeners.pop3]\n\
+             address = \"127.0.0.1:0\"\n\
+             max_connections_per_ip = {per_ip}\n\
+             \n\
+             [listeners.pop3s]\n\
+             address = \"127.0.0.1:0\"\n\
+             max_connections_per_ip = {per_ip}\n\
+             \n\
              [log]\n\
              format = \"json\"\n\
              level = \"{log_level}\"\n\

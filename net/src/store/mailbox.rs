@@ -900,3 +900,37 @@ fn stored_size(size: u64) -> Result<i64, StoreError> {
         reason: size.to_string(),
     })
 }
+
+/// POP3's UPDATE state (RFC 1939 §6): removes exactly the messages `uids` of a
+/// folder, whatever their flags, as an expunge of them would (tombstones, one
+/// MODSEQ), leaving any other `\Deleted` message for its IMAP client to expunge.
+/// UIDs no longer there are skipped; the UIDs removed are returned.
+pub(crate) async fn remove_uids(
+    db: &Db,
+    tx: &mut WriteTx<'_>,
+    limits: &MailboxLimits,
+    user: &str,
+    folder: &str,
+    uids: &[u32],
+) -> Result<Result<Vec<u32>, MailboxError>, StoreError> {
+    let user_key = lookup_key(user);
+    let found = match resolve(db, tx, &user_key, user, folder).await? {
+        Ok((_, found)) => found,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let doomed: Vec<MessageRow> = folder_rows(db, tx, found.id)
+        .await?
+        .into_iter()
+        .filter(|row| u32::try_from(row.uid).is_ok_and(|uid| uids.contains(&uid)))
+        .collect();
+    let mut removed = Vec::with_capacity(doomed.len());
+    for row in &doomed {
+        removed.push(to_u32(row.uid, "uid")?);
+    }
+    if !doomed.is_empty() {
+        delete_rows(db, tx, &doomed).await?;
+        let modseq = next_modseq(db, tx, found.id).await?;
+        tombstones::bury(db, tx, found.id, &removed, modseq, limits).await?;
+    }
+    Ok(Ok(removed))
+}

@@ -531,6 +531,32 @@ impl Store {
         }
     }
 
+    /// Removes exactly these messages of a folder, durably, in one transaction
+    /// (POP3's UPDATE state): other messages flagged `\Deleted` stay. UIDs already
+    /// gone are skipped; returns the UIDs removed.
+    pub async fn remove_messages(
+        &self,
+        user: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, StoreError> {
+        sql::with_retries(|| async {
+            let mut tx = self.db.begin_write().await?;
+            let removed = mailbox::remove_uids(
+                &self.db,
+                &mut tx,
+                &self.options.mailbox_limits,
+                user,
+                folder,
+                uids,
+            )
+            .await??;
+            tx.commit().await?;
+            Ok(removed)
+        })
+        .await
+    }
+
     /// IMAP APPEND: stores the body (inline or as a durable file, as for an
     /// accepted message) and the message in the folder, with the flags and
     /// internal date given and no envelope sender. `Outcome::Appended` carries
