@@ -18,6 +18,7 @@ use crate::smtp::server::{
 use crate::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 
+pub mod imap_store;
 mod pop3;
 pub use pop3::pop3_session;
 
