@@ -235,16 +235,16 @@ impl Harness {
         if text.starts_with("* ") || text.starts_with('+') {
             return;
         }
-        // A tagged response: its tag must be one the client sent, followed by a space.
+        // A tagged response: its tag must be a word the client sent (a command's first
+        // word, followed by a space, or alone on its line when it was all the client said).
         let Some((tag, _)) = text.split_once(' ') else {
             panic!("a response that is neither untagged, a continuation nor tagged: {text:?}");
         };
-        let mut wanted = tag.as_bytes().to_vec();
-        wanted.push(b' ');
+        let tag = tag.as_bytes();
         assert!(
             self.client
-                .windows(wanted.len())
-                .any(|w| w == wanted.as_slice()),
+                .windows(tag.len() + 1)
+                .any(|w| w.starts_with(tag) && matches!(w[tag.len()], b' ' | b'\r' | b'\n')),
             "a tagged response under a tag the client never sent: {text:?}"
         );
     }
