@@ -18,7 +18,10 @@ use crate::smtp::server::{
 use crate::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 
+mod imap;
+pub mod imap_store;
 mod pop3;
+pub use imap::imap_session;
 pub use pop3::pop3_session;
 
 /// Target `smtp_command`: the command and reply parsers on arbitrary bytes.

@@ -1,6 +1,6 @@
 //! Core's own check against the conformance reference: every vector under
 //! `spec/vectors/` replayed against this crate's server sessions (SMTP and LMTP, and
-//! POP3 for `vectors/pop3/`), fed as written
+//! POP3 for `vectors/pop3/`, IMAP for `vectors/imap/`), fed as written
 //! (`sluice-spec`'s tests add the byte-at-a-time replay and the transcript snapshots).
 
 use sluice_spec::{Feed, default_vectors_dir, load_dir, run};
@@ -11,6 +11,8 @@ fn the_session_passes_every_conformance_vector() {
     assert!(vectors.len() >= 40, "only {} vectors found", vectors.len());
     let pop3 = vectors.iter().filter(|v| v.listener.is_pop3()).count();
     assert!(pop3 >= 20, "only {pop3} POP3 vectors found");
+    let imap = vectors.iter().filter(|v| v.listener.is_imap()).count();
+    assert!(imap >= 60, "only {imap} IMAP vectors found");
     let failures: Vec<String> = vectors
         .iter()
         .filter(|vector| vector.known_discrepancy.is_none())

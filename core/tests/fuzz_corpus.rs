@@ -44,3 +44,8 @@ fn smtp_session_corpus_passes() {
 fn pop3_session_corpus_passes() {
     replay("pop3_session", sluice_core::fuzzing::pop3_session);
 }
+
+#[test]
+fn imap_session_corpus_passes() {
+    replay("imap_session", sluice_core::fuzzing::imap_session);
+}

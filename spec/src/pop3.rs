@@ -562,6 +562,9 @@ impl<'v> Replay<'v> {
             DriverInput::Recipient(_) | DriverInput::Store(_) => {
                 return self.fail("an SMTP driver answer in a POP3 vector");
             }
+            DriverInput::Mailbox(_) | DriverInput::MailboxChanged | DriverInput::Deliver { .. } => {
+                return self.fail("an IMAP driver answer in a POP3 vector");
+            }
         }
         Ok(())
     }

@@ -67,6 +67,9 @@ pub fn run(vector: &Vector, feed: Feed) -> Outcome {
     if vector.listener.is_pop3() {
         return crate::pop3::run(vector, feed);
     }
+    if vector.listener.is_imap() {
+        return crate::imap::run(vector, feed);
+    }
     run_with(vector, feed, |now, vector| {
         let config = session_config(vector)?;
         Ok(match vector.admission {
@@ -84,8 +87,8 @@ pub fn session_config(vector: &Vector) -> Result<SessionConfig, String> {
         Listener::Mx => ListenerKind::Mx,
         Listener::Submission | Listener::Submissions => ListenerKind::Submission,
         Listener::Lmtp => ListenerKind::Lmtp,
-        Listener::Pop3 | Listener::Pop3s => {
-            return Err("a POP3 vector has no SMTP session configuration".to_string());
+        Listener::Pop3 | Listener::Pop3s | Listener::Imap | Listener::Imaps => {
+            return Err("a POP3 or IMAP vector has no SMTP session configuration".to_string());
         }
     };
     Ok(SessionConfig {
@@ -616,6 +619,9 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     };
                     self.handle(Input::MessageStored { token, outcome });
                 }
+            }
+            DriverInput::Mailbox(_) | DriverInput::MailboxChanged | DriverInput::Deliver { .. } => {
+                return self.fail("an IMAP driver answer in an SMTP vector");
             }
             DriverInput::Maildrop(_) | DriverInput::Read(_) | DriverInput::Commit(_) => {
                 return self.fail("a POP3 driver answer in an SMTP vector");

@@ -30,6 +30,13 @@ pub struct Vector {
     /// POP3's maildrop fixture, in order (`message: UID "ESCAPED"`): what the driver
     /// lists when it opens the maildrop and what it reads for RETR and TOP.
     pub messages: Vec<FixtureMessage>,
+    /// IMAP's limits (`set: imap.FIELD = VALUE`).
+    pub imap_limits: sluice_core::imap::Limits,
+    /// IMAP's store fixture, in order (`folder:` and `deliver:` lines).
+    pub imap_fixture: Vec<ImapFixture>,
+    /// IMAP: the vector answers each mailbox request itself with `D: mailbox ...`
+    /// (`set: store = manual`); by default the runner answers from the fixture at once.
+    pub imap_manual_store: bool,
     /// `set: admission = …`: the connection is refused before its greeting.
     pub admission: Option<ConnectionRefusal>,
     /// The `set:` lines as written, for the transcript header.
@@ -71,6 +78,21 @@ impl FixtureMessage {
     }
 }
 
+/// One line of an IMAP vector's store fixture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImapFixture {
+    /// `folder: NAME`: a folder created before the dialogue (INBOX and the
+    /// special-use folders Sent, Drafts, Junk, Trash and Archive always exist).
+    Folder { name: String },
+    /// `deliver: FOLDER [FLAG ...] "ESCAPED"`: a message delivered to INBOX, moved
+    /// to FOLDER, with these flags.
+    Deliver {
+        folder: String,
+        flags: Vec<String>,
+        bytes: Vec<u8>,
+    },
+}
+
 /// Which listener the session runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Listener {
@@ -86,12 +108,21 @@ pub enum Listener {
     Pop3,
     /// POP3S on port 995: the POP3 session, TLS from the first byte (RFC 8314).
     Pop3s,
+    /// IMAP on port 143: the IMAP session, plaintext first, STARTTLS offered.
+    Imap,
+    /// IMAPS on port 993: the IMAP session, TLS from the first byte (RFC 8314).
+    Imaps,
 }
 
 impl Listener {
     /// Whether the vector is a dialogue with the POP3 session rather than SMTP's.
     pub fn is_pop3(self) -> bool {
         matches!(self, Listener::Pop3 | Listener::Pop3s)
+    }
+
+    /// Whether the vector is a dialogue with the IMAP session.
+    pub fn is_imap(self) -> bool {
+        matches!(self, Listener::Imap | Listener::Imaps)
     }
 }
 
@@ -184,6 +215,24 @@ pub enum DriverInput {
     PeerClosed,
     /// The server begins shutting down (`Input::Shutdown`).
     Shutdown,
+    /// IMAP: answers the oldest open mailbox request.
+    Mailbox(Answer<MailboxAnswerKind>),
+    /// IMAP: the driver tells the session its selected mailbox changed.
+    MailboxChanged,
+    /// IMAP: a message arrives in the store (another session's doing), unannounced.
+    Deliver {
+        folder: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// `D: mailbox answer|unavailable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailboxAnswerKind {
+    /// From the store fixture, as a real store would.
+    Answer,
+    /// Refused as unavailable (the store could not answer now).
+    Unavailable,
 }
 
 /// An answer, or a deliberate silence (to let a deadline pass).
@@ -416,6 +465,9 @@ impl<'a> Parser<'a> {
             pop3_limits: sluice_core::pop3::Limits::default(),
             allow_plaintext_auth: false,
             messages: Vec::new(),
+            imap_limits: sluice_core::imap::Limits::default(),
+            imap_fixture: Vec::new(),
+            imap_manual_store: false,
             settings: Vec::new(),
             split: Split::Any,
             known_discrepancy: None,
@@ -459,7 +511,14 @@ impl<'a> Parser<'a> {
 
             let header = matches!(
                 key,
-                "proves" | "listener" | "set" | "split" | "known-discrepancy" | "message"
+                "proves"
+                    | "listener"
+                    | "set"
+                    | "split"
+                    | "known-discrepancy"
+                    | "message"
+                    | "folder"
+                    | "deliver"
             );
             if header && !vector.steps.is_empty() {
                 return Err(self.error(format!(
@@ -488,9 +547,11 @@ impl<'a> Parser<'a> {
                         "lmtp" => Listener::Lmtp,
                         "pop3" => Listener::Pop3,
                         "pop3s" => Listener::Pop3s,
+                        "imap" => Listener::Imap,
+                        "imaps" => Listener::Imaps,
                         other => {
                             return Err(self.error(format!(
-                                "unknown listener `{other}` (expected mx, submission, submissions, lmtp, pop3 or pop3s)"
+                                "unknown listener `{other}` (expected mx, submission, submissions, lmtp, pop3, pop3s, imap or imaps)"
                             )));
                         }
                     };
@@ -508,6 +569,22 @@ impl<'a> Parser<'a> {
                     let bytes = unescape(inner).map_err(|e| self.error(e.to_string()))?;
                     vector.messages.push(FixtureMessage {
                         uid: uid.to_string(),
+                        bytes,
+                    });
+                }
+                "folder" => {
+                    if value.is_empty() || value.contains(char::is_whitespace) {
+                        return Err(self.error("`folder:` takes one folder name"));
+                    }
+                    vector.imap_fixture.push(ImapFixture::Folder {
+                        name: value.to_string(),
+                    });
+                }
+                "deliver" => {
+                    let (folder, flags, bytes) = self.parse_deliver(value)?;
+                    vector.imap_fixture.push(ImapFixture::Deliver {
+                        folder,
+                        flags,
                         bytes,
                     });
                 }
@@ -551,7 +628,7 @@ impl<'a> Parser<'a> {
                     open_continuation = if flush { None } else { Some(self.line) };
                     self.push(&mut vector, Action::Send { bytes, flush });
                 }
-                "S" if self.pop3(&vector, listener_seen) => {
+                "S" if self.line_protocol(&vector, listener_seen) => {
                     let expect = match value {
                         "<starttls>" => Expect::StartTls,
                         "<close>" => Expect::Close,
@@ -612,10 +689,13 @@ impl<'a> Parser<'a> {
         if !listener_seen && self.in_pop3_folder() {
             vector.listener = Listener::Pop3;
         }
+        if !listener_seen && self.in_imap_folder() {
+            vector.listener = Listener::Imap;
+        }
         vector.tls = match (tls_override, vector.listener) {
             (Some(tls), _) => tls,
-            (None, Listener::Submissions | Listener::Pop3s) => TlsMode::Implicit,
-            (None, Listener::Mx | Listener::Submission | Listener::Pop3) => {
+            (None, Listener::Submissions | Listener::Pop3s | Listener::Imaps) => TlsMode::Implicit,
+            (None, Listener::Mx | Listener::Submission | Listener::Pop3 | Listener::Imap) => {
                 TlsMode::StartTlsOffered
             }
             // LMTP runs on a trusted network or loopback, without TLS.
@@ -631,13 +711,33 @@ impl<'a> Parser<'a> {
             .is_some_and(|folder| folder.ends_with("pop3"))
     }
 
-    /// Whether the dialogue being parsed is POP3: by its `listener:`, else its folder.
-    fn pop3(&self, vector: &Vector, listener_seen: bool) -> bool {
+    /// Vectors under an `imap` folder are IMAP dialogues unless they say otherwise.
+    fn in_imap_folder(&self) -> bool {
+        self.path
+            .parent()
+            .is_some_and(|folder| folder.ends_with("imap"))
+    }
+
+    /// Whether the dialogue being parsed is POP3 or IMAP, whose `S:` lines are whole
+    /// lines rather than SMTP replies: by its `listener:`, else its folder.
+    fn line_protocol(&self, vector: &Vector, listener_seen: bool) -> bool {
         if listener_seen {
-            vector.listener.is_pop3()
+            vector.listener.is_pop3() || vector.listener.is_imap()
         } else {
-            self.in_pop3_folder()
+            self.in_pop3_folder() || self.in_imap_folder()
         }
+    }
+
+    /// `FOLDER [FLAG ...] "ESCAPED"`.
+    fn parse_deliver(&self, value: &str) -> Result<(String, Vec<String>, Vec<u8>), ParseError> {
+        let usage = || self.error("`deliver:` takes `FOLDER [FLAG ...] \"ESCAPED BYTES\"`");
+        let (words, quoted) = value.split_once('"').ok_or_else(usage)?;
+        let inner = quoted.strip_suffix('"').ok_or_else(usage)?;
+        let mut words = words.split_whitespace();
+        let folder = words.next().ok_or_else(usage)?.to_string();
+        let flags = words.map(str::to_string).collect();
+        let bytes = unescape(inner).map_err(|e| self.error(e.to_string()))?;
+        Ok((folder, flags, bytes))
     }
 
     fn push(&self, vector: &mut Vector, action: Action) {
@@ -727,6 +827,30 @@ impl<'a> Parser<'a> {
             }
             "limits.idle_timeout" => vector.pop3_limits.idle_timeout = self.duration(value)?,
             "limits.driver_timeout" => vector.pop3_limits.driver_timeout = self.duration(value)?,
+            "store" => {
+                vector.imap_manual_store = match value {
+                    "auto" => false,
+                    "manual" => true,
+                    other => {
+                        return Err(self.error(format!("store is auto or manual, not `{other}`")));
+                    }
+                }
+            }
+            "imap.line" => vector.imap_limits.line = self.number(key, value)?,
+            "imap.command" => vector.imap_limits.command = self.number(key, value)?,
+            "imap.append_limit" => vector.imap_limits.append_limit = self.number(key, value)?,
+            "imap.pipeline_buffer" => {
+                vector.imap_limits.pipeline_buffer = self.number(key, value)?;
+            }
+            "imap.bad_commands" => vector.imap_limits.bad_commands = self.number(key, value)?,
+            "imap.auth_failures" => vector.imap_limits.auth_failures = self.number(key, value)?,
+            "imap.mailboxes" => vector.imap_limits.mailboxes = self.number(key, value)?,
+            "imap.messages" => vector.imap_limits.messages = self.number(key, value)?,
+            "imap.autologout" => vector.imap_limits.autologout = self.duration(value)?,
+            "imap.unauthenticated_timeout" => {
+                vector.imap_limits.unauthenticated_timeout = self.duration(value)?;
+            }
+            "imap.driver_timeout" => vector.imap_limits.driver_timeout = self.duration(value)?,
             "limits.text_line" => limits.text_line = self.number(key, value)?,
             "limits.recipients" => limits.recipients = self.number(key, value)?,
             "limits.message_size" => limits.message_size = self.number(key, value)?,
@@ -836,6 +960,23 @@ impl<'a> Parser<'a> {
                 DriverInput::Credentials(Answer::Give(CredentialAnswer::TempFail))
             }
             ["credentials", "ignore"] => DriverInput::Credentials(Answer::Ignore),
+            ["mailbox", "answer"] => DriverInput::Mailbox(Answer::Give(MailboxAnswerKind::Answer)),
+            ["mailbox", "unavailable"] => {
+                DriverInput::Mailbox(Answer::Give(MailboxAnswerKind::Unavailable))
+            }
+            ["mailbox", "ignore"] => DriverInput::Mailbox(Answer::Ignore),
+            ["mailbox", "changed"] => DriverInput::MailboxChanged,
+            ["deliver", ..] => {
+                let rest = value
+                    .trim_start()
+                    .trim_start_matches("deliver")
+                    .trim_start();
+                let (folder, flags, bytes) = self.parse_deliver(rest)?;
+                if !flags.is_empty() {
+                    return Err(self.error("`D: deliver` takes `FOLDER \"ESCAPED BYTES\"`"));
+                }
+                DriverInput::Deliver { folder, bytes }
+            }
             ["stored", queue_id] => DriverInput::Store(Answer::Give(StoreAnswer::Stored {
                 queue_id: queue_id.to_string(),
             })),
@@ -1019,6 +1160,8 @@ impl fmt::Display for Listener {
             Listener::Lmtp => "lmtp",
             Listener::Pop3 => "pop3",
             Listener::Pop3s => "pop3s",
+            Listener::Imap => "imap",
+            Listener::Imaps => "imaps",
         })
     }
 }
@@ -1254,7 +1397,7 @@ mod tests {
                 .contains("whole number")
         );
         assert!(
-            error(&format!("{HEADER}listener: imap\nS: 220\n")).contains("unknown listener `imap`")
+            error(&format!("{HEADER}listener: smtp\nS: 220\n")).contains("unknown listener `smtp`")
         );
         assert!(
             error(&format!("{HEADER}S: 220\nD: recipient maybe\n"))

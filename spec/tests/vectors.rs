@@ -205,3 +205,153 @@ fn transcripts_match_snapshots() {
         settings.bind(|| insta::assert_snapshot!(vector.name(), outcome.transcript));
     }
 }
+
+/// What the IMAP vectors' sessions sent, unescaped, from every IMAP transcript.
+fn imap_lines_sent() -> Vec<String> {
+    vectors()
+        .iter()
+        .filter(|vector| vector.listener.is_imap())
+        .flat_map(|vector| {
+            run(vector, Feed::AsWritten)
+                .transcript
+                .lines()
+                .filter_map(|line| line.strip_prefix("S: "))
+                .filter(|line| !matches!(*line, "<close>" | "<starttls>"))
+                .map(|line| {
+                    let bytes = sluice_spec::escape::unescape(line)
+                        .unwrap_or_else(|e| panic!("transcript line {line:?}: {e}"));
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The responses IMAP-RESPONSES.md lists (backticked cells starting with a tag, `*` or
+/// `+`), each with whether its row is in the section of responses no vector shows yet.
+fn imap_catalogue() -> Vec<(String, bool)> {
+    let catalogue =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/IMAP-RESPONSES.md"))
+            .expect("spec/IMAP-RESPONSES.md is readable");
+    let mut unexercised = false;
+    let mut responses = Vec::new();
+    for line in catalogue.lines() {
+        if line.starts_with("## ") {
+            unexercised = line.contains("Not shown by any vector");
+        }
+        if !line.starts_with('|') {
+            continue;
+        }
+        for cell in line.split('`').skip(1).step_by(2) {
+            if cell.starts_with("<tag> ") || cell.starts_with("* ") || cell.starts_with("+ ") {
+                responses.push((cell.to_owned(), unexercised));
+            }
+        }
+    }
+    responses
+}
+
+/// A catalogue response against a line: literal text, each `<placeholder>` matching
+/// any run of characters (the untagged `*` is literal here).
+fn imap_matches(pattern: &str, line: &str) -> bool {
+    let mut parts = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('<') {
+        match rest[open..].find('>') {
+            Some(close) => {
+                parts.push(&rest[..open]);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    parts.push(rest);
+    // `parts` always holds at least the text after the last placeholder.
+    let Some((first, others)) = parts.split_first() else {
+        return false;
+    };
+    let Some(mut remaining) = line.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = others.split_last() else {
+        return remaining.is_empty();
+    };
+    for part in middle {
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.ends_with(last)
+}
+
+/// Every response IMAP-RESPONSES.md lists outside its "not shown" section is sent in
+/// some IMAP vector.
+#[test]
+fn every_imap_response_in_the_catalogue_is_exercised() {
+    let sent = imap_lines_sent();
+    let catalogue = imap_catalogue();
+    assert!(
+        catalogue.len() >= 60,
+        "only {} responses in IMAP-RESPONSES.md",
+        catalogue.len()
+    );
+    let missing: Vec<&String> = catalogue
+        .iter()
+        .filter(|(_, unexercised)| !unexercised)
+        .map(|(response, _)| response)
+        .filter(|response| !sent.iter().any(|line| imap_matches(response, line)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "responses in IMAP-RESPONSES.md that no IMAP vector makes the session send:\n{missing:#?}"
+    );
+    // A response in the "not shown" section that a vector now shows must move up.
+    let shown: Vec<&String> = catalogue
+        .iter()
+        .filter(|(_, unexercised)| *unexercised)
+        .map(|(response, _)| response)
+        .filter(|response| sent.iter().any(|line| imap_matches(response, line)))
+        .collect();
+    assert!(
+        shown.is_empty(),
+        "listed as not shown, but a vector shows them: {shown:#?}"
+    );
+}
+
+/// Every line an IMAP vector's session sends matches a row of IMAP-RESPONSES.md: a new
+/// response cannot appear without its entry.
+#[test]
+fn every_imap_response_a_vector_shows_is_catalogued() {
+    let catalogue = imap_catalogue();
+    let mut uncatalogued: Vec<String> = imap_lines_sent()
+        .into_iter()
+        .filter(|line| {
+            !catalogue
+                .iter()
+                .any(|(response, _)| imap_matches(response, line))
+        })
+        .collect();
+    uncatalogued.dedup();
+    assert!(
+        uncatalogued.is_empty(),
+        "lines IMAP vectors show that IMAP-RESPONSES.md does not list:\n{uncatalogued:#?}"
+    );
+}
+
+#[test]
+fn imap_catalogue_patterns_match_as_documented() {
+    assert!(imap_matches(
+        "<tag> OK NOOP completed",
+        "a1 OK NOOP completed"
+    ));
+    assert!(!imap_matches(
+        "<tag> OK NOOP completed",
+        "a1 OK NOOP completed!"
+    ));
+    assert!(imap_matches("* <n> EXISTS", "* 12 EXISTS"));
+    assert!(!imap_matches("* <n> EXISTS", "a 12 EXISTS"));
+    assert!(imap_matches("* ENABLED<...>", "* ENABLED"));
+    assert!(imap_matches("+ ", "+ "));
+    assert!(!imap_matches("+ ", "+ idling"));
+}

@@ -5,14 +5,13 @@ mod dialogues;
 mod fetch;
 mod search;
 mod session;
-mod store;
 
+use crate::fuzzing::imap_store::TestStore;
 use crate::imap::{
     CredentialOutcome, ImapSession, Input, MailboxAnswer, Output, SessionConfig, TlsMode,
 };
 use crate::machine::Machine;
 use crate::time::{Duration, Instant};
-use store::TestStore;
 
 pub(super) const USER: &str = "alice@example.test";
 

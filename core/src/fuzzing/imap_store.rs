@@ -1,5 +1,7 @@
-//! A test store: answers the session's mailbox requests from core's reference
-//! `MailboxModel`, wrapped, not changed. What the model lacks is kept here:
+//! A test store: answers the IMAP session's mailbox requests from core's reference
+//! `MailboxModel`, wrapped, not changed. Shared by the session's unit tests, the
+//! `imap_session` fuzz target and the IMAP conformance vectors (sluice-spec), so that
+//! all three answer requests the same way. What the model lacks is kept here:
 //! MODSEQ per message and per folder with expunge tombstones (found by comparing
 //! the model's observations before and after each operation), subscriptions,
 //! message bytes, and APPEND (a delivery into INBOX moved to its target).
@@ -22,15 +24,16 @@ struct Modseqs {
     tombstones: Vec<(u32, u64)>,
 }
 
-#[derive(Default)]
-pub(in crate::imap) struct TestStore {
+/// The store: the model plus what it lacks. Panics on a failed delivery (test code).
+#[derive(Debug, Default)]
+pub struct TestStore {
     model: MailboxModel,
     modseqs: BTreeMap<(String, u32), Modseqs>,
     subscriptions: BTreeSet<(String, String)>,
     blobs: BTreeMap<String, Vec<u8>>,
     deliveries: u64,
     /// How many times a message's bytes were asked for (SEARCH on metadata asks none).
-    pub(super) content_requests: u64,
+    pub content_requests: u64,
 }
 
 fn refusal(error: MailboxError) -> MailboxAnswer {
@@ -52,7 +55,7 @@ fn refusal(error: MailboxError) -> MailboxAnswer {
 }
 
 impl TestStore {
-    pub(super) fn with_user(user: &str) -> TestStore {
+    pub fn with_user(user: &str) -> TestStore {
         let mut store = TestStore::default();
         store
             .apply(&Operation::AddUser {
@@ -64,12 +67,12 @@ impl TestStore {
     }
 
     /// A message delivered to INBOX, as the SMTP side would.
-    pub(super) fn deliver(&mut self, user: &str, bytes: &[u8]) -> u32 {
+    pub fn deliver(&mut self, user: &str, bytes: &[u8]) -> u32 {
         self.deliver_from(user, "", bytes)
     }
 
     /// A message delivered to INBOX with this envelope sender.
-    pub(super) fn deliver_from(&mut self, user: &str, sender: &str, bytes: &[u8]) -> u32 {
+    pub fn deliver_from(&mut self, user: &str, sender: &str, bytes: &[u8]) -> u32 {
         self.deliveries += 1;
         let blob = format!("blob-{}", self.deliveries);
         self.blobs.insert(blob.clone(), bytes.to_vec());
@@ -87,14 +90,14 @@ impl TestStore {
     }
 
     /// The UIDs in the user's INBOX now.
-    pub(super) fn inbox_uids(&self, user: &str) -> Vec<u32> {
+    pub fn inbox_uids(&self, user: &str) -> Vec<u32> {
         self.folder(user, "INBOX")
             .map(|(_, folder)| folder.messages.iter().map(|m| m.uid).collect())
             .unwrap_or_default()
     }
 
     /// Applies an operation directly (another session's doing).
-    pub(super) fn apply(&mut self, operation: &Operation) -> Result<Outcome, MailboxError> {
+    pub fn apply(&mut self, operation: &Operation) -> Result<Outcome, MailboxError> {
         let outcome = self.model.apply(operation)?;
         self.sync(operation.user());
         Ok(outcome)
@@ -239,7 +242,7 @@ impl TestStore {
     }
 
     /// The answer to one request, as a driver would give it.
-    pub(super) fn answer(&mut self, user: &str, request: MailboxRequest) -> MailboxAnswer {
+    pub fn answer(&mut self, user: &str, request: MailboxRequest) -> MailboxAnswer {
         let owned = |text: &str| text.to_owned();
         match request {
             MailboxRequest::Select {
