@@ -685,7 +685,7 @@ fn render_request(request: &MailboxRequest) -> String {
 /// A mailbox answer as the transcript shows it.
 fn render_answer(answer: &MailboxAnswer) -> String {
     match answer {
-        MailboxAnswer::Content(bytes) => format!("Content({} octets)", bytes.len()),
+        MailboxAnswer::Content { bytes, .. } => format!("Content({} octets)", bytes.len()),
         other => format!("{other:?}"),
     }
 }
