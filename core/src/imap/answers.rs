@@ -159,6 +159,9 @@ impl ImapSession {
                         responses::tagged(&tag, Kind::Ok, Some(&code), "APPEND completed");
                     self.finish(now, response, true);
                 }
+                MailboxAnswer::Refused(MailboxRefusal::NoSuchMailbox) => {
+                    self.try_create(now, &tag, "APPEND", true);
+                }
                 MailboxAnswer::Refused(refusal) => self.refused(now, &tag, "APPEND", &refusal),
                 _ => self.mismatched(now, &tag, "APPEND"),
             },
@@ -274,13 +277,7 @@ impl ImapSession {
                         }
                     }
                     MailboxAnswer::Refused(MailboxRefusal::NoSuchMailbox) => {
-                        self.event(SessionEvent::CommandRejected {
-                            command: command.to_owned(),
-                            bad: false,
-                        });
-                        let response =
-                            responses::tagged(&tag, Kind::No, Some("TRYCREATE"), "No such mailbox");
-                        self.finish(now, response, by_uid);
+                        self.try_create(now, &tag, command, by_uid);
                     }
                     MailboxAnswer::Refused(refusal) => self.refused(now, &tag, command, &refusal),
                     _ => self.mismatched(now, &tag, command),
@@ -290,6 +287,17 @@ impl ImapSession {
             Purpose::Fetch(job) => self.on_fetch_answer(now, *job, answer),
             Purpose::Search(job) => self.on_search_answer(now, *job, answer),
         }
+    }
+
+    /// A COPY, MOVE or APPEND into a mailbox that does not exist: NO [TRYCREATE], so
+    /// that the client may create it and try again (RFC 9051 §6.3.12, §6.4.7).
+    fn try_create(&mut self, now: Instant, tag: &str, command: &str, expunges_allowed: bool) {
+        self.event(SessionEvent::CommandRejected {
+            command: command.to_owned(),
+            bad: false,
+        });
+        let response = responses::tagged(tag, Kind::No, Some("TRYCREATE"), "No such mailbox");
+        self.finish(now, response, expunges_allowed);
     }
 
     /// The selected mailbox's own state as a change set to fill in.
