@@ -10,6 +10,7 @@ use crate::engine::{Engine, Pcg32};
 use crate::host::{Bugs, Directory, Role, SluiceHost, domain};
 use crate::scenario::{Scenario, per_million};
 use crate::world::client::{Agent, LoadBalancer, MessageSpec};
+use crate::world::imap_client::{ClientParams, ImapClient};
 use crate::world::network::{Network, OUTSIDE};
 use crate::world::remote::{Behaviour, RelayService, RemoteServer};
 use crate::world::{Event, Node, NodeKind, World};
@@ -52,6 +53,8 @@ pub struct RunResult {
     pub dkim: DkimCounts,
     /// What relay hosts and MX servers took, and the AUTH commands relays received.
     pub paths: PathFigures,
+    /// What the IMAP clients did.
+    pub retrieval: RetrievalFigures,
     pub faults: BTreeMap<&'static str, u64>,
     pub checked: BTreeSet<Guarantee>,
     pub violations: Vec<Violation>,
@@ -104,6 +107,8 @@ struct Setup {
     unknown_locals: BTreeSet<String>,
     /// Where each domain's mail must arrive.
     paths: PathOracle,
+    /// Whose mailboxes the IMAP clients read.
+    retrieval: check::retrieval::RetrievalContext,
 }
 
 /// The checker's model of the retry schedule, read from the scenario itself (not
@@ -212,6 +217,7 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         catch_all: catch_all.clone(),
         unknown_locals: BTreeSet::new(),
         paths: PathOracle::default(),
+        retrieval: check::retrieval::RetrievalContext::default(),
     };
     let directory = Directory {
         domain: local.clone(),
@@ -353,12 +359,49 @@ fn build(world: &mut World, scenario: &Scenario) -> Setup {
         &remote_nodes,
         &relay_nodes,
     );
+    // Drawn after everything else, so a scenario without clients draws as before.
+    if let Some(&mailbox_host) = backends.first() {
+        setup.retrieval = retrieval_clients(world, scenario, &users, mailbox_host);
+    }
     world.engine.at(Instant::EPOCH, Event::HealthCheck);
     world.engine.at(
         Instant::from_millis(scenario.duration_secs * 1000),
         Event::FaultsEnd,
     );
     setup
+}
+
+/// The scenario's IMAP clients, one per user from the first, on the host that
+/// holds the mailboxes, each starting within the first minute.
+fn retrieval_clients(
+    world: &mut World,
+    scenario: &Scenario,
+    users: &[String],
+    mailbox_host: usize,
+) -> check::retrieval::RetrievalContext {
+    let retrieval = &scenario.retrieval;
+    let params = ClientParams {
+        think_max: Duration::from_secs(retrieval.think_secs_max),
+        idle_min: Duration::from_secs(retrieval.idle_secs_min),
+        idle_max: Duration::from_secs(retrieval.idle_secs_max),
+    };
+    let clients: Vec<(ImapClient, Instant)> = users
+        .iter()
+        .take(retrieval.clients as usize)
+        .map(|user| {
+            let start = Instant::from_millis(world.engine.rng.below(60_000));
+            (ImapClient::new(user.clone(), params), start)
+        })
+        .collect();
+    let context = check::retrieval::RetrievalContext {
+        host: world.place_name(mailbox_host),
+        users: clients.iter().map(|(client, _)| client.user.clone()).collect(),
+        idle_bound: Duration::from_secs(retrieval.idle_bound_secs),
+    };
+    if !clients.is_empty() {
+        world.add_imap_clients(mailbox_host, clients);
+    }
+    context
 }
 
 /// DKIM: a key for each signing domain of the scenario, an Ed25519 key derived from
@@ -784,6 +827,18 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             checked.insert(guarantee);
         }
     }
+    let retrieval = guarantees.retrieval && scenario.retrieval.clients > 0;
+    for guarantee in [
+        Guarantee::ImapExactlyOnce,
+        Guarantee::ImapUids,
+        Guarantee::ImapFlagsDurable,
+        Guarantee::ImapIdle,
+    ] {
+        let on = retrieval;
+        if on {
+            checked.insert(guarantee);
+        }
+    }
     let context = Context {
         targets: setup.targets.clone(),
         local_domain: scenario.topology.local_domain.to_ascii_lowercase(),
@@ -825,6 +880,7 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
             .map(|domain| domain.trim_end_matches('.').to_ascii_lowercase())
             .collect(),
         paths: setup.paths.clone(),
+        retrieval: setup.retrieval.clone(),
     };
     let obs: &Observations = &world.obs;
     let violations = check::check(obs, &context, &checked);
@@ -858,10 +914,39 @@ fn finish(world: World, scenario: &Scenario, seed: u64, setup: &Setup) -> RunRes
         expanded: expanded_copies(obs, setup),
         dkim: check::dkim_counts(obs, &context),
         paths: PathFigures::of(obs, &setup.paths),
+        retrieval: RetrievalFigures::of(obs),
         faults,
         checked,
         violations,
         trace: world.engine.trace.lines().map(str::to_owned).collect(),
+    }
+}
+
+/// What the IMAP clients did in one run, for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetrievalFigures {
+    pub logins: u64,
+    pub listings: usize,
+    pub flags: usize,
+    pub moves: usize,
+    pub expunges: usize,
+    pub idles: usize,
+    /// EXISTS heard while idling.
+    pub idle_exists: usize,
+}
+
+impl RetrievalFigures {
+    fn of(obs: &Observations) -> RetrievalFigures {
+        let log = &obs.retrieval;
+        RetrievalFigures {
+            logins: log.logins,
+            listings: log.listings.len(),
+            flags: log.flags.len(),
+            moves: log.moves.len(),
+            expunges: log.expunges.len(),
+            idles: log.idles.len(),
+            idle_exists: log.idles.iter().map(|idle| idle.exists.len()).sum(),
+        }
     }
 }
 
@@ -961,6 +1046,21 @@ pub fn summary(result: &RunResult) -> String {
             paths.auth_refused
         );
     }
+    let imap = result.retrieval;
+    if imap != RetrievalFigures::default() {
+        let _ = writeln!(
+            out,
+            "imap       logins {:>4}  listings {:>4}  flags {:>4}  moves {:>4}  expunged {:>4}  \
+             idles {:>4} (EXISTS heard {})",
+            imap.logins,
+            imap.listings,
+            imap.flags,
+            imap.moves,
+            imap.expunges,
+            imap.idles,
+            imap.idle_exists
+        );
+    }
     let _ = writeln!(out, "faults");
     if result.faults.is_empty() {
         let _ = writeln!(out, "  (none)");
@@ -1020,6 +1120,16 @@ pub fn bug_names(bugs: Bugs) -> Vec<(bool, &'static str)> {
         (bugs.dkim_alter_after_signing, "dkim-alter-after-signing"),
         (bugs.ignore_path_rules, "ignore-path-rules"),
         (bugs.leak_relay_credentials, "leak-relay-credentials"),
+        (bugs.move_keeps_original, "move-keeps-original"),
+        (
+            bugs.renumber_uids_after_restart,
+            "renumber-uids-after-restart",
+        ),
+        (
+            bugs.ack_flags_before_durability,
+            "ack-flags-before-durability",
+        ),
+        (bugs.no_idle_push, "no-idle-push"),
     ];
     names.extend(core_bug_names(bugs));
     names
@@ -1054,6 +1164,10 @@ pub fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
             "dkim-alter-after-signing" => bugs.dkim_alter_after_signing = true,
             "ignore-path-rules" => bugs.ignore_path_rules = true,
             "leak-relay-credentials" => bugs.leak_relay_credentials = true,
+            "move-keeps-original" => bugs.move_keeps_original = true,
+            "renumber-uids-after-restart" => bugs.renumber_uids_after_restart = true,
+            "ack-flags-before-durability" => bugs.ack_flags_before_durability = true,
+            "no-idle-push" => bugs.no_idle_push = true,
             #[cfg(feature = "planted-bugs")]
             "core-backoff-off-by-one" => bugs.core_backoff_off_by_one = true,
             #[cfg(not(feature = "planted-bugs"))]

@@ -49,6 +49,9 @@ pub struct Scenario {
     /// Pick a random mix of every fault per seed (intensities up to the ones given).
     #[serde(default)]
     pub swarm: bool,
+    /// IMAP clients reading the mailboxes while mail arrives.
+    #[serde(default)]
+    pub retrieval: Retrieval,
 }
 
 fn default_drain() -> u64 {
@@ -337,6 +340,37 @@ impl Default for Queue {
     }
 }
 
+/// `[retrieval]`: simulated IMAP clients, one per user from `user1@` on, connected
+/// to the host that holds the mailboxes (the backend, or the `all` host). Each
+/// logs in, selects INBOX and, with a think time between commands, lists its folder,
+/// stores flags, moves to Archive, expunges, idles and switches folders, reconnecting
+/// after a crash. None by default: a scenario without the section draws nothing
+/// for them, so its runs stay as they were.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retrieval {
+    pub clients: u32,
+    /// Seconds between two commands of a client, drawn up to this.
+    pub think_secs_max: u64,
+    /// How long one IDLE lasts, drawn between the two.
+    pub idle_secs_min: u64,
+    pub idle_secs_max: u64,
+    /// How long after a delivery an idling client must have heard of it.
+    pub idle_bound_secs: u64,
+}
+
+impl Default for Retrieval {
+    fn default() -> Self {
+        Retrieval {
+            clients: 0,
+            think_secs_max: 20,
+            idle_secs_min: 30,
+            idle_secs_max: 300,
+            idle_bound_secs: 20,
+        }
+    }
+}
+
 /// DKIM signing of outgoing mail (net's `<data_dir>/dkim/` keys): the sending
 /// domains given a key, each an Ed25519 key derived from the seed and published in
 /// the simulated DNS under `<selector>._domainkey.<domain>`.
@@ -534,6 +568,10 @@ pub struct Guarantees {
     /// Mail under a relay rule reaches only that relay, after AUTH where the rule
     /// has credentials; other mail its domain's MX; credentials go nowhere else.
     pub delivery_paths: bool,
+    /// With `[retrieval]` clients: every local copy seen through IMAP exactly once
+    /// until expunged, no UID reused, a flag answered OK survives crashes, and an
+    /// idling client hears of each new message.
+    pub retrieval: bool,
 }
 
 impl Default for Guarantees {
@@ -548,6 +586,7 @@ impl Default for Guarantees {
             drained: true,
             dkim: true,
             delivery_paths: true,
+            retrieval: true,
         }
     }
 }
@@ -653,6 +692,16 @@ impl Scenario {
         for domain in &self.dkim.domains {
             sluice_dkim::DkimSigner::ed25519_from_seed(domain, &self.dkim.selector, [0; 32])
                 .map_err(|error| format!("dkim: {error}"))?;
+        }
+        if self.retrieval.clients > self.topology.users {
+            return Err("retrieval.clients: at most one per user (topology.users)".to_owned());
+        }
+        if self.retrieval.idle_secs_min > self.retrieval.idle_secs_max
+            || self.retrieval.think_secs_max == 0
+        {
+            return Err(
+                "retrieval: think_secs_max ≥ 1 and idle_secs_min ≤ idle_secs_max".to_owned(),
+            );
         }
         if self.relay.hosts == 0 {
             return Err("relay.hosts: must be at least 1".to_owned());

@@ -7,6 +7,7 @@
 mod dkim;
 mod duplicates;
 mod paths;
+pub mod retrieval;
 mod retry;
 
 pub use dkim::{DkimCounts, VerifiedCopy};
@@ -35,10 +36,18 @@ pub enum Guarantee {
     /// Mail takes the path its `[[delivery.path]]` rule names, credentials only to
     /// their relay.
     DeliveryPaths,
+    /// Every local copy is seen through IMAP exactly once until expunged.
+    ImapExactlyOnce,
+    /// No UID names two messages in a folder under one UIDVALIDITY.
+    ImapUids,
+    /// A flag a STORE got OK for survives crashes.
+    ImapFlagsDurable,
+    /// An idling client hears of each new message.
+    ImapIdle,
 }
 
 impl Guarantee {
-    pub const ALL: [Guarantee; 9] = [
+    pub const ALL: [Guarantee; 13] = [
         Guarantee::NoLoss,
         Guarantee::NoDuplicates,
         Guarantee::Notices,
@@ -48,6 +57,10 @@ impl Guarantee {
         Guarantee::Drained,
         Guarantee::Dkim,
         Guarantee::DeliveryPaths,
+        Guarantee::ImapExactlyOnce,
+        Guarantee::ImapUids,
+        Guarantee::ImapFlagsDurable,
+        Guarantee::ImapIdle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +74,10 @@ impl Guarantee {
             Guarantee::Drained => "queues-drain",
             Guarantee::Dkim => "dkim-signatures",
             Guarantee::DeliveryPaths => "delivery-paths",
+            Guarantee::ImapExactlyOnce => "imap-exactly-once",
+            Guarantee::ImapUids => "imap-uids",
+            Guarantee::ImapFlagsDurable => "imap-flags-durable",
+            Guarantee::ImapIdle => "imap-idle",
         }
     }
 }
@@ -123,6 +140,10 @@ pub struct Observations {
     pub arrivals: Vec<Arrival>,
     /// Credentials given to delivery sessions and received by remote servers.
     pub credentials: Vec<CredentialsSeen>,
+    /// Every new message that reached a mailbox, when its write became durable.
+    pub mailbox_arrivals: Vec<retrieval::MailboxArrival>,
+    /// What the simulated IMAP clients were answered.
+    pub retrieval: retrieval::RetrievalLog,
 }
 
 /// One recipient of an ambiguous attempt (see [`Observations::ambiguous`]).
@@ -219,7 +240,7 @@ impl Observations {
 
     pub fn mailbox_delivered(
         &mut self,
-        _at: Instant,
+        at: Instant,
         host: &str,
         user: &str,
         data: &[u8],
@@ -230,6 +251,12 @@ impl Observations {
         }
         let tag = message_tag(data).unwrap_or_default();
         let origin = origin_queue_id(data).unwrap_or_default();
+        self.mailbox_arrivals.push(retrieval::MailboxArrival {
+            at,
+            host: host.to_owned(),
+            user: user.to_ascii_lowercase(),
+            tag: tag.clone(),
+        });
         *self
             .mailbox
             .entry((host.to_owned(), user.to_ascii_lowercase(), tag, origin))
@@ -495,6 +522,8 @@ pub struct Context {
     pub dkim_domains: Vec<String>,
     /// Where each domain's mail must arrive, from the scenario's rules.
     pub paths: PathOracle,
+    /// Whose mailboxes the IMAP clients read, and the IDLE bound.
+    pub retrieval: retrieval::RetrievalContext,
 }
 
 /// A recipient still waiting in a host's durable queue at the end of the run.
@@ -574,6 +603,7 @@ pub fn check(
     if wanted.contains(&Guarantee::DeliveryPaths) {
         paths::delivery_paths(obs, &context.paths, &mut violations);
     }
+    retrieval::check(obs, &context.retrieval, wanted, &mut violations);
     violations
 }
 

@@ -5,7 +5,8 @@
 //! carries them out.
 
 use super::io::HostIo;
-use super::store::Store;
+use super::imap::ImapAnswer;
+use super::store::{Store, Write};
 use super::{NoticeFacts, SluiceHost, Waiter};
 use sluice_core::machine::Token;
 use sluice_core::queue::{Input as QueueInput, Queue};
@@ -20,6 +21,16 @@ pub struct PersistedAnswer {
     pub outcome: StoreOutcome,
 }
 
+/// What a write's durability asks of the world: a reception's answer, an IMAP
+/// session's answer, and whether the host's IMAP sessions must hear that its
+/// mailboxes changed.
+#[derive(Debug, Default)]
+pub struct Synced {
+    pub persisted: Option<PersistedAnswer>,
+    pub imap: Option<ImapAnswer>,
+    pub mailboxes_changed: bool,
+}
+
 impl SluiceHost {
     /// The fsync of `write_id` finished: the write is durable (or `failed` with an
     /// injected I/O error), and whoever waited is told, in the order core's
@@ -27,15 +38,82 @@ impl SluiceHost {
     /// `delivery::service::finished` keeps (Persisted / PersistFailed, then the
     /// notice). A session's answer comes back for the world to carry to its
     /// connection. I/O, not a decision.
-    pub fn synced(
+    pub fn synced(&mut self, io: &mut dyn HostIo, write_id: u64, failed: bool) -> Synced {
+        let Some(write) = self.disk.synced(write_id) else {
+            return Synced::default();
+        };
+        let waiter = self.waiters.remove(&write_id);
+        if let Write::Imap {
+            user,
+            request,
+            now_ms,
+        } = write
+        {
+            return self.imap_synced(io, write_id, waiter, failed, (&user, request, now_ms));
+        }
+        let mut changed = false;
+        let persisted = self.write_synced(io, write_id, write, waiter, failed, &mut changed);
+        Synced {
+            persisted,
+            imap: None,
+            mailboxes_changed: changed && !io.bugs().no_idle_push,
+        }
+    }
+
+    /// An IMAP session's write is durable (or failed): carried out on the durable
+    /// store, and its answer made for the session that waited.
+    fn imap_synced(
         &mut self,
         io: &mut dyn HostIo,
         write_id: u64,
+        waiter: Option<Waiter>,
         failed: bool,
+        (user, request, now_ms): (&str, sluice_core::imap::request::MailboxRequest, i64),
+    ) -> Synced {
+        use sluice_core::imap::request::{MailboxAnswer, MailboxRefusal};
+        let answer = if failed {
+            MailboxAnswer::Refused(MailboxRefusal::Unavailable)
+        } else {
+            self.disk.durable.answer_imap(user, request, now_ms)
+        };
+        let name = io.name().to_owned();
+        io.record(&format!(
+            "{name} write {write_id} {}",
+            if failed {
+                "failed (I/O error)"
+            } else {
+                "durable"
+            }
+        ));
+        let imap = match waiter {
+            Some(Waiter::Imap {
+                conn,
+                token,
+                answered: false,
+            }) => Some(ImapAnswer {
+                conn,
+                input: sluice_core::imap::Input::MailboxAnswered { token, answer },
+            }),
+            _ => None,
+        };
+        Synced {
+            persisted: None,
+            imap,
+            mailboxes_changed: !failed && !io.bugs().no_idle_push,
+        }
+    }
+
+    /// Any other write is durable (or failed): applied, and whoever waited told.
+    fn write_synced(
+        &mut self,
+        io: &mut dyn HostIo,
+        write_id: u64,
+        write: Write,
+        waiter: Option<Waiter>,
+        failed: bool,
+        changed: &mut bool,
     ) -> Option<PersistedAnswer> {
         let at = io.now();
-        let write = self.disk.synced(write_id)?;
-        let waiter = self.waiters.remove(&write_id);
         let deliveries = if failed {
             Vec::new()
         } else {
@@ -74,6 +152,7 @@ impl SluiceHost {
             }
         ));
         for (delivery, data) in deliveries {
+            *changed |= delivery.new;
             let data = data.unwrap_or_default();
             io.obs()
                 .mailbox_delivered(at, &name, &delivery.user, &data, delivery.new);
@@ -149,7 +228,7 @@ impl SluiceHost {
                 }
                 None
             }
-            None => None,
+            Some(Waiter::Imap { .. }) | None => None,
         }
     }
 
@@ -198,6 +277,10 @@ impl SluiceHost {
     /// decision (net's `delivery::service::start`: `store.queued_messages()` enqueued).
     pub fn restart(&mut self, io: &mut dyn HostIo) {
         self.queue = Queue::new(self.queue_config.clone()).ok();
+        if io.bugs().renumber_uids_after_restart {
+            self.disk.durable.mailboxes =
+                super::mailbox_backend::renumbered(&self.disk.durable, &self.directory.users);
+        }
         let mut restored = self.disk.durable.to_restore();
         if io.bugs().forget_deferred_on_restart {
             restored.retain(|message| {

@@ -67,6 +67,8 @@ pub trait HostIo {
 
     /// Sends bytes to the client of incoming connection `conn`.
     fn send(&mut self, conn: u64, bytes: Vec<u8>);
+    /// Sends bytes to the IMAP client of connection `conn`.
+    fn send_imap(&mut self, conn: u64, bytes: Vec<u8>);
     /// Opens a connection for delivery attempt `attempt` to the host at `address`;
     /// its client starts with `message` once connected, and the attempt hears how it
     /// went. False when no host of the simulation has that address.

@@ -19,13 +19,17 @@
 //!   writes with their notices), the attempts' walks and pooled connections.
 //! - `disk.rs`, `store.rs`: the simulated disk and the durable state it holds.
 //! - `directory.rs`, `signing.rs`: the directory the router reads, DKIM signing.
+//! - `imap.rs`, `mailbox_backend.rs`: IMAP sessions on the host that holds the
+//!   mailboxes, their requests answered from the durable store by core.
 //! - `tests.rs`: a host on its own, with a context that records what it asks.
 
 pub mod delivery;
 pub mod directory;
 pub mod disk;
 mod durability;
+pub mod imap;
 pub mod io;
+mod mailbox_backend;
 pub mod reception;
 mod signing;
 pub mod store;
@@ -34,7 +38,7 @@ mod tests;
 
 pub use directory::Directory;
 use disk::Disk;
-pub use durability::PersistedAnswer;
+pub use durability::{PersistedAnswer, Synced};
 pub use io::HostIo;
 pub use reception::Peer;
 use sluice_core::machine::Token;
@@ -89,6 +93,16 @@ pub struct Bugs {
     pub ignore_path_rules: bool,
     /// Give every delivery session a relay's credentials, whatever its path.
     pub leak_relay_credentials: bool,
+    /// Carry out IMAP MOVE as COPY: the originals stay in the source folder.
+    pub move_keeps_original: bool,
+    /// At a restart, rebuild the mailboxes from the messages they hold, numbering
+    /// each folder's messages from 1 again under the same UIDVALIDITY.
+    pub renumber_uids_after_restart: bool,
+    /// Answer an IMAP flag change before its write is durable.
+    pub ack_flags_before_durability: bool,
+    /// Never tell IMAP sessions that their mailboxes changed: an idling client
+    /// hears of nothing.
+    pub no_idle_push: bool,
 }
 
 impl Bugs {
@@ -118,6 +132,13 @@ enum Waiter {
         queue_id: String,
         queued: Option<QueuedMessage>,
         /// Already answered (the ack-before-durability bug).
+        answered: bool,
+    },
+    /// An IMAP session's mailbox request that changes the mailboxes: answered
+    /// when the write is durable, unless already `answered` (a deliberate bug).
+    Imap {
+        conn: u64,
+        token: Token,
         answered: bool,
     },
     /// A queue write.

@@ -44,6 +44,13 @@ pub enum Write {
     Remove {
         queue_id: String,
     },
+    /// An IMAP session's request that changes the mailboxes, carried out when the
+    /// write is durable (`answer_imap`), at the host's clock when it was asked.
+    Imap {
+        user: String,
+        request: sluice_core::imap::request::MailboxRequest,
+        now_ms: i64,
+    },
 }
 
 /// A delivery into a local mailbox, as the commit of a write made it.
@@ -62,6 +69,11 @@ pub struct Store {
     pub mailboxes: MailboxModel,
     /// Mailbox contents by (user, queue id of the stored copy): the data delivered.
     pub delivered: BTreeMap<(String, String), Vec<u8>>,
+    /// The bodies the mailboxes' messages name, by blob: a delivered message's
+    /// queue id, or an appended one's own name.
+    pub bodies: BTreeMap<String, Vec<u8>>,
+    /// Bodies appended so far (their blob names are numbered).
+    pub appended: u64,
 }
 
 impl Store {
@@ -120,6 +132,15 @@ impl Store {
                 self.messages.remove(&queue_id);
                 Vec::new()
             }
+            Write::Imap {
+                user,
+                request,
+                now_ms,
+            } => {
+                // The answer goes to the session that asked (see `synced`).
+                let _ = self.answer_imap(&user, request, now_ms);
+                Vec::new()
+            }
         }
     }
 
@@ -145,6 +166,9 @@ impl Store {
                         (user.clone(), incoming.queue_id.clone()),
                         incoming.data.clone(),
                     );
+                    self.bodies
+                        .entry(incoming.queue_id.clone())
+                        .or_insert_with(|| incoming.data.clone());
                 }
                 deliveries.push(MailboxDelivery {
                     user: user.clone(),

@@ -79,6 +79,9 @@ impl HostIo for Recorder {
     fn send(&mut self, _conn: u64, bytes: Vec<u8>) {
         self.sent.extend(bytes);
     }
+    fn send_imap(&mut self, _conn: u64, bytes: Vec<u8>) {
+        self.sent.extend(bytes);
+    }
     fn connect(
         &mut self,
         _attempt: u64,
@@ -180,6 +183,7 @@ fn a_host_promises_a_message_only_once_its_write_is_durable() {
 
     let answer = host
         .synced(&mut io, write, false)
+        .persisted
         .expect("the session waits");
     assert_eq!(answer.conn, PEER.conn);
     let StoreOutcome::Stored { queue_id } = answer.outcome.clone() else {
@@ -206,7 +210,7 @@ fn a_crash_before_the_fsync_loses_the_write_and_its_promise() {
         panic!("one fsync expected, got {:?}", io.fsyncs);
     };
     assert_eq!(host.crash(), 1, "one unsynced write lost");
-    assert!(host.synced(&mut io, write, false).is_none());
+    assert!(host.synced(&mut io, write, false).persisted.is_none());
     assert!(host.disk.durable.messages.is_empty());
     host.restart(&mut io);
     assert!(

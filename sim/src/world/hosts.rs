@@ -144,6 +144,11 @@ impl HostIo for HostPort<'_> {
         }
     }
 
+    fn send_imap(&mut self, conn: u64, bytes: Vec<u8>) {
+        self.in_order();
+        self.world.imap_send(conn, false, bytes);
+    }
+
     fn connect(
         &mut self,
         attempt: u64,
@@ -309,10 +314,19 @@ impl World {
         if failed {
             self.count_fault("disk_io_error");
         }
-        let answer = self
-            .with_host(host, |sluice, port| sluice.synced(port, write, failed))
-            .flatten();
-        if let Some(answer) = answer {
+        let Some(synced) = self.with_host(host, |sluice, port| sluice.synced(port, write, failed))
+        else {
+            return;
+        };
+        // A mailbox answer first, to the session that waited for it; then every
+        // session of the host hears that the mailboxes changed.
+        if let Some(answer) = synced.imap {
+            self.imap_answered(answer.conn, answer.input);
+        }
+        if synced.mailboxes_changed {
+            self.imap_mailboxes_changed(host);
+        }
+        if let Some(answer) = synced.persisted {
             let promised = matches!(answer.outcome, StoreOutcome::Stored { .. });
             let input = ReceptionInput::Persisted {
                 token: answer.token,
@@ -355,6 +369,7 @@ impl World {
             if silent { " silently" } else { "" }
         ));
         self.drop_connections_of(host, silent);
+        self.drop_imap_connections_of(host, silent);
     }
 
     /// A restart: a Sluice host rebuilds its queue from what its disk made durable.

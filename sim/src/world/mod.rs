@@ -13,12 +13,16 @@
 //! - `hosts.rs`: the port, and the events of a Sluice host's life (fsyncs, crashes,
 //!   restarts, a full disk).
 //! - `network.rs`, `dns.rs`, `remote.rs`: the network, DNS and remote servers.
+//! - `imap_client.rs`, `retrieval.rs`: the IMAP clients reading the mailboxes, and
+//!   their connections to the host that holds them.
 
 pub mod client;
 pub mod dns;
 mod hosts;
+pub mod imap_client;
 pub mod network;
 pub mod remote;
+mod retrieval;
 
 use crate::check::Observations;
 use crate::engine::Engine;
@@ -96,6 +100,23 @@ pub enum Event {
     HealthCheck,
     /// The end of the fault window: everything heals and restarts, mail drains.
     FaultsEnd,
+    /// An IMAP client's timer (stale unless `generation` is its latest).
+    ImapTimer {
+        client: usize,
+        generation: u64,
+    },
+    /// An IMAP connection reached the mailbox host, or failed to.
+    ImapAccepted(u64),
+    ImapConnectFailed(u64),
+    ImapBytes {
+        conn: u64,
+        to_server: bool,
+        bytes: Vec<u8>,
+    },
+    ImapClosed {
+        conn: u64,
+        to_server: bool,
+    },
 }
 
 /// A machine that asked to be woken.
@@ -104,6 +125,8 @@ pub enum Wake {
     Client(u64),
     Server(u64),
     Queue(usize),
+    /// The IMAP session of a connection.
+    ImapServer(u64),
 }
 
 /// What a host is.
@@ -225,6 +248,10 @@ pub struct World {
     /// The remotes' DKIM verifier over the simulated DNS's key records, when the
     /// scenario signs.
     pub dkim_verifier: Option<sluice_dkim::verify::Verifier>,
+    /// The IMAP clients, and the host whose mailboxes they read.
+    pub imap_clients: Vec<imap_client::ImapClient>,
+    pub imap_conns: BTreeMap<u64, retrieval::ImapConn>,
+    pub mailbox_host: usize,
 }
 
 impl World {
@@ -251,6 +278,9 @@ impl World {
             faults_over: false,
             health_check_every: Duration::from_secs(10),
             dkim_verifier: None,
+            imap_clients: Vec::new(),
+            imap_conns: BTreeMap::new(),
+            mailbox_host: 0,
         }
     }
 
@@ -352,6 +382,9 @@ impl World {
                         Wake::Queue(host) => {
                             self.with_host(host, |sluice, port| sluice.queue_tick(port));
                         }
+                        Wake::ImapServer(conn) => {
+                            self.drive_imap_server(conn, Some(sluice_core::imap::Input::Tick));
+                        }
                     }
                 }
             }
@@ -391,6 +424,15 @@ impl World {
             Event::ClockJump(host, by) => self.clock_jump(host, by),
             Event::HealthCheck => self.health_check(),
             Event::FaultsEnd => self.faults_end(),
+            Event::ImapTimer { client, generation } => self.imap_timer(client, generation),
+            Event::ImapAccepted(conn) => self.imap_accepted(conn),
+            Event::ImapConnectFailed(conn) => self.imap_connect_failed(conn),
+            Event::ImapBytes {
+                conn,
+                to_server,
+                bytes,
+            } => self.imap_bytes(conn, to_server, bytes),
+            Event::ImapClosed { conn, to_server } => self.imap_closed(conn, to_server),
         }
     }
 
@@ -968,6 +1010,7 @@ impl World {
         for id in cut {
             self.break_conn_by_id(id);
         }
+        self.cut_imap_connections();
     }
 
     /// Every connection with an end on `host`: its machine there is gone. The other
