@@ -65,8 +65,8 @@ use delivery_queue::QueueSelection;
 use directory::Kind;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{
-    Changes, FolderStatus, MailboxError, MailboxLimits, Observation, Operation, Outcome,
-    UserObservation,
+    Changes, FolderEntry, FolderStatus, MailboxError, MailboxLimits, MessageObservation,
+    Observation, Operation, Outcome, UserObservation,
 };
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use sql::Db;
@@ -594,6 +594,23 @@ impl Store {
         modseq: u64,
     ) -> Result<Changes, StoreError> {
         self.db.changes_since(user, folder, modseq).await
+    }
+
+    /// A user's folders with their special use (LIST), by name in byte order.
+    pub async fn folder_entries(&self, user: &str) -> Result<Vec<FolderEntry>, StoreError> {
+        self.db.folder_entries(user).await
+    }
+
+    /// The messages of a folder whose UID is in `from..=to`, by UID (IMAP's
+    /// reads of metadata); a missing user or folder is the model's refusal.
+    pub async fn folder_observations(
+        &self,
+        user: &str,
+        folder: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageObservation>, StoreError> {
+        self.db.folder_observations(user, folder, from, to).await
     }
 
     /// A user's subscribed names (LSUB, LIST (SUBSCRIBED)), in byte order.
