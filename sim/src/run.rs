@@ -395,7 +395,10 @@ fn retrieval_clients(
         .collect();
     let context = check::retrieval::RetrievalContext {
         host: world.place_name(mailbox_host),
-        users: clients.iter().map(|(client, _)| client.user.clone()).collect(),
+        users: clients
+            .iter()
+            .map(|(client, _)| client.user.clone())
+            .collect(),
         idle_bound: Duration::from_secs(retrieval.idle_bound_secs),
     };
     if !clients.is_empty() {

@@ -255,7 +255,7 @@ impl Observations {
             at,
             host: host.to_owned(),
             user: user.to_ascii_lowercase(),
-            tag: tag.clone(),
+            tag: retrieval::copy_name(data),
         });
         *self
             .mailbox

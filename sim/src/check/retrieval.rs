@@ -19,12 +19,25 @@ use super::{Guarantee, Observations, Violation};
 use sluice_core::time::{Duration, Instant};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The name of one copy of a message, as the host that stored it and a client
+/// that reads its header fields both tell it: the workload's tag and the queue id
+/// the first Sluice host gave the message (`m17@Q-gw1-0-4`). A client that sends
+/// again after a lost 250 makes a second copy, under its own queue id; empty when
+/// the message has no tag.
+pub fn copy_name(data: &[u8]) -> String {
+    let tag = super::message_tag(data).unwrap_or_default();
+    match super::origin_queue_id(data) {
+        Some(origin) if !tag.is_empty() => format!("{tag}@{origin}"),
+        _ => tag,
+    }
+}
+
 /// One message as a listing (`UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS
-/// (MESSAGE-ID)])`) showed it.
+/// (MESSAGE-ID RECEIVED)])`) showed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listed {
     pub uid: u32,
-    /// The workload's tag (Message-ID local part); empty when it had none.
+    /// The copy's name (`copy_name`); empty when it had no tag.
     pub tag: String,
     pub flags: Vec<String>,
 }
@@ -112,6 +125,7 @@ pub struct MailboxArrival {
     pub at: Instant,
     pub host: String,
     pub user: String,
+    /// The copy's name (`copy_name`).
     pub tag: String,
 }
 
@@ -148,7 +162,12 @@ pub fn check(
     }
 }
 
+/// A violation about a copy (or a user): its subject is what the trace names, the
+/// copy's queue id rather than its whole name.
 fn violation(guarantee: Guarantee, subject: &str, detail: String) -> Violation {
+    let subject = subject
+        .split_once('@')
+        .map_or(subject, |(_, queue_id)| queue_id);
     Violation {
         guarantee,
         subject: subject.to_owned(),
@@ -168,11 +187,14 @@ fn exactly_once(obs: &Observations, context: &RetrievalContext, violations: &mut
             ),
         ));
     }
-    // Never twice in one folder.
+    // Never twice in one folder (each copy reported once).
+    let mut reported: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
     for listing in &log.listings {
         let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
         for message in listing.messages.iter().filter(|m| !m.tag.is_empty()) {
-            if let Some(first) = seen.insert(&message.tag, message.uid) {
+            if let Some(first) = seen.insert(&message.tag, message.uid)
+                && reported.insert((&listing.user, &listing.folder, &message.tag))
+            {
                 violations.push(violation(
                     Guarantee::ImapExactlyOnce,
                     &message.tag,
@@ -251,8 +273,20 @@ fn exactly_once(obs: &Observations, context: &RetrievalContext, violations: &mut
         {
             continue;
         }
-        let listed_after = log.listings.iter().find(|listing| {
-            listing.user == arrival.user && listing.folder == "INBOX" && listing.sent > arrival.at
+        // A listing covers the messages its session knew of when it began; the
+        // first one after the delivery ends with the EXISTS that announces it, so
+        // the next one must show it.
+        let inbox = |listing: &&Listing| listing.user == arrival.user && listing.folder == "INBOX";
+        let announced = log
+            .listings
+            .iter()
+            .filter(inbox)
+            .find(|listing| listing.sent > arrival.at);
+        let listed_after = announced.and_then(|first| {
+            log.listings
+                .iter()
+                .filter(inbox)
+                .find(|listing| listing.sent >= first.done)
         });
         if let Some(listing) = listed_after {
             violations.push(violation(
@@ -274,6 +308,8 @@ fn exactly_once(obs: &Observations, context: &RetrievalContext, violations: &mut
 fn uids_not_reused(log: &RetrievalLog, violations: &mut Vec<Violation>) {
     // (user, folder, UIDVALIDITY, UID) → the tag first seen there, and when.
     let mut named: BTreeMap<(&str, &str, u32, u32), (&str, Instant)> = BTreeMap::new();
+    // Each reused UID is reported once, for the first other message it named.
+    let mut reported: BTreeSet<(&str, &str, u32, u32)> = BTreeSet::new();
     for listing in &log.listings {
         for message in listing.messages.iter().filter(|m| !m.tag.is_empty()) {
             let key = (
@@ -284,6 +320,9 @@ fn uids_not_reused(log: &RetrievalLog, violations: &mut Vec<Violation>) {
             );
             match named.get(&key) {
                 Some((tag, first)) if *tag != message.tag => {
+                    if !reported.insert(key) {
+                        continue;
+                    }
                     violations.push(violation(
                         Guarantee::ImapUids,
                         &message.tag,
@@ -332,7 +371,12 @@ fn flags_durable(obs: &Observations, context: &RetrievalContext, violations: &mu
             let missing: Vec<&String> = stored
                 .flags
                 .iter()
-                .filter(|flag| !message.flags.iter().any(|have| have.eq_ignore_ascii_case(flag)))
+                .filter(|flag| {
+                    !message
+                        .flags
+                        .iter()
+                        .any(|have| have.eq_ignore_ascii_case(flag))
+                })
                 .collect();
             if missing.is_empty() {
                 continue;
@@ -381,8 +425,7 @@ fn idle_hears(obs: &Observations, context: &RetrievalContext, violations: &mut V
             let deadline = arrival.at + bound;
             // Too close to the end of the IDLE to be owed, or the host crashed
             // before it could tell (the session died with it).
-            if deadline > idle.ended
-                || crashed_between(obs, &context.host, idle.started, deadline)
+            if deadline > idle.ended || crashed_between(obs, &context.host, idle.started, deadline)
             {
                 continue;
             }

@@ -4,8 +4,8 @@
 //! decides when these happen (fsync latency, I/O errors, crash faults); the host
 //! carries them out.
 
-use super::io::HostIo;
 use super::imap::ImapAnswer;
+use super::io::HostIo;
 use super::store::{Store, Write};
 use super::{NoticeFacts, SluiceHost, Waiter};
 use sluice_core::machine::Token;

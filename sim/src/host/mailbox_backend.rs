@@ -11,7 +11,12 @@ use sluice_core::mailbox::{Changes, FolderStatus, MessageObservation, Operation,
 
 impl Store {
     /// Core's answer to one IMAP request of `user`, on this store now.
-    pub fn answer_imap(&mut self, user: &str, request: MailboxRequest, now_ms: i64) -> MailboxAnswer {
+    pub fn answer_imap(
+        &mut self,
+        user: &str,
+        request: MailboxRequest,
+        now_ms: i64,
+    ) -> MailboxAnswer {
         backend::answer_now(self, user, request, now_ms)
     }
 

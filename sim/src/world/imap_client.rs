@@ -9,8 +9,9 @@
 //! The world drives it (`world/retrieval.rs`): bytes in, connection events, and one
 //! timer, each call answering with what the world must do.
 
-use crate::check::message_tag;
-use crate::check::retrieval::{Expunged, FlagsStored, Idled, Listed, Listing, Moved, RetrievalLog};
+use crate::check::retrieval::{
+    Expunged, FlagsStored, Idled, Listed, Listing, Moved, RetrievalLog, copy_name,
+};
 use crate::engine::Pcg32;
 use sluice_core::time::{Duration, Instant};
 
@@ -66,7 +67,9 @@ enum State {
         sent: Instant,
     },
     /// In IDLE until the timer.
-    Idling { tag: String },
+    Idling {
+        tag: String,
+    },
 }
 
 /// The folder the client has selected.
@@ -306,7 +309,7 @@ impl ImapClient {
         self.send(
             now,
             Command::List,
-            "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+            "UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID RECEIVED)])",
         )
     }
 
@@ -645,8 +648,8 @@ fn literal_length(line: &[u8]) -> Option<usize> {
     line[open + 1..line.len() - 1].parse().ok()
 }
 
-/// UID and FLAGS of a FETCH response, and the tag of the header field its literal
-/// holds (a flag push has none).
+/// UID and FLAGS of a FETCH response, and the copy its literal's header fields
+/// name (a flag push has none).
 fn parse_fetch(rest: &str, literal: Option<&[u8]>) -> Option<Listed> {
     let items = rest.split_once('(')?.1;
     let uid = items
@@ -665,7 +668,7 @@ fn parse_fetch(rest: &str, literal: Option<&[u8]>) -> Option<Listed> {
             .collect(),
         None => Vec::new(),
     };
-    let tag = literal.and_then(message_tag).unwrap_or_default();
+    let tag = literal.map(copy_name).unwrap_or_default();
     Some(Listed { uid, tag, flags })
 }
 
@@ -689,7 +692,10 @@ mod tests {
     fn responses_are_taken_whole_with_their_literal() {
         let mut input = b"* 1 FETCH (UID 4 FLAGS (\\Seen) BODY[HEADER.FIELDS (MESSAGE-ID)] {31}\r\nMessage-ID: <m7@workload.sim>\r\n)\r\nc2 OK".to_vec();
         let (line, literal) = take_response(&mut input).expect("one response");
-        assert_eq!(literal.as_deref(), Some(&b"Message-ID: <m7@workload.sim>\r\n"[..]));
+        assert_eq!(
+            literal.as_deref(),
+            Some(&b"Message-ID: <m7@workload.sim>\r\n"[..])
+        );
         let message = parse_fetch(line.strip_prefix("* 1 ").unwrap(), literal.as_deref());
         assert_eq!(
             message,
@@ -699,9 +705,16 @@ mod tests {
                 flags: vec!["\\Seen".to_owned()]
             })
         );
-        assert_eq!(take_response(&mut input), None, "the tagged line is not whole yet");
+        assert_eq!(
+            take_response(&mut input),
+            None,
+            "the tagged line is not whole yet"
+        );
         input.extend_from_slice(b" done\r\n");
-        assert_eq!(take_response(&mut input).map(|r| r.0).as_deref(), Some("c2 OK done"));
+        assert_eq!(
+            take_response(&mut input).map(|r| r.0).as_deref(),
+            Some("c2 OK done")
+        );
     }
 
     #[test]

@@ -49,14 +49,23 @@ impl World {
             match action {
                 ClientAction::Connect => self.imap_connect(client),
                 ClientAction::Send(bytes) => {
+                    let user = self.imap_clients.get(client).map(|imap| imap.user.clone());
+                    let line = String::from_utf8_lossy(&bytes);
+                    self.engine.record(&format!(
+                        "imap client {} sends {}",
+                        user.unwrap_or_default(),
+                        line.trim_end()
+                    ));
                     if let Some(conn) = conn {
                         self.imap_send(conn, true, bytes);
                     }
                 }
                 ClientAction::Close => {
-                    if let Some(id) = self.imap_conns.iter().find_map(|(id, c)| {
-                        (c.client == client && !c.client_done).then_some(*id)
-                    }) {
+                    if let Some(id) = self
+                        .imap_conns
+                        .iter()
+                        .find_map(|(id, c)| (c.client == client && !c.client_done).then_some(*id))
+                    {
                         if let Some(held) = self.imap_conns.get_mut(&id) {
                             held.client_done = true;
                         }
@@ -293,8 +302,13 @@ impl World {
         self.engine.record(&format!("conn {id} reset"));
         let latency = self.network.latency(&mut self.engine.rng);
         for to_server in [true, false] {
-            self.engine
-                .after(latency, Event::ImapClosed { conn: id, to_server });
+            self.engine.after(
+                latency,
+                Event::ImapClosed {
+                    conn: id,
+                    to_server,
+                },
+            );
         }
     }
 
