@@ -300,3 +300,61 @@ fn leaking_relay_credentials_is_caught_by_the_delivery_paths_checker() {
         Guarantee::DeliveryPaths,
     );
 }
+
+// Retrieval: IMAP clients on the backend's mailboxes (`scenarios/retrieval.toml`),
+// each checker shown catching its own planted bug.
+
+#[test]
+fn a_move_that_leaves_the_original_shows_a_message_twice() {
+    // MOVE carried out as COPY: the next listing of INBOX still holds the copy
+    // the client moved to Archive.
+    caught_only_with(
+        &scenario("retrieval"),
+        Bugs {
+            move_keeps_original: true,
+            ..Bugs::default()
+        },
+        Guarantee::ImapExactlyOnce,
+    );
+}
+
+#[test]
+fn renumbering_a_folder_at_a_restart_reuses_uids() {
+    // A restart that rebuilds the mailboxes numbers each folder from 1 again under
+    // its old UIDVALIDITY: a UID the client saw expunged or moved names another
+    // message afterwards.
+    caught_only_with(
+        &scenario("retrieval"),
+        Bugs {
+            renumber_uids_after_restart: true,
+            ..Bugs::default()
+        },
+        Guarantee::ImapUids,
+    );
+}
+
+#[test]
+fn a_flag_change_answered_before_its_write_is_durable_is_found() {
+    // STORE answered OK from a scratch copy while its write waits for the fsync:
+    // a listing before the write lands, or after a crash lost it, lacks the flag.
+    caught_only_with(
+        &scenario("retrieval"),
+        Bugs {
+            ack_flags_before_durability: true,
+            ..Bugs::default()
+        },
+        Guarantee::ImapFlagsDurable,
+    );
+}
+
+#[test]
+fn sessions_never_told_of_new_mail_leave_idle_clients_deaf() {
+    caught_only_with(
+        &scenario("retrieval"),
+        Bugs {
+            no_idle_push: true,
+            ..Bugs::default()
+        },
+        Guarantee::ImapIdle,
+    );
+}

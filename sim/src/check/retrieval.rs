@@ -453,3 +453,200 @@ fn idle_hears(obs: &Observations, context: &RetrievalContext, violations: &mut V
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USER: &str = "user1@sluice.test";
+    const HOST: &str = "be1.sluice.test";
+
+    fn at(millis: u64) -> Instant {
+        Instant::from_millis(millis)
+    }
+
+    fn listed(uid: u32, tag: &str, flags: &[&str]) -> Listed {
+        Listed {
+            uid,
+            tag: tag.to_owned(),
+            flags: flags.iter().map(|flag| (*flag).to_owned()).collect(),
+        }
+    }
+
+    fn listing(folder: &str, sent: u64, messages: Vec<Listed>) -> Listing {
+        Listing {
+            user: USER.to_owned(),
+            folder: folder.to_owned(),
+            uidvalidity: 1,
+            sent: at(sent),
+            done: at(sent + 10),
+            messages,
+        }
+    }
+
+    fn context() -> RetrievalContext {
+        RetrievalContext {
+            host: HOST.to_owned(),
+            users: BTreeSet::from([USER.to_owned()]),
+            idle_bound: Duration::from_secs(20),
+        }
+    }
+
+    fn found(obs: &Observations, guarantee: Guarantee) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        check(
+            obs,
+            &context(),
+            &BTreeSet::from([guarantee]),
+            &mut violations,
+        );
+        violations
+    }
+
+    fn arrival(millis: u64, tag: &str) -> MailboxArrival {
+        MailboxArrival {
+            at: at(millis),
+            host: HOST.to_owned(),
+            user: USER.to_owned(),
+            tag: tag.to_owned(),
+        }
+    }
+
+    #[test]
+    fn copies_copy_names_tell_a_resent_message_from_a_duplicate() {
+        let data = b"Received: from c by gw1 with ESMTP id Q-gw1-0-7;\r\n date\r\n\
+Message-ID: <m3@workload.sim>\r\n\r\n";
+        assert_eq!(copy_name(data), "m3@Q-gw1-0-7");
+        let mut obs = Observations::default();
+        obs.retrieval.listings.push(listing(
+            "INBOX",
+            100,
+            vec![
+                listed(1, "m3@Q-gw1-0-7", &[]),
+                listed(2, "m3@Q-gw1-0-9", &[]),
+            ],
+        ));
+        assert!(found(&obs, Guarantee::ImapExactlyOnce).is_empty());
+        obs.retrieval.listings.push(listing(
+            "INBOX",
+            200,
+            vec![
+                listed(1, "m3@Q-gw1-0-7", &[]),
+                listed(3, "m3@Q-gw1-0-7", &[]),
+            ],
+        ));
+        let violations = found(&obs, Guarantee::ImapExactlyOnce);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].subject, "Q-gw1-0-7");
+    }
+
+    #[test]
+    fn a_copy_is_owed_to_the_listing_after_the_one_that_announced_it() {
+        let mut obs = Observations::default();
+        obs.mailbox_arrivals.push(arrival(50, "m1@Q-1"));
+        // The first listing after the delivery may predate the session's EXISTS.
+        obs.retrieval
+            .listings
+            .push(listing("INBOX", 100, vec![listed(1, "m0@Q-0", &[])]));
+        assert!(found(&obs, Guarantee::ImapExactlyOnce).is_empty());
+        obs.retrieval
+            .listings
+            .push(listing("INBOX", 200, vec![listed(1, "m0@Q-0", &[])]));
+        assert_eq!(found(&obs, Guarantee::ImapExactlyOnce).len(), 1);
+        // Seen in Archive (moved there) counts as seen.
+        obs.retrieval
+            .listings
+            .push(listing("Archive", 300, vec![listed(1, "m1@Q-1", &[])]));
+        assert!(found(&obs, Guarantee::ImapExactlyOnce).is_empty());
+    }
+
+    #[test]
+    fn a_moved_copy_back_in_its_folder_is_seen_twice() {
+        let mut obs = Observations::default();
+        obs.retrieval.moves.push(Moved {
+            user: USER.to_owned(),
+            tag: "m1@Q-1".to_owned(),
+            from: "INBOX".to_owned(),
+            from_uidvalidity: 1,
+            uid: 4,
+            to: "Archive".to_owned(),
+            target: Some((2, 1)),
+            at: at(100),
+        });
+        obs.retrieval
+            .listings
+            .push(listing("INBOX", 50, vec![listed(4, "m1@Q-1", &[])]));
+        assert!(found(&obs, Guarantee::ImapExactlyOnce).is_empty());
+        obs.retrieval
+            .listings
+            .push(listing("INBOX", 150, vec![listed(4, "m1@Q-1", &[])]));
+        assert_eq!(found(&obs, Guarantee::ImapExactlyOnce).len(), 1);
+    }
+
+    #[test]
+    fn a_uid_naming_two_copies_is_reported_once() {
+        let mut obs = Observations::default();
+        for sent in [100, 200, 300] {
+            let tag = if sent == 100 { "m1@Q-1" } else { "m2@Q-2" };
+            obs.retrieval
+                .listings
+                .push(listing("INBOX", sent, vec![listed(1, tag, &[])]));
+        }
+        assert_eq!(found(&obs, Guarantee::ImapUids).len(), 1);
+    }
+
+    #[test]
+    fn a_flag_answered_ok_must_stay() {
+        let mut obs = Observations::default();
+        obs.retrieval.flags.push(FlagsStored {
+            user: USER.to_owned(),
+            folder: "INBOX".to_owned(),
+            uidvalidity: 1,
+            uid: 1,
+            flags: vec!["\\Flagged".to_owned()],
+            at: at(100),
+        });
+        obs.retrieval
+            .listings
+            .push(listing("INBOX", 50, vec![listed(1, "m1@Q-1", &[])]));
+        obs.retrieval.listings.push(listing(
+            "INBOX",
+            150,
+            vec![listed(1, "m1@Q-1", &["\\Flagged", "\\Seen"])],
+        ));
+        assert!(found(&obs, Guarantee::ImapFlagsDurable).is_empty());
+        obs.crashed(at(160), HOST);
+        obs.retrieval.listings.push(listing(
+            "INBOX",
+            250,
+            vec![listed(1, "m1@Q-1", &["\\Seen"])],
+        ));
+        let violations = found(&obs, Guarantee::ImapFlagsDurable);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].detail.contains("after a crash"));
+    }
+
+    #[test]
+    fn an_idling_client_must_hear_each_new_message_unless_the_host_crashed() {
+        let idle = |exists: Vec<(Instant, u32)>| Idled {
+            user: USER.to_owned(),
+            started: at(1_000),
+            ended: at(100_000),
+            exists_at_start: 5,
+            exists,
+        };
+        let mut obs = Observations::default();
+        obs.mailbox_arrivals.push(arrival(2_000, "m1@Q-1"));
+        obs.mailbox_arrivals.push(arrival(3_000, "m2@Q-2"));
+        // Near the end of the IDLE: not owed within it.
+        obs.mailbox_arrivals.push(arrival(90_000, "m3@Q-3"));
+        obs.retrieval.idles.push(idle(vec![(at(3_100), 7)]));
+        assert!(found(&obs, Guarantee::ImapIdle).is_empty());
+        obs.retrieval.idles[0] = idle(vec![(at(2_100), 6)]);
+        let violations = found(&obs, Guarantee::ImapIdle);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].subject, "Q-2");
+        obs.crashed(at(2_500), HOST);
+        assert!(found(&obs, Guarantee::ImapIdle).is_empty());
+    }
+}
