@@ -12,10 +12,25 @@ use one_rule::{Allowed, DECISIONS, violations};
 use std::path::PathBuf;
 
 /// Names only the simulator must avoid: a comment that claims to mirror net
-/// instead of running core; and whether a local copy owes a success notice
+/// instead of running core; whether a local copy owes a success notice
 /// (`owes_success_notice`), which the simulated disk takes from the record core's
-/// `node::accept` made (net's store asks core the same per copy as it writes it).
-const SIM_ONLY: &[&str] = &["MIRRORS NET", "owes_success_notice"];
+/// `node::accept` made (net's store asks core the same per copy as it writes it);
+/// and an IMAP answer made up outside core: the host answers every mailbox
+/// request through core's `imap::backend::answer` (a store that fails says only
+/// `Refused(Unavailable)`), never with a selection, metadata, changes, a copy, an
+/// expunge or a flag change of its own.
+const SIM_ONLY: &[&str] = &[
+    "MIRRORS NET",
+    "owes_success_notice",
+    "MailboxAnswer::Selected",
+    "MailboxAnswer::Metadata",
+    "MailboxAnswer::Changes",
+    "MailboxAnswer::Copied",
+    "MailboxAnswer::Expunged",
+    "MailboxAnswer::Stored",
+    "MailboxAnswer::Appended",
+    "MailboxAnswer::Content",
+];
 
 /// Where the simulator may use such a name, and why.
 const ALLOWED: &[Allowed] = &[

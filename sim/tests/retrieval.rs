@@ -56,3 +56,81 @@ fn without_the_section_no_client_runs_and_no_retrieval_guarantee_is_checked() {
     assert_eq!(result.retrieval, Default::default());
     assert!(!result.checked.contains(&Guarantee::ImapExactlyOnce));
 }
+
+mod random_mixes {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A small random fault mix with IMAP clients on the mailbox host.
+    fn scenario_text(gateways: u32, fractions: [u8; 4], counts: [u8; 4]) -> String {
+        let f = |index: usize| f64::from(fractions[index]) / 1000.0;
+        format!(
+            r#"
+name = "random-retrieval"
+duration_secs = 900
+drain_secs = 3600
+[topology]
+gateways = {gateways}
+users = 3
+[workload]
+messages = 30
+max_recipients = 2
+external_fraction = 0.1
+[network]
+reset = {}
+loss = {}
+partitions = {}
+[disk]
+fsync_ms_max = 500
+error = {}
+full_windows = {}
+[crashes]
+gateway = {}
+backend = {}
+silent = {}
+restart_secs_max = 60
+[retrieval]
+clients = 3
+think_secs_max = 10
+idle_secs_max = 120
+[guarantees]
+drained = false
+"#,
+            f(0) / 10.0,
+            f(1) / 4.0,
+            counts[0],
+            f(2) / 4.0,
+            counts[1],
+            counts[2],
+            counts[3],
+            f(3),
+        )
+    }
+
+    proptest! {
+        // Fewer mixes than the safety property of `random_scenarios.rs`: each run
+        // carries IMAP sessions through the whole drain.
+        #![proptest_config(ProptestConfig {
+            cases: 16,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn any_fault_mix_keeps_the_retrieval_guarantees(
+            gateways in 0u32..3,
+            fractions in proptest::array::uniform4(0u8..=200),
+            counts in proptest::array::uniform4(0u8..4),
+            seed in any::<u64>(),
+        ) {
+            let text = scenario_text(gateways, fractions, counts);
+            let scenario = Scenario::parse("random-retrieval.toml", &text).expect("valid");
+            let result = run(&scenario, seed, Bugs::default(), false);
+            let violations: Vec<_> = result
+                .violations
+                .iter()
+                .filter(|violation| violation.guarantee != Guarantee::Availability)
+                .collect();
+            prop_assert!(violations.is_empty(), "seed {}: {:?}\n{}", seed, violations, text);
+        }
+    }
+}

@@ -265,14 +265,15 @@ impl ImapClient {
                 );
             }
         }
-        if roll < 57 && selected.name == INBOX {
-            if let Some(uid) = pick(rng, &self.listing) {
-                return self.send(
-                    now,
-                    Command::Move { uid },
-                    &format!("UID MOVE {uid} {ARCHIVE}"),
-                );
-            }
+        if roll < 57
+            && selected.name == INBOX
+            && let Some(uid) = pick(rng, &self.listing)
+        {
+            return self.send(
+                now,
+                Command::Move { uid },
+                &format!("UID MOVE {uid} {ARCHIVE}"),
+            );
         }
         if roll < 67 {
             let uids: Vec<u32> = self
@@ -346,7 +347,7 @@ impl ImapClient {
         literal: Option<&[u8]>,
     ) -> Vec<ClientAction> {
         if let Some(rest) = line.strip_prefix("* ") {
-            return self.untagged(now, rng, log, rest, literal);
+            return self.untagged(now, log, rest, literal);
         }
         if line.starts_with('+') {
             if let State::Waiting {
@@ -413,7 +414,6 @@ impl ImapClient {
     fn untagged(
         &mut self,
         now: Instant,
-        rng: &mut Pcg32,
         log: &mut RetrievalLog,
         rest: &str,
         literal: Option<&[u8]>,
@@ -481,26 +481,25 @@ impl ImapClient {
             }
             return Vec::new();
         }
-        if first == "OK" {
-            if let Some(code) = rest.split('[').nth(1).and_then(|c| c.split(']').next()) {
-                let mut parts = code.split(' ');
-                match parts.next() {
-                    Some("UIDVALIDITY") => {
-                        self.select_uidvalidity = parts.next().and_then(|v| v.parse().ok());
-                    }
-                    Some("COPYUID") => {
-                        let uidvalidity = parts.next().and_then(|v| v.parse().ok());
-                        let _source = parts.next();
-                        let targets = parts.next().map(parse_uid_set).unwrap_or_default();
-                        if let Some(uidvalidity) = uidvalidity {
-                            self.copyuid = Some((uidvalidity, targets));
-                        }
-                    }
-                    _ => {}
+        if first == "OK"
+            && let Some(code) = rest.split('[').nth(1).and_then(|c| c.split(']').next())
+        {
+            let mut parts = code.split(' ');
+            match parts.next() {
+                Some("UIDVALIDITY") => {
+                    self.select_uidvalidity = parts.next().and_then(|v| v.parse().ok());
                 }
+                Some("COPYUID") => {
+                    let uidvalidity = parts.next().and_then(|v| v.parse().ok());
+                    let _source = parts.next();
+                    let targets = parts.next().map(parse_uid_set).unwrap_or_default();
+                    if let Some(uidvalidity) = uidvalidity {
+                        self.copyuid = Some((uidvalidity, targets));
+                    }
+                }
+                _ => {}
             }
         }
-        let _ = rng;
         Vec::new()
     }
 
