@@ -32,7 +32,9 @@ enum Command {
         /// Switch on a deliberate bug (ack-before-durability, skip-notice,
         /// deliver-twice-after-crash, drop-deferred-recipient, open-relay, retry-early,
         /// forget-owed-success, forget-deferred-on-restart, forget-remote-acceptance,
-        /// drop-attempt-report, dkim-alter-after-signing;
+        /// drop-attempt-report, dkim-alter-after-signing, ignore-path-rules,
+        /// leak-relay-credentials, move-keeps-original, renumber-uids-after-restart,
+        /// ack-flags-before-durability, no-idle-push;
         /// core-backoff-off-by-one,
         /// inside core, with `--features planted-bugs`).
         #[arg(long = "bug")]

@@ -235,3 +235,101 @@ fn the_ack_before_durability_bug_promises_before_the_fsync() {
     let replies = io.replies();
     assert!(promised_after_data(&replies), "{replies}");
 }
+
+/// A host with one delivered message in user1's INBOX, and an IMAP session of
+/// user1 with INBOX selected; the replies so far are taken.
+fn imap_session_with_one_message(
+    io: &mut Recorder,
+) -> (SluiceHost, sluice_core::imap::ImapSession) {
+    let mut host = host();
+    let _reception = deliver_one(&mut host, io);
+    let [write] = io.fsyncs[..] else {
+        panic!("one fsync expected, got {:?}", io.fsyncs);
+    };
+    host.synced(io, write, false);
+    io.fsyncs.clear();
+    let mut session = host.new_imap_session(io.local_now());
+    host.step_imap(io, 9, &mut session, None);
+    let login = b"a LOGIN user1@sluice.test secret-user1@sluice.test\r\nb SELECT INBOX\r\n";
+    let input = sluice_core::imap::Input::Bytes(login.to_vec());
+    host.step_imap(io, 9, &mut session, Some(input));
+    let replies = io.replies();
+    assert!(replies.contains("a OK"), "{replies}");
+    assert!(replies.contains("* 1 EXISTS"), "{replies}");
+    assert!(replies.contains("b OK"), "{replies}");
+    assert!(io.fsyncs.is_empty(), "reading wrote: {:?}", io.fsyncs);
+    (host, session)
+}
+
+#[test]
+fn an_imap_flag_change_is_answered_only_once_its_write_is_durable() {
+    let mut io = Recorder::new(Bugs::default());
+    let (mut host, mut session) = imap_session_with_one_message(&mut io);
+    let store = b"c UID STORE 1 +FLAGS (\\Flagged)\r\n".to_vec();
+    host.step_imap(
+        &mut io,
+        9,
+        &mut session,
+        Some(sluice_core::imap::Input::Bytes(store)),
+    );
+    let [write] = io.fsyncs[..] else {
+        panic!("one fsync expected, got {:?}", io.fsyncs);
+    };
+    assert!(io.replies().is_empty(), "an answer before the fsync");
+    let flags = |host: &SluiceHost| {
+        host.disk.durable.mailboxes.observe().users["user1@sluice.test"].folders["INBOX"].messages
+            [0]
+        .flags
+        .clone()
+    };
+    assert!(flags(&host).is_empty(), "applied before durable");
+    let synced = host.synced(&mut io, write, false);
+    assert!(synced.mailboxes_changed);
+    let answer = synced.imap.expect("the session waits for its answer");
+    assert_eq!(answer.conn, 9);
+    host.step_imap(&mut io, 9, &mut session, Some(answer.input));
+    let replies = io.replies();
+    assert!(replies.contains("FLAGS (\\Flagged)"), "{replies}");
+    assert!(replies.contains("c OK"), "{replies}");
+    assert_eq!(flags(&host), ["\\Flagged"]);
+}
+
+#[test]
+fn a_crash_before_the_fsync_loses_the_flag_change_and_its_ok() {
+    let mut io = Recorder::new(Bugs::default());
+    let (mut host, mut session) = imap_session_with_one_message(&mut io);
+    let store = b"c UID STORE 1 +FLAGS (\\Seen)\r\n".to_vec();
+    host.step_imap(
+        &mut io,
+        9,
+        &mut session,
+        Some(sluice_core::imap::Input::Bytes(store)),
+    );
+    let [write] = io.fsyncs[..] else {
+        panic!("one fsync expected, got {:?}", io.fsyncs);
+    };
+    assert_eq!(host.crash(), 1);
+    let synced = host.synced(&mut io, write, false);
+    assert!(synced.imap.is_none() && !synced.mailboxes_changed);
+    assert!(!io.replies().contains("c OK"));
+}
+
+#[test]
+fn the_ack_flags_bug_answers_before_the_fsync() {
+    let bugs = Bugs {
+        ack_flags_before_durability: true,
+        ..Bugs::default()
+    };
+    let mut io = Recorder::new(bugs);
+    let (mut host, mut session) = imap_session_with_one_message(&mut io);
+    let store = b"c UID STORE 1 +FLAGS (\\Seen)\r\n".to_vec();
+    host.step_imap(
+        &mut io,
+        9,
+        &mut session,
+        Some(sluice_core::imap::Input::Bytes(store)),
+    );
+    assert_eq!(io.fsyncs.len(), 1);
+    let replies = io.replies();
+    assert!(replies.contains("c OK"), "{replies}");
+}
