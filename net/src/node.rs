@@ -200,6 +200,9 @@ impl Node {
             mailboxes: Some(store.clone()),
         };
         let node = Node::start_listeners(config, store.clone(), services).await?;
+        // IMAP sessions here hear of mail other processes store (another backend,
+        // the command line) as well as this one's.
+        store.hear_other_processes(&config.database_url());
         tokio::spawn(collect_garbage_periodically(
             store.clone(),
             config.storage.clone(),

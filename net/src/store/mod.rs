@@ -51,6 +51,7 @@ mod queue_columns;
 mod retention;
 mod sql;
 mod watch;
+mod watch_remote;
 
 pub use append::Append;
 pub use delivery_queue::QueuedBody;
@@ -60,6 +61,7 @@ pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::SqlEngine;
 pub use watch::{MailboxListener, MailboxWatch};
+pub use watch_remote::POLL_INTERVAL as WATCH_POLL_INTERVAL;
 
 use blob::BlobStore;
 use commit::Committer;
@@ -187,6 +189,8 @@ pub struct Store {
     committer: Committer,
     options: StoreOptions,
     watch: MailboxWatch,
+    /// This store's name in cross-process announcements (its own are skipped).
+    instance: u64,
 }
 
 /// Runs blocking blob-folder work off the async worker threads.
@@ -250,13 +254,33 @@ impl Store {
         let blobs = Arc::new(BlobStore::open(blob_dir)?);
         let db = Db::connect(database_url).await?;
         migrate::run(&db).await?;
+        let instance = watch_remote::instance_id();
+        let watch = if db.engine == SqlEngine::Postgres {
+            MailboxWatch::with_outward(watch_remote::spawn_notifier(db.clone(), instance))
+        } else {
+            MailboxWatch::default()
+        };
         Ok(Store {
             committer: Committer::spawn(db.clone(), Arc::clone(&blobs))?,
             db,
             blobs,
             options,
-            watch: MailboxWatch::default(),
+            watch,
+            instance,
         })
+    }
+
+    /// Starts hearing the mailbox changes other processes commit to this
+    /// database (PostgreSQL notifications, else a poll every
+    /// [`WATCH_POLL_INTERVAL`] of the users someone listens for), announced on
+    /// [`Store::watch`]. For a serving node; the task ends with the runtime.
+    pub fn hear_other_processes(&self, database_url: &str) {
+        tokio::spawn(watch_remote::hear(
+            self.db.clone(),
+            database_url.to_owned(),
+            self.watch.clone(),
+            self.instance,
+        ));
     }
 
     /// Announces the mailbox changes this store commits (IMAP IDLE's wake-ups).
@@ -557,8 +581,12 @@ impl Store {
                 tx.commit().await?;
                 Ok(outcome)
             }
-            // Dropping the transaction rolls it back.
-            Err(refusal) => Err(refusal.into()),
+            // Rolled back now, not when the connection is next used: until then
+            // it would keep its locks (and, on SQLite, the database's write lock).
+            Err(refusal) => {
+                tx.rollback().await?;
+                Err(refusal.into())
+            }
         }
     }
 
@@ -573,7 +601,7 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         sql::with_retries(|| async {
             let mut tx = self.db.begin_write().await?;
-            let removed = mailbox::remove_uids(
+            let removed = match mailbox::remove_uids(
                 &self.db,
                 &mut tx,
                 &self.options.mailbox_limits,
@@ -581,7 +609,14 @@ impl Store {
                 folder,
                 uids,
             )
-            .await??;
+            .await?
+            {
+                Ok(removed) => removed,
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    return Err(refusal.into());
+                }
+            };
             tx.commit().await?;
             Ok(removed)
         })
