@@ -67,9 +67,12 @@ pub(super) async fn append(
                 tx.commit().await?;
                 Ok(outcome)
             }
-            // Dropping the transaction rolls it back; a file body left behind is
-            // garbage that collection removes after its grace period.
-            Err(refusal) => Err(refusal.into()),
+            // Rolled back now (not when the connection is next used); a file body
+            // left behind is garbage that collection removes after its grace period.
+            Err(refusal) => {
+                tx.rollback().await?;
+                Err(refusal.into())
+            }
         }
     })
     .await

@@ -50,6 +50,8 @@ mod password;
 mod queue_columns;
 mod retention;
 mod sql;
+mod watch;
+mod watch_remote;
 
 pub use append::Append;
 pub use delivery_queue::QueuedBody;
@@ -58,6 +60,8 @@ pub use mailbox::StoredJunkEvent;
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::SqlEngine;
+pub use watch::{MailboxListener, MailboxWatch};
+pub use watch_remote::POLL_INTERVAL as WATCH_POLL_INTERVAL;
 
 use blob::BlobStore;
 use commit::Committer;
@@ -184,6 +188,9 @@ pub struct Store {
     blobs: Arc<BlobStore>,
     committer: Committer,
     options: StoreOptions,
+    watch: MailboxWatch,
+    /// This store's name in cross-process announcements (its own are skipped).
+    instance: u64,
 }
 
 /// Runs blocking blob-folder work off the async worker threads.
@@ -247,12 +254,52 @@ impl Store {
         let blobs = Arc::new(BlobStore::open(blob_dir)?);
         let db = Db::connect(database_url).await?;
         migrate::run(&db).await?;
+        let instance = watch_remote::instance_id();
+        let watch = if db.engine == SqlEngine::Postgres {
+            MailboxWatch::with_outward(watch_remote::spawn_notifier(db.clone(), instance))
+        } else {
+            MailboxWatch::default()
+        };
         Ok(Store {
             committer: Committer::spawn(db.clone(), Arc::clone(&blobs))?,
             db,
             blobs,
             options,
+            watch,
+            instance,
         })
+    }
+
+    /// Starts hearing the mailbox changes other processes commit to this
+    /// database (PostgreSQL notifications, else a poll every
+    /// [`WATCH_POLL_INTERVAL`] of the users someone listens for), announced on
+    /// [`Store::watch`]. For a serving node; the task ends with the runtime.
+    pub fn hear_other_processes(&self, database_url: &str) {
+        tokio::spawn(watch_remote::hear(
+            self.db.clone(),
+            database_url.to_owned(),
+            self.watch.clone(),
+            self.instance,
+        ));
+    }
+
+    /// Announces the mailbox changes this store commits (IMAP IDLE's wake-ups).
+    pub fn watch(&self) -> &MailboxWatch {
+        &self.watch
+    }
+
+    /// Announces a change of `user`'s mailboxes.
+    fn announce(&self, user: &str) {
+        self.watch.announce(&directory::lookup_key(user));
+    }
+
+    /// Announces the local recipients of a stored message.
+    fn announce_local(&self, message: &IncomingMessage) {
+        for recipient in &message.recipients {
+            if let RoutedRecipient::Local { user, .. } = recipient {
+                self.announce(user);
+            }
+        }
     }
 
     /// The options this store was opened with.
@@ -292,7 +339,9 @@ impl Store {
             self.options.inline_body_limit,
             message,
         )
-        .await
+        .await?;
+        self.announce_local(message);
+        Ok(())
     }
 
     /// Every queued message with a recipient still to deliver, for the queue at start.
@@ -350,7 +399,11 @@ impl Store {
             notice,
             remove,
         )
-        .await
+        .await?;
+        if let Some(notice) = notice {
+            self.announce_local(notice);
+        }
+        Ok(())
     }
 
     /// Makes deferred recipients of `queue_id` (or of every message) due now, in the
@@ -516,7 +569,9 @@ impl Store {
         }
         // A deadlock or a concurrent duplicate on PostgreSQL/MySQL: try again
         // from scratch, as the accept path does.
-        sql::with_retries(|| self.apply_once(operation)).await
+        let outcome = sql::with_retries(|| self.apply_once(operation)).await?;
+        self.announce(operation.user());
+        Ok(outcome)
     }
 
     async fn apply_once(&self, operation: &Operation) -> Result<Outcome, StoreError> {
@@ -526,8 +581,12 @@ impl Store {
                 tx.commit().await?;
                 Ok(outcome)
             }
-            // Dropping the transaction rolls it back.
-            Err(refusal) => Err(refusal.into()),
+            // Rolled back now, not when the connection is next used: until then
+            // it would keep its locks (and, on SQLite, the database's write lock).
+            Err(refusal) => {
+                tx.rollback().await?;
+                Err(refusal.into())
+            }
         }
     }
 
@@ -542,7 +601,7 @@ impl Store {
     ) -> Result<Vec<u32>, StoreError> {
         sql::with_retries(|| async {
             let mut tx = self.db.begin_write().await?;
-            let removed = mailbox::remove_uids(
+            let removed = match mailbox::remove_uids(
                 &self.db,
                 &mut tx,
                 &self.options.mailbox_limits,
@@ -550,11 +609,19 @@ impl Store {
                 folder,
                 uids,
             )
-            .await??;
+            .await?
+            {
+                Ok(removed) => removed,
+                Err(refusal) => {
+                    tx.rollback().await?;
+                    return Err(refusal.into());
+                }
+            };
             tx.commit().await?;
             Ok(removed)
         })
         .await
+        .inspect(|_| self.announce(user))
     }
 
     /// IMAP APPEND: stores the body (inline or as a durable file, as for an
@@ -564,14 +631,16 @@ impl Store {
     /// (TRYCREATE), and a refusal stores nothing but a body file for garbage
     /// collection.
     pub async fn append(&self, append: &Append<'_>) -> Result<Outcome, StoreError> {
-        append::append(
+        let outcome = append::append(
             &self.db,
             &self.blobs,
             &self.options.mailbox_limits,
             self.options.inline_body_limit,
             append,
         )
-        .await
+        .await?;
+        self.announce(append.user);
+        Ok(outcome)
     }
 
     /// SELECT's and STATUS's view of a folder (UIDVALIDITY, UIDNEXT,

@@ -85,6 +85,23 @@ async fn begin_read(db: &Db) -> Result<Transaction<'static, Any>, StoreError> {
     Ok(tx)
 }
 
+/// Runs `work` in a read transaction ([`begin_read`]) and ends it whatever the
+/// outcome. A transaction merely dropped is rolled back only when its connection
+/// is next used: until then the idle pooled connection keeps its snapshot and, on
+/// MariaDB, the metadata locks of every table it read, which blocks DDL (a test's
+/// DROP DATABASE, a migration) indefinitely.
+async fn read<T>(
+    db: &Db,
+    work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tx = begin_read(db).await?;
+    let result = work(&mut tx).await;
+    let ended = tx.rollback().await;
+    let value = result?;
+    ended?;
+    Ok(value)
+}
+
 /// A folder row as reads need it.
 struct FolderRow {
     id: i64,
@@ -199,61 +216,62 @@ impl Db {
     /// One user's folders, messages and subscriptions, canonically.
     pub(crate) async fn observe_user(&self, user: &str) -> Result<UserObservation, StoreError> {
         let user_key = lookup_key(user);
-        let mut tx = begin_read(self).await?;
-        let folders = sqlx::query(&self.sql(&format!(
-            "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ? ORDER BY name"
-        )))
-        .bind(&user_key)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut observation = UserObservation::default();
-        for row in folders {
-            let folder = folder_row(&row)?;
-            let mut messages = Vec::new();
-            for message in message_rows(self, &mut tx, folder.id).await? {
-                messages.push(MessageObservation {
-                    uid: to_u32(message.uid, "uid")?,
-                    flags: message.flags,
-                    size: to_u64(message.size),
-                    blob: message.blob,
-                    internal_date_ms: message.internal_date_ms,
-                    modseq: to_u64(message.modseq),
-                    reverse_path: message.reverse_path,
-                });
-            }
-            let tombstones =
-                sqlx::query(&self.sql(
+        read(self, async |tx| {
+            let folders = sqlx::query(&self.sql(&format!(
+                "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ? ORDER BY name"
+            )))
+            .bind(&user_key)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut observation = UserObservation::default();
+            for row in folders {
+                let folder = folder_row(&row)?;
+                let mut messages = Vec::new();
+                for message in message_rows(self, &mut *tx, folder.id).await? {
+                    messages.push(MessageObservation {
+                        uid: to_u32(message.uid, "uid")?,
+                        flags: message.flags,
+                        size: to_u64(message.size),
+                        blob: message.blob,
+                        internal_date_ms: message.internal_date_ms,
+                        modseq: to_u64(message.modseq),
+                        reverse_path: message.reverse_path,
+                    });
+                }
+                let tombstones = sqlx::query(&self.sql(
                     "SELECT uid, modseq FROM expunged_messages WHERE folder_id = ? ORDER BY uid",
                 ))
                 .bind(folder.id)
                 .fetch_all(&mut *tx)
                 .await?;
-            let mut vanished = Vec::with_capacity(tombstones.len());
-            for tombstone in &tombstones {
-                vanished.push((
-                    to_u32(int(tombstone, "uid")?, "uid")?,
-                    to_u64(int(tombstone, "modseq")?),
-                ));
+                let mut vanished = Vec::with_capacity(tombstones.len());
+                for tombstone in &tombstones {
+                    vanished.push((
+                        to_u32(int(tombstone, "uid")?, "uid")?,
+                        to_u64(int(tombstone, "modseq")?),
+                    ));
+                }
+                observation.folders.insert(
+                    row.try_get("name")?,
+                    FolderObservation {
+                        uidvalidity: folder.uidvalidity,
+                        uidnext: folder.uidnext,
+                        special_use: folder.special_use,
+                        highestmodseq: folder.highestmodseq,
+                        vanished,
+                        vanished_floor: folder.vanished_floor,
+                        messages,
+                    },
+                );
             }
-            observation.folders.insert(
-                row.try_get("name")?,
-                FolderObservation {
-                    uidvalidity: folder.uidvalidity,
-                    uidnext: folder.uidnext,
-                    special_use: folder.special_use,
-                    highestmodseq: folder.highestmodseq,
-                    vanished,
-                    vanished_floor: folder.vanished_floor,
-                    messages,
-                },
-            );
-        }
-        observation.subscriptions = self
-            .subscriptions_of(&mut tx, &user_key)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(observation)
+            observation.subscriptions = self
+                .subscriptions_of(&mut *tx, &user_key)
+                .await?
+                .into_iter()
+                .collect();
+            Ok(observation)
+        })
+        .await
     }
 
     async fn subscriptions_of(
@@ -279,48 +297,52 @@ impl Db {
     /// A user's subscribed names, in byte order.
     pub(crate) async fn subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
         let user_key = lookup_key(user);
-        let mut tx = begin_read(self).await?;
-        let known = sqlx::query(
-            &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
-        )
-        .bind(&user_key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if known.is_none() {
-            return Err(MailboxError::NoSuchUser(user.to_owned()).into());
-        }
-        self.subscriptions_of(&mut tx, &user_key).await
+        read(self, async |tx| {
+            let known = sqlx::query(
+                &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
+            )
+            .bind(&user_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if known.is_none() {
+                return Err(MailboxError::NoSuchUser(user.to_owned()).into());
+            }
+            self.subscriptions_of(&mut *tx, &user_key).await
+        })
+        .await
     }
 
     /// A user's folders (name and special use), by name in byte order.
     pub(crate) async fn folder_entries(&self, user: &str) -> Result<Vec<FolderEntry>, StoreError> {
         let user_key = lookup_key(user);
-        let mut tx = begin_read(self).await?;
-        let known = sqlx::query(
-            &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
-        )
-        .bind(&user_key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if known.is_none() {
-            return Err(MailboxError::NoSuchUser(user.to_owned()).into());
-        }
-        let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ?"
-        )))
-        .bind(&user_key)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            entries.push(FolderEntry {
-                name: row.try_get("name")?,
-                special_use: folder_row(row)?.special_use,
-            });
-        }
-        // Byte order whatever the database's collation.
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        read(self, async |tx| {
+            let known = sqlx::query(
+                &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
+            )
+            .bind(&user_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if known.is_none() {
+                return Err(MailboxError::NoSuchUser(user.to_owned()).into());
+            }
+            let rows = sqlx::query(&self.sql(&format!(
+                "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ?"
+            )))
+            .bind(&user_key)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in &rows {
+                entries.push(FolderEntry {
+                    name: row.try_get("name")?,
+                    special_use: folder_row(row)?.special_use,
+                });
+            }
+            // Byte order whatever the database's collation.
+            entries.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(entries)
+        })
+        .await
     }
 
     /// The messages of a folder with a UID in `from..=to`, by UID, in the
@@ -332,31 +354,33 @@ impl Db {
         from: u32,
         to: u32,
     ) -> Result<Vec<MessageObservation>, StoreError> {
-        let mut tx = begin_read(self).await?;
-        let found = resolve_folder(self, &mut tx, user, folder).await?;
-        let rows = sqlx::query(&self.sql(&format!(
-            "SELECT {} FROM messages WHERE folder_id = ? AND uid >= ? AND uid <= ? ORDER BY uid",
-            super::MESSAGE_COLUMNS
-        )))
-        .bind(found.id)
-        .bind(i64::from(from))
-        .bind(i64::from(to))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let message = message_row(row)?;
-            messages.push(MessageObservation {
-                uid: to_u32(message.uid, "uid")?,
-                flags: message.flags,
-                size: to_u64(message.size),
-                blob: message.blob,
-                internal_date_ms: message.internal_date_ms,
-                modseq: to_u64(message.modseq),
-                reverse_path: message.reverse_path,
-            });
-        }
-        Ok(messages)
+        read(self, async |tx| {
+            let found = resolve_folder(self, &mut *tx, user, folder).await?;
+            let rows = sqlx::query(&self.sql(&format!(
+                "SELECT {} FROM messages WHERE folder_id = ? AND uid >= ? AND uid <= ? ORDER BY uid",
+                super::MESSAGE_COLUMNS
+            )))
+            .bind(found.id)
+            .bind(i64::from(from))
+            .bind(i64::from(to))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let message = message_row(row)?;
+                messages.push(MessageObservation {
+                    uid: to_u32(message.uid, "uid")?,
+                    flags: message.flags,
+                    size: to_u64(message.size),
+                    blob: message.blob,
+                    internal_date_ms: message.internal_date_ms,
+                    modseq: to_u64(message.modseq),
+                    reverse_path: message.reverse_path,
+                });
+            }
+            Ok(messages)
+        })
+        .await
     }
 
     /// SELECT's and STATUS's view of a folder.
@@ -365,9 +389,11 @@ impl Db {
         user: &str,
         folder: &str,
     ) -> Result<FolderStatus, StoreError> {
-        let mut tx = begin_read(self).await?;
-        let found = resolve_folder(self, &mut tx, user, folder).await?;
-        status_of(self, &mut tx, &found).await
+        read(self, async |tx| {
+            let found = resolve_folder(self, &mut *tx, user, folder).await?;
+            status_of(self, &mut *tx, &found).await
+        })
+        .await
     }
 
     /// What changed in a folder after `modseq`, as core's model answers it.
@@ -379,45 +405,47 @@ impl Db {
     ) -> Result<Changes, StoreError> {
         // Above every stored MODSEQ: nothing changed after it.
         let since = i64::try_from(modseq).unwrap_or(i64::MAX);
-        let mut tx = begin_read(self).await?;
-        let found = resolve_folder(self, &mut tx, user, folder).await?;
-        let status = status_of(self, &mut tx, &found).await?;
-        let rows = sqlx::query(&self.sql(
-            "SELECT uid, flags, modseq, internal_date_ms, size, reverse_path FROM messages \
-             WHERE folder_id = ? AND modseq > ? ORDER BY uid",
-        ))
-        .bind(found.id)
-        .bind(since)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut changed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            changed.push(ChangedMessage {
-                uid: to_u32(int(row, "uid")?, "uid")?,
-                flags: split_flags(&row.try_get::<String, _>("flags")?),
-                modseq: to_u64(int(row, "modseq")?),
-                internal_date_ms: int(row, "internal_date_ms")?,
-                size: to_u64(int(row, "size")?),
-                reverse_path: row.try_get("reverse_path")?,
-            });
-        }
-        let rows = sqlx::query(&self.sql(
-            "SELECT uid FROM expunged_messages WHERE folder_id = ? AND modseq > ? ORDER BY uid",
-        ))
-        .bind(found.id)
-        .bind(since)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut vanished = Vec::with_capacity(rows.len());
-        for row in &rows {
-            vanished.push(to_u32(int(row, "uid")?, "uid")?);
-        }
-        Ok(Changes {
-            status,
-            changed,
-            vanished,
-            vanished_complete: modseq >= found.vanished_floor,
+        read(self, async |tx| {
+            let found = resolve_folder(self, &mut *tx, user, folder).await?;
+            let status = status_of(self, &mut *tx, &found).await?;
+            let rows = sqlx::query(&self.sql(
+                "SELECT uid, flags, modseq, internal_date_ms, size, reverse_path FROM messages \
+                 WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+            ))
+            .bind(found.id)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut changed = Vec::with_capacity(rows.len());
+            for row in &rows {
+                changed.push(ChangedMessage {
+                    uid: to_u32(int(row, "uid")?, "uid")?,
+                    flags: split_flags(&row.try_get::<String, _>("flags")?),
+                    modseq: to_u64(int(row, "modseq")?),
+                    internal_date_ms: int(row, "internal_date_ms")?,
+                    size: to_u64(int(row, "size")?),
+                    reverse_path: row.try_get("reverse_path")?,
+                });
+            }
+            let rows = sqlx::query(&self.sql(
+                "SELECT uid FROM expunged_messages WHERE folder_id = ? AND modseq > ? ORDER BY uid",
+            ))
+            .bind(found.id)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut vanished = Vec::with_capacity(rows.len());
+            for row in &rows {
+                vanished.push(to_u32(int(row, "uid")?, "uid")?);
+            }
+            Ok(Changes {
+                status,
+                changed,
+                vanished,
+                vanished_complete: modseq >= found.vanished_floor,
+            })
         })
+        .await
     }
 
     /// Up to `limit` Junk events recorded after the one numbered `after_id`
