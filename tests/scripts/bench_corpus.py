@@ -88,11 +88,17 @@ def load(args):
     lock = threading.Lock()
     refused = []
 
-    def worker():
+    delivered = [0]
+
+    def connect():
         client = smtplib.LMTP(host, port, timeout=120)
         client.ehlo_or_helo_if_needed()
+        return client
+
+    def worker():
+        client = connect()
         # 8-bit bodies are declared as such where the server allows it.
-        options = ["BODY=8BITMIME"] if client.has_extn("8bitmime") else []
+        eight_bit = ["BODY=8BITMIME"] if client.has_extn("8bitmime") else []
         while True:
             with lock:
                 index = next_index[0]
@@ -100,18 +106,37 @@ def load(args):
                     break
                 next_index[0] += 1
             message = messages[index]
-            body_options = options if any(byte > 127 for byte in message) else []
-            try:
-                client.sendmail(SENDER, [args.rcpt], message, mail_options=body_options)
-            except smtplib.SMTPResponseException as error:
-                with lock:
-                    refused.append(f"message {index}: {error.smtp_code} {error.smtp_error!r}")
-                client.rset()
-            except smtplib.SMTPRecipientsRefused as error:
-                with lock:
-                    refused.append(f"message {index}: {error.recipients}")
-                client.rset()
-        client.quit()
+            options = eight_bit if any(byte > 127 for byte in message) else []
+            for attempt in range(2):
+                try:
+                    client.sendmail(SENDER, [args.rcpt], message, mail_options=options)
+                    with lock:
+                        delivered[0] += 1
+                    break
+                except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as error:
+                    # A server may close a session after so many messages (421): a
+                    # new connection and one more try, as a real LMTP client does.
+                    closing = isinstance(error, smtplib.SMTPServerDisconnected) or error.smtp_code == 421
+                    if closing and attempt == 0:
+                        client.close()
+                        client = connect()
+                        continue
+                    with lock:
+                        refused.append(f"message {index}: {error}")
+                    try:
+                        client.rset()
+                    except smtplib.SMTPException:
+                        client.close()
+                        client = connect()
+                    break
+                except smtplib.SMTPRecipientsRefused as error:
+                    with lock:
+                        refused.append(f"message {index}: {error.recipients}")
+                    break
+        try:
+            client.quit()
+        except smtplib.SMTPException:
+            pass
 
     started = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(args.conns)]
@@ -122,7 +147,7 @@ def load(args):
     seconds = time.monotonic() - started
     for line in refused[:5]:
         print("refused", line, file=sys.stderr)
-    loaded = len(messages) - len(refused)
+    loaded = delivered[0]
     print(
         f"RESULT loaded={loaded} skipped_source={skipped} refused={len(refused)} "
         f"seconds={seconds:.2f} rate={loaded / seconds:.0f} bytes={sum(map(len, messages))}"
