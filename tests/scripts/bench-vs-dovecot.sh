@@ -261,6 +261,7 @@ EOF
 imaps_of() { case $1 in sluice) echo "$SLUICE_IMAPS" ;; dovecot) echo "127.0.0.1:$DOVECOT_IMAPS_PORT" ;; esac; }
 lmtp_of() { case $1 in sluice) echo "$SLUICE_LMTP" ;; dovecot) echo "127.0.0.1:$DOVECOT_LMTP_PORT" ;; esac; }
 pid_of() { case $1 in sluice) echo "$SLUICE_PID" ;; dovecot) echo "$DOVECOT_PID" ;; esac; }
+measured() { cat "$WORK/$1-$2.$3" 2>/dev/null || echo n/a; } # label phase seconds|cpu
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2" | tail -1; }
 
 # Runs one phase under its budget; its output goes to the log, its RESULT lines to stdout.
@@ -268,8 +269,15 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2" | tail -1; }
 phase() { # label name budget command...
   local label=$1 name=$2 budget=$3
   shift 3
-  local log=$WORK/$label-$name.log status=0
+  local log=$WORK/$label-$name.log status=0 cpu_before cpu_after started ended
+  cpu_before=$(python3 "$SCRIPTS/bench_hold.py" cpu --pid "$(pid_of "$label")")
+  started=$(date +%s.%N)
   timeout --kill-after=10 "$budget" "$@" >"$log" 2>&1 || status=$?
+  ended=$(date +%s.%N)
+  cpu_after=$(python3 "$SCRIPTS/bench_hold.py" cpu --pid "$(pid_of "$label")")
+  # Read back by measured(): the phase runs in a subshell, so no variable survives it.
+  python3 -c "print(f'{$ended - $started:.2f}')" >"$WORK/$label-$name.seconds"
+  python3 -c "print(f'{$cpu_after - $cpu_before:.2f}')" >"$WORK/$label-$name.cpu"
   if [ "$status" = 124 ] || [ "$status" = 137 ]; then
     echo "   $label $name: over its budget of $budget s" >&2
   elif [ "$status" != 0 ]; then
@@ -334,11 +342,9 @@ Create Near
 Sync Pull
 SyncState *
 EOF
-  started=$(date +%s.%N)
   phase "$label" sync "$SYNC_BUDGET" mbsync -q -c "$WORK/$label-mbsyncrc" -a >/dev/null
-  ended=$(date +%s.%N)
   synced=$(find "$near/INBOX" -type f -path '*/cur/*' -o -type f -path '*/new/*' 2>/dev/null | wc -l)
-  R[$label/sync]=$(python3 -c "print(f'{$ended - $started:.2f}')")
+  R[$label/sync]=$(measured "$label" sync seconds)
   R[$label/synced]=$synced
   [ "$synced" -gt 0 ] || R[$label/sync]="failed"
   show "$label" sync "${R[$label/sync]} s, $synced messages in the Maildir"
@@ -395,11 +401,20 @@ echo "Summary ($MESSAGES messages of the SpamAssassin ham, $CONNS connections, $
 printf '%-44s | %-14s | %-14s | %-15s | %s\n' measure Sluice Dovecot "Sluice/Dovecot" target
 printf '%s\n' "---------------------------------------------|----------------|----------------|-----------------|------------------"
 row() { printf '%-44s | %-14s | %-14s | %-15s | %s\n' "$@"; }
+cpu_row() { # phase title: the servers' own CPU seconds during that phase
+  local s d
+  s=$(measured sluice "$1" cpu) d=$(measured dovecot "$1" cpu)
+  row "$2" "$s" "$d" "$(ratio "$s" "$d")" "-"
+}
 row "LMTP load, messages/s (4 connections)" "$(v sluice/load)" "$(v dovecot/load)" "$(ratio "$(v sluice/load)" "$(v dovecot/load)")" "-"
+cpu_row load "  server CPU during the load, s"
 row "mbsync full sync, s" "$(v sluice/sync)" "$(v dovecot/sync)" "$(ratio "$(v sluice/sync)" "$(v dovecot/sync)")" "<= 1.00"
+cpu_row sync "  server CPU during the sync, s"
 row "FETCH 1:* ENVELOPE BODYSTRUCTURE, first, s" "$(v sluice/fetch_first)" "$(v dovecot/fetch_first)" "$(ratio "$(v sluice/fetch_first)" "$(v dovecot/fetch_first)")" "<= 1.00"
 row "FETCH 1:* ENVELOPE BODYSTRUCTURE, best, s" "$(v sluice/fetch_best)" "$(v dovecot/fetch_best)" "$(ratio "$(v sluice/fetch_best)" "$(v dovecot/fetch_best)")" "<= 1.00"
+cpu_row fetch "  server CPU over the $REPEAT FETCHes, s"
 row "UID SEARCH TEXT $WORD, best, s" "$(v sluice/search_best)" "$(v dovecot/search_best)" "$(ratio "$(v sluice/search_best)" "$(v dovecot/search_best)")" "-"
+cpu_row search "  server CPU over the $REPEAT SEARCHes, s"
 row "  its hits" "$(v sluice/hits)" "$(v dovecot/hits)" "-" "equal"
 row "IDLE wake-up p50 / p99, ms" "$(v sluice/idle_p50) / $(v sluice/idle_p99)" "$(v dovecot/idle_p50) / $(v dovecot/idle_p99)" "-" "p99 <= 100"
 row "  probes missed (no EXISTS within 5 s)" "$(v sluice/idle_missed)" "$(v dovecot/idle_missed)" "-" "0"

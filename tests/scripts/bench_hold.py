@@ -4,6 +4,7 @@
     bench_hold.py hold --server HOST:PORT --user U --password P --pid PID
                        --conns N [--procs K] [--budget S]
     bench_hold.py memory --pid PID
+    bench_hold.py cpu --pid PID
 
 `hold` measures the memory of the server's process tree (PID and all its
 descendants: Dovecot's master, login, auth and one imap process per connection),
@@ -64,6 +65,21 @@ def memory(root):
         except OSError:
             continue  # a process that ended in between
     return rss, pss, count
+
+
+def cpu_seconds(root):
+    """CPU seconds of the tree under `root`: each process's user and system time plus
+    what it reaped from its ended children (Dovecot's master reaps its imap processes)."""
+    ticks = 0
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # fields[0] is field 3, the state
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def read_until(reader, prefix):
@@ -180,8 +196,12 @@ def main():
     hold_parser.add_argument("--budget", type=float, default=600)
     memory_parser = sub.add_parser("memory")
     memory_parser.add_argument("--pid", type=int, required=True)
+    cpu_parser = sub.add_parser("cpu")
+    cpu_parser.add_argument("--pid", type=int, required=True)
     args = parser.parse_args()
-    if args.command == "memory":
+    if args.command == "cpu":
+        print(f"{cpu_seconds(args.pid):.2f}")
+    elif args.command == "memory":
         rss, pss, count = memory(args.pid)
         print(f"RESULT rss_kib={rss} pss_kib={pss} processes={count}")
     else:
