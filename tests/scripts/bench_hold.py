@@ -192,7 +192,9 @@ def main():
     hold_parser.add_argument("--pid", type=int, required=True)
     hold_parser.add_argument("--conns", type=int, required=True)
     hold_parser.add_argument("--procs", type=int, default=4)
-    hold_parser.add_argument("--in-flight", type=int, default=32, help="handshakes at once per process")
+    hold_parser.add_argument(
+        "--in-flight", type=int, default=8, help="logins at once per process (2 cores: more only queue)"
+    )
     hold_parser.add_argument("--budget", type=float, default=600)
     memory_parser = sub.add_parser("memory")
     memory_parser.add_argument("--pid", type=int, required=True)
