@@ -207,14 +207,28 @@ def idle(args):
 
     threading.Thread(target=read_pushes, daemon=True).start()
     host, port = parse_address(args.via)
-    sender = (smtplib.LMTP if args.deliver == "lmtp" else smtplib.SMTP)(host, port, timeout=30)
-    sender.ehlo_or_helo_if_needed()
+
+    def connect():
+        client = (smtplib.LMTP if args.deliver == "lmtp" else smtplib.SMTP)(host, port, timeout=30)
+        client.ehlo_or_helo_if_needed()
+        return client
+
+    sender = connect()
     delays, missed, early = [], 0, 0
     deadline = time.monotonic() + args.budget
     for index in range(args.count):
         if time.monotonic() > deadline:
             break
-        sender.sendmail("prober@sender.bench.test", [args.rcpt], probe_message(index))
+        try:
+            sender.sendmail("prober@sender.bench.test", [args.rcpt], probe_message(index))
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPSenderRefused) as error:
+            # A server closes a session after so many messages (421 to MAIL): a new
+            # connection and the same message again, as a real client does.
+            if isinstance(error, smtplib.SMTPSenderRefused) and error.smtp_code != 421:
+                raise
+            sender.close()
+            sender = connect()
+            sender.sendmail("prober@sender.bench.test", [args.rcpt], probe_message(index))
         replied = time.monotonic()
         try:
             arrived = arrivals.get(timeout=args.wait)
