@@ -9,13 +9,15 @@
 `hold` measures the memory of the server's process tree (PID and all its
 descendants: Dovecot's master, login, auth and one imap process per connection),
 then opens N implicit-TLS connections from K client processes (asyncio, a bounded
-number of handshakes in flight each), each LOGIN, SELECT INBOX, IDLE and waiting for
-the `+`, measures again once all are idle, and closes them. Memory is given two
+number of logins in flight each), each LOGIN, SELECT INBOX, IDLE and waiting for
+the `+`, measures again once all are idle (or, when the budget runs out first, with
+those idle by then: `complete=0`), and closes them. Memory is given two
 ways: RSS summed over the tree (counts shared pages once per process) and PSS
 (proportional set size: a shared page split among its sharers), which is the fair
 sum for a server made of many processes. Prints
 `RESULT conns=.. idle=.. failed=.. rss_before_kib=.. rss_after_kib=.. pss_before_kib=..
-pss_after_kib=.. pss_per_conn_kib=.. rss_per_conn_kib=.. open_seconds=.. processes=..`.
+pss_after_kib=.. pss_per_conn_kib=.. rss_per_conn_kib=.. open_seconds=.. processes=..`
+(`idle` is the count the per-connection figures divide by).
 """
 
 import argparse
@@ -105,30 +107,45 @@ async def open_idle(host, port, user, password, context, gate, held):
             raise RuntimeError(f"SELECT {line[:120]!r}")
         writer.write(b"c IDLE\r\n")
         await read_until(reader, b"+")
-    held.append((reader, writer))
+    held.append(writer)
 
 
 async def client_process(args, count, pipe):
+    """Opens `count` connections; tells the parent when all are idle ("done"), or how
+    many are so far when it asks ("report"); closes them all on "close"."""
     host, _, port = args.server.rpartition(":")
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     gate = asyncio.Semaphore(args.in_flight)
-    held = []
-    results = await asyncio.gather(
-        *(
-            open_idle(host, int(port), args.user, args.password, context, gate, held)
-            for _ in range(count)
-        ),
-        return_exceptions=True,
-    )
-    errors = [f"{type(error).__name__}: {error}" for error in results if error is not None]
-    pipe.send((len(held), errors[:3], len(errors)))
-    # Hold them until the parent has measured; then close them all.
-    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
-    for _, writer in held:
-        writer.close()
-    pipe.send("closed")
+    held, errors = [], []
+
+    async def one():
+        try:
+            await open_idle(host, int(port), args.user, args.password, context, gate, held)
+        except Exception as error:  # noqa: BLE001 - every failure is counted and sampled
+            errors.append(f"{type(error).__name__}: {error}")
+
+    tasks = [asyncio.create_task(one()) for _ in range(count)]
+
+    async def announce_done():
+        await asyncio.gather(*tasks)
+        pipe.send(("done", len(held), errors[:3], len(errors)))
+
+    announcer = asyncio.create_task(announce_done())
+    loop = asyncio.get_running_loop()
+    while True:
+        message = await loop.run_in_executor(None, pipe.recv)
+        if message == "report":
+            pipe.send(("partial", len(held), errors[:3], len(errors)))
+        elif message == "close":
+            announcer.cancel()
+            for task in tasks:
+                task.cancel()
+            for writer in held:
+                writer.close()
+            pipe.send(("closed",))
+            return
 
 
 def run_client(args, count, pipe):
@@ -146,15 +163,19 @@ def hold(args):
         process.start()
         pipes.append(mine)
         processes.append(process)
-    idle, failed, samples = 0, 0, []
+    idle, failed, samples, complete = 0, 0, [], True
     deadline = started + args.budget
     for pipe in pipes:
-        if not pipe.poll(max(0.0, deadline - time.monotonic())):
-            print(f"FAILED connections not all open within {args.budget} s")
-            for process in processes:
-                process.kill()
-            sys.exit(1)
-        opened, errors, error_count = pipe.recv()
+        if pipe.poll(max(0.0, deadline - time.monotonic())):
+            answer = pipe.recv()
+        else:
+            # Out of time: measure what is open now rather than nothing.
+            complete = False
+            pipe.send("report")
+            answer = pipe.recv()
+            while answer[0] != "partial":
+                answer = pipe.recv()
+        _, opened, errors, error_count = answer
         idle += opened
         failed += error_count
         samples += errors
@@ -165,15 +186,18 @@ def hold(args):
     for pipe in pipes:
         pipe.send("close")
     for pipe in pipes:
-        if pipe.poll(60):
-            pipe.recv()
+        while pipe.poll(60):
+            if pipe.recv()[0] == "closed":
+                break
     for process in processes:
         process.join(30)
+        if process.is_alive():
+            process.kill()
     for sample in samples:
         print("error", sample, file=sys.stderr)
     per = max(idle, 1)
     print(
-        f"RESULT conns={args.conns} idle={idle} failed={failed} "
+        f"RESULT conns={args.conns} idle={idle} failed={failed} complete={int(complete)} "
         f"rss_before_kib={rss_before} rss_after_kib={rss_after} "
         f"pss_before_kib={pss_before} pss_after_kib={pss_after} "
         f"rss_per_conn_kib={(rss_after - rss_before) / per:.1f} "
