@@ -8,8 +8,8 @@
 # phase (so a drift in the machine's speed hits both):
 #   sync    mbsync (isync) full sync of INBOX to an empty Maildir (FSync off, so the
 #           disk's fsync rate does not swamp the servers' difference)
-#   fetch   FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE) on EXAMINE INBOX, REPEAT times
-#           (Dovecot answers the first from its files and later ones from its cache)
+#   fetch   EXAMINE INBOX then FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE), REPEAT times, each
+#           timed (Dovecot answers the first FETCH from its files, later ones from its cache)
 #   search  UID SEARCH TEXT WORD, REPEAT times (the hit counts are compared too)
 #   idle    PROBES deliveries one at a time, each timed from the delivery's final reply to
 #           the IDLE client reading EXISTS: Sluice over SMTP (its MX listener, role all),
@@ -357,6 +357,7 @@ for label in $SERVERS; do
   R[$label/fetch_first]=$(field seconds "$(head -1 <<<"$lines")")
   R[$label/fetch_best]=$(sed -n 's/.* seconds=\([^ ]*\).*/\1/p' <<<"$lines" | sort -g | head -1)
   R[$label/fetch_bytes]=$(field bytes "$(head -1 <<<"$lines")")
+  R[$label/examine_best]=$(sed -n 's/.* examine_ms=\([^ ]*\).*/\1/p' <<<"$lines" | sort -g | head -1)
   while read -r line; do [ -n "$line" ] && show "$label" fetch "$line"; done <<<"$lines"
 done
 
@@ -385,6 +386,7 @@ for label in $SERVERS; do
   line=$(phase "$label" hold "$((HOLD_BUDGET + 90))" python3 "$SCRIPTS/bench_hold.py" hold --server "$(imaps_of "$label")" \
     --user "$USER_NAME" --password "$PASSWORD" --pid "$(pid_of "$label")" --conns "$CONNS" --procs 4 --budget "$HOLD_BUDGET")
   R[$label/idle_conns]=$(field idle "$line")
+  [ "$(field complete "$line")" = 0 ] && R[$label/idle_conns]="${R[$label/idle_conns]} (budget)"
   R[$label/pss_per]=$(field pss_per_conn_kib "$line")
   R[$label/rss_per]=$(field rss_per_conn_kib "$line")
   R[$label/open_s]=$(field open_seconds "$line")
@@ -410,6 +412,7 @@ row "LMTP load, messages/s (4 connections)" "$(v sluice/load)" "$(v dovecot/load
 cpu_row load "  server CPU during the load, s"
 row "mbsync full sync, s" "$(v sluice/sync)" "$(v dovecot/sync)" "$(ratio "$(v sluice/sync)" "$(v dovecot/sync)")" "<= 1.00"
 cpu_row sync "  server CPU during the sync, s"
+row "EXAMINE INBOX, best, ms" "$(v sluice/examine_best)" "$(v dovecot/examine_best)" "$(ratio "$(v sluice/examine_best)" "$(v dovecot/examine_best)")" "-"
 row "FETCH 1:* ENVELOPE BODYSTRUCTURE, first, s" "$(v sluice/fetch_first)" "$(v dovecot/fetch_first)" "$(ratio "$(v sluice/fetch_first)" "$(v dovecot/fetch_first)")" "<= 1.00"
 row "FETCH 1:* ENVELOPE BODYSTRUCTURE, best, s" "$(v sluice/fetch_best)" "$(v dovecot/fetch_best)" "$(ratio "$(v sluice/fetch_best)" "$(v dovecot/fetch_best)")" "<= 1.00"
 cpu_row fetch "  server CPU over the $REPEAT FETCHes, s"
