@@ -31,7 +31,8 @@
 #   --quick   a small slice (500 messages, 200 connections, 30 probes, 2 repeats), ~2 min
 # Environment: MESSAGES, CONNS, PROBES, REPEAT, WORD (default "python"),
 #   CACHE (corpus cache, default ~/.cache/sluice-bench), KEEP=1 keeps the temporary
-#   folder; SLUICE_BIN uses a prebuilt binary instead of a release build.
+#   folder; SLUICE_BIN uses a prebuilt binary instead of a release build;
+#   HOLD_IN_FLIGHT (8): logins at once per hold client process (there are 4).
 # Budgets (seconds, each phase per server; a phase over it is reported and skipped):
 #   LOAD_BUDGET (900), SYNC_BUDGET (600), FETCH_BUDGET (300), SEARCH_BUDGET (300),
 #   IDLE_BUDGET (150), HOLD_BUDGET (900; the connections open by then are measured).
@@ -67,6 +68,7 @@ FETCH_BUDGET=${FETCH_BUDGET:-300}
 SEARCH_BUDGET=${SEARCH_BUDGET:-300}
 IDLE_BUDGET=${IDLE_BUDGET:-150}
 HOLD_BUDGET=${HOLD_BUDGET:-900}
+HOLD_IN_FLIGHT=${HOLD_IN_FLIGHT:-8} # logins at once per client process (4 processes)
 USER_NAME=bench@bench.test
 PASSWORD=bench
 # PASSWORD as Sluice stores it: argon2id at the argon2 crate's default parameters
@@ -389,7 +391,7 @@ done
 echo "== hold: $CONNS idle connections (LOGIN, SELECT INBOX, IDLE), memory before and after"
 for label in $SERVERS; do
   line=$(phase "$label" hold "$((HOLD_BUDGET + 90))" python3 "$SCRIPTS/bench_hold.py" hold --server "$(imaps_of "$label")" \
-    --user "$USER_NAME" --password "$PASSWORD" --pid "$(pid_of "$label")" --conns "$CONNS" --procs 4 --budget "$HOLD_BUDGET")
+    --user "$USER_NAME" --password "$PASSWORD" --pid "$(pid_of "$label")" --conns "$CONNS" --procs 4 --in-flight "$HOLD_IN_FLIGHT" --budget "$HOLD_BUDGET")
   R[$label/idle_conns]=$(field idle "$line")
   [ "$(field complete "$line")" = 0 ] && R[$label/idle_conns]="${R[$label/idle_conns]} (budget)"
   R[$label/pss_per]=$(field pss_per_conn_kib "$line")
