@@ -36,11 +36,12 @@
 # Budgets (seconds, each phase per server; a phase over it is reported and skipped):
 #   LOAD_BUDGET (900), SYNC_BUDGET (600), FETCH_BUDGET (300), SEARCH_BUDGET (300),
 #   IDLE_BUDGET (150), HOLD_BUDGET (900; the connections open by then are measured).
-# Read the hold's memory with care: the connections log in 32 at a time, and Sluice's
-# argon2 verifications (19 MiB each) on its blocking threads leave glibc arenas that live
-# sessions pin, so its per-connection figure swung from 40 to 190 KiB between two full
-# runs here (115 KiB with one login at a time on a 500-message mailbox); it falls back
-# when the connections close. Dovecot's is steady (about 710 KiB PSS).
+# Read the hold's memory with care: it is the growth of the server's RSS, so freed but
+# retained heap counts too. Sluice's figure at 5,000 connections on 10,000 messages was
+# 40 KiB in one full run and 190 KiB in another here (1,000 connections: 42 KiB with 1 or
+# 8 logins at once per client); on small slices (200 connections) the fixed cost of its
+# first logins (threads, argon2's 19 MiB buffers) dominates. Dovecot's is steady (about
+# 710 KiB PSS per connection: an imap process each).
 set -euo pipefail
 
 QUICK=0
