@@ -263,14 +263,18 @@ pub fn imaplib(
             finished.stderr
         );
     }
-    let mut run = ImaplibRun {
-        raw: format!("{}{}", finished.stdout, finished.stderr),
-        ..ImaplibRun::default()
-    };
-    // Responses and data come before their step's verdict line.
+    let mut run = ImaplibRun::default();
+    // Responses and data come before their step's verdict line. `raw` keeps a
+    // readable transcript for failure messages: responses as text, verdicts.
     let mut pending = StepOutcome::default();
     for line in finished.stdout.lines() {
         let fields: Vec<&str> = line.splitn(5, '\t').collect();
+        if let ["resp", _, hex] = fields.as_slice() {
+            run.raw
+                .push_str(&format!("S: {}", String::from_utf8_lossy(&unhex(hex)?)));
+        } else if !line.starts_with("data\t") {
+            run.raw.push_str(&format!("{line}\n"));
+        }
         match fields.as_slice() {
             ["resp", "-1", hex] => run.greeting.push(unhex(hex)?),
             ["resp", _, hex] => pending.responses.push(unhex(hex)?),
@@ -285,6 +289,7 @@ pub fn imaplib(
             _ => bail!("imap_client.py printed {line:?}"),
         }
     }
+    run.raw.push_str(&finished.stderr);
     Ok(run)
 }
 
@@ -642,6 +647,8 @@ pub fn neomutt(
              set wait_key = no\n\
              set quit = yes\n\
              set move = no\n\
+             set delete = yes\n\
+             set mark_old = no\n\
              set mbox_type = mbox\n\
              set imap_check_subscribed = no\n\
              push \"{commands}\"\n",
