@@ -251,7 +251,7 @@ macro_rules! against_both {
     ($scenario:ident, $sluice:ident, $dovecot:ident, [$($tool:literal),*]) => {
         #[test]
         fn $sluice() {
-            if $(!require_tool($tool) ||)* false {
+            if ![$($tool),*].iter().all(|tool| require_tool(tool)) {
                 return;
             }
             if let Some(peer) = Peer::sluice() {
@@ -261,7 +261,7 @@ macro_rules! against_both {
 
         #[test]
         fn $dovecot() {
-            if $(!require_tool($tool) ||)* false {
+            if ![$($tool),*].iter().all(|tool| require_tool(tool)) {
                 return;
             }
             if let Some(peer) = Peer::dovecot() {
