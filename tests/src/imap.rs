@@ -294,7 +294,7 @@ pub fn imaplib(
 }
 
 fn unhex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         bail!("odd hex {hex:?}");
     }
     (0..hex.len())

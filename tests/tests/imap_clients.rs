@@ -43,7 +43,7 @@ const SENDER: &str = "a@client.test";
 
 enum Kind {
     Sluice(Box<Server>),
-    Dovecot(Dovecot),
+    Dovecot(Box<Dovecot>),
 }
 
 struct Peer {
@@ -83,7 +83,7 @@ impl Peer {
         let dovecot = Dovecot::start(&[(USER, PASSWORD)]).unwrap()?;
         let certificate = dovecot.certificate();
         Some(Peer {
-            kind: Kind::Dovecot(dovecot),
+            kind: Kind::Dovecot(Box::new(dovecot)),
             files: tempfile::Builder::new()
                 .prefix("dovecot-imap-clients-")
                 .tempdir()
