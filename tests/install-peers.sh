@@ -11,6 +11,9 @@
 # Dovecot (tests/tests/message_view_vs_dovecot.rs) is the IMAP anchor: the test runs its
 # own private `dovecot -F -c FILE`, so the packaged service is disabled, and a system
 # user `vmail` owns its mail (Dovecot's mail processes refuse to run as root).
+# The IMAP clients of tests/tests/imap_clients.rs: mbsync (isync), fetchmail and neomutt
+# from Debian (neomutt runs under util-linux's `script` for a terminal), and imapclient
+# from PyPI.
 set -euo pipefail
 
 need=()
@@ -23,6 +26,9 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
 command -v mbsync >/dev/null 2>&1 || need+=(isync)
+command -v fetchmail >/dev/null 2>&1 || need+=(fetchmail)
+command -v neomutt >/dev/null 2>&1 || need+=(neomutt)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 
 if [ "${#need[@]}" -gt 0 ]; then
   echo "install-peers: installing ${need[*]}"
@@ -32,7 +38,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" libnet-ssleay-perl
 else
-  echo "install-peers: python3, swaks, curl, postfix, haproxy, dnsmasq and dovecot already installed"
+  echo "install-peers: python3, swaks, curl, postfix, haproxy, dnsmasq, dovecot, isync, fetchmail and neomutt already installed"
 fi
 
 # The system instance must not run: it would hold port 25 and a queue of its own.
@@ -88,8 +94,19 @@ if ! python3 -c 'import dkim, nacl' >/dev/null 2>&1; then
     || python3 -m pip install -q --break-system-packages 'dkimpy[ed25519]==1.1.8'
 fi
 
+if ! python3 -c 'import imapclient' >/dev/null 2>&1; then
+  echo "install-peers: installing imapclient (PyPI)"
+  python3 -m pip install -q 'imapclient==4.1.0' \
+    || python3 -m pip install -q --break-system-packages 'imapclient==4.1.0'
+fi
+
 python3 -c 'import smtplib, ssl, sqlite3' 
 python3 -c 'import dkim, nacl'
+python3 -c 'import imaplib, imapclient'
+# Whole outputs captured first: `grep -q` closing a pipe early would fail pipefail.
+[[ "$(mbsync --version)" == isync* ]]
+[[ "$(fetchmail --version 2>/dev/null)" == *"fetchmail release"* ]]
+[[ "$(neomutt -v)" == NeoMutt* ]]
 PATH="$PATH:/usr/sbin" dnsmasq --version | grep -q "Dnsmasq version"
 swaks --support 2>&1 | grep -q "TLS supported"
 curl --version | grep -qw smtp

@@ -7,7 +7,8 @@
 //! listed in `KNOWN_DIFFERENCES` with the reason; any other difference fails. A
 //! listed difference that no longer occurs is reported, so the table stays true.
 //! Skipped (printed, not failed) outside CI when `dovecot` or the `vmail` user is
-//! missing; `tests/install-peers.sh` installs both.
+//! missing; `tests/install-peers.sh` installs both. The private Dovecot is
+//! `sluice_tests::dovecot`'s.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,14 +19,13 @@ use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDat
 use imap_types::flag::{Flag, FlagFetch};
 use imap_types::response::{Data, Response};
 use sluice_core::message::{MessageMeta, MessageView, SectionError, check_charset, search};
-use sluice_tests::tools::in_ci;
+use sluice_tests::dovecot::Dovecot;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// Differences from Dovecot that are choices, not bugs: (corpus file, fetch item or
 /// search key, reason).
@@ -186,31 +186,23 @@ const SEARCH_KEYS: &[&str] = &[
 
 #[test]
 fn message_view_matches_dovecot() {
-    // As every peer test: skipped outside CI when the peer is missing, a failure in CI.
-    let Some(dovecot) = find_program("dovecot") else {
-        assert!(
-            !in_ci(),
-            "dovecot is not installed, but CI=true: tests/install-peers.sh must install it"
-        );
-        println!("skipped: dovecot not installed");
-        return;
-    };
-    let Some((uid, gid)) = vmail_ids() else {
-        assert!(
-            !in_ci(),
-            "no vmail user, but CI=true: tests/install-peers.sh must create it"
-        );
-        println!("skipped: no vmail user (tests/install-peers.sh creates it)");
-        return;
-    };
     let corpus = corpus();
     assert!(
         corpus.len() >= 25,
         "the corpus has {} messages",
         corpus.len()
     );
-    let server = PrivateDovecot::start(&dovecot, uid, gid, &corpus);
-    let mut imap = Imap::connect(server.port);
+    // As every peer test: skipped outside CI when the peer is missing, a failure in CI.
+    let Some(server) = Dovecot::start(&[("u", "secret")]).unwrap() else {
+        return;
+    };
+    // Internal dates a day apart from 20 Nov 2026, noon UTC, for BEFORE/ON/SINCE.
+    let first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_176_000);
+    for (index, (_, bytes)) in corpus.iter().enumerate() {
+        let date = first + Duration::from_secs(86_400 * index as u64);
+        server.put_message("u", bytes, date).unwrap();
+    }
+    let mut imap = Imap::connect(server.imap());
     imap.ok("LOGIN u secret");
     let (untagged, _) = imap.run("SELECT INBOX");
     let exists = format!("* {} EXISTS", corpus.len());
@@ -659,8 +651,8 @@ struct Imap {
 }
 
 impl Imap {
-    fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to dovecot");
+    fn connect(address: SocketAddr) -> Self {
+        let stream = TcpStream::connect(address).expect("connect to dovecot");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -798,145 +790,6 @@ fn split_key(key: &str) -> Vec<String> {
     }
     words.push(current);
     words
-}
-
-/// A Dovecot running from a temporary folder on a spare loopback port.
-struct PrivateDovecot {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateDovecot {
-    fn start(program: &Path, uid: u32, gid: u32, corpus: &[(String, Vec<u8>)]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-dovecot-")
-            .tempdir()
-            .unwrap();
-        let root_path = dir.path().to_path_buf();
-        let root = root_path.as_path();
-        // Dovecot's mail processes run as vmail and must reach the mail folder.
-        set_mode(root, 0o755);
-        let port = spare_port();
-        let maildir = root.join("mail/u/Maildir");
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        // Internal dates a day apart from 20 Nov 2026, noon UTC, for BEFORE/ON/SINCE.
-        let first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_176_000);
-        for (index, (_, bytes)) in corpus.iter().enumerate() {
-            let path = maildir
-                .join("cur")
-                .join(format!("{}.m{index}.sluice:2,", 1_000_000 + index));
-            std::fs::write(&path, bytes).unwrap();
-            let file = std::fs::File::options().write(true).open(&path).unwrap();
-            file.set_modified(first + Duration::from_secs(86_400 * index as u64))
-                .unwrap();
-        }
-        for path in [root.join("mail"), root.join("mail/u"), maildir.clone()] {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
-        }
-        for sub in ["cur", "new", "tmp"] {
-            std::os::unix::fs::chown(maildir.join(sub), Some(uid), Some(gid)).unwrap();
-            for entry in std::fs::read_dir(maildir.join(sub)).unwrap() {
-                std::os::unix::fs::chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
-            }
-        }
-        std::fs::write(root.join("passwd"), "u:{PLAIN}secret::::::\n").unwrap();
-        let r = root.display();
-        let config = format!(
-            "base_dir = {r}/base\n\
-             state_dir = {r}/state\n\
-             log_path = {r}/dovecot.log\n\
-             protocols = imap\n\
-             listen = 127.0.0.1\n\
-             ssl = no\n\
-             disable_plaintext_auth = no\n\
-             auth_username_format = %Ln\n\
-             mail_location = maildir:{r}/mail/%n/Maildir\n\
-             mail_uid = {uid}\n\
-             mail_gid = {gid}\n\
-             first_valid_uid = 100\n\
-             passdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
-        );
-        std::fs::write(root.join("dovecot.conf"), config).unwrap();
-        let child = Command::new(program)
-            .arg("-F")
-            .arg("-c")
-            .arg(root.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dovecot");
-        let server = PrivateDovecot {
-            child,
-            port,
-            _dir: dir,
-        };
-        server.wait_listening(root);
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("dovecot.log")).unwrap_or_default()
-    }
-
-    /// Waits until the listener accepts a connection (bounded by a deadline).
-    fn wait_listening(&self, root: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen: {}",
-                std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
-            );
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for PrivateDovecot {
-    fn drop(&mut self) {
-        // SIGTERM lets the master stop its children; then reap it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn spare_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn vmail_ids() -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").arg(flag).arg("vmail").output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-            .flatten()
-    };
-    Some((id("-u")?, id("-g")?))
 }
 
 fn corpus() -> Vec<(String, Vec<u8>)> {
