@@ -8,11 +8,10 @@
 use crate::clock;
 use crate::imap_backend::StoreBackend;
 use crate::login::Logins;
-use crate::maybe_tls::MaybeTls;
+use crate::maybe_tls::{Handshake, MaybeTls};
 use crate::store::{MailboxListener, Store};
 use sluice_core::imap::{
-    CredentialOutcome, Credentials, ImapSession, Input, Output, SessionConfig, SessionEvent,
-    backend,
+    Credentials, ImapSession, Input, Output, SessionConfig, SessionEvent, backend,
 };
 use sluice_core::login::{LoginAttempt, LoginProtocol};
 use sluice_core::machine::{Machine, Token};
@@ -196,46 +195,23 @@ where
         !self.session.is_closed()
     }
 
+    /// Writes what the session sent; a broken connection is reported to the session.
     async fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return true;
+        let written = self.stream.write_out(&mut self.out).await;
+        if !written {
+            self.tell(Input::PeerClosed);
         }
-        let written = async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
-        }
-        .await;
-        self.out.clear();
-        match written {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(%error, "write failed");
-                self.tell(Input::PeerClosed);
-                false
-            }
-        }
+        written
     }
 
     async fn start_tls(&mut self) {
-        let Some(plain) = self.stream.take_plain() else {
-            self.tell(Input::TlsFailed);
-            return;
-        };
         let deadline = self.session.next_deadline();
-        let acceptor = self.context.tls.clone();
-        tokio::select! {
-            result = acceptor.accept(plain) => match result {
-                Ok(tls) => {
-                    self.stream = MaybeTls::Tls(Box::new(tls));
-                    self.tell(Input::TlsEstablished);
-                }
-                Err(error) => {
-                    tracing::info!(%error, "TLS handshake failed");
-                    self.tell(Input::TlsFailed);
-                }
-            },
-            () = clock::sleep_until(deadline) => self.tell(Input::Tick),
-        }
+        let input = match self.stream.start_tls(&self.context.tls, deadline).await {
+            Handshake::Established => Input::TlsEstablished,
+            Handshake::Failed => Input::TlsFailed,
+            Handshake::TimedOut => Input::Tick,
+        };
+        self.tell(input);
     }
 
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingInput {
@@ -253,14 +229,7 @@ where
                 let (username, password) = (credentials.username.clone(), credentials.password);
                 async move { store.verify_credentials(&username, &password).await }
             };
-            let outcome = match logins.check(attempt, check).await {
-                Ok(Some(identity)) => CredentialOutcome::Valid { identity },
-                Ok(None) => CredentialOutcome::Invalid,
-                Err(error) => {
-                    tracing::warn!(%error, "credential check failed");
-                    CredentialOutcome::TemporaryFailure
-                }
-            };
+            let outcome = logins.outcome(attempt, check).await;
             Input::CredentialsChecked { token, outcome }
         })
     }

@@ -5,6 +5,7 @@
 use crate::clock;
 use crate::store::StoreError;
 use sluice_core::login::{LoginAttempt, LoginEvent, LoginGuard, LoginResult};
+use sluice_core::sasl::CredentialOutcome;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -40,6 +41,22 @@ impl Logins {
         let event = self.guard().record(clock::now(), &attempt, result, delay);
         audit(&event);
         verdict
+    }
+
+    /// [`Logins::check`], as the answer a session takes: a store failure is a
+    /// temporary failure (logged), never a refusal of the password.
+    pub async fn outcome<F>(&self, attempt: LoginAttempt<'_>, check: F) -> CredentialOutcome
+    where
+        F: Future<Output = Result<Option<String>, StoreError>>,
+    {
+        match self.check(attempt, check).await {
+            Ok(Some(identity)) => CredentialOutcome::Valid { identity },
+            Ok(None) => CredentialOutcome::Invalid,
+            Err(error) => {
+                tracing::warn!(%error, "credential check failed");
+                CredentialOutcome::TemporaryFailure
+            }
+        }
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, LoginGuard> {

@@ -2,10 +2,12 @@
 //! one driver serves port 25/587 (upgrade mid-session) and 465 (TLS from the start).
 //! The TLS side is the server's stream by default and the client's for delivery.
 
+use crate::clock;
+use sluice_core::time::Instant;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::server::TlsStream;
 
 #[derive(Debug)]
@@ -88,6 +90,67 @@ where
             MaybeTls::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             MaybeTls::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
             MaybeTls::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// How a server-side STARTTLS handshake ended; each session machine has an input
+/// for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    Established,
+    Failed,
+    /// The session's deadline came first: tell the session `Tick`.
+    TimedOut,
+}
+
+impl<S> MaybeTls<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Writes and flushes `out`, then empties it; false if the connection broke
+    /// (logged), which the caller tells its session as the peer closing.
+    pub async fn write_out(&mut self, out: &mut Vec<u8>) -> bool {
+        if out.is_empty() {
+            return true;
+        }
+        let written = async {
+            self.write_all(out).await?;
+            self.flush().await
+        }
+        .await;
+        out.clear();
+        match written {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "write failed");
+                false
+            }
+        }
+    }
+
+    /// STARTTLS on the server side: the plaintext stream is handed to the
+    /// handshake and replaced by its TLS stream, until `deadline` (if any).
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        deadline: Option<Instant>,
+    ) -> Handshake {
+        let Some(plain) = self.take_plain() else {
+            return Handshake::Failed;
+        };
+        tokio::select! {
+            result = acceptor.accept(plain) => match result {
+                Ok(tls) => {
+                    *self = MaybeTls::Tls(Box::new(tls));
+                    Handshake::Established
+                }
+                Err(error) => {
+                    tracing::info!(%error, "TLS handshake failed");
+                    Handshake::Failed
+                }
+            },
+            () = clock::sleep_until(deadline) => Handshake::TimedOut,
         }
     }
 }

@@ -6,15 +6,15 @@
 
 use crate::clock;
 use crate::login::Logins;
-use crate::maybe_tls::MaybeTls;
+use crate::maybe_tls::{Handshake, MaybeTls};
 use crate::store::{Store, StoreError, StoredMessage};
 use sluice_core::login::{LoginAttempt, LoginProtocol};
 use sluice_core::machine::{Machine, Token};
 use sluice_core::mailbox::INBOX;
 use sluice_core::message::with_return_path;
 use sluice_core::pop3::{
-    CommitOutcome, CredentialOutcome, Credentials, Input, MaildropEntry, MaildropOutcome,
-    MessageData, MessageRef, Output, Pop3Config, Pop3Session, SessionEvent,
+    CommitOutcome, Credentials, Input, MaildropEntry, MaildropOutcome, MessageData, MessageRef,
+    Output, Pop3Config, Pop3Session, SessionEvent,
 };
 use std::collections::HashSet;
 use std::future::Future;
@@ -250,46 +250,23 @@ where
         !self.session.is_closed()
     }
 
+    /// Writes what the session sent; a broken connection is reported to the session.
     async fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return true;
+        let written = self.stream.write_out(&mut self.out).await;
+        if !written {
+            self.tell(Input::PeerClosed);
         }
-        let written = async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
-        }
-        .await;
-        self.out.clear();
-        match written {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(%error, "write failed");
-                self.tell(Input::PeerClosed);
-                false
-            }
-        }
+        written
     }
 
     async fn start_tls(&mut self) {
-        let Some(plain) = self.stream.take_plain() else {
-            self.tell(Input::TlsFailed);
-            return;
-        };
         let deadline = self.session.next_deadline();
-        let acceptor = self.context.tls.clone();
-        tokio::select! {
-            result = acceptor.accept(plain) => match result {
-                Ok(tls) => {
-                    self.stream = MaybeTls::Tls(Box::new(tls));
-                    self.tell(Input::TlsEstablished);
-                }
-                Err(error) => {
-                    tracing::info!(%error, "TLS handshake failed");
-                    self.tell(Input::TlsFailed);
-                }
-            },
-            () = clock::sleep_until(deadline) => self.tell(Input::Tick),
-        }
+        let input = match self.stream.start_tls(&self.context.tls, deadline).await {
+            Handshake::Established => Input::TlsEstablished,
+            Handshake::Failed => Input::TlsFailed,
+            Handshake::TimedOut => Input::Tick,
+        };
+        self.tell(input);
     }
 
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingAnswer {
@@ -308,14 +285,7 @@ where
                 let (username, password) = (credentials.username.clone(), credentials.password);
                 async move { store.verify_credentials(&username, &password).await }
             };
-            let outcome = match logins.check(attempt, check).await {
-                Ok(Some(identity)) => CredentialOutcome::Valid { identity },
-                Ok(None) => CredentialOutcome::Invalid,
-                Err(error) => {
-                    tracing::warn!(%error, "credential check failed");
-                    CredentialOutcome::TemporaryFailure
-                }
-            };
+            let outcome = logins.outcome(attempt, check).await;
             Answer {
                 input: Input::CredentialsChecked { token, outcome },
                 opened: None,

@@ -8,7 +8,7 @@ use crate::clock;
 use crate::delivery::DeliveryHandle;
 use crate::incoming::ClientInfo;
 use crate::login::Logins;
-use crate::maybe_tls::MaybeTls;
+use crate::maybe_tls::{Handshake, MaybeTls};
 use crate::queue_id;
 use crate::reception_store::ReceptionStore;
 use crate::routing;
@@ -19,8 +19,8 @@ use sluice_core::node::{Acceptance, PlacementPolicy, Reception, ReceptionConfig}
 use sluice_core::router::RouterConfig;
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::server::{
-    self, ConnectionRefusal, CredentialOutcome, Credentials, RecipientCheck, ServerSession,
-    SessionConfig, SessionEvent, StoreOutcome,
+    self, ConnectionRefusal, Credentials, RecipientCheck, ServerSession, SessionConfig,
+    SessionEvent, StoreOutcome,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -215,45 +215,21 @@ where
 
     /// Writes what the session sent; a broken connection is reported to the session.
     async fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return true;
+        let written = self.stream.write_out(&mut self.out).await;
+        if !written {
+            self.tell(server::Input::PeerClosed);
         }
-        let written = async {
-            self.stream.write_all(&self.out).await?;
-            self.stream.flush().await
-        }
-        .await;
-        self.out.clear();
-        match written {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::debug!(%error, "write failed");
-                self.tell(server::Input::PeerClosed);
-                false
-            }
-        }
+        written
     }
 
     async fn start_tls(&mut self) {
-        let Some(plain) = self.stream.take_plain() else {
-            self.tell(server::Input::TlsFailed);
-            return;
-        };
         let deadline = self.reception.next_deadline();
-        let acceptor = self.context.tls.clone();
-        tokio::select! {
-            result = acceptor.accept(plain) => match result {
-                Ok(tls) => {
-                    self.stream = MaybeTls::Tls(Box::new(tls));
-                    self.tell(server::Input::TlsEstablished);
-                }
-                Err(error) => {
-                    tracing::info!(%error, "TLS handshake failed");
-                    self.tell(server::Input::TlsFailed);
-                }
-            },
-            () = clock::sleep_until(deadline) => self.tell(server::Input::Tick),
-        }
+        let input = match self.stream.start_tls(&self.context.tls, deadline).await {
+            Handshake::Established => server::Input::TlsEstablished,
+            Handshake::Failed => server::Input::TlsFailed,
+            Handshake::TimedOut => server::Input::Tick,
+        };
+        self.tell(input);
     }
 
     fn check_credentials(&self, token: Token, credentials: Credentials) -> PendingAnswer {
@@ -269,14 +245,7 @@ where
             };
             let check =
                 store.verify_credentials(credentials.username.clone(), credentials.password);
-            let outcome = match logins.check(attempt, check).await {
-                Ok(Some(identity)) => CredentialOutcome::Valid { identity },
-                Ok(None) => CredentialOutcome::Invalid,
-                Err(error) => {
-                    tracing::warn!(%error, "credential check failed");
-                    CredentialOutcome::TemporaryFailure
-                }
-            };
+            let outcome = logins.outcome(attempt, check).await;
             Input::Session(server::Input::CredentialsChecked { token, outcome })
         })
     }

@@ -4,11 +4,9 @@
 //! `imap_session` fuzz target and the IMAP conformance vectors (sluice-spec), so that
 //! all three answer requests the same way.
 
-use crate::imap::backend::{self, BackendError, FolderEntry, MailboxBackend, NewMessage};
-use crate::imap::request::{MailboxAnswer, MailboxRequest, UidSet};
-use crate::mailbox::{
-    Changes, FolderStatus, MailboxError, MailboxModel, MessageObservation, Operation, Outcome,
-};
+use crate::imap::backend::{self, ModelStore};
+use crate::imap::request::{MailboxAnswer, MailboxRequest};
+use crate::mailbox::{MailboxError, MailboxModel, Operation, Outcome};
 use std::collections::BTreeMap;
 
 /// The time every test store answer is given at (APPEND's default date).
@@ -60,9 +58,8 @@ impl TestStore {
 
     /// Keeps a body under a fresh blob name.
     fn keep(&mut self, bytes: &[u8]) -> String {
-        self.deliveries += 1;
-        let blob = format!("blob-{}", self.deliveries);
-        self.blobs.insert(blob.clone(), bytes.to_vec());
+        let blob = self.new_blob_name();
+        self.keep_body(blob.clone(), bytes.to_vec());
         blob
     }
 
@@ -89,60 +86,22 @@ impl TestStore {
     }
 }
 
-impl MailboxBackend for TestStore {
-    async fn apply(&mut self, operation: Operation) -> Result<Outcome, BackendError> {
-        Ok(self.model.apply(&operation)?)
+impl ModelStore for TestStore {
+    fn model(&mut self) -> &mut MailboxModel {
+        &mut self.model
     }
 
-    async fn append(&mut self, message: NewMessage) -> Result<Outcome, BackendError> {
-        let blob = self.keep(&message.bytes);
-        Ok(self.model.apply(&Operation::Append {
-            user: message.user,
-            folder: message.folder,
-            flags: message.flags,
-            internal_date_ms: message.internal_date_ms,
-            size: message.bytes.len() as u64,
-            blob,
-        })?)
+    fn new_blob_name(&mut self) -> String {
+        self.deliveries += 1;
+        format!("blob-{}", self.deliveries)
     }
 
-    async fn status(&mut self, user: &str, folder: &str) -> Result<FolderStatus, BackendError> {
-        Ok(self.model.status(user, folder)?)
+    fn keep_body(&mut self, blob: String, bytes: Vec<u8>) {
+        self.blobs.insert(blob, bytes);
     }
 
-    async fn changes_since(
-        &mut self,
-        user: &str,
-        folder: &str,
-        modseq: u64,
-    ) -> Result<Changes, BackendError> {
-        Ok(self.model.changes_since(user, folder, modseq)?)
-    }
-
-    async fn folders(&mut self, user: &str) -> Result<Vec<FolderEntry>, BackendError> {
-        Ok(self.model.folders(user)?)
-    }
-
-    async fn subscriptions(&mut self, user: &str) -> Result<Vec<String>, BackendError> {
-        Ok(self.model.subscriptions(user)?)
-    }
-
-    async fn messages(
-        &mut self,
-        user: &str,
-        folder: &str,
-        uids: Option<&UidSet>,
-    ) -> Result<Vec<MessageObservation>, BackendError> {
-        Ok(self
-            .model
-            .messages(user, folder, |uid| uids.is_none_or(|set| set.contains(uid)))?)
-    }
-
-    async fn content(&mut self, blob: &str) -> Result<Vec<u8>, BackendError> {
+    fn body(&mut self, blob: &str) -> Option<Vec<u8>> {
         self.content_requests += 1;
-        self.blobs
-            .get(blob)
-            .cloned()
-            .ok_or_else(|| BackendError::Unavailable(format!("no blob {blob}")))
+        self.blobs.get(blob).cloned()
     }
 }

@@ -15,7 +15,8 @@ use crate::imap::request::{
 };
 pub use crate::mailbox::FolderEntry;
 use crate::mailbox::{
-    ChangedMessage, Changes, FolderStatus, MailboxError, MessageObservation, Operation, Outcome,
+    ChangedMessage, Changes, FolderStatus, MailboxError, MailboxModel, MessageObservation,
+    Operation, Outcome,
 };
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -73,6 +74,77 @@ pub trait MailboxBackend {
     ) -> Result<Vec<MessageObservation>, BackendError>;
     /// A message's stored bytes, by its blob name.
     async fn content(&mut self, blob: &str) -> Result<Vec<u8>, BackendError>;
+}
+
+/// A store kept in core's reference [`MailboxModel`] with its bodies beside it
+/// (the test store, the simulator's store): implementing these gives
+/// [`MailboxBackend`], answered at once (drive it with [`answer_now`]).
+pub trait ModelStore {
+    fn model(&mut self) -> &mut MailboxModel;
+    /// A fresh blob name for an appended body.
+    fn new_blob_name(&mut self) -> String;
+    /// Keeps a body under its blob name.
+    fn keep_body(&mut self, blob: String, bytes: Vec<u8>);
+    /// A body by its blob name.
+    fn body(&mut self, blob: &str) -> Option<Vec<u8>>;
+}
+
+impl<S: ModelStore> MailboxBackend for S {
+    async fn apply(&mut self, operation: Operation) -> Result<Outcome, BackendError> {
+        Ok(self.model().apply(&operation)?)
+    }
+
+    /// The body is kept only if the model takes the message.
+    async fn append(&mut self, message: NewMessage) -> Result<Outcome, BackendError> {
+        let blob = self.new_blob_name();
+        let outcome = self.model().apply(&Operation::Append {
+            user: message.user,
+            folder: message.folder,
+            flags: message.flags,
+            internal_date_ms: message.internal_date_ms,
+            blob: blob.clone(),
+            size: message.bytes.len() as u64,
+        })?;
+        self.keep_body(blob, message.bytes);
+        Ok(outcome)
+    }
+
+    async fn status(&mut self, user: &str, folder: &str) -> Result<FolderStatus, BackendError> {
+        Ok(self.model().status(user, folder)?)
+    }
+
+    async fn changes_since(
+        &mut self,
+        user: &str,
+        folder: &str,
+        modseq: u64,
+    ) -> Result<Changes, BackendError> {
+        Ok(self.model().changes_since(user, folder, modseq)?)
+    }
+
+    async fn folders(&mut self, user: &str) -> Result<Vec<FolderEntry>, BackendError> {
+        Ok(self.model().folders(user)?)
+    }
+
+    async fn subscriptions(&mut self, user: &str) -> Result<Vec<String>, BackendError> {
+        Ok(self.model().subscriptions(user)?)
+    }
+
+    async fn messages(
+        &mut self,
+        user: &str,
+        folder: &str,
+        uids: Option<&UidSet>,
+    ) -> Result<Vec<MessageObservation>, BackendError> {
+        Ok(self
+            .model()
+            .messages(user, folder, |uid| uids.is_none_or(|set| set.contains(uid)))?)
+    }
+
+    async fn content(&mut self, blob: &str) -> Result<Vec<u8>, BackendError> {
+        self.body(blob)
+            .ok_or_else(|| BackendError::Unavailable(format!("no body {blob}")))
+    }
 }
 
 /// The answer to one request of `user`'s session. `now_ms` (milliseconds since

@@ -1,13 +1,12 @@
-//! The host's durable store as core's `imap::backend::MailboxBackend`: the facts
-//! IMAP reads and the operations it applies, on the store's `MailboxModel` and the
-//! bodies it keeps. I/O, not a decision: core's `answer` turns each request into
+//! The host's durable store as core's `imap::backend::MailboxBackend` (through
+//! core's `ModelStore`: the store's `MailboxModel` and the bodies it keeps). I/O, not a decision: core's `answer` turns each request into
 //! these calls (net's SQL store implements the same trait), and the host calls it
 //! only on what is durable (`imap.rs`).
 
 use super::store::Store;
-use sluice_core::imap::backend::{self, BackendError, FolderEntry, MailboxBackend, NewMessage};
-use sluice_core::imap::request::{MailboxAnswer, MailboxRequest, UidSet};
-use sluice_core::mailbox::{Changes, FolderStatus, MessageObservation, Operation, Outcome};
+use sluice_core::imap::backend::{self, ModelStore};
+use sluice_core::imap::request::{MailboxAnswer, MailboxRequest};
+use sluice_core::mailbox::{MailboxModel, Operation, Outcome};
 
 impl Store {
     /// Core's answer to one IMAP request of `user`, on this store now.
@@ -78,63 +77,21 @@ pub(super) fn renumbered(store: &Store, users: &[String]) -> sluice_core::mailbo
     rebuilt
 }
 
-impl MailboxBackend for Store {
-    async fn apply(&mut self, operation: Operation) -> Result<Outcome, BackendError> {
-        Ok(self.mailboxes.apply(&operation)?)
+impl ModelStore for Store {
+    fn model(&mut self) -> &mut MailboxModel {
+        &mut self.mailboxes
     }
 
-    async fn append(&mut self, message: NewMessage) -> Result<Outcome, BackendError> {
+    fn new_blob_name(&mut self) -> String {
         self.appended += 1;
-        let blob = format!("appended-{}", self.appended);
-        let size = message.bytes.len() as u64;
-        let outcome = self.mailboxes.apply(&Operation::Append {
-            user: message.user,
-            folder: message.folder,
-            flags: message.flags,
-            internal_date_ms: message.internal_date_ms,
-            blob: blob.clone(),
-            size,
-        })?;
-        self.bodies.insert(blob, message.bytes);
-        Ok(outcome)
+        format!("appended-{}", self.appended)
     }
 
-    async fn status(&mut self, user: &str, folder: &str) -> Result<FolderStatus, BackendError> {
-        Ok(self.mailboxes.status(user, folder)?)
+    fn keep_body(&mut self, blob: String, bytes: Vec<u8>) {
+        self.bodies.insert(blob, bytes);
     }
 
-    async fn changes_since(
-        &mut self,
-        user: &str,
-        folder: &str,
-        modseq: u64,
-    ) -> Result<Changes, BackendError> {
-        Ok(self.mailboxes.changes_since(user, folder, modseq)?)
-    }
-
-    async fn folders(&mut self, user: &str) -> Result<Vec<FolderEntry>, BackendError> {
-        Ok(self.mailboxes.folders(user)?)
-    }
-
-    async fn subscriptions(&mut self, user: &str) -> Result<Vec<String>, BackendError> {
-        Ok(self.mailboxes.subscriptions(user)?)
-    }
-
-    async fn messages(
-        &mut self,
-        user: &str,
-        folder: &str,
-        uids: Option<&UidSet>,
-    ) -> Result<Vec<MessageObservation>, BackendError> {
-        Ok(self
-            .mailboxes
-            .messages(user, folder, |uid| uids.is_none_or(|set| set.contains(uid)))?)
-    }
-
-    async fn content(&mut self, blob: &str) -> Result<Vec<u8>, BackendError> {
-        self.bodies
-            .get(blob)
-            .cloned()
-            .ok_or_else(|| BackendError::Unavailable(format!("no body {blob}")))
+    fn body(&mut self, blob: &str) -> Option<Vec<u8>> {
+        self.bodies.get(blob).cloned()
     }
 }
