@@ -49,6 +49,7 @@ fn expunge(folder: &str) -> Operation {
     Operation::Expunge {
         user: USER.to_owned(),
         folder: folder.to_owned(),
+        uids: None,
     }
 }
 
@@ -100,12 +101,18 @@ fn every_change_advances_the_folder_modseq_once() {
             ChangedMessage {
                 uid: 1,
                 flags: vec!["\\Seen".to_owned()],
-                modseq: 4
+                modseq: 4,
+                internal_date_ms: 7,
+                size: 10,
+                reverse_path: "a@sender.example".to_owned(),
             },
             ChangedMessage {
                 uid: 2,
                 flags: vec!["\\Seen".to_owned()],
-                modseq: 4
+                modseq: 4,
+                internal_date_ms: 7,
+                size: 10,
+                reverse_path: "b@sender.example".to_owned(),
             },
         ]
     );
@@ -138,6 +145,7 @@ fn every_change_advances_the_folder_modseq_once() {
             highestmodseq: 6,
             messages: 1,
             unseen: 0,
+            deleted: 0,
             size: 10,
         }
     );

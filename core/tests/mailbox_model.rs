@@ -87,7 +87,8 @@ fn delivery_is_idempotent_even_after_expunge() {
     assert_eq!(
         model.apply(&Operation::Expunge {
             user: USER.to_owned(),
-            folder: "inbox".to_owned()
+            folder: "inbox".to_owned(),
+            uids: None,
         }),
         Ok(Outcome::Expunged { uids: vec![1] })
     );
@@ -269,6 +270,7 @@ fn folders_are_created_renamed_and_deleted() {
         model.apply(&Operation::Expunge {
             user: "nobody@example.org".to_owned(),
             folder: "INBOX".to_owned(),
+            uids: None,
         }),
         Err(MailboxError::NoSuchUser("nobody@example.org".to_owned()))
     );
@@ -276,6 +278,7 @@ fn folders_are_created_renamed_and_deleted() {
         model.apply(&Operation::Expunge {
             user: USER.to_owned(),
             folder: "Nope".to_owned(),
+            uids: None,
         }),
         Err(MailboxError::NoSuchFolder("Nope".to_owned()))
     );
@@ -312,7 +315,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         3 => (folder.clone(), uids.clone(), mode, flags).prop_map(|(folder, uids, mode, flags)| {
             Operation::StoreFlags { user: USER.to_owned(), folder, uids, mode, flags, unchanged_since: None }
         }),
-        2 => folder.clone().prop_map(|folder| Operation::Expunge { user: USER.to_owned(), folder }),
+        2 => (folder.clone(), proptest::option::of(uids.clone())).prop_map(|(folder, uids)| Operation::Expunge { user: USER.to_owned(), folder, uids }),
         2 => (folder.clone(), folder.clone(), uids.clone(), any::<bool>()).prop_map(
             |(from, to, uids, moving)| if moving {
                 Operation::Move { user: USER.to_owned(), from, to, uids, at_ms: 5 }

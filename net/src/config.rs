@@ -135,6 +135,10 @@ pub struct ListenersSection {
     pub pop3: ListenerSection,
     /// POP3 over implicit TLS (RFC 8314); on by default in roles all and backend.
     pub pop3s: ListenerSection,
+    /// IMAP with STARTTLS (RFC 9051); on by default in roles all and backend.
+    pub imap: ListenerSection,
+    /// IMAP over implicit TLS (RFC 8314); on by default in roles all and backend.
+    pub imaps: ListenerSection,
 }
 
 /// One listener. The address has no serde default because it differs per listener.
@@ -193,21 +197,36 @@ pub enum ListenerName {
     Lmtp,
     Pop3,
     Pop3s,
+    Imap,
+    Imaps,
 }
 
 impl ListenerName {
-    pub const ALL: [ListenerName; 6] = [
+    pub const ALL: [ListenerName; 8] = [
         ListenerName::Mx,
         ListenerName::Submission,
         ListenerName::Submissions,
         ListenerName::Lmtp,
         ListenerName::Pop3,
         ListenerName::Pop3s,
+        ListenerName::Imap,
+        ListenerName::Imaps,
     ];
 
-    /// Whether the listener serves POP3 (mail retrieval) rather than SMTP or LMTP.
+    /// Whether the listener serves POP3 rather than SMTP, LMTP or IMAP.
     pub fn is_pop3(self) -> bool {
         matches!(self, ListenerName::Pop3 | ListenerName::Pop3s)
+    }
+
+    /// Whether the listener serves IMAP.
+    pub fn is_imap(self) -> bool {
+        matches!(self, ListenerName::Imap | ListenerName::Imaps)
+    }
+
+    /// Whether the listener serves mail retrieval (POP3 or IMAP): it needs the
+    /// node's mailbox store.
+    pub fn is_retrieval(self) -> bool {
+        self.is_pop3() || self.is_imap()
     }
 
     pub fn as_str(self) -> &'static str {
@@ -218,6 +237,8 @@ impl ListenerName {
             ListenerName::Lmtp => "lmtp",
             ListenerName::Pop3 => "pop3",
             ListenerName::Pop3s => "pop3s",
+            ListenerName::Imap => "imap",
+            ListenerName::Imaps => "imaps",
         }
     }
 
@@ -230,6 +251,8 @@ impl ListenerName {
             ListenerName::Lmtp => 2424,
             ListenerName::Pop3 => 2110,
             ListenerName::Pop3s => 2995,
+            ListenerName::Imap => 2143,
+            ListenerName::Imaps => 2993,
         };
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
     }
@@ -386,6 +409,8 @@ impl Config {
                     ListenerName::Lmtp => "listeners.lmtp.max_connections_per_ip",
                     ListenerName::Pop3 => "listeners.pop3.max_connections_per_ip",
                     ListenerName::Pop3s => "listeners.pop3s.max_connections_per_ip",
+                    ListenerName::Imap => "listeners.imap.max_connections_per_ip",
+                    ListenerName::Imaps => "listeners.imaps.max_connections_per_ip",
                 };
                 return Err((key, "must be at least 1".to_owned()));
             }
@@ -449,16 +474,18 @@ impl Config {
             ListenerName::Lmtp => &self.listeners.lmtp,
             ListenerName::Pop3 => &self.listeners.pop3,
             ListenerName::Pop3s => &self.listeners.pop3s,
+            ListenerName::Imap => &self.listeners.imap,
+            ListenerName::Imaps => &self.listeners.imaps,
         }
     }
 
     /// Whether a listener runs: as configured, else as the role has it (gateways and
     /// `all` receive SMTP; backends receive LMTP; mailboxes, in `all` and backends,
-    /// are read over POP3).
+    /// are read over POP3 and IMAP).
     pub fn listener_enabled(&self, name: ListenerName) -> bool {
         self.listener(name).enabled.unwrap_or(match name {
             ListenerName::Lmtp => self.server.role == Role::Backend,
-            ListenerName::Pop3 | ListenerName::Pop3s => self.server.role != Role::Gateway,
+            name if name.is_retrieval() => self.server.role != Role::Gateway,
             _ => self.server.role != Role::Backend,
         })
     }

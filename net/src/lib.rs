@@ -8,7 +8,9 @@
 //! - [`delivery`]: the delivery service: the queue machine, attempts over SMTP/LMTP, notices.
 //! - [`control`]: the control socket through which `sluice queue` reaches a running server.
 //! - [`node`]: a running node: store, TLS and listeners, with graceful shutdown.
-//! - [`listener`]: one SMTP or POP3 listener: connection limits, PROXY header, implicit TLS.
+//! - [`listener`]: one SMTP, POP3 or IMAP listener: connection limits, PROXY header, implicit TLS.
+//! - [`imap_driver`]: one IMAP connection pumped through core's `ImapSession`, woken by the store's change announcements (IDLE).
+//! - [`imap_backend`]: the SQL store as core's IMAP `MailboxBackend`.
 //! - [`pop3_driver`]: one POP3 connection pumped through core's `Pop3Session`, with maildrop locks and streamed reads.
 //! - [`smtp_driver`]: one connection pumped through core's reception machine (`sluice_core::node`), generic over the stream.
 //! - [`routing`]: core's router run for one recipient check against the reception store.
@@ -26,6 +28,8 @@ pub mod control;
 pub mod delivery;
 pub mod dkim;
 pub mod dns;
+pub mod imap_backend;
+pub mod imap_driver;
 pub mod incoming;
 pub mod listener;
 pub mod logging;

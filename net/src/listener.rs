@@ -1,19 +1,21 @@
 //! One listener: accepts TCP connections, enforces the total and per-address
 //! connection limits, reads the PROXY header when configured, performs implicit TLS
-//! on the submissions and POP3S ports, and hands each connection to the SMTP or the
-//! POP3 driver in its own task and tracing span. An SMTP connection over a limit
-//! gets the session's 421 refusal; a POP3 one is closed.
+//! on the submissions, POP3S and IMAPS ports, and hands each connection to the
+//! SMTP, POP3 or IMAP driver in its own task and tracing span. An SMTP connection
+//! over a limit gets the session's 421 refusal; a POP3 or IMAP one is closed.
 //! On shutdown, live sessions finish their transactions and say 421, new connections
 //! are refused with 421, and whatever is left after the grace period is dropped.
 
 use crate::config::ListenerName;
 use crate::dns::Resolver;
+use crate::imap_driver::{self, ImapContext};
 use crate::incoming::ClientInfo;
 use crate::maybe_tls::MaybeTls;
 use crate::pop3_driver::{self, Pop3Context};
 use crate::proxy_header;
 use crate::reception_store::ReceptionStore;
 use crate::smtp_driver::{self, DriverContext};
+use sluice_core::imap::{SessionConfig as ImapConfig, TlsMode as ImapTlsMode};
 use sluice_core::pop3::Pop3Config;
 use sluice_core::smtp::server::{ConnectionRefusal, ListenerKind, SessionConfig, TlsMode};
 use std::collections::HashMap;
@@ -34,9 +36,18 @@ pub struct ListenerSpec {
     pub session: SessionConfig,
     pub proxy_protocol: bool,
     pub max_connections_per_ip: usize,
-    /// Some for a POP3 listener: its connections run core's POP3 session with
-    /// this configuration, and `session` only lends its handshake timeout.
-    pub pop3: Option<Pop3Config>,
+    /// The protocol its connections speak.
+    pub service: Service,
+}
+
+/// What a listener's connections run. A POP3 or IMAP listener runs no SMTP
+/// session: its `ListenerSpec::session` only lends the handshake timeout.
+#[derive(Clone, Debug)]
+pub enum Service {
+    /// SMTP or LMTP, as `ListenerSpec::session` says.
+    Smtp,
+    Pop3(Pop3Config),
+    Imap(ImapConfig),
 }
 
 impl ListenerSpec {
@@ -48,23 +59,29 @@ impl ListenerSpec {
             ListenerName::Submissions => (ListenerKind::Submission, TlsMode::Implicit),
             // LMTP runs between our own tiers on a trusted network (RFC 2033 §1).
             ListenerName::Lmtp => (ListenerKind::Lmtp, TlsMode::Unavailable),
-            // POP3 listeners run no SMTP session (see `pop3`); their TLS is POP3's.
-            ListenerName::Pop3 => (ListenerKind::Submission, TlsMode::StartTlsOffered),
-            ListenerName::Pop3s => (ListenerKind::Submission, TlsMode::Implicit),
+            // Retrieval listeners run no SMTP session (see `Service`); the TLS
+            // mode is theirs.
+            ListenerName::Pop3 | ListenerName::Imap => {
+                (ListenerKind::Submission, TlsMode::StartTlsOffered)
+            }
+            ListenerName::Pop3s | ListenerName::Imaps => {
+                (ListenerKind::Submission, TlsMode::Implicit)
+            }
         }
     }
 
-    /// Whether connections are TLS from their first byte (submissions, POP3S).
+    /// Whether connections are TLS from their first byte (submissions, POP3S, IMAPS).
     fn implicit_tls(&self) -> bool {
-        match &self.pop3 {
-            Some(pop3) => pop3.tls == TlsMode::Implicit,
-            None => self.session.tls == TlsMode::Implicit,
+        match &self.service {
+            Service::Smtp => self.session.tls == TlsMode::Implicit,
+            Service::Pop3(pop3) => pop3.tls == TlsMode::Implicit,
+            Service::Imap(imap) => imap.tls == ImapTlsMode::Implicit,
         }
     }
 
     /// Whether a refused connection gets a reply: SMTP's 421 in plaintext only.
     fn refusal_is_answered(&self) -> bool {
-        self.pop3.is_none() && !self.implicit_tls()
+        matches!(self.service, Service::Smtp) && !self.implicit_tls()
     }
 
     /// How long a client may take to send its PROXY header or finish implicit TLS:
@@ -86,6 +103,8 @@ pub struct Shared<R> {
     pub resolver: Option<Resolver>,
     /// What POP3 sessions share; None where the node has no mailbox store.
     pub pop3: Option<Arc<Pop3Context>>,
+    /// What IMAP sessions share; None where the node has no mailbox store.
+    pub imap: Option<Arc<ImapContext>>,
 }
 
 /// Counts live connections per client address; a slot frees itself when dropped.
@@ -291,13 +310,24 @@ async fn connection<R: ReceptionStore>(
         } else {
             MaybeTls::Plain(stream)
         };
-        if let Some(config) = &spec.pop3 {
-            let Some(context) = shared.pop3.clone() else {
-                tracing::warn!("no mailbox store for POP3; closing");
+        match &spec.service {
+            Service::Smtp => {}
+            Service::Pop3(config) => {
+                let Some(context) = shared.pop3.clone() else {
+                    tracing::warn!("no mailbox store for POP3; closing");
+                    return;
+                };
+                pop3_driver::drive(stream, config.clone(), client, context, shutdown).await;
                 return;
-            };
-            pop3_driver::drive(stream, config.clone(), client, context, shutdown).await;
-            return;
+            }
+            Service::Imap(config) => {
+                let Some(context) = shared.imap.clone() else {
+                    tracing::warn!("no mailbox store for IMAP; closing");
+                    return;
+                };
+                imap_driver::drive(stream, config.clone(), client, context, shutdown).await;
+                return;
+            }
         }
         let client_info = ClientInfo::new(client);
         if let Some(resolver) = shared.resolver.clone() {

@@ -6,7 +6,8 @@
 use crate::config::{Config, ListenerName, Role, StorageSection};
 use crate::delivery::{self, ClientTls, Deliverer, DeliveryHandle, NoticeWriter};
 use crate::dns::{Resolver, ResolverSettings};
-use crate::listener::{self, ListenerSpec, Shared};
+use crate::imap_driver::ImapContext;
+use crate::listener::{self, ListenerSpec, Service, Shared};
 use crate::login::Logins;
 use crate::pop3_driver::{MaildropLocks, Pop3Context};
 use crate::reception_store::ReceptionStore;
@@ -14,6 +15,7 @@ use crate::smtp_driver::DriverContext;
 use crate::store::{Store, StoreOptions};
 use crate::tls;
 use anyhow::Context as _;
+use sluice_core::imap::{SessionConfig as ImapConfig, TlsMode as ImapTlsMode};
 use sluice_core::node::PlacementPolicy;
 use sluice_core::pop3::{Limits as Pop3Limits, Pop3Config};
 use sluice_core::queue::Queue;
@@ -21,7 +23,7 @@ use sluice_core::router::MailboxAccess;
 use sluice_core::router::RouterConfig;
 use sluice_core::smtp::address::Domain;
 use sluice_core::smtp::client::Limits as ClientLimits;
-use sluice_core::smtp::server::{Limits, SessionConfig};
+use sluice_core::smtp::server::{Limits, SessionConfig, TlsMode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,6 +245,13 @@ impl Node {
         let tls_acceptor = tokio_rustls::TlsAcceptor::from(loaded.config);
         // One login guard for every protocol, so failures over SMTP slow POP3 too.
         let logins = Logins::default();
+        let imap = services.mailboxes.clone().map(|store| {
+            Arc::new(ImapContext {
+                store,
+                tls: tls_acceptor.clone(),
+                logins: logins.clone(),
+            })
+        });
         let pop3 = services.mailboxes.map(|store| {
             Arc::new(Pop3Context {
                 store,
@@ -265,6 +274,7 @@ impl Node {
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             resolver: services.resolver,
             pop3: pop3.clone(),
+            imap,
         });
         let limits = Limits {
             recipients: config.smtp.max_recipients,
@@ -280,7 +290,7 @@ impl Node {
             if !config.listener_enabled(name) {
                 continue;
             }
-            if name.is_pop3() && pop3.is_none() {
+            if name.is_retrieval() && pop3.is_none() {
                 tracing::warn!(listener = %name, "no mailbox store in this node; not listening");
                 continue;
             }
@@ -301,12 +311,7 @@ impl Node {
                 },
                 proxy_protocol: section.proxy_protocol,
                 max_connections_per_ip: section.max_connections_per_ip,
-                pop3: name.is_pop3().then(|| Pop3Config {
-                    hostname: hostname.clone(),
-                    tls,
-                    allow_plaintext_auth: false,
-                    limits: Pop3Limits::default(),
-                }),
+                service: service(name, &hostname, tls),
             };
             tracing::info!(listener = %name, address = %bound, proxy_protocol = section.proxy_protocol, "listening");
             listeners.spawn(listener::run(
@@ -350,5 +355,25 @@ impl Node {
     /// Waits until every listener has stopped and its sessions have ended.
     pub async fn wait(mut self) {
         while self.listeners.join_next().await.is_some() {}
+    }
+}
+
+/// What a listener's connections run, with the TLS mode its name gives.
+fn service(name: ListenerName, hostname: &Domain, tls: TlsMode) -> Service {
+    if name.is_pop3() {
+        Service::Pop3(Pop3Config {
+            hostname: hostname.clone(),
+            tls,
+            allow_plaintext_auth: false,
+            limits: Pop3Limits::default(),
+        })
+    } else if name.is_imap() {
+        let tls = match tls {
+            TlsMode::Implicit => ImapTlsMode::Implicit,
+            _ => ImapTlsMode::StartTlsOffered,
+        };
+        Service::Imap(ImapConfig::new(hostname.as_str(), tls))
+    } else {
+        Service::Smtp
     }
 }

@@ -201,7 +201,7 @@ fn operation() -> impl Strategy<Value = Operation> {
                 unchanged_since,
             }
         ),
-        3 => (user(), folder()).prop_map(|(user, folder)| Operation::Expunge { user, folder }),
+        3 => (user(), folder(), proptest::option::of(uids())).prop_map(|(user, folder, uids)| Operation::Expunge { user, folder, uids }),
         2 => (user(), folder(), folder(), uids(), 0..1_000_i64).prop_map(
             |(user, from, to, uids, at)| Operation::Copy {
                 user,
@@ -612,6 +612,7 @@ fn tombstone_bound_test(engine: Engine) {
                 Operation::Expunge {
                     user: user.clone(),
                     folder: "INBOX".to_owned(),
+                    uids: None,
                 },
             ]
         };

@@ -1135,6 +1135,7 @@ async fn garbage_collection_races_accepts_safely(database: TestDatabase) {
                     sluice_core::mailbox::Operation::Expunge {
                         user: user.clone(),
                         folder: "INBOX".to_owned(),
+                        uids: None,
                     },
                 ] {
                     store.apply(&operation).await.unwrap();

@@ -195,6 +195,14 @@ impl Server {
              address = \"127.0.0.1:0\"\n\
              max_connections_per_ip = {per_ip}\n\
              \n\
+             [listeners.imap]\n\
+             address = \"127.0.0.1:0\"\n\
+             max_connections_per_ip = {per_ip}\n\
+             \n\
+             [listeners.imaps]\n\
+             address = \"127.0.0.1:0\"\n\
+             max_connections_per_ip = {per_ip}\n\
+             \n\
              [log]\n\
              format = \"json\"\n\
              level = \"{log_level}\"\n\

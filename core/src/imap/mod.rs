@@ -25,6 +25,7 @@
 //! `core::message`, asking the store for metadata a bounded batch at a time and for
 //! one message's bytes at a time.
 
+pub mod backend;
 pub mod config;
 pub mod event;
 pub mod io;

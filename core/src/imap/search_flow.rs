@@ -255,7 +255,9 @@ impl ImapSession {
             .iter()
             .filter_map(|f| Flag::try_from(f.as_str()).ok().map(IntoStatic::into_static))
             .collect();
-        let date = chrono::DateTime::from_timestamp_millis(meta.internal_date_ms)
+        // IMAP dates have whole seconds (RFC 9051 `date-time`); imap-types refuses
+        // a date with a fraction, and stores keep milliseconds.
+        let date = chrono::DateTime::from_timestamp(meta.internal_date_ms.div_euclid(1000), 0)
             .unwrap_or_default()
             .fixed_offset();
         let Ok(internal_date) = DateTime::try_from(date) else {

@@ -37,17 +37,24 @@ pub struct FolderStatus {
     pub messages: u32,
     /// Messages without `\Seen`.
     pub unseen: u32,
+    /// Messages flagged `\Deleted` (STATUS DELETED, RFC 9051 §6.3.11).
+    pub deleted: u32,
     /// The sum of the messages' sizes, in octets (STATUS SIZE, RFC 8438).
     pub size: u64,
 }
 
-/// A message changed (added or its flags changed) after some MODSEQ.
+/// A message changed (added or its flags changed) after some MODSEQ, with what
+/// a client may fetch of it without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ChangedMessage {
     pub uid: u32,
     /// Canonical spellings, sorted by byte order.
     pub flags: Vec<String>,
     pub modseq: u64,
+    pub internal_date_ms: i64,
+    pub size: u64,
+    /// The envelope sender without angle brackets; empty for none.
+    pub reverse_path: String,
 }
 
 /// What changed in a folder after a MODSEQ (CHANGEDSINCE, QRESYNC).

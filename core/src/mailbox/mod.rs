@@ -163,10 +163,12 @@ pub enum Operation {
         flags: Vec<String>,
         unchanged_since: Option<u64>,
     },
-    /// Removes every message flagged `\Deleted`.
+    /// Removes every message flagged `\Deleted`; with `uids`, only those among
+    /// them (IMAP's UID EXPUNGE, RFC 4315 §2.1), leaving the other `\Deleted` ones.
     Expunge {
         user: String,
         folder: String,
+        uids: Option<Vec<u32>>,
     },
     /// Copies messages (flags, internal date and envelope sender kept) with new
     /// UIDs in `to`. `at_ms` (milliseconds since the Unix epoch) dates any
@@ -318,6 +320,14 @@ pub struct MessageObservation {
     pub modseq: u64,
     /// The envelope sender without angle brackets; empty for none.
     pub reverse_path: String,
+}
+
+/// One of a user's folders, as IMAP's LIST needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FolderEntry {
+    /// The canonical name (`INBOX` upper-cased, `/` as the delimiter).
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
 }
 
 /// One folder as a client can observe it.

@@ -2,8 +2,8 @@
 //! maps, checked in a fixed order so that every store refuses the same way.
 
 use super::{
-    ChangedMessage, Changes, FIRST_MODSEQ, FlagMode, FolderObservation, FolderStatus, INBOX,
-    JunkDirection, JunkEvent, MAX_FLAGS_PER_MESSAGE, MailboxError, MailboxLimits,
+    ChangedMessage, Changes, FIRST_MODSEQ, FlagMode, FolderEntry, FolderObservation, FolderStatus,
+    INBOX, JunkDirection, JunkEvent, MAX_FLAGS_PER_MESSAGE, MailboxError, MailboxLimits,
     MessageObservation, Observation, Operation, Outcome, STANDARD_FOLDERS, SpecialUse,
     UserObservation, canonical_flags, changed_flags, normalise_flag, normalise_folder_name,
 };
@@ -96,12 +96,18 @@ impl Folder {
             .values()
             .filter(|message| !message.flags.iter().any(|flag| flag == "\\Seen"))
             .count();
+        let deleted = self
+            .messages
+            .values()
+            .filter(|message| message.flags.iter().any(|flag| flag == "\\Deleted"))
+            .count();
         FolderStatus {
             uidvalidity: self.uidvalidity,
             uidnext: self.uidnext,
             highestmodseq: self.highestmodseq,
             messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
+            deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
             size: self.messages.values().map(|message| message.size).sum(),
         }
     }
@@ -263,12 +269,13 @@ impl MailboxModel {
                     .collect::<Result<Vec<String>, MailboxError>>()?;
                 store_flags(found, uids, *mode, &normalised, *unchanged_since)
             }
-            Operation::Expunge { user, folder } => {
+            Operation::Expunge { user, folder, uids } => {
                 let account = self.user_mut(user)?;
                 let (_, found) = account.folder_mut(folder)?;
                 let doomed: Vec<u32> = found
                     .messages
                     .iter()
+                    .filter(|(uid, _)| uids.as_ref().is_none_or(|only| only.contains(uid)))
                     .filter(|(_, message)| message.flags.iter().any(|flag| flag == "\\Deleted"))
                     .map(|(uid, _)| *uid)
                     .collect();
@@ -465,6 +472,9 @@ impl MailboxModel {
                     uid: *uid,
                     flags: message.flags.clone(),
                     modseq: message.modseq,
+                    internal_date_ms: message.internal_date_ms,
+                    size: message.size,
+                    reverse_path: message.reverse_path.clone(),
                 })
                 .collect(),
             vanished: found
@@ -475,6 +485,34 @@ impl MailboxModel {
                 .collect(),
             vanished_complete: modseq >= found.vanished_floor,
         })
+    }
+
+    /// The user's folders, by name in byte order.
+    pub fn folders(&self, user: &str) -> Result<Vec<FolderEntry>, MailboxError> {
+        Ok(self
+            .user(user)?
+            .folders
+            .iter()
+            .map(|(name, folder)| FolderEntry {
+                name: name.clone(),
+                special_use: folder.special_use,
+            })
+            .collect())
+    }
+
+    /// The messages of a folder whose UID is `wanted`, by ascending UID.
+    pub fn messages(
+        &self,
+        user: &str,
+        folder: &str,
+        wanted: impl Fn(u32) -> bool,
+    ) -> Result<Vec<MessageObservation>, MailboxError> {
+        let (_, found) = self.user(user)?.folder(folder)?;
+        Ok(observe_folder(found)
+            .messages
+            .into_iter()
+            .filter(|message| wanted(message.uid))
+            .collect())
     }
 
     /// The user's subscribed names, sorted by byte order.

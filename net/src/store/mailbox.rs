@@ -725,11 +725,16 @@ pub(crate) async fn apply(
                 modified,
             }))
         }
-        Operation::Expunge { folder, .. } => {
+        Operation::Expunge { folder, uids, .. } => {
             let (_, found) = attempt!(resolve(db, tx, &user_key, user, folder).await?);
             let doomed: Vec<MessageRow> = folder_rows(db, tx, found.id)
                 .await?
                 .into_iter()
+                .filter(|row| {
+                    uids.as_ref().is_none_or(|only| {
+                        u32::try_from(row.uid).is_ok_and(|uid| only.contains(&uid))
+                    })
+                })
                 .filter(|row| row.flags.iter().any(|flag| flag == "\\Deleted"))
                 .collect();
             let mut uids = Vec::with_capacity(doomed.len());

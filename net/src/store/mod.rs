@@ -50,6 +50,7 @@ mod password;
 mod queue_columns;
 mod retention;
 mod sql;
+mod watch;
 
 pub use append::Append;
 pub use delivery_queue::QueuedBody;
@@ -58,6 +59,7 @@ pub use mailbox::StoredJunkEvent;
 pub use retention::PruneReport;
 pub use sluice_core::node::{IncomingMessage, QueuedCopy, RoutedRecipient};
 pub use sql::SqlEngine;
+pub use watch::{MailboxListener, MailboxWatch};
 
 use blob::BlobStore;
 use commit::Committer;
@@ -65,8 +67,8 @@ use delivery_queue::QueueSelection;
 use directory::Kind;
 use sluice_core::directory::{DirectoryAnswer, DirectoryQuery};
 use sluice_core::mailbox::{
-    Changes, FolderStatus, MailboxError, MailboxLimits, Observation, Operation, Outcome,
-    UserObservation,
+    Changes, FolderEntry, FolderStatus, MailboxError, MailboxLimits, MessageObservation,
+    Observation, Operation, Outcome, UserObservation,
 };
 use sluice_core::queue::{QueuedMessage, RecipientChange};
 use sql::Db;
@@ -184,6 +186,7 @@ pub struct Store {
     blobs: Arc<BlobStore>,
     committer: Committer,
     options: StoreOptions,
+    watch: MailboxWatch,
 }
 
 /// Runs blocking blob-folder work off the async worker threads.
@@ -252,7 +255,27 @@ impl Store {
             db,
             blobs,
             options,
+            watch: MailboxWatch::default(),
         })
+    }
+
+    /// Announces the mailbox changes this store commits (IMAP IDLE's wake-ups).
+    pub fn watch(&self) -> &MailboxWatch {
+        &self.watch
+    }
+
+    /// Announces a change of `user`'s mailboxes.
+    fn announce(&self, user: &str) {
+        self.watch.announce(&directory::lookup_key(user));
+    }
+
+    /// Announces the local recipients of a stored message.
+    fn announce_local(&self, message: &IncomingMessage) {
+        for recipient in &message.recipients {
+            if let RoutedRecipient::Local { user, .. } = recipient {
+                self.announce(user);
+            }
+        }
     }
 
     /// The options this store was opened with.
@@ -292,7 +315,9 @@ impl Store {
             self.options.inline_body_limit,
             message,
         )
-        .await
+        .await?;
+        self.announce_local(message);
+        Ok(())
     }
 
     /// Every queued message with a recipient still to deliver, for the queue at start.
@@ -350,7 +375,11 @@ impl Store {
             notice,
             remove,
         )
-        .await
+        .await?;
+        if let Some(notice) = notice {
+            self.announce_local(notice);
+        }
+        Ok(())
     }
 
     /// Makes deferred recipients of `queue_id` (or of every message) due now, in the
@@ -516,7 +545,9 @@ impl Store {
         }
         // A deadlock or a concurrent duplicate on PostgreSQL/MySQL: try again
         // from scratch, as the accept path does.
-        sql::with_retries(|| self.apply_once(operation)).await
+        let outcome = sql::with_retries(|| self.apply_once(operation)).await?;
+        self.announce(operation.user());
+        Ok(outcome)
     }
 
     async fn apply_once(&self, operation: &Operation) -> Result<Outcome, StoreError> {
@@ -555,6 +586,7 @@ impl Store {
             Ok(removed)
         })
         .await
+        .inspect(|_| self.announce(user))
     }
 
     /// IMAP APPEND: stores the body (inline or as a durable file, as for an
@@ -564,14 +596,16 @@ impl Store {
     /// (TRYCREATE), and a refusal stores nothing but a body file for garbage
     /// collection.
     pub async fn append(&self, append: &Append<'_>) -> Result<Outcome, StoreError> {
-        append::append(
+        let outcome = append::append(
             &self.db,
             &self.blobs,
             &self.options.mailbox_limits,
             self.options.inline_body_limit,
             append,
         )
-        .await
+        .await?;
+        self.announce(append.user);
+        Ok(outcome)
     }
 
     /// SELECT's and STATUS's view of a folder (UIDVALIDITY, UIDNEXT,
@@ -594,6 +628,23 @@ impl Store {
         modseq: u64,
     ) -> Result<Changes, StoreError> {
         self.db.changes_since(user, folder, modseq).await
+    }
+
+    /// A user's folders with their special use (LIST), by name in byte order.
+    pub async fn folder_entries(&self, user: &str) -> Result<Vec<FolderEntry>, StoreError> {
+        self.db.folder_entries(user).await
+    }
+
+    /// The messages of a folder whose UID is in `from..=to`, by UID (IMAP's
+    /// reads of metadata); a missing user or folder is the model's refusal.
+    pub async fn folder_observations(
+        &self,
+        user: &str,
+        folder: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageObservation>, StoreError> {
+        self.db.folder_observations(user, folder, from, to).await
     }
 
     /// A user's subscribed names (LSUB, LIST (SUBSCRIBED)), in byte order.

@@ -288,6 +288,7 @@ fn no_expunge_during_fetch_by_sequence_number() {
     let expunge = crate::mailbox::Operation::Expunge {
         user: USER.to_owned(),
         folder: "INBOX".to_owned(),
+        uids: None,
     };
     harness.store.apply(&expunge).expect("expunged");
     harness.input(crate::imap::Input::MailboxChanged);

@@ -171,3 +171,34 @@ fn modseq_key_reports_the_highest_modseq() {
         format!("* ESEARCH (TAG \"b\") COUNT 3 MODSEQ {modseq}\r\nb OK SEARCH completed\r\n")
     );
 }
+
+/// Stores keep internal dates in milliseconds; IMAP dates have whole seconds, so a
+/// date with a fraction must still be searchable (it once matched nothing at all).
+#[test]
+fn an_internal_date_with_milliseconds_is_searched_by_its_second() {
+    let mut harness = selected(0);
+    harness
+        .store
+        .apply(&crate::mailbox::Operation::Deliver {
+            user: USER.to_owned(),
+            delivery_key: "fractional".to_owned(),
+            blob: "fractional".to_owned(),
+            size: 10,
+            internal_date_ms: 1_700_000_000_999,
+            reverse_path: String::new(),
+        })
+        .expect("delivered");
+    harness.client("s SELECT INBOX\r\n");
+    harness.sent.clear();
+    for (criteria, expected) in [
+        ("ALL", "* SEARCH 1"),
+        ("ON 14-Nov-2023", "* SEARCH 1"),
+        ("BEFORE 14-Nov-2023", "* SEARCH"),
+    ] {
+        assert_eq!(
+            search(&mut harness, criteria),
+            format!("{expected}\r\na OK SEARCH completed\r\n"),
+            "{criteria}"
+        );
+    }
+}

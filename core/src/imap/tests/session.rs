@@ -432,6 +432,7 @@ fn qresync_select_reports_vanished_and_changed() {
         .apply(&Operation::Expunge {
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
+            uids: None,
         })
         .unwrap();
     harness.store.apply(&flag(vec![3], &["\\Seen"])).unwrap();
@@ -610,6 +611,7 @@ fn noop_reports_arrivals_and_expunges() {
         .apply(&Operation::Expunge {
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
+            uids: None,
         })
         .unwrap();
     assert_eq!(
@@ -642,6 +644,7 @@ fn expunges_wait_while_store_by_sequence_number_runs() {
         .apply(&Operation::Expunge {
             user: USER.to_owned(),
             folder: "INBOX".to_owned(),
+            uids: None,
         })
         .unwrap();
     harness.input(Input::MailboxChanged);
@@ -1045,7 +1048,7 @@ proptest! {
                             mode: FlagMode::Add,
                             flags: vec!["\\Deleted".to_owned()],
                         }).unwrap();
-                        harness.store.apply(&Operation::Expunge { user: USER.to_owned(), folder: "INBOX".to_owned() }).unwrap();
+                        harness.store.apply(&Operation::Expunge { user: USER.to_owned(), folder: "INBOX".to_owned(), uids: None }).unwrap();
                         harness.input(Input::MailboxChanged);
                     }
                     continue;

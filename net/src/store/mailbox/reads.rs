@@ -9,8 +9,9 @@ use crate::store::directory::lookup_key;
 use crate::store::sql::{Db, SqlEngine, WriteTx, int};
 use crate::store::{StoreError, StoredMessage};
 use sluice_core::mailbox::{
-    ChangedMessage, Changes, FolderObservation, FolderStatus, JunkDirection, JunkEvent,
-    MailboxError, MessageObservation, SpecialUse, UserObservation, normalise_folder_name,
+    ChangedMessage, Changes, FolderEntry, FolderObservation, FolderStatus, JunkDirection,
+    JunkEvent, MailboxError, MessageObservation, SpecialUse, UserObservation,
+    normalise_folder_name,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
@@ -177,6 +178,7 @@ async fn status_of(
         highestmodseq: folder.highestmodseq,
         messages: 0,
         unseen: 0,
+        deleted: 0,
         size: 0,
     };
     for row in &rows {
@@ -185,6 +187,9 @@ async fn status_of(
         let flags = split_flags(&row.try_get::<String, _>("flags")?);
         if !flags.iter().any(|flag| flag == "\\Seen") {
             status.unseen = status.unseen.saturating_add(1);
+        }
+        if flags.iter().any(|flag| flag == "\\Deleted") {
+            status.deleted = status.deleted.saturating_add(1);
         }
     }
     Ok(status)
@@ -287,6 +292,73 @@ impl Db {
         self.subscriptions_of(&mut tx, &user_key).await
     }
 
+    /// A user's folders (name and special use), by name in byte order.
+    pub(crate) async fn folder_entries(&self, user: &str) -> Result<Vec<FolderEntry>, StoreError> {
+        let user_key = lookup_key(user);
+        let mut tx = begin_read(self).await?;
+        let known = sqlx::query(
+            &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
+        )
+        .bind(&user_key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if known.is_none() {
+            return Err(MailboxError::NoSuchUser(user.to_owned()).into());
+        }
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ?"
+        )))
+        .bind(&user_key)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in &rows {
+            entries.push(FolderEntry {
+                name: row.try_get("name")?,
+                special_use: folder_row(row)?.special_use,
+            });
+        }
+        // Byte order whatever the database's collation.
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// The messages of a folder with a UID in `from..=to`, by UID, in the
+    /// model's form; a missing user or folder is the model's refusal.
+    pub(crate) async fn folder_observations(
+        &self,
+        user: &str,
+        folder: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<MessageObservation>, StoreError> {
+        let mut tx = begin_read(self).await?;
+        let found = resolve_folder(self, &mut tx, user, folder).await?;
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {} FROM messages WHERE folder_id = ? AND uid >= ? AND uid <= ? ORDER BY uid",
+            super::MESSAGE_COLUMNS
+        )))
+        .bind(found.id)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let message = message_row(row)?;
+            messages.push(MessageObservation {
+                uid: to_u32(message.uid, "uid")?,
+                flags: message.flags,
+                size: to_u64(message.size),
+                blob: message.blob,
+                internal_date_ms: message.internal_date_ms,
+                modseq: to_u64(message.modseq),
+                reverse_path: message.reverse_path,
+            });
+        }
+        Ok(messages)
+    }
+
     /// SELECT's and STATUS's view of a folder.
     pub(crate) async fn folder_status(
         &self,
@@ -311,8 +383,8 @@ impl Db {
         let found = resolve_folder(self, &mut tx, user, folder).await?;
         let status = status_of(self, &mut tx, &found).await?;
         let rows = sqlx::query(&self.sql(
-            "SELECT uid, flags, modseq FROM messages WHERE folder_id = ? AND modseq > ? \
-             ORDER BY uid",
+            "SELECT uid, flags, modseq, internal_date_ms, size, reverse_path FROM messages \
+             WHERE folder_id = ? AND modseq > ? ORDER BY uid",
         ))
         .bind(found.id)
         .bind(since)
@@ -324,6 +396,9 @@ impl Db {
                 uid: to_u32(int(row, "uid")?, "uid")?,
                 flags: split_flags(&row.try_get::<String, _>("flags")?),
                 modseq: to_u64(int(row, "modseq")?),
+                internal_date_ms: int(row, "internal_date_ms")?,
+                size: to_u64(int(row, "size")?),
+                reverse_path: row.try_get("reverse_path")?,
             });
         }
         let rows = sqlx::query(&self.sql(
