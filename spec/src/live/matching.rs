@@ -126,44 +126,42 @@ impl Group<'_> {
     }
 
     fn check_pop3(&self, received: &[Vec<u8>]) -> Result<(), (usize, String)> {
-        let mut sent = received.iter();
+        let mut sent = received.iter().peekable();
         let mut in_data = false;
+        // CAPA's lines are the server's own capabilities: not compared, read to the end.
+        let capa = self.last_verb == "CAPA";
         for (line, expect) in &self.expected {
             let Expect::Line(pattern) = expect else {
                 return Err((*line, format!("`{expect}` is not a POP3 line")));
             };
+            let wanted = crate::escape::unescape(pattern).unwrap_or_default();
+            if in_data && capa && wanted != b"." {
+                continue;
+            }
+            if in_data && capa {
+                in_data = false;
+                if sent.by_ref().any(|got| got.as_slice() == b".") {
+                    continue;
+                }
+                return Err((*line, "the CAPA list never ended with `.`".to_string()));
+            }
             let Some(got) = sent.next() else {
                 return Err((*line, format!("expected `{pattern}`, but the server sent nothing more")));
             };
             let shown = String::from_utf8_lossy(got).into_owned();
-            let wanted = crate::escape::unescape(pattern).unwrap_or_default();
-            if in_data {
-                if wanted == b"." {
-                    in_data = false;
-                    if got.as_slice() != b"." {
-                        // CAPA lists the server's own capabilities: read on to its end.
-                        if self.last_verb == "CAPA" {
-                            if sent.by_ref().any(|line| line.as_slice() == b".") {
-                                continue;
-                            }
-                            return Err((*line, "the CAPA list never ended with `.`".to_string()));
-                        }
-                        return Err((*line, format!("expected the end `.`, but the server sent `{shown}`")));
-                    }
-                    continue;
-                }
-                if self.last_verb == "CAPA" {
-                    continue;
-                }
-                if !line_matches(pattern, got) {
-                    return Err((*line, format!("expected `{pattern}`, but the server sent `{shown}`")));
-                }
-                continue;
-            }
-            if !pop3_status_matches(&wanted, got) {
+            let matched = if in_data {
+                line_matches(pattern, got)
+            } else {
+                pop3_status_matches(&wanted, got)
+            };
+            if !matched {
                 return Err((*line, format!("expected `{pattern}`, but the server sent `{shown}`")));
             }
-            in_data = wanted.starts_with(b"+OK") && self.multi_line_follows(*line);
+            if in_data {
+                in_data = wanted != b".";
+            } else {
+                in_data = wanted.starts_with(b"+OK") && self.multi_line_follows(*line);
+            }
         }
         Ok(())
     }
@@ -333,10 +331,14 @@ fn imap_status_matches(wanted: &[u8], got: &[u8]) -> bool {
     if words(wanted) != words(got) {
         return false;
     }
-    match response_code(&wanted[wanted.iter().position(|&b| b == b' ').unwrap_or(0)..]) {
-        Some(code) => {
-            response_code(&got[got.iter().position(|&b| b == b' ').unwrap_or(0)..]) == Some(code)
-        }
+    // The code follows the status, so look past the tag.
+    let after_tag = |line: &[u8]| -> Vec<u8> {
+        line.iter()
+            .position(|&b| b == b' ')
+            .map_or_else(Vec::new, |space| line[space + 1..].to_vec())
+    };
+    match response_code(&after_tag(wanted)) {
+        Some(code) => response_code(&after_tag(got)) == Some(code),
         None => true,
     }
 }
@@ -429,6 +431,13 @@ mod tests {
         assert_eq!(group.check(&dovecot), Ok(()));
         let other = lines(&["+OK", ".", "-ERR [SYS/TEMP] x"]);
         assert_eq!(group.check(&other).unwrap_err().0, 4);
+        let unended = lines(&["+OK", "USER", "-ERR [IN-USE] x"]);
+        assert_eq!(group.check(&unended).unwrap_err().0, 3);
+        let not_capa = Group {
+            last_verb: "LIST".into(),
+            ..group
+        };
+        assert_eq!(not_capa.check(&dovecot).unwrap_err().0, 2);
     }
 
     #[test]

@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn driver_control_is_a_skip_with_its_reason() {
         let cases = [
-            ("listener: mx\n", "S: 220\nT: +5m\n", "clock"),
+            ("listener: mx\n", "S: 220\nT: +5min\n", "clock"),
             ("listener: mx\nset: limits.recipients = 2\n", "S: 220\n", "limits.recipients"),
             ("listener: mx\n", "C: RCPT TO:<a@b>\nD: recipient accept\n", "recipient verdict"),
             ("listener: imap\nfolder: Projects\n", "S: * OK\n", "mailbox fixture"),
