@@ -221,14 +221,7 @@ impl Protocol for Imap {
     }
 
     fn input(&mut self, now: Instant, input: CommonInput) {
-        let input = match input {
-            CommonInput::Bytes(bytes) => Input::Bytes(bytes),
-            CommonInput::Tick => Input::Tick,
-            CommonInput::TlsEstablished => Input::TlsEstablished,
-            CommonInput::TlsFailed => Input::TlsFailed,
-            CommonInput::PeerClosed => Input::PeerClosed,
-            CommonInput::Shutdown => Input::Shutdown,
-        };
+        let input = replay::common_input!(Input, input);
         if let Some(session) = &mut self.session {
             session.handle(now, input);
         }

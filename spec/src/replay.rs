@@ -38,6 +38,22 @@ pub(crate) enum CommonInput {
     Shutdown,
 }
 
+/// Each session's own `Input` names the six inputs every session takes alike; this
+/// turns a [`CommonInput`] into the session's `Input` named `$input`.
+macro_rules! common_input {
+    ($input:ident, $common:expr) => {
+        match $common {
+            $crate::replay::CommonInput::Bytes(bytes) => $input::Bytes(bytes),
+            $crate::replay::CommonInput::Tick => $input::Tick,
+            $crate::replay::CommonInput::TlsEstablished => $input::TlsEstablished,
+            $crate::replay::CommonInput::TlsFailed => $input::TlsFailed,
+            $crate::replay::CommonInput::PeerClosed => $input::PeerClosed,
+            $crate::replay::CommonInput::Shutdown => $input::Shutdown,
+        }
+    };
+}
+pub(crate) use common_input;
+
 /// A kind of request the session asks its driver, which a `D:` step answers.
 pub(crate) trait RequestKind: Copy + fmt::Debug {
     /// How failures name it ("credential check").

@@ -197,14 +197,7 @@ where
     }
 
     fn input(&mut self, now: Instant, input: CommonInput) {
-        let input = match input {
-            CommonInput::Bytes(bytes) => Input::Bytes(bytes),
-            CommonInput::Tick => Input::Tick,
-            CommonInput::TlsEstablished => Input::TlsEstablished,
-            CommonInput::TlsFailed => Input::TlsFailed,
-            CommonInput::PeerClosed => Input::PeerClosed,
-            CommonInput::Shutdown => Input::Shutdown,
-        };
+        let input = replay::common_input!(Input, input);
         if let Some(session) = &mut self.session {
             session.handle(now, input);
         }

@@ -7,10 +7,12 @@
 //! - [`smtp`]: a small raw SMTP client on tokio, for tests and `sluice-bench`.
 //! - [`tools`]: external programs (python3, swaks, curl): presence checks and runners.
 //! - [`clients`]: one transaction with smtplib, swaks or curl, as the test configures it.
+//! - [`dovecot`]: a private Dovecot (IMAP and POP3, optionally with TLS), the anchor Sluice is compared with.
 //! - [`postfix`]: private Postfix instances (a remote with 4xx/5xx recipients, an LMTP relay) and smtp-sink.
 //! - [`rng`]: a seeded generator, so that random kill schedules replay.
 
 pub mod clients;
+pub mod dovecot;
 pub mod haproxy;
 pub mod postfix;
 pub mod rng;

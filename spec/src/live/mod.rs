@@ -46,7 +46,10 @@ pub struct LiveOptions {
     /// protocol's that suit the TLS mode.
     pub listener: Option<String>,
     pub implicit_tls: bool,
-    /// A real account, replacing the vectors' `alice`/`secret`.
+    /// A real account, replacing the vectors' `alice`/`secret`. `{n}` in the user
+    /// name is replaced by the vector's number (`948` for `948-imap-append`), so
+    /// that each vector can have a fresh account: vectors assume an empty mailbox,
+    /// and what one leaves behind (an APPEND, a CREATE) would meet the next.
     pub account: Option<(String, String)>,
     /// How long each connection and each read may take.
     pub timeout: Duration,
@@ -133,6 +136,32 @@ pub fn run_one(vector: &Vector, options: &LiveOptions) -> LiveOutcome {
         result,
         transcript,
     }
+}
+
+/// `{5}` or `{5+}` (the vector's user name's length) becomes the real user's
+/// length, `{6}` (the password's) the real password's; anything else stays.
+fn relength_literal(word: &[u8], user: &str, password: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(word);
+    let Some(inner) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+        return word.to_vec();
+    };
+    let (count, plus) = match inner.strip_suffix('+') {
+        Some(count) => (count, "+"),
+        None => (inner, ""),
+    };
+    let length = match count.parse::<usize>() {
+        Ok(n) if n == VECTOR_USER.len() => user.len(),
+        Ok(n) if n == VECTOR_PASSWORD.len() => password.len(),
+        _ => return word.to_vec(),
+    };
+    format!("{{{length}{plus}}}").into_bytes()
+}
+
+/// The user name for `vector`: `{n}` replaced by the vector's number.
+pub fn account_user(template: &str, vector: &Vector) -> String {
+    let name = vector.name();
+    let number = name.split('-').next().unwrap_or_default();
+    template.replace("{n}", number)
 }
 
 fn family(listener: Listener) -> Family {
@@ -250,6 +279,7 @@ impl LiveReplay<'_> {
         let Some((user, password)) = &self.options.account else {
             return bytes.to_vec();
         };
+        let user = &account_user(user, self.vector);
         let b64 = |text: &[u8]| base64::engine::general_purpose::STANDARD.encode(text);
         let plain = |user: &str, password: &str| b64(format!("\0{user}\0{password}").as_bytes());
         let swaps = [
@@ -262,15 +292,27 @@ impl LiveReplay<'_> {
         let mut out = Vec::with_capacity(bytes.len());
         for (line, terminated) in split_lines_keeping_ends(bytes) {
             let body = &line[..line.len() - if terminated { 2 } else { 0 }];
-            let words: Vec<Vec<u8>> = body
+            let mut swapped = false;
+            let mut words: Vec<Vec<u8>> = body
                 .split(|&b| b == b' ')
-                .map(|word| {
-                    swaps
-                        .iter()
-                        .find(|(from, _)| from.as_bytes() == word)
-                        .map_or_else(|| word.to_vec(), |(_, to)| to.as_bytes().to_vec())
+                .map(|word| match swaps.iter().find(|(from, _)| from.as_bytes() == word) {
+                    Some((_, to)) => {
+                        swapped = true;
+                        to.as_bytes().to_vec()
+                    }
+                    None => word.to_vec(),
                 })
                 .collect();
+            // IMAP LOGIN may send the account as literals (`a LOGIN {5}`, then
+            // `alice {6}`, then `secret`): a literal announced on a LOGIN line or
+            // beside a replaced word, of the vector's user or password length, is
+            // taken to carry it, and announces the real one's length instead.
+            let login = words.iter().any(|w| w.eq_ignore_ascii_case(b"LOGIN"));
+            if (login || swapped)
+                && let Some(last) = words.last_mut()
+            {
+                *last = relength_literal(last, user, password);
+            }
             out.extend(words.join(&b' '));
             if terminated {
                 out.extend_from_slice(b"\r\n");
@@ -373,5 +415,52 @@ impl LiveReplay<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_vectors_account_is_replaced_by_the_real_one() {
+        let vector = Vector::parse(
+            Path::new("948-imap-append.vector"),
+            "# t\nproves: RFC 1 §1\nlistener: imaps\nS: * OK\n",
+        )
+        .unwrap();
+        let options = LiveOptions {
+            address: SocketAddr::from(([127, 0, 0, 1], 9)),
+            protocol: "imap".into(),
+            listener: None,
+            implicit_tls: true,
+            account: Some(("u{n}@x.test".into(), "pw".into())),
+            timeout: Duration::from_secs(1),
+        };
+        let replay = LiveReplay {
+            vector: &vector,
+            options: &options,
+            family: Family::Imap,
+            transcript: Vec::new(),
+            tags: Vec::new(),
+            last_verb: String::new(),
+            current_line: 0,
+        };
+        let sent = replay.substitute(
+            b"a LOGIN alice secret\r\nb AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\nc LOGIN alicex secrets",
+        );
+        let literal = replay.substitute(b"a LOGIN {5+}\r\nalice {6+}\r\nsecret\r\nb APPEND x {5}\r\n");
+        let plain = base64::engine::general_purpose::STANDARD.encode(b"\0u948@x.test\0pw");
+        assert_eq!(
+            String::from_utf8(sent).unwrap(),
+            format!(
+                "a LOGIN u948@x.test pw\r\nb AUTHENTICATE PLAIN {plain}\r\nc LOGIN alicex secrets"
+            )
+        );
+        assert_eq!(
+            String::from_utf8(literal).unwrap(),
+            "a LOGIN {11+}\r\nu948@x.test {2+}\r\npw\r\nb APPEND x {5}\r\n"
+        );
     }
 }
