@@ -181,7 +181,10 @@ mod tests {
         let error = find_vectors_dir(&from).unwrap_err();
         assert_eq!(error.tried.len(), 1);
         let text = error.to_string();
-        assert!(text.contains("typo") && text.contains(VECTORS_ENV), "{text}");
+        assert!(
+            text.contains("typo") && text.contains(VECTORS_ENV),
+            "{text}"
+        );
     }
 
     #[test]
@@ -208,7 +211,10 @@ mod tests {
             ..SearchFrom::default()
         };
         let found = find_vectors_dir(&from).unwrap();
-        assert_eq!(found.canonicalize().unwrap(), vectors.canonicalize().unwrap());
+        assert_eq!(
+            found.canonicalize().unwrap(),
+            vectors.canonicalize().unwrap()
+        );
     }
 
     #[test]

@@ -129,7 +129,10 @@ fn live_mode(args: &Args, address: SocketAddr, vectors: &[&Vector]) -> anyhow::R
     };
     live::validate(&options).map_err(anyhow::Error::msg)?;
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
-    for vector in vectors.iter().filter(|vector| live::selects(&options, vector)) {
+    for vector in vectors
+        .iter()
+        .filter(|vector| live::selects(&options, vector))
+    {
         let outcome = live::run_one(vector, &options);
         match &outcome.result {
             LiveResult::Passed => {

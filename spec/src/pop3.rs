@@ -193,7 +193,8 @@ impl Protocol for Pop3 {
                 {
                     let outcome = match given {
                         MaildropAnswer::Open => MaildropOutcome::Opened(
-                            replay.vector
+                            replay
+                                .vector
                                 .messages
                                 .iter()
                                 .map(|message| MaildropEntry {
@@ -217,19 +218,23 @@ impl Protocol for Pop3 {
                 }
             }
             DriverInput::Read(answer) => {
-                if let (Some((token, kind)), Answer::Give(given)) =
-                    (replay.take_request(Kind::Read { index: 0 }, answer)?, answer)
-                {
+                if let (Some((token, kind)), Answer::Give(given)) = (
+                    replay.take_request(Kind::Read { index: 0 }, answer)?,
+                    answer,
+                ) {
                     let Kind::Read { index } = kind else {
                         return replay.fail("internal: a read request of another kind");
                     };
                     match given {
                         ReadAnswer::Failed => {
                             replay.note(format!("D: {token} read failed"));
-                            self.handle(replay, Input::MessageData {
-                                token,
-                                data: MessageData::Failed,
-                            });
+                            self.handle(
+                                replay,
+                                Input::MessageData {
+                                    token,
+                                    data: MessageData::Failed,
+                                },
+                            );
                         }
                         ReadAnswer::Chunks(size) => {
                             let Some(message) = replay.vector.messages.get(index) else {
@@ -241,16 +246,22 @@ impl Protocol for Pop3 {
                             let size = size.unwrap_or(bytes.len()).max(1);
                             for part in bytes.chunks(size) {
                                 replay.note(format!("D: {token} chunk \"{}\"", escape(part)));
-                                self.handle(replay, Input::MessageData {
-                                    token,
-                                    data: MessageData::Chunk(part.to_vec()),
-                                });
+                                self.handle(
+                                    replay,
+                                    Input::MessageData {
+                                        token,
+                                        data: MessageData::Chunk(part.to_vec()),
+                                    },
+                                );
                             }
                             replay.note(format!("D: {token} end"));
-                            self.handle(replay, Input::MessageData {
-                                token,
-                                data: MessageData::End,
-                            });
+                            self.handle(
+                                replay,
+                                Input::MessageData {
+                                    token,
+                                    data: MessageData::End,
+                                },
+                            );
                         }
                     }
                 }

@@ -376,11 +376,7 @@ impl<K: RequestKind> Replay<'_, K> {
                 "after the last step the session sent `{unexpected}`, which the vector does not expect"
             ));
         }
-        if let Some(open) = self
-            .requests
-            .iter()
-            .find(|r| r.state == RequestState::Open)
-        {
+        if let Some(open) = self.requests.iter().find(|r| r.state == RequestState::Open) {
             return self.fail(format!(
                 "the session's {} {} was never answered (answer it, or `ignore` it to let it time out)",
                 open.kind.name(),

@@ -339,9 +339,9 @@ where
 
     fn check(&mut self, replay: &mut SmtpReplay<'_>, check: &Check) -> Checked {
         match check {
-            Check::Event(pattern) => {
-                replay.fail(format!("internal: `E: event {pattern}` reached the SMTP part"))
-            }
+            Check::Event(pattern) => replay.fail(format!(
+                "internal: `E: event {pattern}` reached the SMTP part"
+            )),
             Check::Message { field, expected } => {
                 let Some(message) = &self.last_message else {
                     return replay.fail("the session has not asked to store any message");
@@ -418,7 +418,6 @@ fn store_outcome(answer: &StoreAnswer) -> StoreOutcome {
         },
     }
 }
-
 
 pub(crate) fn header(vector: &Vector, feed: Feed) -> Vec<String> {
     let mut lines = vec![format!("# {}", vector.title)];

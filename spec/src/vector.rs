@@ -603,9 +603,9 @@ impl<'a> Parser<'a> {
                             vector.live_skip = Some(reason.to_string());
                         }
                         _ => {
-                            return Err(
-                                self.error("expected `live: skip REASON` (why a live server cannot run it)")
-                            );
+                            return Err(self.error(
+                                "expected `live: skip REASON` (why a live server cannot run it)",
+                            ));
                         }
                     }
                 }

@@ -50,6 +50,7 @@ pub struct DovecotSetup {
 }
 
 /// A running private Dovecot; stopped when dropped.
+#[derive(Debug)]
 pub struct PrivateDovecot {
     child: Child,
     imap: u16,
@@ -165,12 +166,14 @@ impl PrivateDovecot {
 
     /// The implicit-TLS IMAP listener (with `tls`).
     pub fn imaps(&self) -> Option<SocketAddr> {
-        self.imaps.map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        self.imaps
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// The implicit-TLS POP3 listener (with `tls`).
     pub fn pop3s(&self) -> Option<SocketAddr> {
-        self.pop3s.map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+        self.pop3s
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     pub fn folder(&self) -> &Path {
@@ -215,7 +218,9 @@ impl Drop for PrivateDovecot {
 /// A self-signed certificate and key for 127.0.0.1, by the openssl command.
 fn self_signed(root: &Path) -> anyhow::Result<()> {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=127.0.0.1"])
         .arg("-keyout")
         .arg(root.join("key.pem"))

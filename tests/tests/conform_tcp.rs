@@ -98,7 +98,10 @@ fn print_summary(server: &str, tally: &Tally) {
         println!("  skip {name}: {reason}");
     }
     for (name, failure) in &tally.failed {
-        println!("  FAIL {name}: {}", failure.lines().next().unwrap_or_default());
+        println!(
+            "  FAIL {name}: {}",
+            failure.lines().next().unwrap_or_default()
+        );
     }
 }
 
@@ -168,7 +171,9 @@ fn sluice_listeners_pass_every_vector_they_can_run() {
     ] {
         let address = server.address(listener).unwrap();
         let user = if protocol == "imap" { imap_user } else { user };
-        let one = run_listener(&vectors, address, protocol, listener, implicit, user, timeout);
+        let one = run_listener(
+            &vectors, address, protocol, listener, implicit, user, timeout,
+        );
         print_summary(&format!("sluice {listener}"), &one);
         merge(&mut tally, one);
     }
@@ -180,7 +185,11 @@ fn sluice_listeners_pass_every_vector_they_can_run() {
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     // Not vacuous: a good share of the vectors ran over TCP.
-    assert!(tally.passed.len() >= 30, "only {} passed", tally.passed.len());
+    assert!(
+        tally.passed.len() >= 30,
+        "only {} passed",
+        tally.passed.len()
+    );
 }
 
 #[test]
@@ -211,14 +220,24 @@ fn dovecot_differs_only_where_listed() {
         ("imap", "imap", false, dovecot.imap()),
         ("imaps", "imap", true, dovecot.imaps().unwrap()),
     ] {
-        let user = if protocol == "imap" { "alice{n}" } else { "alice" };
+        let user = if protocol == "imap" {
+            "alice{n}"
+        } else {
+            "alice"
+        };
         merge(
             &mut tally,
-            run_listener(&vectors, address, protocol, listener, implicit, user, timeout),
+            run_listener(
+                &vectors, address, protocol, listener, implicit, user, timeout,
+            ),
         );
     }
     print_summary("dovecot", &tally);
-    assert!(tally.passed.len() >= 10, "only {} passed", tally.passed.len());
+    assert!(
+        tally.passed.len() >= 10,
+        "only {} passed",
+        tally.passed.len()
+    );
     assert_failures_are("dovecot-failures.txt", &tally);
 }
 

@@ -18,14 +18,14 @@ use imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItem, MessageDat
 use imap_types::flag::{Flag, FlagFetch};
 use imap_types::response::{Data, Response};
 use sluice_core::message::{MessageMeta, MessageView, SectionError, check_charset, search};
+use sluice_tests::dovecot::{DovecotSetup, PrivateDovecot, dovecot_binary, vmail_ids};
 use sluice_tests::tools::in_ci;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// Differences from Dovecot that are choices, not bugs: (corpus file, fetch item or
 /// search key, reason).
@@ -187,7 +187,7 @@ const SEARCH_KEYS: &[&str] = &[
 #[test]
 fn message_view_matches_dovecot() {
     // As every peer test: skipped outside CI when the peer is missing, a failure in CI.
-    let Some(dovecot) = find_program("dovecot") else {
+    let Some(dovecot) = dovecot_binary() else {
         assert!(
             !in_ci(),
             "dovecot is not installed, but CI=true: tests/install-peers.sh must install it"
@@ -195,7 +195,7 @@ fn message_view_matches_dovecot() {
         println!("skipped: dovecot not installed");
         return;
     };
-    let Some((uid, gid)) = vmail_ids() else {
+    let Some(ids) = vmail_ids() else {
         assert!(
             !in_ci(),
             "no vmail user, but CI=true: tests/install-peers.sh must create it"
@@ -209,8 +209,8 @@ fn message_view_matches_dovecot() {
         "the corpus has {} messages",
         corpus.len()
     );
-    let server = PrivateDovecot::start(&dovecot, uid, gid, &corpus);
-    let mut imap = Imap::connect(server.port);
+    let server = start_dovecot(&dovecot, ids, &corpus);
+    let mut imap = Imap::connect(server.imap().port());
     imap.ok("LOGIN u secret");
     let (untagged, _) = imap.run("SELECT INBOX");
     let exists = format!("* {} EXISTS", corpus.len());
@@ -800,29 +800,15 @@ fn split_key(key: &str) -> Vec<String> {
     words
 }
 
-/// A Dovecot running from a temporary folder on a spare loopback port.
-struct PrivateDovecot {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl PrivateDovecot {
-    fn start(program: &Path, uid: u32, gid: u32, corpus: &[(String, Vec<u8>)]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-dovecot-")
-            .tempdir()
-            .unwrap();
-        let root_path = dir.path().to_path_buf();
-        let root = root_path.as_path();
-        // Dovecot's mail processes run as vmail and must reach the mail folder.
-        set_mode(root, 0o755);
-        let port = spare_port();
-        let maildir = root.join("mail/u/Maildir");
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        // Internal dates a day apart from 20 Nov 2026, noon UTC, for BEFORE/ON/SINCE.
+/// The private Dovecot (`sluice_tests::dovecot`) with the corpus in user `u`'s
+/// INBOX, internal dates a day apart from 20 Nov 2026, noon UTC (for
+/// BEFORE/ON/SINCE).
+fn start_dovecot(program: &Path, ids: (u32, u32), corpus: &[(String, Vec<u8>)]) -> PrivateDovecot {
+    let setup = DovecotSetup {
+        users: vec![("u".to_owned(), "secret".to_owned())],
+        tls: false,
+    };
+    PrivateDovecot::start(program, ids, &setup, |_, maildir| {
         let first = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_176_000);
         for (index, (_, bytes)) in corpus.iter().enumerate() {
             let path = maildir
@@ -833,110 +819,8 @@ impl PrivateDovecot {
             file.set_modified(first + Duration::from_secs(86_400 * index as u64))
                 .unwrap();
         }
-        for path in [root.join("mail"), root.join("mail/u"), maildir.clone()] {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
-        }
-        for sub in ["cur", "new", "tmp"] {
-            std::os::unix::fs::chown(maildir.join(sub), Some(uid), Some(gid)).unwrap();
-            for entry in std::fs::read_dir(maildir.join(sub)).unwrap() {
-                std::os::unix::fs::chown(entry.unwrap().path(), Some(uid), Some(gid)).unwrap();
-            }
-        }
-        std::fs::write(root.join("passwd"), "u:{PLAIN}secret::::::\n").unwrap();
-        let r = root.display();
-        let config = format!(
-            "base_dir = {r}/base\n\
-             state_dir = {r}/state\n\
-             log_path = {r}/dovecot.log\n\
-             protocols = imap\n\
-             listen = 127.0.0.1\n\
-             ssl = no\n\
-             disable_plaintext_auth = no\n\
-             auth_username_format = %Ln\n\
-             mail_location = maildir:{r}/mail/%n/Maildir\n\
-             mail_uid = {uid}\n\
-             mail_gid = {gid}\n\
-             first_valid_uid = 100\n\
-             passdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = {r}/passwd\n}}\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
-        );
-        std::fs::write(root.join("dovecot.conf"), config).unwrap();
-        let child = Command::new(program)
-            .arg("-F")
-            .arg("-c")
-            .arg(root.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dovecot");
-        let server = PrivateDovecot {
-            child,
-            port,
-            _dir: dir,
-        };
-        server.wait_listening(root);
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("dovecot.log")).unwrap_or_default()
-    }
-
-    /// Waits until the listener accepts a connection (bounded by a deadline).
-    fn wait_listening(&self, root: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dovecot did not listen: {}",
-                std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
-            );
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for PrivateDovecot {
-    fn drop(&mut self) {
-        // SIGTERM lets the master stop its children; then reap it.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn spare_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn vmail_ids() -> Option<(u32, u32)> {
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").arg(flag).arg("vmail").output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-            .flatten()
-    };
-    Some((id("-u")?, id("-g")?))
+    })
+    .expect("start dovecot")
 }
 
 fn corpus() -> Vec<(String, Vec<u8>)> {

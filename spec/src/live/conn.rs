@@ -41,7 +41,11 @@ pub(crate) struct Conn {
 impl Conn {
     /// Connects, with `timeout` for the connection and for each read; with
     /// `implicit_tls`, the handshake comes first.
-    pub(crate) fn open(address: SocketAddr, timeout: Duration, implicit_tls: bool) -> io::Result<Conn> {
+    pub(crate) fn open(
+        address: SocketAddr,
+        timeout: Duration,
+        implicit_tls: bool,
+    ) -> io::Result<Conn> {
         let tcp = TcpStream::connect_timeout(&address, timeout)?;
         tcp.set_read_timeout(Some(timeout))?;
         tcp.set_write_timeout(Some(timeout))?;

@@ -53,7 +53,11 @@ impl Group<'_> {
     pub(crate) fn progress(&self, received: &[Vec<u8>]) -> Progress {
         let done = match self.family {
             Family::Smtp => {
-                let wanted = self.expected.iter().filter(|(_, e)| is_final_reply(e)).count();
+                let wanted = self
+                    .expected
+                    .iter()
+                    .filter(|(_, e)| is_final_reply(e))
+                    .count();
                 received.iter().filter(|line| is_final_line(line)).count() >= wanted
             }
             Family::Pop3 => pop3_done(&self.expected, received),
@@ -107,17 +111,29 @@ impl Group<'_> {
             }
             let (at, last) = (*line, pattern);
             let Some(final_line) = got.last() else {
-                return Err((at, format!("expected `{expect}`, but the server sent nothing more")));
+                return Err((
+                    at,
+                    format!("expected `{expect}`, but the server sent nothing more"),
+                ));
             };
             let shown = String::from_utf8_lossy(final_line).into_owned();
             if got.iter().any(|sent| code_of(sent) != Some(last.code)) {
-                return Err((at, format!("expected a {} reply, but the server sent `{shown}`", last.code)));
+                return Err((
+                    at,
+                    format!(
+                        "expected a {} reply, but the server sent `{shown}`",
+                        last.code
+                    ),
+                ));
             }
             // The enhanced status code, where the vector pins it and the server uses them.
             if let Some(status) = &last.status {
                 let sent_status = status_of(final_line);
                 if sent_status.is_some() && sent_status.as_deref() != Some(status.as_str()) {
-                    return Err((at, format!("expected `{expect}`, but the server sent `{shown}`")));
+                    return Err((
+                        at,
+                        format!("expected `{expect}`, but the server sent `{shown}`"),
+                    ));
                 }
             }
             reply.clear();
@@ -146,7 +162,10 @@ impl Group<'_> {
                 return Err((*line, "the CAPA list never ended with `.`".to_string()));
             }
             let Some(got) = sent.next() else {
-                return Err((*line, format!("expected `{pattern}`, but the server sent nothing more")));
+                return Err((
+                    *line,
+                    format!("expected `{pattern}`, but the server sent nothing more"),
+                ));
             };
             let shown = String::from_utf8_lossy(got).into_owned();
             let matched = if in_data {
@@ -155,7 +174,10 @@ impl Group<'_> {
                 pop3_status_matches(&wanted, got)
             };
             if !matched {
-                return Err((*line, format!("expected `{pattern}`, but the server sent `{shown}`")));
+                return Err((
+                    *line,
+                    format!("expected `{pattern}`, but the server sent `{shown}`"),
+                ));
             }
             if in_data {
                 in_data = wanted != b".";
@@ -168,7 +190,11 @@ impl Group<'_> {
 
     /// Whether the expected line after `line` is data (a multi-line response).
     fn multi_line_follows(&self, line: usize) -> bool {
-        let mut after = self.expected.iter().skip_while(|(at, _)| *at != line).skip(1);
+        let mut after = self
+            .expected
+            .iter()
+            .skip_while(|(at, _)| *at != line)
+            .skip(1);
         matches!(after.next(), Some((_, Expect::Line(next)))
             if !next.starts_with("+OK") && !next.starts_with("-ERR") && !next.starts_with("+ "))
     }
@@ -191,19 +217,25 @@ impl Group<'_> {
             let wanted = crate::escape::unescape(pattern).unwrap_or_default();
             if imap_is_completion(Some(&wanted), self.tags) {
                 let Some(got) = completions.next() else {
-                    return Err((*line, format!("expected `{pattern}`, but the server sent nothing more")));
+                    return Err((
+                        *line,
+                        format!("expected `{pattern}`, but the server sent nothing more"),
+                    ));
                 };
                 if !imap_status_matches(&wanted, got) {
                     return Err((
                         *line,
-                        format!("expected `{pattern}`, but the server sent `{}`", String::from_utf8_lossy(got)),
+                        format!(
+                            "expected `{pattern}`, but the server sent `{}`",
+                            String::from_utf8_lossy(got)
+                        ),
                     ));
                 }
                 continue;
             }
-            let found = untagged.iter().position(|got| {
-                imap_untagged_matches(pattern, &wanted, got)
-            });
+            let found = untagged
+                .iter()
+                .position(|got| imap_untagged_matches(pattern, &wanted, got));
             match found {
                 Some(index) => {
                     untagged.remove(index);
@@ -215,7 +247,9 @@ impl Group<'_> {
                         .collect();
                     return Err((
                         *line,
-                        format!("expected `{pattern}` among the server's responses, which were: {sent:?}"),
+                        format!(
+                            "expected `{pattern}` among the server's responses, which were: {sent:?}"
+                        ),
                     ));
                 }
             }
@@ -250,8 +284,11 @@ fn status_of(line: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(line.get(4..)?).into_owned();
     let word = text.split(' ').next()?;
     let parts: Vec<&str> = word.split('.').collect();
-    (parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
-        .then(|| word.to_string())
+    (parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then(|| word.to_string())
 }
 
 /// POP3: the group is complete once every expected status line has its answer and
@@ -279,7 +316,10 @@ fn pop3_done(expected: &[(usize, &Expect)], received: &[Vec<u8>]) -> bool {
             return false;
         };
         // A multi-line response the server refused (`-ERR`) has no data.
-        if multi && status.starts_with(b"+OK") && !lines.by_ref().any(|line| line.as_slice() == b".") {
+        if multi
+            && status.starts_with(b"+OK")
+            && !lines.by_ref().any(|line| line.as_slice() == b".")
+        {
             return false;
         }
     }
@@ -292,7 +332,12 @@ fn is_pop3_status(line: &[u8]) -> bool {
 
 /// `+OK`/`-ERR`/`+`, and a bracketed response code when the vector pins one.
 fn pop3_status_matches(wanted: &[u8], got: &[u8]) -> bool {
-    let word = |line: &[u8]| -> Vec<u8> { line.split(|&b| b == b' ').next().unwrap_or_default().to_vec() };
+    let word = |line: &[u8]| -> Vec<u8> {
+        line.split(|&b| b == b' ')
+            .next()
+            .unwrap_or_default()
+            .to_vec()
+    };
     if word(wanted) != word(got) {
         return false;
     }
@@ -320,13 +365,19 @@ fn imap_is_completion(line: Option<&[u8]>, tags: &[String]) -> bool {
         return false;
     };
     tags.iter().any(|known| known.as_bytes() == tag)
-        && matches!(status.to_ascii_uppercase().as_slice(), b"OK" | b"NO" | b"BAD")
+        && matches!(
+            status.to_ascii_uppercase().as_slice(),
+            b"OK" | b"NO" | b"BAD"
+        )
 }
 
 /// Tag, status and response code.
 fn imap_status_matches(wanted: &[u8], got: &[u8]) -> bool {
     let words = |line: &[u8]| -> Vec<Vec<u8>> {
-        line.splitn(3, |&b| b == b' ').take(2).map(|w| w.to_ascii_uppercase()).collect()
+        line.splitn(3, |&b| b == b' ')
+            .take(2)
+            .map(|w| w.to_ascii_uppercase())
+            .collect()
     };
     if words(wanted) != words(got) {
         return false;
@@ -350,9 +401,16 @@ fn imap_untagged_matches(pattern: &str, wanted: &[u8], got: &[u8]) -> bool {
         return got.starts_with(b"+");
     }
     let status = |line: &[u8]| -> Option<Vec<u8>> {
-        let word = line.strip_prefix(b"* ")?.split(|&b| b == b' ').next()?.to_ascii_uppercase();
-        matches!(word.as_slice(), b"OK" | b"NO" | b"BAD" | b"BYE" | b"PREAUTH" | b"CAPABILITY")
-            .then_some(word)
+        let word = line
+            .strip_prefix(b"* ")?
+            .split(|&b| b == b' ')
+            .next()?
+            .to_ascii_uppercase();
+        matches!(
+            word.as_slice(),
+            b"OK" | b"NO" | b"BAD" | b"BYE" | b"PREAUTH" | b"CAPABILITY"
+        )
+        .then_some(word)
     };
     match status(wanted) {
         Some(word) => {
@@ -394,11 +452,20 @@ mod tests {
         ];
         let group = Group {
             family: Family::Smtp,
-            expected: expected.iter().enumerate().map(|(i, e)| (i + 1, e)).collect(),
+            expected: expected
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i + 1, e))
+                .collect(),
             last_verb: String::new(),
             tags: &[],
         };
-        let postfix = lines(&["250-postfix.test", "250-SIZE 10240000", "250-8BITMIME", "250 CHUNKING"]);
+        let postfix = lines(&[
+            "250-postfix.test",
+            "250-SIZE 10240000",
+            "250-8BITMIME",
+            "250 CHUNKING",
+        ]);
         assert_eq!(group.progress(&postfix), Progress::More);
         let mut all = postfix.clone();
         all.push(b"250 2.1.0 Ok".to_vec());
@@ -421,11 +488,22 @@ mod tests {
         ];
         let group = Group {
             family: Family::Pop3,
-            expected: expected.iter().enumerate().map(|(i, e)| (i + 1, e)).collect(),
+            expected: expected
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i + 1, e))
+                .collect(),
             last_verb: "CAPA".into(),
             tags: &[],
         };
-        let dovecot = lines(&["+OK", "CAPA", "TOP", "UIDL", ".", "-ERR [IN-USE] Unable to lock"]);
+        let dovecot = lines(&[
+            "+OK",
+            "CAPA",
+            "TOP",
+            "UIDL",
+            ".",
+            "-ERR [IN-USE] Unable to lock",
+        ]);
         assert_eq!(group.progress(&dovecot[..4]), Progress::More);
         assert_eq!(group.progress(&dovecot), Progress::Done);
         assert_eq!(group.check(&dovecot), Ok(()));
@@ -450,7 +528,11 @@ mod tests {
         ];
         let group = Group {
             family: Family::Imap,
-            expected: expected.iter().enumerate().map(|(i, e)| (i + 1, e)).collect(),
+            expected: expected
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i + 1, e))
+                .collect(),
             last_verb: "SELECT".into(),
             tags: &tags,
         };

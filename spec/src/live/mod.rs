@@ -80,7 +80,9 @@ pub fn validate(options: &LiveOptions) -> Result<(), String> {
         ));
     };
     if let Some(name) = &options.listener
-        && !listeners.iter().any(|listener| listener.to_string() == *name)
+        && !listeners
+            .iter()
+            .any(|listener| listener.to_string() == *name)
     {
         let names: Vec<String> = listeners.iter().map(ToString::to_string).collect();
         return Err(format!(
@@ -209,7 +211,10 @@ impl LiveReplay<'_> {
         ) {
             Ok(conn) => conn,
             Err(error) => {
-                return self.fail(format!("cannot connect to {}: {error}", self.options.address));
+                return self.fail(format!(
+                    "cannot connect to {}: {error}",
+                    self.options.address
+                ));
             }
         };
         let mut group: Vec<(usize, &Expect)> = Vec::new();
@@ -295,13 +300,15 @@ impl LiveReplay<'_> {
             let mut swapped = false;
             let mut words: Vec<Vec<u8>> = body
                 .split(|&b| b == b' ')
-                .map(|word| match swaps.iter().find(|(from, _)| from.as_bytes() == word) {
-                    Some((_, to)) => {
-                        swapped = true;
-                        to.as_bytes().to_vec()
-                    }
-                    None => word.to_vec(),
-                })
+                .map(
+                    |word| match swaps.iter().find(|(from, _)| from.as_bytes() == word) {
+                        Some((_, to)) => {
+                            swapped = true;
+                            to.as_bytes().to_vec()
+                        }
+                        None => word.to_vec(),
+                    },
+                )
                 .collect();
             // IMAP LOGIN may send the account as literals (`a LOGIN {5}`, then
             // `alice {6}`, then `secret`): a literal announced on a LOGIN line or
@@ -329,8 +336,12 @@ impl LiveReplay<'_> {
             let mut words = line
                 .split(|&b| b == b' ' || b == b'\r' || b == b'\n')
                 .filter(|word| !word.is_empty());
-            let first = words.next().map(|w| String::from_utf8_lossy(w).into_owned());
-            let second = words.next().map(|w| String::from_utf8_lossy(w).into_owned());
+            let first = words
+                .next()
+                .map(|w| String::from_utf8_lossy(w).into_owned());
+            let second = words
+                .next()
+                .map(|w| String::from_utf8_lossy(w).into_owned());
             match self.family {
                 Family::Imap => {
                     if let Some(tag) = first {
@@ -450,7 +461,8 @@ mod tests {
         let sent = replay.substitute(
             b"a LOGIN alice secret\r\nb AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\nc LOGIN alicex secrets",
         );
-        let literal = replay.substitute(b"a LOGIN {5+}\r\nalice {6+}\r\nsecret\r\nb APPEND x {5}\r\n");
+        let literal =
+            replay.substitute(b"a LOGIN {5+}\r\nalice {6+}\r\nsecret\r\nb APPEND x {5}\r\n");
         let plain = base64::engine::general_purpose::STANDARD.encode(b"\0u948@x.test\0pw");
         assert_eq!(
             String::from_utf8(sent).unwrap(),

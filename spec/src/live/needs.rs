@@ -134,7 +134,10 @@ mod tests {
 
     #[test]
     fn a_plain_dialogue_runs() {
-        let v = vector("listener: pop3\n", "S: +OK *\nC: QUIT\nS: +OK *\nS: <close>\n");
+        let v = vector(
+            "listener: pop3\n",
+            "S: +OK *\nC: QUIT\nS: +OK *\nS: <close>\n",
+        );
         assert_eq!(skip_reason(&v, PLAIN), None);
     }
 
@@ -142,14 +145,42 @@ mod tests {
     fn driver_control_is_a_skip_with_its_reason() {
         let cases = [
             ("listener: mx\n", "S: 220\nT: +5min\n", "clock"),
-            ("listener: mx\nset: limits.recipients = 2\n", "S: 220\n", "limits.recipients"),
-            ("listener: mx\n", "C: RCPT TO:<a@b>\nD: recipient accept\n", "recipient verdict"),
-            ("listener: imap\nfolder: Projects\n", "S: * OK\n", "mailbox fixture"),
-            ("listener: imap\n", "C: a LOGIN alice secret\nD: credentials valid alice\n", "account"),
-            ("listener: imap\n", "C: a LOGIN a b\nD: credentials tempfail\n", "credential"),
+            (
+                "listener: mx\nset: limits.recipients = 2\n",
+                "S: 220\n",
+                "limits.recipients",
+            ),
+            (
+                "listener: mx\n",
+                "C: RCPT TO:<a@b>\nD: recipient accept\n",
+                "recipient verdict",
+            ),
+            (
+                "listener: imap\nfolder: Projects\n",
+                "S: * OK\n",
+                "mailbox fixture",
+            ),
+            (
+                "listener: imap\n",
+                "C: a LOGIN alice secret\nD: credentials valid alice\n",
+                "account",
+            ),
+            (
+                "listener: imap\n",
+                "C: a LOGIN a b\nD: credentials tempfail\n",
+                "credential",
+            ),
             ("listener: imaps\n", "S: * OK\n", "implicit TLS"),
-            ("listener: imap\nlive: skip assumes Sluice's folders\n", "S: * OK\n", "Sluice's folders"),
-            ("listener: mx\n", "C: STARTTLS\nS: 220\nS: <starttls>\nC: MAIL FROM:<a@b>\n", "plaintext"),
+            (
+                "listener: imap\nlive: skip assumes Sluice's folders\n",
+                "S: * OK\n",
+                "Sluice's folders",
+            ),
+            (
+                "listener: mx\n",
+                "C: STARTTLS\nS: 220\nS: <starttls>\nC: MAIL FROM:<a@b>\n",
+                "plaintext",
+            ),
         ];
         for (header, steps, needle) in cases {
             let reason = skip_reason(&vector(header, steps), PLAIN);
