@@ -462,7 +462,10 @@ mod tests {
             ..spec
         };
         let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
-        assert_eq!(text, "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"\r\n");
+        assert_eq!(
+            text,
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"\r\n"
+        );
         // RFC 5258 §3.1: RECURSIVEMATCH needs another selection option.
         assert_eq!(parse_extended(b"a LIST (RECURSIVEMATCH) \"\" %\r\n"), None);
         assert!(parse_extended(b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n").is_some());
