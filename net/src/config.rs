@@ -8,7 +8,9 @@ pub use crate::dns::DnsSection;
 pub use delivery::{DeliverySection, PathSection, QueueSection, Role};
 
 use serde::Deserialize;
+use sluice_core::login::LoginLimits;
 use sluice_core::smtp::address::Domain;
+use sluice_core::time::Duration as CoreDuration;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -23,6 +25,7 @@ pub struct Config {
     pub storage: StorageSection,
     pub tls: TlsSection,
     pub smtp: SmtpSection,
+    pub login: LoginSection,
     pub listeners: ListenersSection,
     pub queue: QueueSection,
     pub delivery: DeliverySection,
@@ -100,6 +103,45 @@ impl Default for StorageSection {
 pub struct TlsSection {
     pub certificate: Option<PathBuf>,
     pub private_key: Option<PathBuf>,
+}
+
+/// How failed logins slow the next answers (SMTP AUTH, IMAP, POP3 alike): per
+/// user name and per client address, core's `login::LoginLimits`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSection {
+    /// The wait after one failure, doubling with each further one; 0 turns the
+    /// slowing off (the failures are still audited).
+    pub first_delay_ms: u64,
+    /// The longest wait.
+    pub longest_delay_ms: u64,
+    /// A name or address with no failure for this long is forgotten.
+    pub forget_after_seconds: u64,
+}
+
+impl Default for LoginSection {
+    fn default() -> Self {
+        let limits = LoginLimits::default();
+        LoginSection {
+            first_delay_ms: limits.first_delay.as_millis(),
+            longest_delay_ms: limits.longest_delay.as_millis(),
+            forget_after_seconds: limits.forget_after.as_millis() / 1000,
+        }
+    }
+}
+
+impl LoginSection {
+    /// Core's limits with these values.
+    pub fn limits(&self) -> LoginLimits {
+        LoginLimits {
+            first_delay: CoreDuration::from_millis(self.first_delay_ms),
+            longest_delay: CoreDuration::from_millis(
+                self.longest_delay_ms.max(self.first_delay_ms),
+            ),
+            forget_after: CoreDuration::from_secs(self.forget_after_seconds),
+            ..LoginLimits::default()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

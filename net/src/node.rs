@@ -16,6 +16,7 @@ use crate::store::{Store, StoreOptions};
 use crate::tls;
 use anyhow::Context as _;
 use sluice_core::imap::{SessionConfig as ImapConfig, TlsMode as ImapTlsMode};
+use sluice_core::login::LoginGuard;
 use sluice_core::node::PlacementPolicy;
 use sluice_core::pop3::{Limits as Pop3Limits, Pop3Config};
 use sluice_core::queue::Queue;
@@ -247,7 +248,7 @@ impl Node {
         }
         let tls_acceptor = tokio_rustls::TlsAcceptor::from(loaded.config);
         // One login guard for every protocol, so failures over SMTP slow POP3 too.
-        let logins = Logins::default();
+        let logins = Logins::new(LoginGuard::new(config.login.limits()));
         let imap = services.mailboxes.clone().map(|store| {
             Arc::new(ImapContext {
                 store,

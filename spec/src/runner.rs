@@ -1,17 +1,15 @@
 //! Replays a vector against `ServerSession` on a virtual clock, as a driver would,
-//! checking every expectation and recording a byte-exact transcript.
-//!
-//! The runner is strict on purpose: before every input (client bytes, a driver
-//! answer, time passing) everything the session sent so far must have been
-//! expected, and at the end every question the session asked must have been
-//! answered or deliberately ignored. A vector therefore states exactly *when* each
-//! reply appears, which is what proves that replies are held back (the durable 250,
-//! pipelined replies waiting on a recipient verdict).
+//! through the shared replay (`replay`): this module is SMTP's and LMTP's part of
+//! it (the session, its requests and checks), the entry point for every protocol,
+//! and the matching and rendering helpers the runners share. A vector states
+//! exactly *when* each reply appears, which is what proves that replies are held
+//! back (the durable 250, pipelined replies waiting on a recipient verdict).
 
 use crate::escape::{escape, quoted, unescape};
+use crate::replay::{self, Checked, CommonInput, Protocol, Replay};
 use crate::vector::{
-    Action, Answer, Check, CredentialAnswer, DriverInput, Expect, Feed, Listener, MessageField,
-    RecipientAnswer, RecipientStoreAnswer, ReplyPattern, Split, StoreAnswer, Vector,
+    Answer, Check, CredentialAnswer, DriverInput, Expect, Feed, Listener, MessageField,
+    RecipientAnswer, RecipientStoreAnswer, ReplyPattern, StoreAnswer, Vector,
 };
 use sluice_core::machine::{Machine, Token};
 use sluice_core::smtp::address::Domain;
@@ -20,17 +18,11 @@ use sluice_core::smtp::server::{
     RecipientStoreOutcome, RecipientVerdict, ServerSession, SessionConfig, SessionEvent,
     StoreOutcome,
 };
-use sluice_core::time::{Duration, Instant};
-use std::collections::VecDeque;
+use sluice_core::time::Instant;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The server name every vector's session is configured with.
 pub const HOSTNAME: &str = "mx.sluice.test";
-
-/// A tick loop that does not move the session's deadline forward is a session bug;
-/// this bounds how long the runner keeps ticking before it says so.
-const MAX_TICKS_PER_ADVANCE: usize = 64;
 
 /// The result of one replay.
 #[derive(Clone, Debug)]
@@ -107,74 +99,17 @@ where
     M: Machine<Input = Input, Output = Output>,
     F: FnOnce(Instant, &Vector) -> Result<M, String>,
 {
-    let feed = effective_feed(vector, feed);
-    let mut replay = Replay::new(vector, feed);
-    let result = catch_unwind(AssertUnwindSafe(|| replay.execute(start)));
-    let failure = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(failure)) => Some(failure),
-        Err(panic) => {
-            let message = panic_message(panic.as_ref());
-            Some(Failure {
-                line: replay.current_line,
-                message: format!("the session panicked: {message}"),
-            })
-        }
-    };
-    if let Some(failure) = &failure {
-        replay.note(format!(
-            "!! FAILED at line {}: {}",
-            failure.line, failure.message
-        ));
-    }
-    Outcome {
-        transcript: replay.transcript_text(),
-        failures: failure.into_iter().collect(),
+    replay::run(
+        vector,
         feed,
-    }
-}
-
-/// The feed a replay uses: the vector's pinned split, else the one asked for.
-pub(crate) fn effective_feed(vector: &Vector, feed: Feed) -> Feed {
-    match vector.split {
-        Split::Any => feed,
-        Split::AsWritten => Feed::AsWritten,
-        Split::Bytes => Feed::ByteAtATime,
-    }
-}
-
-/// The text of a panic, for the failure that reports it.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_string())
-}
-
-/// What the session has sent, line by line, waiting to be matched by `S:` steps.
-#[derive(Clone, Debug)]
-enum Observed {
-    Line { bytes: Vec<u8>, terminated: bool },
-    StartTls,
-    Close,
-}
-
-impl fmt::Display for Observed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Observed::Line {
-                bytes,
-                terminated: true,
-            } => f.write_str(&escape(bytes)),
-            Observed::Line {
-                bytes,
-                terminated: false,
-            } => write!(f, "{} [no CRLF]", escape(bytes)),
-            Observed::StartTls => f.write_str("<starttls>"),
-            Observed::Close => f.write_str("<close>"),
-        }
-    }
+        Smtp {
+            start: Some(start),
+            session: None,
+            last_message: None,
+            last_credentials: None,
+            last_check: None,
+        },
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,206 +119,123 @@ enum RequestKind {
     Store,
 }
 
-impl fmt::Display for RequestKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl replay::RequestKind for RequestKind {
+    fn name(self) -> &'static str {
+        match self {
             RequestKind::Recipient => "recipient check",
             RequestKind::Credentials => "credential check",
             RequestKind::Store => "store request",
-        })
+        }
+    }
+
+    fn same(self, other: Self) -> bool {
+        self == other
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RequestState {
-    Open,
-    Ignored,
-    Answered,
-}
-
-#[derive(Clone, Debug)]
-struct Request {
-    token: Token,
-    kind: RequestKind,
-    state: RequestState,
-}
-
-struct Replay<'v, M> {
-    vector: &'v Vector,
-    feed: Feed,
+/// The SMTP and LMTP part of a replay: the session (made by `start`) and what the
+/// checks read.
+struct Smtp<M, F> {
+    start: Option<F>,
     session: Option<M>,
-    now: Instant,
-    observed: VecDeque<Observed>,
-    /// Reply bytes not yet ending in CRLF.
-    partial: Vec<u8>,
-    requests: Vec<Request>,
-    events: Vec<String>,
-    /// `E: event` matches in order: the next search starts here.
-    event_cursor: usize,
     last_message: Option<AcceptedMessage>,
     last_credentials: Option<Credentials>,
     last_check: Option<RecipientCheck>,
-    /// Bytes from `C+:`/`R+:` lines waiting for the line that sends them.
-    chunk: Vec<u8>,
-    closed: bool,
-    tls_pending: bool,
-    current_line: usize,
-    transcript: Vec<String>,
 }
 
-/// The result of one step of the replay: carry on, or the failure that ends it.
-type Checked<T = ()> = Result<T, Failure>;
+type SmtpReplay<'v> = Replay<'v, RequestKind>;
 
-impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
-    fn new(vector: &'v Vector, feed: Feed) -> Self {
-        Replay {
-            vector,
-            feed,
-            session: None,
-            now: Instant::EPOCH,
-            observed: VecDeque::new(),
-            partial: Vec::new(),
-            requests: Vec::new(),
-            events: Vec::new(),
-            event_cursor: 0,
-            last_message: None,
-            last_credentials: None,
-            last_check: None,
-            chunk: Vec::new(),
-            closed: false,
-            tls_pending: false,
-            current_line: 0,
-            transcript: header(vector, feed),
-        }
-    }
-
-    fn fail<T>(&self, message: impl Into<String>) -> Checked<T> {
-        Err(Failure {
-            line: self.current_line,
-            message: message.into(),
-        })
-    }
-
-    fn note(&mut self, line: impl Into<String>) {
-        self.transcript.push(line.into());
-    }
-
-    fn transcript_text(&self) -> String {
-        let mut text = self.transcript.join("\n");
-        text.push('\n');
-        text
-    }
-
-    fn execute(&mut self, start: impl FnOnce(Instant, &Vector) -> Result<M, String>) -> Checked {
-        match start(self.now, self.vector) {
-            Ok(session) => self.session = Some(session),
-            Err(message) => return self.fail(message),
-        }
-        self.drain();
-        let vector = self.vector;
-        for step in &vector.steps {
-            self.current_line = step.line;
-            match &step.action {
-                Action::Send { bytes, flush } => {
-                    self.chunk.extend_from_slice(bytes);
-                    if *flush {
-                        let chunk = std::mem::take(&mut self.chunk);
-                        self.send(chunk)?;
-                    }
-                }
-                Action::Expect(expect) => self.expect(expect)?,
-                Action::Driver(input) => self.driver(input)?,
-                Action::Advance(duration) => self.advance(*duration)?,
-                Action::Check(check) => self.check(check)?,
-            }
-        }
-        self.current_line = self.vector.steps.last().map_or(0, |step| step.line);
-        if let Some(unexpected) = self.observed.front() {
-            return self.fail(format!("after the last step the session sent `{unexpected}`, which the vector does not expect"));
-        }
-        if let Some(open) = self.requests.iter().find(|r| r.state == RequestState::Open) {
-            return self.fail(format!(
-                "the session's {} {} was never answered (answer it, or `ignore` it to let it time out)",
-                open.kind, open.token
-            ));
-        }
-        Ok(())
-    }
-
-    // `execute` creates the session before the first step, so the `None` arms below
+impl<M, F> Smtp<M, F>
+where
+    M: Machine<Input = Input, Output = Output>,
+    F: FnOnce(Instant, &Vector) -> Result<M, String>,
+{
+    // `start` creates the session before the first step, so the `None` arms below
     // never run; they exist so that the library holds no panic.
-    fn handle(&mut self, input: Input) {
-        let now = self.now;
+    fn handle(&mut self, replay: &mut SmtpReplay<'_>, input: Input) {
+        if let Some(session) = &mut self.session {
+            session.handle(replay.now, input);
+        }
+        self.drain(replay);
+    }
+
+    /// `D: KIND ...` for a request: the request taken, the answer noted and given.
+    fn answer<T>(
+        &mut self,
+        replay: &mut SmtpReplay<'_>,
+        kind: RequestKind,
+        answer: &Answer<T>,
+        describe: &str,
+    ) -> Checked<Option<Token>> {
+        let taken = replay.take_request(kind, answer)?;
+        if let Some((token, _)) = taken {
+            replay.note(format!("D: {token} {describe}"));
+        }
+        Ok(taken.map(|(token, _)| token))
+    }
+}
+
+impl<M, F> Protocol for Smtp<M, F>
+where
+    M: Machine<Input = Input, Output = Output>,
+    F: FnOnce(Instant, &Vector) -> Result<M, String>,
+{
+    type Kind = RequestKind;
+    const REPLY: &'static str = "reply";
+
+    fn start(&mut self, replay: &mut SmtpReplay<'_>) -> Checked {
+        let Some(start) = self.start.take() else {
+            return replay.fail("the session was already started");
+        };
+        match start(replay.now, replay.vector) {
+            Ok(session) => {
+                self.session = Some(session);
+                Ok(())
+            }
+            Err(message) => replay.fail(message),
+        }
+    }
+
+    fn input(&mut self, now: Instant, input: CommonInput) {
+        let input = replay::common_input!(Input, input);
         if let Some(session) = &mut self.session {
             session.handle(now, input);
         }
-        self.drain();
     }
 
-    fn next_output(&mut self) -> Option<Output> {
-        self.session.as_mut().and_then(Machine::poll)
+    fn next_deadline(&self) -> Option<Instant> {
+        self.session.as_ref().and_then(Machine::next_deadline)
+    }
+
+    fn line_matches(&self, expect: &Expect, line: &[u8]) -> bool {
+        matches!(expect, Expect::Reply(pattern) if reply_matches(pattern, line))
     }
 
     /// Takes every output, recording it and sorting it into replies, requests and events.
-    fn drain(&mut self) {
-        while let Some(output) = self.next_output() {
+    fn drain(&mut self, replay: &mut SmtpReplay<'_>) {
+        while let Some(output) = self.session.as_mut().and_then(Machine::poll) {
             match output {
-                Output::Send(bytes) => {
-                    for (line, terminated) in split_lines(&bytes) {
-                        let shown = if terminated {
-                            escape(line)
-                        } else {
-                            format!("{} [no CRLF]", escape(line))
-                        };
-                        self.note(format!("S: {shown}"));
-                    }
-                    self.partial.extend_from_slice(&bytes);
-                    while let Some(end) = self.partial.windows(2).position(|w| w == b"\r\n") {
-                        let line: Vec<u8> = self.partial.drain(..end + 2).take(end).collect();
-                        self.observed.push_back(Observed::Line {
-                            bytes: line,
-                            terminated: true,
-                        });
-                    }
-                }
-                Output::StartTls => {
-                    self.flush_partial();
-                    self.note("S: <starttls>");
-                    self.tls_pending = true;
-                    self.observed.push_back(Observed::StartTls);
-                }
-                Output::Close => {
-                    self.flush_partial();
-                    self.note("S: <close>");
-                    self.closed = true;
-                    self.observed.push_back(Observed::Close);
-                }
+                Output::Send(bytes) => replay.sent(&bytes),
+                Output::StartTls => replay.start_tls(),
+                Output::Close => replay.close(),
                 Output::CheckRecipient { token, check } => {
-                    self.note(format!(
+                    replay.note(format!(
                         "?: {token} check recipient {}",
                         render_check(&check)
                     ));
-                    self.requests.push(Request {
-                        token,
-                        kind: RequestKind::Recipient,
-                        state: RequestState::Open,
-                    });
+                    replay.open(token, RequestKind::Recipient);
                     self.last_check = Some(check);
                 }
                 Output::CheckCredentials { token, credentials } => {
-                    self.note(format!(
+                    replay.note(format!(
                         "?: {token} check credentials {}",
                         render_credentials(&credentials)
                     ));
-                    self.requests.push(Request {
-                        token,
-                        kind: RequestKind::Credentials,
-                        state: RequestState::Open,
-                    });
+                    replay.open(token, RequestKind::Credentials);
                     self.last_credentials = Some(credentials);
                 }
                 Output::StoreMessage { token, message } => {
-                    self.note(format!(
+                    replay.note(format!(
                         "?: {token} store from={} to={} helo={} esmtp={} tls={} auth={} ({} octets)",
                         render_field(&message, MessageField::From),
                         render_field(&message, MessageField::To),
@@ -394,142 +246,17 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                         message.data.len()
                     ));
                     for (line, _) in split_lines_keeping_ends(&message.data) {
-                        self.note(format!("?:    data {}", quoted(line)));
+                        replay.note(format!("?:    data {}", quoted(line)));
                     }
-                    self.requests.push(Request {
-                        token,
-                        kind: RequestKind::Store,
-                        state: RequestState::Open,
-                    });
+                    replay.open(token, RequestKind::Store);
                     self.last_message = Some(message);
                 }
-                Output::Event(event) => {
-                    let rendered = render_event(&event);
-                    self.note(format!("   event: {rendered}"));
-                    self.events.push(rendered);
-                }
+                Output::Event(event) => replay.event(render_event(&event)),
             }
         }
     }
 
-    fn flush_partial(&mut self) {
-        if !self.partial.is_empty() {
-            let bytes = std::mem::take(&mut self.partial);
-            self.observed.push_back(Observed::Line {
-                bytes,
-                terminated: false,
-            });
-        }
-    }
-
-    /// Every input is preceded by this: the vector must have accounted for all output.
-    fn ensure_drained(&self, before: &str) -> Checked {
-        match self.observed.front() {
-            Some(unexpected) => self.fail(format!(
-                "the session sent `{unexpected}` before {before}, and the vector does not expect it"
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn send(&mut self, chunk: Vec<u8>) -> Checked {
-        self.ensure_drained("this client input")?;
-        if self.closed {
-            return self.fail("the session has closed the connection; the client cannot send more");
-        }
-        for line in render_client_chunk(&chunk) {
-            self.note(line);
-        }
-        match self.feed {
-            Feed::AsWritten => self.handle(Input::Bytes(chunk)),
-            Feed::ByteAtATime => {
-                for (index, byte) in chunk.iter().enumerate() {
-                    // A driver stops reading plaintext once the session closes or asks for TLS.
-                    if self.closed || self.tls_pending {
-                        self.note(format!(
-                            "   ({} bytes left unread by the driver)",
-                            chunk.len() - index
-                        ));
-                        break;
-                    }
-                    self.handle(Input::Bytes(vec![*byte]));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn expect(&mut self, expect: &Expect) -> Checked {
-        if *expect == Expect::Nothing {
-            return match self.observed.front() {
-                Some(unexpected) => self.fail(format!(
-                    "expected no reply yet, but the session sent `{unexpected}`"
-                )),
-                None => Ok(()),
-            };
-        }
-        let Some(observed) = self.observed.pop_front() else {
-            return self.fail(format!(
-                "expected `{expect}`, but the session has sent nothing more"
-            ));
-        };
-        let matched = match (expect, &observed) {
-            (
-                Expect::Reply(pattern),
-                Observed::Line {
-                    bytes,
-                    terminated: true,
-                },
-            ) => reply_matches(pattern, bytes),
-            (Expect::StartTls, Observed::StartTls) | (Expect::Close, Observed::Close) => true,
-            _ => false,
-        };
-        if matched {
-            Ok(())
-        } else {
-            self.fail(format!(
-                "expected `{expect}`, but the session sent `{observed}`"
-            ))
-        }
-    }
-
-    fn open_request(&mut self, kind: RequestKind) -> Checked<&mut Request> {
-        let line = self.current_line;
-        self.requests
-            .iter_mut()
-            .find(|r| r.kind == kind && r.state == RequestState::Open)
-            .ok_or_else(|| Failure {
-                line,
-                message: format!(
-                    "no {kind} is waiting for an answer: the session has not asked for one"
-                ),
-            })
-    }
-
-    fn answer<T>(
-        &mut self,
-        kind: RequestKind,
-        answer: &Answer<T>,
-        describe: &str,
-    ) -> Checked<Option<Token>> {
-        self.ensure_drained("this driver input")?;
-        let request = self.open_request(kind)?;
-        let token = request.token;
-        match answer {
-            Answer::Ignore => {
-                request.state = RequestState::Ignored;
-                self.note(format!("D: {token} {kind} left unanswered"));
-                Ok(None)
-            }
-            Answer::Give(_) => {
-                request.state = RequestState::Answered;
-                self.note(format!("D: {token} {describe}"));
-                Ok(Some(token))
-            }
-        }
-    }
-
-    fn driver(&mut self, input: &DriverInput) -> Checked {
+    fn driver(&mut self, replay: &mut SmtpReplay<'_>, input: &DriverInput) -> Checked {
         match input {
             DriverInput::Recipient(answer) => {
                 let describe = match answer {
@@ -539,7 +266,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     Answer::Give(RecipientAnswer::TempFail) => "recipient tempfail",
                 };
                 if let (Some(token), Answer::Give(verdict)) = (
-                    self.answer(RequestKind::Recipient, answer, describe)?,
+                    self.answer(replay, RequestKind::Recipient, answer, describe)?,
                     answer,
                 ) {
                     let verdict = match verdict {
@@ -548,7 +275,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                         RecipientAnswer::RelayDenied => RecipientVerdict::RelayDenied,
                         RecipientAnswer::TempFail => RecipientVerdict::TemporaryFailure,
                     };
-                    self.handle(Input::RecipientChecked { token, verdict });
+                    self.handle(replay, Input::RecipientChecked { token, verdict });
                 }
             }
             DriverInput::Credentials(answer) => {
@@ -562,7 +289,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                     Answer::Give(CredentialAnswer::TempFail) => "credentials tempfail".to_string(),
                 };
                 if let (Some(token), Answer::Give(outcome)) = (
-                    self.answer(RequestKind::Credentials, answer, &describe)?,
+                    self.answer(replay, RequestKind::Credentials, answer, &describe)?,
                     answer,
                 ) {
                     let outcome = match outcome {
@@ -572,7 +299,7 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                         CredentialAnswer::Invalid => CredentialOutcome::Invalid,
                         CredentialAnswer::TempFail => CredentialOutcome::TemporaryFailure,
                     };
-                    self.handle(Input::CredentialsChecked { token, outcome });
+                    self.handle(replay, Input::CredentialsChecked { token, outcome });
                 }
             }
             DriverInput::Store(answer) => {
@@ -586,128 +313,43 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                         format!("per-recipient {queue_id} {}", words.join(" "))
                     }
                 };
-                if let (Some(token), Answer::Give(outcome)) =
-                    (self.answer(RequestKind::Store, answer, &describe)?, answer)
-                {
-                    let outcome = match outcome {
-                        StoreAnswer::Stored { queue_id } => StoreOutcome::Stored {
-                            queue_id: queue_id.clone(),
-                        },
-                        StoreAnswer::Failed => StoreOutcome::Failed,
-                        StoreAnswer::PerRecipient { queue_id, outcomes } => {
-                            StoreOutcome::PerRecipient {
-                                queue_id: queue_id.clone(),
-                                recipients: outcomes
-                                    .iter()
-                                    .map(|outcome| match outcome {
-                                        RecipientStoreAnswer::Stored => {
-                                            RecipientStoreOutcome::Stored
-                                        }
-                                        RecipientStoreAnswer::TempFail => {
-                                            RecipientStoreOutcome::TemporaryFailure
-                                        }
-                                        RecipientStoreAnswer::MailboxFull => {
-                                            RecipientStoreOutcome::MailboxFull
-                                        }
-                                        RecipientStoreAnswer::UnknownUser => {
-                                            RecipientStoreOutcome::UnknownUser
-                                        }
-                                    })
-                                    .collect(),
-                            }
-                        }
-                    };
-                    self.handle(Input::MessageStored { token, outcome });
+                if let (Some(token), Answer::Give(outcome)) = (
+                    self.answer(replay, RequestKind::Store, answer, &describe)?,
+                    answer,
+                ) {
+                    let outcome = store_outcome(outcome);
+                    self.handle(replay, Input::MessageStored { token, outcome });
                 }
             }
             DriverInput::Mailbox(_) | DriverInput::MailboxChanged | DriverInput::Deliver { .. } => {
-                return self.fail("an IMAP driver answer in an SMTP vector");
+                return replay.fail("an IMAP driver answer in an SMTP vector");
             }
             DriverInput::Maildrop(_) | DriverInput::Read(_) | DriverInput::Commit(_) => {
-                return self.fail("a POP3 driver answer in an SMTP vector");
+                return replay.fail("a POP3 driver answer in an SMTP vector");
             }
-            DriverInput::TlsEstablished | DriverInput::TlsFailed => {
-                self.ensure_drained("this driver input")?;
-                if !self.tls_pending {
-                    return self.fail("the session has not asked for a TLS handshake");
-                }
-                self.tls_pending = false;
-                if *input == DriverInput::TlsEstablished {
-                    self.note("D: tls established");
-                    self.handle(Input::TlsEstablished);
-                } else {
-                    self.note("D: tls failed");
-                    self.handle(Input::TlsFailed);
-                }
-            }
-            DriverInput::PeerClosed => {
-                self.ensure_drained("this driver input")?;
-                self.note("D: peer closed");
-                self.handle(Input::PeerClosed);
-            }
-            DriverInput::Shutdown => {
-                self.ensure_drained("this driver input")?;
-                self.note("D: shutdown");
-                self.handle(Input::Shutdown);
+            DriverInput::TlsEstablished
+            | DriverInput::TlsFailed
+            | DriverInput::PeerClosed
+            | DriverInput::Shutdown => {
+                return replay.fail("internal: a shared driver input reached the SMTP part");
             }
         }
         Ok(())
     }
 
-    /// Moves the clock forward, ticking the session at every deadline on the way, as
-    /// a driver's timer would.
-    fn advance(&mut self, duration: Duration) -> Checked {
-        self.ensure_drained("time passes")?;
-        let target = self.now + duration;
-        self.note(format!("T: +{duration} (now t+{}ms)", target.as_millis()));
-        let mut ticks = 0;
-        while !self.closed {
-            let Some(deadline) = self.session.as_ref().and_then(Machine::next_deadline) else {
-                break;
-            };
-            if deadline > target {
-                break;
-            }
-            ticks += 1;
-            if ticks > MAX_TICKS_PER_ADVANCE {
-                return self.fail(format!(
-                    "the session's deadline stays at t+{}ms however often it is ticked",
-                    deadline.as_millis()
-                ));
-            }
-            self.now = self.now.max(deadline);
-            self.note(format!("   tick at t+{}ms", self.now.as_millis()));
-            self.handle(Input::Tick);
-        }
-        self.now = target;
-        Ok(())
-    }
-
-    fn check(&mut self, check: &Check) -> Checked {
+    fn check(&mut self, replay: &mut SmtpReplay<'_>, check: &Check) -> Checked {
         match check {
-            Check::Event(pattern) => {
-                let found = self.events[self.event_cursor..]
-                    .iter()
-                    .position(|event| text_matches(pattern, event));
-                match found {
-                    Some(offset) => {
-                        self.event_cursor += offset + 1;
-                        Ok(())
-                    }
-                    None => self.fail(format!(
-                        "no event matching `{pattern}` after the previous match; events so far: [{}]",
-                        self.events.join("; ")
-                    )),
-                }
-            }
+            Check::Event(pattern) => replay.fail(format!(
+                "internal: `E: event {pattern}` reached the SMTP part"
+            )),
             Check::Message { field, expected } => {
                 let Some(message) = &self.last_message else {
-                    return self.fail("the session has not asked to store any message");
+                    return replay.fail("the session has not asked to store any message");
                 };
                 if *field == MessageField::Data {
                     let expected_bytes = unescape(expected).unwrap_or_default();
                     if message.data != expected_bytes {
-                        return self.fail(format!(
+                        return replay.fail(format!(
                             "stored data differs:\n  expected {}\n  actual   {}",
                             quoted(&expected_bytes),
                             quoted(&message.data)
@@ -719,39 +361,61 @@ impl<'v, M: Machine<Input = Input, Output = Output>> Replay<'v, M> {
                 if actual == *expected {
                     Ok(())
                 } else {
-                    self.fail(format!(
+                    replay.fail(format!(
                         "message {field}: expected `{expected}`, got `{actual}`"
                     ))
                 }
             }
             Check::Credentials(expected) => {
                 let Some(credentials) = &self.last_credentials else {
-                    return self.fail("the session has not asked to check any credentials");
+                    return replay.fail("the session has not asked to check any credentials");
                 };
                 let actual = render_credentials(credentials);
                 if actual == *expected {
                     Ok(())
                 } else {
-                    self.fail(format!(
+                    replay.fail(format!(
                         "credentials: expected `{expected}`, got `{actual}`"
                     ))
                 }
             }
-            Check::Maildrop(_) | Check::Commit(_) => self.fail("a POP3 check in an SMTP vector"),
+            Check::Maildrop(_) | Check::Commit(_) => replay.fail("a POP3 check in an SMTP vector"),
             Check::Recipient(expected) => {
                 let Some(recipient_check) = &self.last_check else {
-                    return self.fail("the session has not asked to check any recipient");
+                    return replay.fail("the session has not asked to check any recipient");
                 };
                 let actual = render_check(recipient_check);
                 if actual == *expected {
                     Ok(())
                 } else {
-                    self.fail(format!(
+                    replay.fail(format!(
                         "recipient check: expected `{expected}`, got `{actual}`"
                     ))
                 }
             }
         }
+    }
+}
+
+/// A `D: stored|failed|per-recipient` answer as the session's input.
+fn store_outcome(answer: &StoreAnswer) -> StoreOutcome {
+    match answer {
+        StoreAnswer::Stored { queue_id } => StoreOutcome::Stored {
+            queue_id: queue_id.clone(),
+        },
+        StoreAnswer::Failed => StoreOutcome::Failed,
+        StoreAnswer::PerRecipient { queue_id, outcomes } => StoreOutcome::PerRecipient {
+            queue_id: queue_id.clone(),
+            recipients: outcomes
+                .iter()
+                .map(|outcome| match outcome {
+                    RecipientStoreAnswer::Stored => RecipientStoreOutcome::Stored,
+                    RecipientStoreAnswer::TempFail => RecipientStoreOutcome::TemporaryFailure,
+                    RecipientStoreAnswer::MailboxFull => RecipientStoreOutcome::MailboxFull,
+                    RecipientStoreAnswer::UnknownUser => RecipientStoreOutcome::UnknownUser,
+                })
+                .collect(),
+        },
     }
 }
 
@@ -860,7 +524,7 @@ pub(crate) fn render_client_chunk(chunk: &[u8]) -> Vec<String> {
         .collect()
 }
 
-fn reply_matches(pattern: &ReplyPattern, line: &[u8]) -> bool {
+pub(crate) fn reply_matches(pattern: &ReplyPattern, line: &[u8]) -> bool {
     let text = String::from_utf8_lossy(line);
     let Some(code) = text.get(..3) else {
         return false;
@@ -886,6 +550,16 @@ fn reply_matches(pattern: &ReplyPattern, line: &[u8]) -> bool {
         None => true,
         Some(wanted) => text_matches(wanted, rest),
     }
+}
+
+/// POP3's and IMAP's `S:` line: exactly as the pattern's escapes say, or else a
+/// glob when it holds `*` (IMAP's untagged lines start with a literal `*`, which
+/// matches itself either way).
+pub(crate) fn line_matches(pattern: &str, line: &[u8]) -> bool {
+    let Ok(wanted) = unescape(pattern) else {
+        return false;
+    };
+    wanted == line || (wanted.contains(&b'*') && glob(&wanted, line))
 }
 
 /// Contained, or — when the pattern holds `*` — a glob over the whole text.
@@ -1023,6 +697,8 @@ pub fn render_event(event: &SessionEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::time::Duration;
+    use std::collections::VecDeque;
 
     fn pattern(
         code: u16,

@@ -46,6 +46,9 @@ pub struct Vector {
     /// right): the reason, naming the rule the session breaks. The test suite then
     /// expects the replay to fail, and fails once it passes, so the mark is removed.
     pub known_discrepancy: Option<String>,
+    /// `live: skip REASON`: the vector cannot be replayed against a live server
+    /// (`sluice-conform --connect`) for a reason its steps do not show.
+    pub live_skip: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -471,6 +474,7 @@ impl<'a> Parser<'a> {
             settings: Vec::new(),
             split: Split::Any,
             known_discrepancy: None,
+            live_skip: None,
             admission: None,
             steps: Vec::new(),
         };
@@ -591,6 +595,19 @@ impl<'a> Parser<'a> {
                 "set" => {
                     self.apply_setting(value, &mut vector, &mut tls_override)?;
                     vector.settings.push(value.to_string());
+                }
+                "live" => {
+                    let reason = value.strip_prefix("skip").map(str::trim);
+                    match reason {
+                        Some(reason) if !reason.is_empty() => {
+                            vector.live_skip = Some(reason.to_string());
+                        }
+                        _ => {
+                            return Err(self.error(
+                                "expected `live: skip REASON` (why a live server cannot run it)",
+                            ));
+                        }
+                    }
                 }
                 "known-discrepancy" => {
                     if value.is_empty() {

@@ -258,10 +258,15 @@ impl ImapSession {
                                 ..self.own_changes()
                             });
                             self.changed = true;
+                            // Expunges are reported before the OK whether the MOVE
+                            // named sequence numbers or UIDs: RFC 6851 §3.3 has them
+                            // sent, and RFC 9051 §7.5.1 holds EXPUNGE back only during
+                            // FETCH, STORE and SEARCH, not MOVE, whose expunges are its
+                            // very result.
                             self.finish(
                                 now,
                                 responses::tagged(&tag, Kind::Ok, None, "MOVE completed"),
-                                by_uid,
+                                true,
                             );
                         } else {
                             self.finish(

@@ -25,6 +25,9 @@ pub(super) struct ListSpec {
     pub(super) select_subscribed: bool,
     /// Selection SPECIAL-USE.
     pub(super) select_special_use: bool,
+    /// Selection RECURSIVEMATCH (RFC 5258 §3.1): a name matching the pattern but
+    /// not the selection is listed, with CHILDINFO, when a descendant matches it.
+    pub(super) recursive_match: bool,
     /// RETURN (SUBSCRIBED), implied by selection SUBSCRIBED.
     pub(super) return_subscribed: bool,
     /// RETURN (STATUS (...)).
@@ -58,11 +61,16 @@ pub(super) fn parse_extended(command: &[u8]) -> Option<(String, ListSpec)> {
                 Value::Atom(word) if word.eq_ignore_ascii_case("SPECIAL-USE") => {
                     spec.select_special_use = true;
                 }
-                // RECURSIVEMATCH changes nothing without CHILDINFO, which is not offered.
-                Value::Atom(word) if word.eq_ignore_ascii_case("RECURSIVEMATCH") => {}
+                Value::Atom(word) if word.eq_ignore_ascii_case("RECURSIVEMATCH") => {
+                    spec.recursive_match = true;
+                }
                 Value::Atom(word) if word.eq_ignore_ascii_case("REMOTE") => {}
                 _ => return None,
             }
+        }
+        // RFC 5258 §3.1: RECURSIVEMATCH alone (or with REMOTE only) is BAD.
+        if spec.recursive_match && !spec.select_subscribed && !spec.select_special_use {
+            return None;
         }
         parser.space()?;
         next = parser.value()?;
@@ -207,9 +215,37 @@ pub(super) fn respond(
         .filter(|mailbox| mailbox.exists)
         .map(|mailbox| mailbox.name.as_str())
         .collect();
+    // Under RECURSIVEMATCH with SUBSCRIBED, a parent of a subscription is a
+    // candidate even when the store knows no such name (RFC 5258 §3.5's example
+    // lists a parent that neither exists nor is subscribed).
+    let recursive_subscribed = spec.recursive_match && spec.select_subscribed;
+    let subscribed: Vec<&str> = mailboxes
+        .iter()
+        .filter(|mailbox| mailbox.subscribed)
+        .map(|mailbox| mailbox.name.as_str())
+        .collect();
+    let mut parents: Vec<ListedMailbox> = Vec::new();
+    if recursive_subscribed {
+        for name in &subscribed {
+            for (at, _) in name.match_indices(DELIMITER) {
+                let parent = &name[..at];
+                if !mailboxes.iter().any(|mailbox| mailbox.name == parent)
+                    && !parents.iter().any(|mailbox| mailbox.name == parent)
+                {
+                    parents.push(ListedMailbox {
+                        name: parent.to_owned(),
+                        exists: false,
+                        subscribed: false,
+                        special_use: None,
+                        status: None,
+                    });
+                }
+            }
+        }
+    }
     // The store's order is its own; the client sees names in byte order, the same
     // from every store.
-    let mut sorted: Vec<&ListedMailbox> = mailboxes.iter().collect();
+    let mut sorted: Vec<&ListedMailbox> = mailboxes.iter().chain(parents.iter()).collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
     for mailbox in sorted {
@@ -219,8 +255,16 @@ pub(super) fn respond(
         {
             continue;
         }
+        // RFC 5258 §3.5: a name that fails the selection but has a subscribed
+        // descendant is still listed, with CHILDINFO saying why. Those that pass
+        // the selection are listed as before, without CHILDINFO (a MUST only for
+        // the former).
+        let prefix = format!("{}{DELIMITER}", mailbox.name);
+        let childinfo = recursive_subscribed
+            && !mailbox.subscribed
+            && subscribed.iter().any(|name| name.starts_with(&prefix));
         let subscribed_only = spec.lsub || spec.select_subscribed;
-        if subscribed_only && !mailbox.subscribed {
+        if subscribed_only && !mailbox.subscribed && !childinfo {
             continue;
         }
         if !subscribed_only && !mailbox.exists {
@@ -253,9 +297,14 @@ pub(super) fn respond(
             attributes.push(special.attribute());
         }
         let verb = if spec.lsub { "LSUB" } else { "LIST" };
+        let extended = if childinfo {
+            " (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+        } else {
+            ""
+        };
         out.extend_from_slice(
             format!(
-                "* {verb} ({}) \"{DELIMITER}\" {}\r\n",
+                "* {verb} ({}) \"{DELIMITER}\" {}{extended}\r\n",
                 attributes.join(" "),
                 mailbox_name(&mailbox.name, utf8)
             )
@@ -382,5 +431,43 @@ mod tests {
         };
         let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
         assert_eq!(text, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"\r\n");
+    }
+
+    #[test]
+    fn recursivematch_lists_a_parent_of_a_subscription_with_childinfo() {
+        let mailboxes = vec![
+            listed("INBOX", true, true, None),
+            listed("a", true, false, None),
+            listed("a/b", true, true, None),
+            listed("x/y/z", false, true, None),
+            listed("lonely", true, false, None),
+        ];
+        let spec = ListSpec {
+            patterns: vec!["%".into()],
+            select_subscribed: true,
+            return_subscribed: true,
+            recursive_match: true,
+            ..ListSpec::default()
+        };
+        let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
+        assert_eq!(
+            text,
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"\r\n\
+             * LIST (\\HasChildren) \"/\" \"a\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n\
+             * LIST (\\NonExistent \\HasNoChildren) \"/\" \"x\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+        );
+        // Without RECURSIVEMATCH the parents are not listed.
+        let spec = ListSpec {
+            recursive_match: false,
+            ..spec
+        };
+        let text = String::from_utf8(respond(&spec, &mailboxes, false, 0)).unwrap();
+        assert_eq!(
+            text,
+            "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"\r\n"
+        );
+        // RFC 5258 §3.1: RECURSIVEMATCH needs another selection option.
+        assert_eq!(parse_extended(b"a LIST (RECURSIVEMATCH) \"\" %\r\n"), None);
+        assert!(parse_extended(b"a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %\r\n").is_some());
     }
 }
