@@ -354,33 +354,53 @@ impl Db {
         from: u32,
         to: u32,
     ) -> Result<Vec<MessageObservation>, StoreError> {
-        read(self, async |tx| {
-            let found = resolve_folder(self, &mut *tx, user, folder).await?;
-            let rows = sqlx::query(&self.sql(&format!(
-                "SELECT {} FROM messages WHERE folder_id = ? AND uid >= ? AND uid <= ? ORDER BY uid",
-                super::MESSAGE_COLUMNS
-            )))
-            .bind(found.id)
-            .bind(i64::from(from))
-            .bind(i64::from(to))
-            .fetch_all(&mut *tx)
+        // One statement, outside a transaction: IMAP asks this for every message
+        // a FETCH or SEARCH reads. Only an empty answer needs the second look that
+        // tells a missing user or folder (the model's refusal) from no messages.
+        let Ok(name) = normalise_folder_name(folder) else {
+            // The model's refusal, in the model's order (a missing user first).
+            return read(self, async |tx| {
+                resolve_folder(self, tx, user, folder)
+                    .await
+                    .map(|_| Vec::new())
+            })
+            .await;
+        };
+        let columns: Vec<String> = super::MESSAGE_COLUMNS
+            .split(", ")
+            .map(|column| format!("m.{column}"))
+            .collect();
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {} FROM messages m JOIN folders f ON f.id = m.folder_id \
+             WHERE f.user_key = ? AND f.name = ? AND m.uid >= ? AND m.uid <= ? ORDER BY m.uid",
+            columns.join(", ")
+        )))
+        .bind(lookup_key(user))
+        .bind(name)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            read(self, async |tx| {
+                resolve_folder(self, tx, user, folder).await.map(|_| ())
+            })
             .await?;
-            let mut messages = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let message = message_row(row)?;
-                messages.push(MessageObservation {
-                    uid: to_u32(message.uid, "uid")?,
-                    flags: message.flags,
-                    size: to_u64(message.size),
-                    blob: message.blob,
-                    internal_date_ms: message.internal_date_ms,
-                    modseq: to_u64(message.modseq),
-                    reverse_path: message.reverse_path,
-                });
-            }
-            Ok(messages)
-        })
-        .await
+        }
+        let mut messages = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let message = message_row(row)?;
+            messages.push(MessageObservation {
+                uid: to_u32(message.uid, "uid")?,
+                flags: message.flags,
+                size: to_u64(message.size),
+                blob: message.blob,
+                internal_date_ms: message.internal_date_ms,
+                modseq: to_u64(message.modseq),
+                reverse_path: message.reverse_path,
+            });
+        }
+        Ok(messages)
     }
 
     /// SELECT's and STATUS's view of a folder.
