@@ -103,13 +103,14 @@ fi
 python3 -c 'import smtplib, ssl, sqlite3' 
 python3 -c 'import dkim, nacl'
 python3 -c 'import imaplib, imapclient'
-# Whole outputs captured first: `grep -q` closing a pipe early would fail pipefail.
+# Whole outputs captured first: `grep -q` closing a pipe early kills the writer with
+# SIGPIPE, which pipefail turns into a failure (exit 141) now and then.
 [[ "$(mbsync --version)" == isync* ]]
 [[ "$(fetchmail --version 2>/dev/null)" == *"fetchmail release"* ]]
 [[ "$(neomutt -v)" == NeoMutt* ]]
-PATH="$PATH:/usr/sbin" dnsmasq --version | grep -q "Dnsmasq version"
-swaks --support 2>&1 | grep -q "TLS supported"
-curl --version | grep -qw smtp
-PATH="$PATH:/usr/sbin" haproxy -v | grep -q "HAProxy version"
-PATH="$PATH:/usr/sbin" dovecot --version | grep -q "^2\."
+[[ "$(PATH="$PATH:/usr/sbin" dnsmasq --version)" == *"Dnsmasq version"* ]]
+[[ "$(swaks --support 2>&1)" == *"TLS supported"* ]]
+[[ " $(curl --version | tr '\n' ' ') " == *" smtp "* ]]
+[[ "$(PATH="$PATH:/usr/sbin" haproxy -v)" == *"HAProxy version"* ]]
+[[ "$(PATH="$PATH:/usr/sbin" dovecot --version)" == 2.* ]]
 echo "install-peers: ok"
