@@ -17,7 +17,6 @@ use sluice_spec::{Vector, default_vectors_dir, load_dir};
 use sluice_tests::dovecot::Dovecot;
 use sluice_tests::postfix::{Postfix, PostfixRole, require_postfix};
 use sluice_tests::server::{Server, ServerSetup};
-use sluice_tests::tools::in_ci;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
