@@ -51,6 +51,8 @@ fn administration_commands_and_serve() {
              [listeners.submissions]\nenabled = false\n\
              [listeners.pop3]\naddress = \"127.0.0.1:0\"\n\
              [listeners.pop3s]\nenabled = false\n\
+             [listeners.imap]\naddress = \"127.0.0.1:0\"\n\
+             [listeners.imaps]\nenabled = false\n\
              [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n",
             dir.path().join("data").display()
         ),
@@ -113,7 +115,7 @@ fn administration_commands_and_serve() {
         }
         listening.push(line);
     }
-    assert_eq!(listening.len(), 3, "{listening:?}");
+    assert_eq!(listening.len(), 4, "{listening:?}");
     assert!(
         listening[0].starts_with("listening mx 127.0.0.1:"),
         "{listening:?}"
@@ -124,6 +126,10 @@ fn administration_commands_and_serve() {
     );
     assert!(
         listening[2].starts_with("listening pop3 127.0.0.1:"),
+        "{listening:?}"
+    );
+    assert!(
+        listening[3].starts_with("listening imap 127.0.0.1:"),
         "{listening:?}"
     );
     let status = Command::new("kill")

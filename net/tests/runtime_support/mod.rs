@@ -46,6 +46,8 @@ impl TestServer {
              [listeners.submissions]\naddress = \"127.0.0.1:0\"\n\
              [listeners.pop3]\naddress = \"127.0.0.1:0\"\n\
              [listeners.pop3s]\naddress = \"127.0.0.1:0\"\n\
+             [listeners.imap]\naddress = \"127.0.0.1:0\"\n\
+             [listeners.imaps]\naddress = \"127.0.0.1:0\"\n\
              [dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout_seconds = 1\nattempts = 1\n",
             dir.path().join("data").display()
         );
