@@ -13,7 +13,7 @@ use crate::store::{MailboxListener, Store};
 use sluice_core::imap::{
     Credentials, ImapSession, Input, Output, SessionConfig, SessionEvent, backend,
 };
-use sluice_core::login::{LoginAttempt, LoginProtocol};
+use sluice_core::login::LoginProtocol;
 use sluice_core::machine::{Machine, Token};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -219,17 +219,9 @@ where
         let logins = self.context.logins.clone();
         let address = self.client.ip();
         Box::pin(async move {
-            let attempt = LoginAttempt {
-                protocol: LoginProtocol::Imap,
-                mechanism: credentials.mechanism,
-                user: &credentials.username,
-                address,
-            };
-            let check = {
-                let (username, password) = (credentials.username.clone(), credentials.password);
-                async move { store.verify_credentials(&username, &password).await }
-            };
-            let outcome = logins.outcome(attempt, check).await;
+            let outcome = logins
+                .check_password(&store, LoginProtocol::Imap, credentials, address)
+                .await;
             Input::CredentialsChecked { token, outcome }
         })
     }

@@ -3,10 +3,11 @@
 //! check is made, how it ended is recorded, and the attempt goes to the audit log.
 
 use crate::clock;
-use crate::store::StoreError;
-use sluice_core::login::{LoginAttempt, LoginEvent, LoginGuard, LoginResult};
-use sluice_core::sasl::CredentialOutcome;
+use crate::store::{Store, StoreError};
+use sluice_core::login::{LoginAttempt, LoginEvent, LoginGuard, LoginProtocol, LoginResult};
+use sluice_core::sasl::{CredentialOutcome, Credentials};
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The guard every listener of a process shares.
@@ -57,6 +58,25 @@ impl Logins {
                 CredentialOutcome::TemporaryFailure
             }
         }
+    }
+
+    /// A password check against the store's users (IMAP, POP3), as the answer a
+    /// session takes.
+    pub async fn check_password(
+        &self,
+        store: &Store,
+        protocol: LoginProtocol,
+        credentials: Credentials,
+        address: IpAddr,
+    ) -> CredentialOutcome {
+        let attempt = LoginAttempt {
+            protocol,
+            mechanism: credentials.mechanism,
+            user: &credentials.username,
+            address,
+        };
+        let check = store.verify_credentials(&credentials.username, &credentials.password);
+        self.outcome(attempt, check).await
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, LoginGuard> {

@@ -8,7 +8,7 @@ use crate::clock;
 use crate::login::Logins;
 use crate::maybe_tls::{Handshake, MaybeTls};
 use crate::store::{Store, StoreError, StoredMessage};
-use sluice_core::login::{LoginAttempt, LoginProtocol};
+use sluice_core::login::LoginProtocol;
 use sluice_core::machine::{Machine, Token};
 use sluice_core::mailbox::INBOX;
 use sluice_core::message::with_return_path;
@@ -274,18 +274,9 @@ where
         let logins = self.context.logins.clone();
         let address = self.client.ip();
         Box::pin(async move {
-            let attempt = LoginAttempt {
-                protocol: LoginProtocol::Pop3,
-                mechanism: credentials.mechanism,
-                user: &credentials.username,
-                address,
-            };
-            let check = {
-                let store = store.clone();
-                let (username, password) = (credentials.username.clone(), credentials.password);
-                async move { store.verify_credentials(&username, &password).await }
-            };
-            let outcome = logins.outcome(attempt, check).await;
+            let outcome = logins
+                .check_password(&store, LoginProtocol::Pop3, credentials, address)
+                .await;
             Answer {
                 input: Input::CredentialsChecked { token, outcome },
                 opened: None,

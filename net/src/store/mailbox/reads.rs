@@ -131,6 +131,25 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or_default()
 }
 
+/// The model's refusal (`NoSuchUser`) unless `user_key` names a user.
+async fn require_user(
+    db: &Db,
+    connection: &mut AnyConnection,
+    user: &str,
+    user_key: &str,
+) -> Result<(), StoreError> {
+    let known = sqlx::query(
+        &db.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
+    )
+    .bind(user_key)
+    .fetch_optional(connection)
+    .await?;
+    match known {
+        Some(_) => Ok(()),
+        None => Err(MailboxError::NoSuchUser(user.to_owned()).into()),
+    }
+}
+
 /// The folder `folder` of `user`, or the model's refusal.
 async fn resolve_folder(
     db: &Db,
@@ -139,15 +158,7 @@ async fn resolve_folder(
     folder: &str,
 ) -> Result<FolderRow, StoreError> {
     let user_key = lookup_key(user);
-    let known = sqlx::query(
-        &db.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
-    )
-    .bind(&user_key)
-    .fetch_optional(&mut *connection)
-    .await?;
-    if known.is_none() {
-        return Err(MailboxError::NoSuchUser(user.to_owned()).into());
-    }
+    require_user(db, &mut *connection, user, &user_key).await?;
     let name = normalise_folder_name(folder)?;
     let row = sqlx::query(&db.sql(&format!(
         "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ? AND name = ?"
@@ -298,15 +309,7 @@ impl Db {
     pub(crate) async fn subscriptions(&self, user: &str) -> Result<Vec<String>, StoreError> {
         let user_key = lookup_key(user);
         read(self, async |tx| {
-            let known = sqlx::query(
-                &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
-            )
-            .bind(&user_key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if known.is_none() {
-                return Err(MailboxError::NoSuchUser(user.to_owned()).into());
-            }
+            require_user(self, &mut *tx, user, &user_key).await?;
             self.subscriptions_of(&mut *tx, &user_key).await
         })
         .await
@@ -316,15 +319,7 @@ impl Db {
     pub(crate) async fn folder_entries(&self, user: &str) -> Result<Vec<FolderEntry>, StoreError> {
         let user_key = lookup_key(user);
         read(self, async |tx| {
-            let known = sqlx::query(
-                &self.sql("SELECT address FROM addresses WHERE address_key = ? AND kind = 'user'"),
-            )
-            .bind(&user_key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if known.is_none() {
-                return Err(MailboxError::NoSuchUser(user.to_owned()).into());
-            }
+            require_user(self, &mut *tx, user, &user_key).await?;
             let rows = sqlx::query(&self.sql(&format!(
                 "SELECT {FOLDER_COLUMNS} FROM folders WHERE user_key = ?"
             )))
